@@ -1,0 +1,80 @@
+// Building occluded batches on the CPU (SPEC §1, §4).
+//
+// The perturbation stream of an occlusion run is the row-major sequence of
+// (input n, patch k) pairs, n in [0, N), k in [0, K) with K = grid.num_patches():
+// stream index s = n * K + k. A batch is a slice [start, start + count) of that stream;
+// slot j of the batch holds input (start + j) / K with patch (start + j) % K replaced by
+// the baseline.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fastocclusion/geometry.hpp"
+
+namespace fastocclusion {
+
+/// What replaces the occluded values.
+enum class BaselineKind {
+  scalar,       ///< one value:           values[0]
+  per_channel,  ///< one per channel:     values[c],       c floats
+  per_image,    ///< one (H, W, C) array: values[(y*W + x)*C + c], h*w*c floats
+  per_input,    ///< one per input:       values[n*H*W*C + ...],   n*h*w*c floats
+};
+
+/// A non-owning view of baseline values, laid out as BaselineKind says.
+struct Baseline {
+  BaselineKind kind = BaselineKind::scalar;
+  const float* values = nullptr;
+};
+
+/// Fills `count` occluded samples of the stream slice [start, start + count).
+///
+/// inputs : NHWC float32, shape.n*h*w*c, contiguous; not modified.
+/// baseline: as Baseline documents, sized for `shape`.
+/// batch  : float32, count*h*w*c, contiguous, 64-byte alignment not required; slot j
+///          receives input (start+j)/K with patch (start+j)%K set to the baseline.
+/// Throws user_error if shape is invalid, the grid does not match shape (h, w),
+/// start < 0, count < 0, or start + count > shape.n * K. Pointers must be non-null
+/// when count > 0. Synchronous; parallel over slots with OpenMP when built with it.
+void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+                         const Baseline& baseline, std::int64_t start, std::int64_t count,
+                         float* batch);
+
+/// What each slot of a persistent batch buffer holds, for incremental filling.
+/// Create one per (inputs, grid, baseline, batch buffer) session; call reset() or use a new
+/// one when any of them changes content. Changes of the pointers or sizes are detected and
+/// force a full fill; changes of the values behind unchanged pointers are not.
+class IncrementalFillState {
+ public:
+  void reset() noexcept;
+
+ private:
+  friend void fill_occluded_batch_incremental(const float*, const InputShape&, const PatchGrid&,
+                                              const Baseline&, std::int64_t, std::int64_t,
+                                              float*, std::int64_t, IncrementalFillState&);
+  std::vector<std::int64_t> slot_input_;  ///< input held by each slot, -1 unknown
+  std::vector<std::int64_t> slot_patch_;  ///< patch occluded in each slot
+  const float* inputs_ = nullptr;
+  const float* batch_ = nullptr;
+  const float* baseline_values_ = nullptr;
+  BaselineKind baseline_kind_ = BaselineKind::scalar;
+  InputShape shape_{};
+  std::int64_t grid_rows_[3] = {0, 0, 0};  ///< patch, stride, count
+  std::int64_t grid_cols_[3] = {0, 0, 0};
+};
+
+/// Same result as fill_occluded_batch, on a persistent batch buffer of `capacity` slots:
+/// a slot that already holds the same input (from the previous call with this state) only
+/// gets its previous patch region restored from `inputs` and the new patch written,
+/// O(patch area * C) instead of O(H * W * C). Other slots are filled in full.
+///
+/// batch   : float32, capacity*h*w*c, contiguous; slots >= count keep their content.
+/// Throws user_error as fill_occluded_batch, and if capacity < count or capacity < 1.
+/// Synchronous; parallel over slots with OpenMP when the work is large enough.
+void fill_occluded_batch_incremental(const float* inputs, const InputShape& shape,
+                                     const PatchGrid& grid, const Baseline& baseline,
+                                     std::int64_t start, std::int64_t count, float* batch,
+                                     std::int64_t capacity, IncrementalFillState& state);
+
+}  // namespace fastocclusion

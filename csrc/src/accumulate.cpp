@@ -1,0 +1,98 @@
+#include "fastocclusion/accumulate.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include "fastocclusion/errors.hpp"
+
+namespace fastocclusion {
+namespace {
+
+// Number of patches covering each position of one axis, by a 1-D difference array.
+std::vector<double> axis_coverage(const AxisGeometry& axis) {
+  std::vector<double> diff(static_cast<std::size_t>(axis.length) + 1, 0.0);
+  for (std::int64_t i = 0; i < axis.count; ++i) {
+    diff[static_cast<std::size_t>(axis.anchor(i))] += 1.0;
+    diff[static_cast<std::size_t>(axis.anchor(i) + axis.extent(i))] -= 1.0;
+  }
+  double running = 0.0;
+  for (std::int64_t x = 0; x < axis.length; ++x) {
+    running += diff[static_cast<std::size_t>(x)];
+    diff[static_cast<std::size_t>(x)] = running;
+  }
+  diff.pop_back();
+  return diff;
+}
+
+// One input: scatter the 4 corners of every patch into a (H+1) x (W+1) difference grid,
+// then a 2-D inclusive prefix sum gives, at (y, x), the sum over covering patches.
+void accumulate_one(const double* deltas, const PatchGrid& g, const double* inv_row,
+                    const double* inv_col, bool mean, double* diff, float* map) {
+  const std::int64_t h = g.height(), w = g.width(), stride = w + 1;
+  std::memset(diff, 0, static_cast<std::size_t>((h + 1) * stride) * sizeof(double));
+  for (std::int64_t i = 0; i < g.rows.count; ++i) {
+    const std::int64_t r0 = g.rows.anchor(i), r1 = r0 + g.rows.extent(i);
+    for (std::int64_t j = 0; j < g.cols.count; ++j) {
+      const std::int64_t c0 = g.cols.anchor(j), c1 = c0 + g.cols.extent(j);
+      const double d = deltas[i * g.cols.count + j];
+      diff[r0 * stride + c0] += d;
+      diff[r0 * stride + c1] -= d;
+      diff[r1 * stride + c0] -= d;
+      diff[r1 * stride + c1] += d;
+    }
+  }
+  // Row-wise prefix, then column-wise prefix, on the first h rows and w columns.
+  for (std::int64_t y = 0; y < h; ++y) {
+    double* row = diff + y * stride;
+    const double* above = y > 0 ? diff + (y - 1) * stride : nullptr;
+    double running = 0.0;
+    for (std::int64_t x = 0; x < w; ++x) {
+      running += row[x];
+      row[x] = running + (above ? above[x] : 0.0);
+      const double value = mean ? row[x] * inv_row[y] * inv_col[x] : row[x];
+      map[y * w + x] = static_cast<float>(value);
+    }
+  }
+}
+
+}  // namespace
+
+Reduction parse_reduction(const char* name) {
+  FASTOCCLUSION_EXPECTS(name != nullptr, "reduction: expected \"sum\" or \"mean\", got null");
+  if (std::strcmp(name, "sum") == 0) return Reduction::sum;
+  if (std::strcmp(name, "mean") == 0) return Reduction::mean;
+  FASTOCCLUSION_EXPECTS(false, "reduction=\"" << name << "\": expected \"sum\" or \"mean\"");
+  return Reduction::sum;  // unreachable
+}
+
+void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGrid& grid,
+                             Reduction reduction, float* maps) {
+  FASTOCCLUSION_EXPECTS(n >= 1, "n=" << n << " is invalid, expected >= 1 input");
+  FASTOCCLUSION_EXPECTS(deltas != nullptr && maps != nullptr,
+                        "deltas and maps must not be null");
+  FASTOCCLUSION_ASSERT(grid.rows.count >= 1 && grid.cols.count >= 1, "empty patch grid");
+  const bool mean = reduction == Reduction::mean;
+  // Mean: coverage is separable, count(y, x) = rows(y) * cols(x); store reciprocals, 0 where
+  // no patch covers so the map is 0 there.
+  std::vector<double> inv_row, inv_col;
+  if (mean) {
+    inv_row = axis_coverage(grid.rows);
+    inv_col = axis_coverage(grid.cols);
+    for (double& v : inv_row) v = v > 0 ? 1.0 / v : 0.0;
+    for (double& v : inv_col) v = v > 0 ? 1.0 / v : 0.0;
+  }
+  const std::int64_t patches = grid.num_patches();
+  const std::int64_t plane = grid.height() * grid.width();
+  const auto diff_size = static_cast<std::size_t>((grid.height() + 1) * (grid.width() + 1));
+#pragma omp parallel if (n > 1 && n * plane >= (std::int64_t{1} << 14))
+  {
+    std::vector<double> diff(diff_size);
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      accumulate_one(deltas + i * patches, grid, inv_row.data(), inv_col.data(), mean,
+                     diff.data(), maps + i * plane);
+    }
+  }
+}
+
+}  // namespace fastocclusion

@@ -1,0 +1,167 @@
+#include "fastocclusion/fill.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "fastocclusion/errors.hpp"
+
+namespace fastocclusion {
+namespace {
+
+// Below this many floats per call, threads cost more than they save.
+constexpr std::int64_t kParallelThreshold = std::int64_t{1} << 15;
+
+void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+                          const Baseline& baseline, std::int64_t start, std::int64_t count,
+                          const float* batch) {
+  validate_shape(shape, "inputs");
+  FASTOCCLUSION_EXPECTS(grid.height() == shape.h && grid.width() == shape.w,
+                        "patch grid is for a (" << grid.height() << ", " << grid.width()
+                                                << ") plane, but inputs are (" << shape.h
+                                                << ", " << shape.w << ")");
+  const std::int64_t total = shape.n * grid.num_patches();
+  FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
+                        "start=" << start << " is outside the stream of " << total
+                                 << " (input, patch) pairs, expected 0 <= start <= " << total);
+  FASTOCCLUSION_EXPECTS(count >= 0 && count <= total - start,
+                        "count=" << count << " from start=" << start << " runs past the end of "
+                                 << "the stream of " << total << " pairs, expected <= "
+                                 << total - start);
+  if (count > 0) {
+    FASTOCCLUSION_EXPECTS(inputs != nullptr && batch != nullptr && baseline.values != nullptr,
+                          "inputs, baseline and batch must not be null");
+  }
+}
+
+// Sets patch k of `dst` (a copy of input n) to the baseline.
+inline void write_patch(float* dst, const InputShape& s, const PatchGrid& g, const Baseline& b,
+                        std::int64_t n, std::int64_t k) {
+  const std::int64_t pi = k / g.cols.count, pj = k % g.cols.count;
+  const std::int64_t r0 = g.rows.anchor(pi), r1 = r0 + g.rows.extent(pi);
+  const std::int64_t c0 = g.cols.anchor(pj), ew = g.cols.extent(pj);
+  const std::int64_t row_len = ew * s.c;
+  const auto row_bytes = static_cast<std::size_t>(row_len) * sizeof(float);
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t offset = (r * s.w + c0) * s.c;
+    float* out = dst + offset;
+    switch (b.kind) {
+      case BaselineKind::scalar:
+        std::fill_n(out, row_len, b.values[0]);
+        break;
+      case BaselineKind::per_channel:
+        for (std::int64_t x = 0; x < ew; ++x) {
+          std::memcpy(out + x * s.c, b.values, static_cast<std::size_t>(s.c) * sizeof(float));
+        }
+        break;
+      case BaselineKind::per_image:
+        std::memcpy(out, b.values + offset, row_bytes);
+        break;
+      case BaselineKind::per_input:
+        std::memcpy(out, b.values + n * s.image_size() + offset, row_bytes);
+        break;
+    }
+  }
+}
+
+// Copies patch k's region of `src` back into `dst`.
+inline void restore_patch(float* dst, const float* src, const InputShape& s, const PatchGrid& g,
+                          std::int64_t k) {
+  const std::int64_t pi = k / g.cols.count, pj = k % g.cols.count;
+  const std::int64_t r0 = g.rows.anchor(pi), r1 = r0 + g.rows.extent(pi);
+  const std::int64_t c0 = g.cols.anchor(pj);
+  const auto row_bytes = static_cast<std::size_t>(g.cols.extent(pj) * s.c) * sizeof(float);
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t offset = (r * s.w + c0) * s.c;
+    std::memcpy(dst + offset, src + offset, row_bytes);
+  }
+}
+
+}  // namespace
+
+void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+                         const Baseline& baseline, std::int64_t start, std::int64_t count,
+                         float* batch) {
+  check_fill_arguments(inputs, shape, grid, baseline, start, count, batch);
+  const std::int64_t image = shape.image_size();
+  const std::int64_t patches = grid.num_patches();
+  const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
+  const bool parallel = count * image >= kParallelThreshold;
+  (void)parallel;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (std::int64_t j = 0; j < count; ++j) {
+    const std::int64_t s = start + j;
+    const std::int64_t n = s / patches;
+    float* dst = batch + j * image;
+    std::memcpy(dst, inputs + n * image, image_bytes);
+    write_patch(dst, shape, grid, baseline, n, s % patches);
+  }
+}
+
+void IncrementalFillState::reset() noexcept {
+  slot_input_.clear();
+  slot_patch_.clear();
+  inputs_ = nullptr;
+  batch_ = nullptr;
+  baseline_values_ = nullptr;
+}
+
+void fill_occluded_batch_incremental(const float* inputs, const InputShape& shape,
+                                     const PatchGrid& grid, const Baseline& baseline,
+                                     std::int64_t start, std::int64_t count, float* batch,
+                                     std::int64_t capacity, IncrementalFillState& state) {
+  check_fill_arguments(inputs, shape, grid, baseline, start, count, batch);
+  FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count,
+                        "batch capacity=" << capacity << " is invalid, expected >= max(1, count="
+                                          << count << ")");
+  const std::int64_t rows[3] = {grid.rows.patch, grid.rows.stride, grid.rows.count};
+  const std::int64_t cols[3] = {grid.cols.patch, grid.cols.stride, grid.cols.count};
+  const bool same_session =
+      state.inputs_ == inputs && state.batch_ == batch &&
+      state.baseline_values_ == baseline.values && state.baseline_kind_ == baseline.kind &&
+      state.shape_.n == shape.n && state.shape_.h == shape.h && state.shape_.w == shape.w &&
+      state.shape_.c == shape.c && std::equal(rows, rows + 3, state.grid_rows_) &&
+      std::equal(cols, cols + 3, state.grid_cols_) &&
+      static_cast<std::int64_t>(state.slot_input_.size()) == capacity;
+  if (!same_session) {
+    state.slot_input_.assign(static_cast<std::size_t>(capacity), -1);
+    state.slot_patch_.assign(static_cast<std::size_t>(capacity), -1);
+    state.inputs_ = inputs;
+    state.batch_ = batch;
+    state.baseline_values_ = baseline.values;
+    state.baseline_kind_ = baseline.kind;
+    state.shape_ = shape;
+    std::copy(rows, rows + 3, state.grid_rows_);
+    std::copy(cols, cols + 3, state.grid_cols_);
+  }
+  const std::int64_t image = shape.image_size();
+  const std::int64_t patches = grid.num_patches();
+  const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
+  std::int64_t* slot_input = state.slot_input_.data();
+  std::int64_t* slot_patch = state.slot_patch_.data();
+  // Incremental slots touch ~2 patch areas; full ones a whole image. Estimate the work
+  // from the patch size so small incremental batches stay on one thread.
+  const std::int64_t patch_work = 2 * grid.rows.patch * grid.cols.patch * shape.c;
+  const bool parallel = count * patch_work >= kParallelThreshold;
+  (void)parallel;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (std::int64_t j = 0; j < count; ++j) {
+    const std::int64_t s = start + j;
+    const std::int64_t n = s / patches;
+    const std::int64_t k = s % patches;
+    float* dst = batch + j * image;
+    const float* src = inputs + n * image;
+    if (slot_input[j] == n) {
+      if (slot_patch[j] != k) {
+        restore_patch(dst, src, shape, grid, slot_patch[j]);
+        write_patch(dst, shape, grid, baseline, n, k);
+      }
+    } else {
+      std::memcpy(dst, src, image_bytes);
+      write_patch(dst, shape, grid, baseline, n, k);
+    }
+    slot_input[j] = n;
+    slot_patch[j] = k;
+  }
+}
+
+}  // namespace fastocclusion

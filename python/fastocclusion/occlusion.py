@@ -1,0 +1,211 @@
+"""The user-facing explainer: Xplique's ``Occlusion`` API over fastocclusion's kernels.
+
+How one ``explain`` runs (SPEC §4):
+1. validate everything (no model call yet);
+2. the base pass: the unperturbed inputs, packed ``batch_size`` at a time, through the model
+   (outputs: default targets and target checks) and through the score function (base scores);
+3. the sweep: the (input, patch) stream packed ``batch_size`` at a time; the C++ kernel fills
+   the next batch (incrementally, in a worker thread, with the GIL released) while the model
+   scores the current one; every call sees exactly ``batch_size`` samples (the last padded);
+4. the C++ kernel turns the (N, rows, cols) grid of score deltas into maps.
+
+Python loops once per batch, never per patch or pixel.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from fastocclusion import _core
+from fastocclusion.inputs import prepare_inputs, read_inputs
+from fastocclusion.options import (
+    EDGES,
+    REDUCTIONS,
+    check_batch_size,
+    check_choice,
+    check_occlusion_value,
+    check_pair,
+    plane_baseline,
+    plane_patch,
+)
+from fastocclusion.scoring import make_scorer
+
+#: batch_size=None: all perturbations of one input per call, capped so the two batch
+#: buffers stay within this many bytes.
+AUTO_BATCH_BYTES = 256 * 1024 * 1024
+
+
+class Occlusion:
+    """Occlusion sensitivity (Zeiler & Fergus 2014) with Xplique's API.
+
+    Parameters
+    ----------
+    model : a Keras model, tf.Module, TensorFlow or NumPy callable, an object with
+        ``predict_proba``, or a ``tf.lite.Interpreter``.
+    batch_size : perturbed samples per model call (default 32); None chooses automatically.
+    operator : None, a ``Tasks`` member or its name, or a callable g(model, inputs, targets).
+    patch_size, patch_stride : int or (rows, cols).
+    occlusion_value : float, per-channel vector, or an array broadcastable to one input.
+    edges : "valid" (reference) or "cover" (extra clipped patches at the far edges).
+    reduction : "sum" (reference) or "mean" (divide by the number of covering patches).
+    progress : show a tqdm progress bar over the perturbed samples.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        batch_size: int | None = 32,
+        operator: Any = None,
+        patch_size: int | tuple[int, int] = 3,
+        patch_stride: int | tuple[int, int] = 3,
+        occlusion_value: Any = 0.0,
+        *,
+        edges: str = "valid",
+        reduction: str = "sum",
+        progress: bool = False,
+    ) -> None:
+        self.batch_size = check_batch_size(batch_size)
+        self.patch_size = check_pair(patch_size, "patch_size")
+        self.patch_stride = check_pair(patch_stride, "patch_stride")
+        self.occlusion_value = check_occlusion_value(occlusion_value)
+        self.edges = check_choice(edges, "edges", EDGES)
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        if not isinstance(progress, bool):
+            raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
+        self.progress = progress
+        self.model = model
+        self._scorer = make_scorer(model, operator)
+
+    def __call__(self, inputs: Any, targets: Any = None) -> Any:
+        return self.explain(inputs, targets)
+
+    def explain(self, inputs: Any, targets: Any = None) -> Any:
+        """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, T, W) for time series,
+        (N, W) for tabular data, as a float32 ``tf.Tensor``."""
+        import tensorflow as tf
+
+        maps, prepared = self._explain_numpy(inputs, targets)
+        return tf.convert_to_tensor(maps.reshape(prepared.output_shape))
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    def _explain_numpy(self, inputs: Any, targets: Any) -> tuple[np.ndarray, Any]:
+        x, y = read_inputs(inputs, targets)
+        prepared = prepare_inputs(x)
+        nhwc = prepared.nhwc
+        n, h, w, _ = nhwc.shape
+        if y is not None and (y.ndim == 0 or y.shape[0] != n):
+            raise ValueError(
+                f"targets: shape {y.shape} is invalid, expected a first dimension equal to "
+                f"the number of inputs ({n})"
+            )
+        patch, stride = plane_patch(self.patch_size, self.patch_stride, prepared.family,
+                                    prepared.original_shape)
+        grid = _core.PatchGrid(h, w, patch, stride, self.edges)
+        baseline = plane_baseline(self.occlusion_value, prepared.family, nhwc.shape,
+                                  prepared.original_shape)
+        batch = self._resolve_batch_size(grid.num_patches, nhwc)
+        sweep = _Sweep(self._scorer, nhwc, grid, baseline, batch, self.progress)
+        y = sweep.base_pass(y)
+        deltas = sweep.run(y)
+        maps = _core.accumulate_patch_deltas(deltas.reshape(n, grid.rows, grid.cols), grid,
+                                             self.reduction)
+        return maps, prepared
+
+    def _resolve_batch_size(self, num_patches: int, nhwc: np.ndarray) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        per_sample = nhwc[0].nbytes
+        return max(1, min(num_patches, AUTO_BATCH_BYTES // (2 * per_sample)))
+
+
+class _Sweep:
+    """One explain call's buffers and batch loop."""
+
+    def __init__(self, scorer: Any, nhwc: np.ndarray, grid: Any, baseline: np.ndarray,
+                 batch: int, progress: bool) -> None:
+        self.scorer = scorer
+        self.nhwc = nhwc
+        self.grid = grid
+        self.baseline = baseline
+        self.batch = batch
+        self.progress = progress
+        shape = (batch,) + nhwc.shape[1:]
+        # Two buffers: the kernel fills one while the model reads the other.
+        self.buffers = [_core.HostBuffer(shape), _core.HostBuffer(shape)]
+        self.views = [np.asarray(b) for b in self.buffers]
+        self.states = [_core.IncrementalFillState(), _core.IncrementalFillState()]
+        self.slot_inputs = np.empty(batch, dtype=np.int64)
+        self.base_scores: np.ndarray | None = None
+
+    def _batches(self, total: int) -> range:
+        return range(0, total, self.batch)
+
+    def base_pass(self, targets: np.ndarray | None) -> np.ndarray:
+        """Runs the unperturbed inputs; returns the checked (or default) targets and keeps
+        the base scores."""
+        n = self.nhwc.shape[0]
+        view = self.views[0]
+        if self.scorer.needs_outputs(targets):
+            outputs = []
+            for start in self._batches(n):
+                count = min(self.batch, n - start)
+                view[:count] = self.nhwc[start:start + count]
+                outputs.append(self.scorer.outputs(self.buffers[0])[:count])
+            targets = self.scorer.prepare_targets(targets, np.concatenate(outputs), n)
+        self.scorer.set_targets(targets, self.batch)
+        scores = np.empty(n, dtype=np.float64)
+        for start in self._batches(n):
+            count = min(self.batch, n - start)
+            view[:count] = self.nhwc[start:start + count]
+            np.minimum(np.arange(start, start + self.batch), n - 1, out=self.slot_inputs)
+            scores[start:start + count] = self.scorer.scores(self.buffers[0],
+                                                             self.slot_inputs)[:count]
+        self.base_scores = scores
+        return targets
+
+    def _fill(self, start: int, which: int) -> None:
+        total = self.nhwc.shape[0] * self.grid.num_patches
+        count = min(self.batch, total - start)
+        _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, start, count,
+                                  self.views[which], self.states[which])
+
+    def run(self, targets: np.ndarray | None) -> np.ndarray:
+        """The occlusion sweep; returns the (N * K,) float64 score deltas."""
+        assert self.base_scores is not None
+        n, k = self.nhwc.shape[0], self.grid.num_patches
+        total = n * k
+        deltas = np.empty(total, dtype=np.float64)
+        starts = list(self._batches(total))
+        bar = _progress_bar(total) if self.progress else None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastocclusion-fill") as pool:
+            self._fill(starts[0], 0)
+            for b, start in enumerate(starts):
+                which = b % 2
+                pending = (pool.submit(self._fill, starts[b + 1], 1 - which)
+                           if b + 1 < len(starts) else None)
+                count = min(self.batch, total - start)
+                np.minimum(np.arange(start, start + self.batch) // k, n - 1,
+                           out=self.slot_inputs)
+                scores = self.scorer.scores(self.buffers[which], self.slot_inputs)
+                slots = self.slot_inputs[:count]
+                np.subtract(self.base_scores[slots], scores[:count],
+                            out=deltas[start:start + count])
+                if bar is not None:
+                    bar.update(count)
+                if pending is not None:
+                    pending.result()
+        if bar is not None:
+            bar.close()
+        return deltas
+
+
+def _progress_bar(total: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+    return tqdm(total=total, unit="sample", desc="occlusion")

@@ -1,0 +1,114 @@
+"""The model call: from a filled host batch to one score per sample (SPEC §3, §4).
+
+A ``TFScorer`` owns the (traced) score function of one ``Occlusion``:
+- traceable models (Keras, tf.Module, tf.function) with a built-in operator run inside one
+  ``tf.function``; batches always have the same shape, so it is traced once per input shape;
+- NumPy callables, scikit-learn objects and TFLite interpreters are called eagerly on the
+  NumPy view of the batch, then the built-in operator runs on their outputs;
+- custom operators are called eagerly as g(model, inputs, targets), like the reference.
+Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastocclusion import _core
+
+
+def make_scorer(model: Any, operator: Any) -> "TFScorer":
+    # Imported here: these modules import TensorFlow.
+    from fastocclusion.models import adapt_model
+    from fastocclusion.operators import resolve_operator
+
+    return TFScorer(adapt_model(model), resolve_operator(operator))
+
+
+class TFScorer:
+    def __init__(self, adapter: Any, operator: Any) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.adapter = adapter
+        self.operator = operator
+        self._targets: np.ndarray | None = None
+        self._gathered: Any = None
+        self._gathered_view: np.ndarray | None = None
+        self._checked_shape: tuple[int, ...] | None = None
+        if adapter.traceable:
+            self._outputs_fn = tf.function(lambda batch: adapter(batch))
+            if operator.builtin:
+                self._scores_fn = tf.function(
+                    lambda batch, targets: operator.scores_from_outputs(adapter(batch), targets)
+                )
+            else:
+                self._scores_fn = None
+        else:
+            self._outputs_fn = None
+            self._scores_fn = None
+
+    # -- batches in ----------------------------------------------------------------------
+
+    def _model_input(self, buffer: Any) -> Any:
+        if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
+            return np.asarray(buffer)
+        return self._tf.experimental.dlpack.from_dlpack(buffer.__dlpack__())
+
+    # -- base pass -----------------------------------------------------------------------
+
+    def needs_outputs(self, targets: np.ndarray | None) -> bool:
+        """Whether the base pass must collect raw model outputs (default targets, or
+        checking given targets against the outputs)."""
+        return targets is None or self.operator.builtin
+
+    def outputs(self, buffer: Any) -> np.ndarray:
+        batch = self._model_input(buffer)
+        out = self._outputs_fn(batch) if self._outputs_fn is not None else self.adapter(batch)
+        return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+
+    def prepare_targets(self, targets: np.ndarray | None, outputs: np.ndarray,
+                        n: int) -> np.ndarray:
+        from fastocclusion.operators import default_targets
+
+        if targets is None:
+            if self.operator.target_kind != "vector":
+                raise ValueError(
+                    f"targets: None is invalid for the {self.operator.name} operator, "
+                    "expected explicit targets (masks or boxes)")
+            return default_targets(outputs).astype(np.float32)
+        if self.operator.builtin:
+            targets = self.operator.validate_targets(targets, n, outputs.shape)
+        return np.asarray(targets, dtype=np.float32)
+
+    def set_targets(self, targets: np.ndarray, batch: int) -> None:
+        self._targets = np.ascontiguousarray(targets, dtype=np.float32)
+        shape = (batch,) + self._targets.shape[1:]
+        self._gathered = _core.HostBuffer(shape)
+        self._gathered_view = np.asarray(self._gathered)
+        self._checked_shape = None
+
+    # -- the sweep -----------------------------------------------------------------------
+
+    def scores(self, buffer: Any, slot_inputs: np.ndarray) -> np.ndarray:
+        """Scores (float64, one per slot) of a full batch; slot j's target is the target of
+        input slot_inputs[j]."""
+        tf = self._tf
+        assert self._targets is not None and self._gathered_view is not None
+        np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
+        targets = tf.experimental.dlpack.from_dlpack(self._gathered.__dlpack__())
+        batch = self._model_input(buffer)
+        if self._scores_fn is not None:
+            scores = self._scores_fn(batch, targets)
+        elif self.operator.builtin:
+            scores = self.operator.scores_from_outputs(
+                tf.convert_to_tensor(self.adapter(batch), dtype=tf.float32), targets)
+        else:
+            model_batch = batch if isinstance(batch, tf.Tensor) else tf.convert_to_tensor(batch)
+            scores = self.operator(self.adapter.model, model_batch, targets)
+        if self._checked_shape is None:
+            scores = self.operator.validate_scores(scores, len(slot_inputs))
+            self._checked_shape = tuple(np.shape(scores))
+        values = scores.numpy() if hasattr(scores, "numpy") else np.asarray(scores)
+        return np.asarray(values, dtype=np.float64).reshape(len(slot_inputs))

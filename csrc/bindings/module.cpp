@@ -174,7 +174,13 @@ py::object buffer_to_dlpack(const std::shared_ptr<fo::AlignedHostBuffer>& buffer
   // CuPy) accepts it whatever max_version it asks for.
   FASTOCCLUSION_EXPECTS(stream.is_none(), "stream: expected None for a host buffer");
   if (!dl_device.is_none()) {
-    auto device = dl_device.cast<std::pair<int, int>>();
+    std::pair<int, int> device{-1, -1};
+    try {
+      device = dl_device.cast<std::pair<int, int>>();
+    } catch (const py::cast_error&) {
+      FASTOCCLUSION_EXPECTS(false, "dl_device: " << std::string(py::repr(dl_device))
+                                                 << " is invalid, expected a (device_type, device_id) tuple");
+    }
     FASTOCCLUSION_EXPECTS(device.first == kDLCPU && device.second == 0,
                           "dl_device: (" << device.first << ", " << device.second
                                          << ") is invalid, a host buffer lives on (1, 0)");

@@ -5,8 +5,10 @@ How one ``explain`` runs (SPEC §4):
 2. the base pass: the unperturbed inputs, packed ``batch_size`` at a time, through the model
    (outputs: default targets and target checks) and through the score function (base scores);
 3. the sweep: the (input, patch) stream packed ``batch_size`` at a time; the C++ kernel fills
-   the next batch (incrementally, in a worker thread, with the GIL released) while the model
-   scores the current one; every call sees exactly ``batch_size`` samples (the last padded);
+   each batch incrementally in a persistent buffer (only the previous and the new patch of a
+   slot are rewritten: microseconds per batch), so it runs inline, without a fill thread —
+   measured, a thread's hand-offs cost more than the fill; every call sees exactly
+   ``batch_size`` samples (the last padded);
 4. the C++ kernel turns the (N, rows, cols) grid of score deltas into maps.
 
 Python loops once per batch, never per patch or pixel.
@@ -14,7 +16,6 @@ Python loops once per batch, never per patch or pixel.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -97,20 +98,17 @@ class Occlusion:
         prepared = prepare_inputs(x)
         nhwc = prepared.nhwc
         n, h, w, _ = nhwc.shape
-        if y is not None and (y.ndim == 0 or y.shape[0] != n):
-            raise ValueError(
-                f"targets: shape {y.shape} is invalid, expected a first dimension equal to "
-                f"the number of inputs ({n})"
-            )
+        self._scorer.check_targets(y, n)
         patch, stride = plane_patch(self.patch_size, self.patch_stride, prepared.family,
                                     prepared.original_shape)
         grid = _core.PatchGrid(h, w, patch, stride, self.edges)
         baseline = plane_baseline(self.occlusion_value, prepared.family, nhwc.shape,
                                   prepared.original_shape)
         batch = self._resolve_batch_size(grid.num_patches, nhwc)
-        sweep = _Sweep(self._scorer, nhwc, grid, baseline, batch, self.progress)
+        sweep = _Sweep(self._scorer, nhwc, prepared.original_shape[1:], grid, baseline, batch,
+                       self.progress)
         y = sweep.base_pass(y)
-        deltas = sweep.run(y)
+        deltas = sweep.run()
         maps = _core.accumulate_patch_deltas(deltas.reshape(n, grid.rows, grid.cols), grid,
                                              self.reduction)
         return maps, prepared
@@ -123,83 +121,77 @@ class Occlusion:
 
 
 class _Sweep:
-    """One explain call's buffers and batch loop."""
+    """One explain call's buffers and batch loop (no per-batch allocation in the loop)."""
 
-    def __init__(self, scorer: Any, nhwc: np.ndarray, grid: Any, baseline: np.ndarray,
-                 batch: int, progress: bool) -> None:
+    def __init__(self, scorer: Any, nhwc: np.ndarray, sample_shape: tuple[int, ...], grid: Any,
+                 baseline: np.ndarray, batch: int, progress: bool) -> None:
         self.scorer = scorer
         self.nhwc = nhwc
         self.grid = grid
         self.baseline = baseline
         self.batch = batch
         self.progress = progress
-        shape = (batch,) + nhwc.shape[1:]
-        # Two buffers: the kernel fills one while the model reads the other.
-        self.buffers = [_core.HostBuffer(shape), _core.HostBuffer(shape)]
-        self.views = [np.asarray(b) for b in self.buffers]
-        self.states = [_core.IncrementalFillState(), _core.IncrementalFillState()]
+        # The model sees batches in the inputs' own shape; the kernels fill an NHWC view.
+        self.buffer = _core.HostBuffer((batch,) + tuple(sample_shape))
+        self.view = np.asarray(self.buffer).reshape((batch,) + nhwc.shape[1:])
+        self.state = _core.IncrementalFillState()
+        self.offsets = np.arange(batch, dtype=np.int64)
         self.slot_inputs = np.empty(batch, dtype=np.int64)
         self.base_scores: np.ndarray | None = None
 
-    def _batches(self, total: int) -> range:
-        return range(0, total, self.batch)
+    def _slot_inputs(self, start: int, per_input: int) -> np.ndarray:
+        """Input index of every slot of the batch at ``start`` (padding slots repeat the
+        last input)."""
+        np.add(self.offsets, start, out=self.slot_inputs)
+        if per_input > 1:
+            np.floor_divide(self.slot_inputs, per_input, out=self.slot_inputs)
+        np.minimum(self.slot_inputs, self.nhwc.shape[0] - 1, out=self.slot_inputs)
+        return self.slot_inputs
 
     def base_pass(self, targets: np.ndarray | None) -> np.ndarray:
         """Runs the unperturbed inputs; returns the checked (or default) targets and keeps
         the base scores."""
         n = self.nhwc.shape[0]
-        view = self.views[0]
         if self.scorer.needs_outputs(targets):
             outputs = []
-            for start in self._batches(n):
+            for start in range(0, n, self.batch):
                 count = min(self.batch, n - start)
-                view[:count] = self.nhwc[start:start + count]
-                outputs.append(self.scorer.outputs(self.buffers[0])[:count])
+                self.view[:count] = self.nhwc[start:start + count]
+                outputs.append(self.scorer.outputs(self.buffer)[:count])
             targets = self.scorer.prepare_targets(targets, np.concatenate(outputs), n)
         self.scorer.set_targets(targets, self.batch)
         scores = np.empty(n, dtype=np.float64)
-        for start in self._batches(n):
+        for start in range(0, n, self.batch):
             count = min(self.batch, n - start)
-            view[:count] = self.nhwc[start:start + count]
-            np.minimum(np.arange(start, start + self.batch), n - 1, out=self.slot_inputs)
-            scores[start:start + count] = self.scorer.scores(self.buffers[0],
-                                                             self.slot_inputs)[:count]
+            self.view[:count] = self.nhwc[start:start + count]
+            slots = self._slot_inputs(start, 1)
+            scores[start:start + count] = self.scorer.scores(self.buffer, slots)[:count]
         self.base_scores = scores
+        # The buffer now holds unperturbed inputs the fill state knows nothing about.
+        self.state.reset()
         return targets
 
-    def _fill(self, start: int, which: int) -> None:
-        total = self.nhwc.shape[0] * self.grid.num_patches
-        count = min(self.batch, total - start)
-        _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, start, count,
-                                  self.views[which], self.states[which])
-
-    def run(self, targets: np.ndarray | None) -> np.ndarray:
+    def run(self) -> np.ndarray:
         """The occlusion sweep; returns the (N * K,) float64 score deltas."""
         assert self.base_scores is not None
         n, k = self.nhwc.shape[0], self.grid.num_patches
         total = n * k
         deltas = np.empty(total, dtype=np.float64)
-        starts = list(self._batches(total))
         bar = _progress_bar(total) if self.progress else None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastocclusion-fill") as pool:
-            self._fill(starts[0], 0)
-            for b, start in enumerate(starts):
-                which = b % 2
-                pending = (pool.submit(self._fill, starts[b + 1], 1 - which)
-                           if b + 1 < len(starts) else None)
+        try:
+            for start in range(0, total, self.batch):
                 count = min(self.batch, total - start)
-                np.minimum(np.arange(start, start + self.batch) // k, n - 1,
-                           out=self.slot_inputs)
-                scores = self.scorer.scores(self.buffers[which], self.slot_inputs)
-                slots = self.slot_inputs[:count]
-                np.subtract(self.base_scores[slots], scores[:count],
+                _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, start, count,
+                                          self.view, self.state)
+                slots = self._slot_inputs(start, k)
+                scores = self.scorer.scores(self.buffer, slots)
+                np.subtract(self.base_scores[slots[:count]], scores[:count],
                             out=deltas[start:start + count])
                 if bar is not None:
                     bar.update(count)
-                if pending is not None:
-                    pending.result()
-        if bar is not None:
-            bar.close()
+        finally:
+            if bar is not None:
+                bar.close()
         return deltas
 
 

@@ -37,6 +37,7 @@ class TFScorer:
         self._gathered: Any = None
         self._gathered_view: np.ndarray | None = None
         self._checked_shape: tuple[int, ...] | None = None
+        self._concrete: dict[tuple[Any, ...], Any] = {}
         if adapter.traceable:
             self._outputs_fn = tf.function(lambda batch: adapter(batch))
             if operator.builtin:
@@ -50,6 +51,18 @@ class TFScorer:
             self._scores_fn = None
 
     # -- batches in ----------------------------------------------------------------------
+
+    def _traced(self, fn: Any, *tensors: Any) -> Any:
+        """The concrete function of ``fn`` for these tensors' shapes: traced once per shape,
+        and cheaper to call than the polymorphic tf.function (no argument canonicalisation
+        on every batch)."""
+        key = (id(fn),) + tuple(tuple(t.shape) for t in tensors)
+        concrete = self._concrete.get(key)
+        if concrete is None:
+            specs = [self._tf.TensorSpec(t.shape, self._tf.float32) for t in tensors]
+            concrete = fn.get_concrete_function(*specs)
+            self._concrete[key] = concrete
+        return concrete(*tensors)
 
     def _model_input(self, buffer: Any) -> Any:
         if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
@@ -65,19 +78,33 @@ class TFScorer:
 
     def outputs(self, buffer: Any) -> np.ndarray:
         batch = self._model_input(buffer)
-        out = self._outputs_fn(batch) if self._outputs_fn is not None else self.adapter(batch)
-        return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+        out = (self._traced(self._outputs_fn, batch) if self._outputs_fn is not None
+               else self.adapter(batch))
+        outputs = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+        batch_size = buffer.shape[0]
+        if outputs.ndim == 0 or outputs.shape[0] != batch_size:
+            raise ValueError(
+                f"model: returned outputs of shape {outputs.shape} for a batch of {batch_size} "
+                f"inputs, expected a first dimension of {batch_size} (one output per sample)")
+        return outputs
+
+    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
+        """What can be checked of the targets before any model call."""
+        if targets is not None and (targets.ndim == 0 or targets.shape[0] != n):
+            raise ValueError(
+                f"targets: shape {targets.shape} is invalid, expected a first dimension equal "
+                f"to the number of inputs ({n})")
+        if targets is None and self.operator.target_kind in ("segmentation", "boxes"):
+            raise ValueError(
+                f"targets: None is invalid for the {self.operator.name!r} operator, expected "
+                "explicit targets (segmentation masks or boxes)")
 
     def prepare_targets(self, targets: np.ndarray | None, outputs: np.ndarray,
                         n: int) -> np.ndarray:
-        from fastocclusion.operators import default_targets
-
+        """The default targets (the model's top class), or the given ones checked against the
+        model's outputs."""
         if targets is None:
-            if self.operator.target_kind != "vector":
-                raise ValueError(
-                    f"targets: None is invalid for the {self.operator.name} operator, "
-                    "expected explicit targets (masks or boxes)")
-            return default_targets(outputs).astype(np.float32)
+            return self.operator.default_targets(outputs).astype(np.float32)
         if self.operator.builtin:
             targets = self.operator.validate_targets(targets, n, outputs.shape)
         return np.asarray(targets, dtype=np.float32)
@@ -100,7 +127,7 @@ class TFScorer:
         targets = tf.experimental.dlpack.from_dlpack(self._gathered.__dlpack__())
         batch = self._model_input(buffer)
         if self._scores_fn is not None:
-            scores = self._scores_fn(batch, targets)
+            scores = self._traced(self._scores_fn, batch, targets)
         elif self.operator.builtin:
             scores = self.operator.scores_from_outputs(
                 tf.convert_to_tensor(self.adapter(batch), dtype=tf.float32), targets)

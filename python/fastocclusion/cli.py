@@ -1,0 +1,283 @@
+"""The ``fastocclusion`` command line: ``demo`` and ``explain``.
+
+Importing this module is light (argparse only): TensorFlow, Keras, Pillow and matplotlib load
+inside the commands, so ``fastocclusion --help`` answers at once.
+
+``main(argv)`` returns the exit status instead of exiting (0 success, 2 a usage error: a bad
+argument, a missing or unreadable file, a model that cannot be loaded), so it can be called
+in-process; the console script and ``python -m fastocclusion`` exit with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import fastocclusion
+
+
+#: Pillow mode per channel count of the model's input.
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+class UsageError(Exception):
+    """A user error detected after parsing; reported as 'fastocclusion: error: ...', exit 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid, expected an integer >= 1")
+    return value
+
+
+def _pair(text: str) -> int | tuple[int, int]:
+    """'8' or '8,4' (rows, cols)."""
+    parts = text.split(",")
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid, expected N or ROWS,COLS")
+    values = tuple(_positive_int(p.strip()) for p in parts)
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def _batch_size(text: str) -> int | None:
+    return None if text == "auto" else _positive_int(text)
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid, expected a finite number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid, expected a number > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastocclusion",
+        description="Occlusion sensitivity maps (Zeiler & Fergus 2014) where the model calls "
+                    "are the only cost.",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"fastocclusion {fastocclusion.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="train a small CNN on synthetic shapes, explain it, check and time it",
+        description="Builds a synthetic data set in memory (noise images with one bright "
+                    "square or disc), trains a small Keras CNN on the CPU, explains held-out "
+                    "images with Occlusion, prints the pointing-game score against chance and "
+                    "the time split (model calls vs overhead), and writes a PNG grid of "
+                    "heatmaps. No downloads.")
+    demo.add_argument("--out", default="occlusion_demo.png",
+                      help="PNG to write (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--epochs", type=_positive_int, default=3,
+                      help="training epochs (default: %(default)s)")
+    demo.add_argument("--samples", type=_positive_int, default=2000,
+                      help="training images (default: %(default)s)")
+    demo.add_argument("--explain", type=_positive_int, default=32,
+                      help="held-out images to explain, at most 500 (default: %(default)s)")
+    demo.add_argument("--batch-size", type=_positive_int, default=64,
+                      help="perturbed samples per model call (default: %(default)s)")
+
+    explain = commands.add_parser(
+        "explain", help="occlusion maps of images under a saved Keras model",
+        description="Loads a saved Keras model and images, resizes each image to the model's "
+                    "input size (mode L for 1 channel, RGB for 3, RGBA for 4), divides the "
+                    "pixel values by --scale (default 255: inputs in [0, 1]), explains them "
+                    "and writes DIR/<stem>_occlusion.png overlays and DIR/maps.npy (N, H, W).")
+    explain.add_argument("--model", required=True, help="a saved Keras model (.keras, .h5)")
+    explain.add_argument("--images", required=True, nargs="+", metavar="IMAGE",
+                         help="image files Pillow can read")
+    explain.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    explain.add_argument("--patch-size", type=_pair, default=16, metavar="N|R,C",
+                         help="patch size in pixels (default: %(default)s)")
+    explain.add_argument("--patch-stride", type=_pair, default=8, metavar="N|R,C",
+                         help="patch stride in pixels (default: %(default)s)")
+    explain.add_argument("--target", type=int, default=None, metavar="K",
+                         help="explain class K for every image (default: each image's top "
+                              "class)")
+    explain.add_argument("--batch-size", type=_batch_size, default=32, metavar="B|auto",
+                         help="perturbed samples per model call (default: %(default)s)")
+    explain.add_argument("--occlusion-value", type=_finite_float, default=0.0, metavar="V",
+                         help="baseline value of occluded pixels, in model input units "
+                              "(after --scale) (default: %(default)s)")
+    explain.add_argument("--edges", choices=("valid", "cover"), default="valid",
+                         help="valid: only patches inside the image (reference); cover: add "
+                              "clipped patches so every pixel is covered (default: %(default)s)")
+    explain.add_argument("--reduction", choices=("sum", "mean"), default="sum",
+                         help="sum over covering patches (reference) or their mean "
+                              "(default: %(default)s)")
+    explain.add_argument("--scale", type=_positive_float, default=255.0,
+                         help="divide pixel values by this (default: %(default)s; 1 keeps "
+                              "0..255)")
+    return parser
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    if args.explain > 500:
+        raise UsageError(f"--explain: {args.explain} is invalid, expected at most 500")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        raise UsageError(f"--out: directory {out_dir!r} does not exist")
+    _quiet_tensorflow()
+    from fastocclusion.demo import run_demo
+
+    run_demo(out=args.out, seed=args.seed, epochs=args.epochs, samples=args.samples,
+             explain=args.explain, batch_size=args.batch_size)
+    return 0
+
+
+def _load_model(path: str) -> Any:
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any load failure is the user's file
+        raise UsageError(f"--model: {path!r} could not be loaded as a Keras model "
+                         f"({type(error).__name__}: {error})") from None
+    input_shape = getattr(model, "input_shape", None)
+    if not (isinstance(input_shape, tuple) and len(input_shape) == 4
+            and input_shape[-1] in CHANNEL_MODES):
+        raise UsageError(f"--model: input shape {input_shape} is not supported, expected "
+                         "one image input (batch, height, width, 1|3|4)")
+    output_shape = getattr(model, "output_shape", None)
+    if not (isinstance(output_shape, tuple) and len(output_shape) == 2
+            and isinstance(output_shape[-1], int)):
+        raise UsageError(f"--model: output shape {output_shape} is not supported, expected "
+                         "(batch, classes)")
+    return model
+
+
+def _load_image(path: str, mode: str, size: tuple[int, int] | None, scale: float) -> Any:
+    """(H, W, C) float32: the file in ``mode``, resized to ``size`` (rows, cols) when given,
+    divided by ``scale``."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert(mode)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.float32) / np.float32(scale)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise UsageError(f"--images: {path!r} is not a readable image "
+                         f"({type(error).__name__}: {error})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _output_names(paths: Sequence[str]) -> list[str]:
+    """<stem>_occlusion.png per image; repeated stems get _2, _3, ..."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        suffix = "" if seen[stem] == 1 else f"_{seen[stem]}"
+        names.append(f"{stem}{suffix}_occlusion.png")
+    return names
+
+
+def _check_patch(value: int | tuple[int, int], flag: str, height: int, width: int) -> None:
+    rows, cols = (value, value) if isinstance(value, int) else value
+    if rows > height or cols > width:
+        raise UsageError(f"{flag}: {value} is invalid, expected at most the model's input "
+                         f"size {height}x{width}")
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    for path in args.images:
+        if not os.path.isfile(path):
+            raise UsageError(f"--images: {path!r} does not exist or is not a file")
+    if not os.path.isfile(args.model):
+        raise UsageError(f"--model: {args.model!r} does not exist or is not a file")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out: {args.out!r} exists and is not a directory")
+    _quiet_tensorflow()
+    import numpy as np
+
+    from fastocclusion import Occlusion
+    from fastocclusion.plot import save_overlay
+
+    model = _load_model(args.model)
+    _, height, width, channels = model.input_shape
+    classes = model.output_shape[-1]
+    if args.target is not None and not 0 <= args.target < classes:
+        raise UsageError(f"--target: {args.target} is invalid, expected a class index in "
+                         f"0..{classes - 1} (the model has {classes} outputs)")
+    mode = CHANNEL_MODES[channels]
+    size = (height, width) if height is not None and width is not None else None
+    first = _load_image(args.images[0], mode, size, args.scale)
+    if size is None:  # a model with free spatial dimensions: every image as the first one
+        size = first.shape[:2]
+        print(f"note: the model accepts any size; images are resized to {size[0]}x{size[1]}")
+    images = np.stack([first] + [_load_image(p, mode, size, args.scale)
+                                 for p in args.images[1:]])
+    _check_patch(args.patch_size, "--patch-size", *size)
+    _check_patch(args.patch_stride, "--patch-stride", *size)
+
+    predictions = np.asarray(model.predict(images, batch_size=32, verbose=0))
+    labels = (np.full(len(images), args.target) if args.target is not None
+              else predictions.argmax(axis=1))
+    targets = np.eye(classes, dtype=np.float32)[labels]
+    try:
+        explainer = Occlusion(model, batch_size=args.batch_size, patch_size=args.patch_size,
+                              patch_stride=args.patch_stride,
+                              occlusion_value=args.occlusion_value, edges=args.edges,
+                              reduction=args.reduction)
+        maps = explainer.explain(images, targets).numpy()[..., 0]
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+
+    os.makedirs(args.out, exist_ok=True)
+    np.save(os.path.join(args.out, "maps.npy"), maps)
+    for path, name, image, hmap, label, scores in zip(
+            args.images, _output_names(args.images), images, maps, labels, predictions):
+        out = os.path.join(args.out, name)
+        save_overlay(out, image, hmap, title=f"{os.path.basename(path)}: class {label}")
+        print(f"{path}: class {label} (output {scores[label]:.4g}), map max "
+              f"{hmap.max():.4g} min {hmap.min():.4g} -> {out}")
+    print(f"wrote {os.path.join(args.out, 'maps.npy')} {maps.shape}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fastocclusion`` command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, usage errors
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "demo":
+            return _run_demo(args)
+        return _run_explain(args)
+    except UsageError as error:
+        print(f"fastocclusion {args.command}: error: {error}", file=sys.stderr)
+        return 2
+

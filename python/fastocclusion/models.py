@@ -1,0 +1,240 @@
+"""Model adapters: one calling convention, ``adapter(batch) -> float32 tf.Tensor``, for every model kind.
+
+Kinds, detected in this order:
+
+* ``"keras"``: a Keras 3 ``keras.Layer``/``keras.Model`` (also ``tf.keras``) or a ``tf_keras``
+  model; called as ``model(batch, training=False)``. Traceable when the Keras backend is TensorFlow.
+* ``"torch"``: a ``torch.nn.Module``; called on a CPU/parameter-device torch tensor under
+  ``torch.inference_mode()``, as is (put it in eval mode yourself). Not traceable.
+* ``"tflite"``: a ``tf.lite.Interpreter`` (or anything with its methods, e.g. LiteRT's); the input
+  tensor is resized (once per new batch shape), then set_tensor / invoke / get_tensor(output 0).
+* ``"tf_callable"``: a ``tf.function`` (PolymorphicFunction) or a ConcreteFunction. Traceable.
+* ``"tf_module"``: a callable ``tf.Module`` / TensorFlow AutoTrackable (e.g. ``tf.saved_model.load``
+  results). Traceable.
+* ``"sklearn"``: an object with ``predict_proba`` (used) or a non-callable one with ``predict``;
+  fed NumPy arrays. Not traceable.
+* ``"numpy_callable"``: any other callable. The rule: a plain Python callable is called with NumPy
+  float32 arrays and its result converted; wrap it in ``tf.function`` to have it traced instead.
+
+Neither TensorFlow-foreign library is imported here: Keras, tf_keras and torch are looked up in
+``sys.modules`` (a model of that kind cannot exist unless its library is already imported).
+Non-traceable adapters still work inside ``tf.function`` through ``tf.numpy_function``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["ModelAdapter", "adapt_model", "is_torch_model"]
+
+KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite", "torch")
+
+
+def is_torch_model(model: Any) -> bool:
+    """True for a ``torch.nn.Module``, without importing torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _is_keras_model(model: Any) -> bool:
+    for name in ("keras", "tf_keras"):
+        module = sys.modules.get(name)
+        layer = getattr(getattr(module, "layers", None), "Layer", None) if module is not None else None
+        if isinstance(layer, type) and isinstance(model, layer):
+            return True
+    return False
+
+
+def _keras_backend_is_tensorflow(model: Any) -> bool:
+    if type(model).__module__.startswith("tf_keras"):
+        return True
+    keras = sys.modules.get("keras")
+    try:
+        return keras.backend.backend() == "tensorflow"  # type: ignore[union-attr]
+    except AttributeError:  # pragma: no cover - exotic keras builds
+        return True
+
+
+def _is_tflite_interpreter(model: Any) -> bool:
+    lite = getattr(tf, "lite", None)
+    interpreter = getattr(lite, "Interpreter", None)
+    if isinstance(interpreter, type) and isinstance(model, interpreter):
+        return True
+    needed = ("get_input_details", "get_output_details", "set_tensor", "invoke", "get_tensor", "allocate_tensors")
+    return all(callable(getattr(model, name, None)) for name in needed)
+
+
+def _tf_function_types() -> tuple[type, ...]:
+    experimental = tf.types.experimental
+    names = ("PolymorphicFunction", "GenericFunction", "ConcreteFunction")
+    return tuple(t for t in (getattr(experimental, n, None) for n in names) if isinstance(t, type))
+
+
+def _single_output(outputs: Any, model: Any) -> Any:
+    if isinstance(outputs, dict):
+        if len(outputs) != 1:
+            raise TypeError(
+                f"model returned a dict with {len(outputs)} outputs ({sorted(map(str, outputs))}); "
+                f"expected a single tensor"
+            )
+        return next(iter(outputs.values()))
+    if isinstance(outputs, (list, tuple)) and not isinstance(outputs, np.ndarray):
+        if len(outputs) == 1:
+            return outputs[0]
+        if len(outputs) > 1 and all(hasattr(o, "shape") for o in outputs):
+            raise TypeError(
+                f"model {type(model).__name__} returned {len(outputs)} outputs; expected a single tensor"
+            )
+    return outputs
+
+
+def _to_float32_tensor(outputs: Any, model: Any) -> tf.Tensor:
+    outputs = _single_output(outputs, model)
+    try:
+        tensor = tf.convert_to_tensor(outputs)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"model {type(model).__name__} returned {type(outputs).__name__}, which is not a tensor: {exc}"
+        ) from None
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer or tensor.dtype.is_bool):
+        raise TypeError(f"model {type(model).__name__} returned {tensor.dtype.name} outputs; expected numbers")
+    return tf.cast(tensor, tf.float32)
+
+
+def _to_float32_array(batch: Any) -> np.ndarray:
+    if isinstance(batch, tf.Tensor):
+        batch = batch.numpy()
+    return np.asarray(batch, dtype=np.float32)
+
+
+class _TFLiteRunner:
+    """Calls a TFLite interpreter on NumPy batches; resizes its input once per new batch shape."""
+
+    def __init__(self, interpreter: Any) -> None:
+        self.interpreter = interpreter
+        inputs = interpreter.get_input_details()
+        if len(inputs) != 1:
+            raise ValueError(
+                f"model is a TFLite interpreter with {len(inputs)} inputs; expected exactly one input tensor"
+            )
+        self.input = inputs[0]
+        self.shape: tuple[int, ...] | None = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        interp, index = self.interpreter, self.input["index"]
+        if batch.shape != self.shape:
+            interp.resize_tensor_input(index, list(batch.shape))
+            interp.allocate_tensors()
+            self.shape = batch.shape
+        interp.set_tensor(index, self._quantize(batch, self.input))
+        interp.invoke()
+        output = interp.get_output_details()[0]
+        return self._dequantize(interp.get_tensor(output["index"]), output)
+
+    @staticmethod
+    def _quantize(batch: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+        dtype = np.dtype(detail["dtype"])
+        scale, zero = detail.get("quantization", (0.0, 0))
+        if dtype.kind == "f" or not scale:
+            return np.ascontiguousarray(batch, dtype=dtype)
+        info = np.iinfo(dtype)
+        return np.clip(np.round(batch / scale + zero), info.min, info.max).astype(dtype)
+
+    @staticmethod
+    def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+        scale, zero = detail.get("quantization", (0.0, 0))
+        if np.dtype(values.dtype).kind != "f" and scale:
+            return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
+        return values.astype(np.float32)
+
+
+def _torch_call(model: Any) -> Callable[[np.ndarray], Any]:
+    torch = sys.modules["torch"]
+
+    def call(batch: np.ndarray) -> Any:
+        device = next((t.device for t in model.parameters()), None)
+        if device is None:
+            device = next((t.device for t in model.buffers()), torch.device("cpu"))
+        with torch.inference_mode():
+            outputs = _single_output(model(torch.from_numpy(batch).to(device)), model)
+            return outputs.detach().to("cpu", torch.float32).numpy()
+
+    return call
+
+
+class ModelAdapter:
+    """``adapter(batch) -> (B, ...) float32 tf.Tensor`` for a float32 ``tf.Tensor`` or ``np.ndarray`` batch.
+
+    ``kind``: one of KINDS. ``traceable``: calling the model inside ``tf.function`` traces it
+    (otherwise the adapter falls back to ``tf.numpy_function`` there). ``model``: the original
+    object, which custom operators receive. ``output_tail``: the per-sample output shape seen by
+    the last eager call of a non-traceable adapter (None before): call it once eagerly before
+    tracing so that its outputs inside ``tf.function`` have a static shape.
+    """
+
+    def __init__(self, model: Any, kind: str, traceable: bool, call: Callable[[Any], Any]) -> None:
+        self.model = model
+        self.kind = kind
+        self.traceable = traceable
+        self._call = call
+        self.output_tail: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"ModelAdapter(kind={self.kind!r}, traceable={self.traceable}, model={type(self.model).__name__})"
+
+    def __call__(self, batch: Any) -> tf.Tensor:
+        if self.traceable:
+            tensor = tf.cast(tf.convert_to_tensor(batch), tf.float32)
+            return _to_float32_tensor(self._call(tensor), self.model)
+        if isinstance(batch, tf.Tensor) and not tf.executing_eagerly():
+            # Inside tf.function: run eagerly through numpy_function. Its static shape is unknown;
+            # use the per-sample output shape of the last eager call when there was one.
+            outputs = tf.numpy_function(self._numpy_call, [tf.cast(batch, tf.float32)], tf.float32, stateful=True)
+            if self.output_tail is not None:
+                outputs.set_shape((batch.shape[0], *self.output_tail))
+            return outputs
+        outputs = _to_float32_tensor(self._call(_to_float32_array(batch)), self.model)
+        self.output_tail = tuple(outputs.shape[1:])
+        return outputs
+
+    def _numpy_call(self, batch: np.ndarray) -> np.ndarray:
+        outputs = _single_output(self._call(np.asarray(batch, dtype=np.float32)), self.model)
+        if isinstance(outputs, tf.Tensor):
+            outputs = outputs.numpy()
+        return np.asarray(outputs, dtype=np.float32)
+
+
+def adapt_model(model: Any) -> ModelAdapter:
+    """Wrap ``model`` in a ModelAdapter (kinds and rule in the module docstring).
+
+    Raises TypeError naming ``model`` when it is neither callable nor has predict_proba/predict.
+    """
+    if isinstance(model, ModelAdapter):
+        return model
+    if _is_keras_model(model):
+        return ModelAdapter(
+            model, "keras", _keras_backend_is_tensorflow(model), lambda batch: model(batch, training=False)
+        )
+    if is_torch_model(model):
+        return ModelAdapter(model, "torch", False, _torch_call(model))
+    if _is_tflite_interpreter(model):
+        return ModelAdapter(model, "tflite", False, _TFLiteRunner(model))
+    if isinstance(model, _tf_function_types()):
+        return ModelAdapter(model, "tf_callable", True, model)
+    if callable(model) and isinstance(model, (tf.Module, tf.__internal__.tracking.AutoTrackable)):
+        return ModelAdapter(model, "tf_module", True, model)
+    if callable(getattr(model, "predict_proba", None)):
+        return ModelAdapter(model, "sklearn", False, model.predict_proba)
+    if not callable(model) and callable(getattr(model, "predict", None)):
+        return ModelAdapter(model, "sklearn", False, model.predict)
+    if callable(model) and not isinstance(model, type):
+        return ModelAdapter(model, "numpy_callable", False, model)
+    raise TypeError(
+        f"model {model!r} (type {type(model).__name__}) is not a model: expected a Keras model, a tf.Module, "
+        f"a tf.function, a callable over NumPy arrays, an object with predict_proba, or a tf.lite.Interpreter"
+    )

@@ -1,0 +1,210 @@
+"""Model adapters: every kind gives what calling the model directly gives, as float32 tf.Tensor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fastocclusion.models import ModelAdapter, adapt_model, is_torch_model
+
+FEATURES, CLASSES = 6, 3
+
+
+@pytest.fixture(scope="session")
+def batch() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(5, FEATURES)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def keras_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [keras.Input((FEATURES,)), keras.layers.Dropout(0.9), keras.layers.Dense(CLASSES, activation="softmax")]
+    )
+
+
+@pytest.fixture(scope="session")
+def tflite_bytes(keras_model: keras.Model) -> bytes:
+    try:
+        return tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+    except Exception:  # noqa: BLE001 - fall back to the concrete-function path
+        function = tf.function(lambda x: keras_model(x, training=False))
+        concrete = function.get_concrete_function(tf.TensorSpec([None, FEATURES], tf.float32))
+        return tf.lite.TFLiteConverter.from_concrete_functions([concrete], keras_model).convert()
+
+
+def make_interpreter(content: bytes) -> object:
+    with warnings.catch_warnings():  # tf.lite.Interpreter warns that LiteRT replaces it
+        warnings.simplefilter("ignore", UserWarning)
+        return tf.lite.Interpreter(model_content=content)
+
+
+class Affine(tf.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        init = np.random.default_rng(1).normal(size=(FEATURES, CLASSES)).astype(np.float32)
+        self.w = tf.Variable(init)
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(x, self.w)
+
+
+def check_adapter(adapter: ModelAdapter, batch: np.ndarray, expected: np.ndarray, atol: float = 1e-6) -> None:
+    for given in (batch, tf.constant(batch)):
+        out = adapter(given)
+        assert isinstance(out, tf.Tensor) and out.dtype == tf.float32
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=atol)
+    static_shapes: list[tuple[int | None, ...]] = []
+
+    @tf.function
+    def traced(x: tf.Tensor) -> tf.Tensor:  # traced, or through numpy_function
+        out = adapter(x)
+        static_shapes.append(tuple(out.shape))
+        return out
+
+    np.testing.assert_allclose(traced(tf.constant(batch)).numpy(), expected, rtol=1e-5, atol=atol)
+    assert static_shapes == [expected.shape]  # static shape known after one eager call
+
+
+def test_keras(keras_model: keras.Model, batch: np.ndarray) -> None:
+    adapter = adapt_model(keras_model)
+    assert (adapter.kind, adapter.traceable, adapter.model) == ("keras", True, keras_model)
+    # training=False: Dropout(0.9) would otherwise change the outputs
+    check_adapter(adapter, batch, keras_model(batch, training=False).numpy())
+
+
+def test_keras_subclass_without_training_argument(batch: np.ndarray) -> None:
+    class Doubler(keras.Model):
+        def call(self, x):
+            return x * 2.0
+
+    adapter = adapt_model(Doubler())
+    assert adapter.kind == "keras"
+    check_adapter(adapter, batch, batch * 2.0)
+
+
+def test_tf_module(batch: np.ndarray) -> None:
+    module = Affine()
+    adapter = adapt_model(module)
+    assert (adapter.kind, adapter.traceable) == ("tf_module", True)
+    check_adapter(adapter, batch, batch @ module.w.numpy())
+    with pytest.raises(TypeError, match="model"):
+        adapt_model(tf.Module())  # not callable
+
+
+def test_tf_function(batch: np.ndarray) -> None:
+    function = tf.function(lambda x: tf.nn.relu(x[:, :CLASSES]) + 1.0)
+    adapter = adapt_model(function)
+    assert (adapter.kind, adapter.traceable) == ("tf_callable", True)
+    check_adapter(adapter, batch, np.maximum(batch[:, :CLASSES], 0) + 1.0)
+    concrete = function.get_concrete_function(tf.TensorSpec([None, FEATURES], tf.float32))
+    assert adapt_model(concrete).kind == "tf_callable"
+    check_adapter(adapt_model(concrete), batch, np.maximum(batch[:, :CLASSES], 0) + 1.0)
+
+
+def test_numpy_callable(batch: np.ndarray) -> None:
+    seen: list[type] = []
+
+    def model(x):
+        seen.append(type(x))
+        return np.tanh(x.astype(np.float64)).sum(axis=1, keepdims=True)  # float64 out
+
+    adapter = adapt_model(model)
+    assert (adapter.kind, adapter.traceable) == ("numpy_callable", False)
+    check_adapter(adapter, batch, np.tanh(batch).sum(axis=1, keepdims=True))
+    assert set(seen) == {np.ndarray}  # never a tf.Tensor, even under tf.function
+    original = batch.copy()
+    adapter(batch)
+    np.testing.assert_array_equal(batch, original)
+
+
+def test_sklearn(batch: np.ndarray) -> None:
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(30, FEATURES))
+    labels = np.arange(30) % CLASSES
+    classifier = LogisticRegression(max_iter=200).fit(x, labels)
+    adapter = adapt_model(classifier)
+    assert (adapter.kind, adapter.traceable) == ("sklearn", False)
+    check_adapter(adapter, batch, classifier.predict_proba(batch))
+    regressor = LinearRegression().fit(x, x[:, 0] * 2.0)
+    check_adapter(adapt_model(regressor), batch, regressor.predict(batch), atol=1e-5)
+
+
+def test_tflite(tflite_bytes: bytes, keras_model: keras.Model, batch: np.ndarray) -> None:
+    interpreter = make_interpreter(tflite_bytes)
+    adapter = adapt_model(interpreter)
+    assert (adapter.kind, adapter.traceable, adapter.model) == ("tflite", False, interpreter)
+    expected = keras_model(batch, training=False).numpy()
+    check_adapter(adapter, batch, expected)
+    # batch shape changes: the input is resized once per new shape, results stay right
+    spy = ResizeCounter(make_interpreter(tflite_bytes))
+    adapter = adapt_model(spy)
+    assert adapter.kind == "tflite"
+    for rows in (2, 2, 5, 5, 1, 2):
+        np.testing.assert_allclose(adapter(batch[:rows]).numpy(), expected[:rows], rtol=1e-5, atol=1e-6)
+    assert spy.resizes == [[2, FEATURES], [5, FEATURES], [1, FEATURES], [2, FEATURES]]
+
+
+class ResizeCounter:
+    """Duck-typed interpreter proxy that records resize_tensor_input calls."""
+
+    def __init__(self, interpreter: object) -> None:
+        self.inner = interpreter
+        self.resizes: list[list[int]] = []
+
+    def resize_tensor_input(self, index: int, shape: list[int], **kwargs: object) -> None:
+        self.resizes.append(list(shape))
+        self.inner.resize_tensor_input(index, shape, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_torch(batch: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(FEATURES, CLASSES), torch.nn.Softmax(dim=-1))
+    assert is_torch_model(module) and not is_torch_model(lambda x: x)
+    adapter = adapt_model(module)
+    assert (adapter.kind, adapter.traceable) == ("torch", False)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(batch)).numpy()
+    check_adapter(adapter, batch, expected)
+
+
+@pytest.mark.parametrize("bad", [42, "model", None, np.ones(3), int])
+def test_invalid_models(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"model .* is not a model"):
+        adapt_model(bad)
+
+
+def test_multiple_outputs_rejected(batch: np.ndarray) -> None:
+    with pytest.raises(TypeError, match="2 outputs"):
+        adapt_model(lambda x: (x, x))(batch)
+    single = adapt_model(lambda x: [x * 3.0])(batch)
+    np.testing.assert_allclose(single.numpy(), batch * 3.0, rtol=1e-6)
+    with pytest.raises(TypeError, match="string outputs"):
+        adapt_model(lambda x: np.array(["a"] * len(x)))(batch)
+
+
+def test_adapter_is_idempotent() -> None:
+    adapter = adapt_model(lambda x: x)
+    assert adapt_model(adapter) is adapter
+
+
+@pytest.mark.slow
+def test_imports_load_no_tensorflow_at_package_level_and_no_torch() -> None:
+    code = (
+        "import sys, fastocclusion; assert 'tensorflow' not in sys.modules; "
+        "import fastocclusion.models, fastocclusion.operators; "
+        "fastocclusion.models.adapt_model(lambda x: x); assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)

@@ -23,6 +23,7 @@ import numpy as np
 from fastocclusion import _core
 from fastocclusion.inputs import prepare_inputs, read_inputs
 from fastocclusion.options import (
+    DEVICES,
     EDGES,
     REDUCTIONS,
     check_batch_size,
@@ -53,6 +54,11 @@ class Occlusion:
     edges : "valid" (reference) or "cover" (extra clipped patches at the far edges).
     reduction : "sum" (reference) or "mean" (divide by the number of covering patches).
     progress : show a tqdm progress bar over the perturbed samples.
+    device : "auto" (the GPU when a PyTorch model lives on one), "cpu" or "gpu" (a CUDA
+        device for a PyTorch model; an error when none is usable).
+
+    ``explain`` returns a float32 ``tf.Tensor``; for PyTorch models a float32
+    ``torch.Tensor`` on the model's device (TensorFlow is then never imported).
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class Occlusion:
         edges: str = "valid",
         reduction: str = "sum",
         progress: bool = False,
+        device: str = "auto",
     ) -> None:
         self.batch_size = check_batch_size(batch_size)
         self.patch_size = check_pair(patch_size, "patch_size")
@@ -77,19 +84,19 @@ class Occlusion:
         if not isinstance(progress, bool):
             raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
         self.progress = progress
+        self.device = check_choice(device, "device", DEVICES)
         self.model = model
-        self._scorer = make_scorer(model, operator)
+        self._scorer = make_scorer(model, operator, self.device)
 
     def __call__(self, inputs: Any, targets: Any = None) -> Any:
         return self.explain(inputs, targets)
 
     def explain(self, inputs: Any, targets: Any = None) -> Any:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, T, W) for time series,
-        (N, W) for tabular data, as a float32 ``tf.Tensor``."""
-        import tensorflow as tf
-
+        (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
+        models)."""
         maps, prepared = self._explain_numpy(inputs, targets)
-        return tf.convert_to_tensor(maps.reshape(prepared.output_shape))
+        return self._scorer.wrap_result(maps.reshape(prepared.output_shape))
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -105,8 +112,9 @@ class Occlusion:
         baseline = plane_baseline(self.occlusion_value, prepared.family, nhwc.shape,
                                   prepared.original_shape)
         batch = self._resolve_batch_size(grid.num_patches, nhwc)
-        sweep = _Sweep(self._scorer, nhwc, prepared.original_shape[1:], grid, baseline, batch,
-                       self.progress)
+        sweep_type = self._scorer.sweep_type() if self._scorer.on_gpu else _Sweep
+        sweep = sweep_type(self._scorer, nhwc, prepared.original_shape[1:], grid, baseline, batch,
+                           self.progress)
         y = sweep.base_pass(y)
         deltas = sweep.run()
         maps = _core.accumulate_patch_deltas(deltas.reshape(n, grid.rows, grid.cols), grid,

@@ -18,7 +18,19 @@ import numpy as np
 from fastocclusion import _core
 
 
-def make_scorer(model: Any, operator: Any) -> "TFScorer":
+def make_scorer(model: Any, operator: Any, device: str = "auto") -> Any:
+    """The scorer for this model: PyTorch models (and, with torch inputs, callables over
+    torch tensors: see torch_backend) get a ``TorchScorer``; everything else a ``TFScorer``."""
+    from fastocclusion.models import is_torch_model
+
+    if is_torch_model(model):
+        from fastocclusion.torch_backend import TorchScorer
+
+        return TorchScorer(model, operator, device)
+    if device == "gpu":
+        raise ValueError(
+            "device: 'gpu' is invalid for this model, expected 'auto' or 'cpu': the GPU path "
+            "runs PyTorch models (TensorFlow models run where TensorFlow places them)")
     # Imported here: these modules import TensorFlow.
     from fastocclusion.models import adapt_model
     from fastocclusion.operators import resolve_operator
@@ -27,6 +39,9 @@ def make_scorer(model: Any, operator: Any) -> "TFScorer":
 
 
 class TFScorer:
+    #: The host sweep fills the batches (SPEC §4); a GPU scorer brings its own sweep.
+    on_gpu = False
+
     def __init__(self, adapter: Any, operator: Any) -> None:
         import tensorflow as tf
 
@@ -49,6 +64,10 @@ class TFScorer:
         else:
             self._outputs_fn = None
             self._scores_fn = None
+
+    def wrap_result(self, maps: np.ndarray) -> Any:
+        """The maps as what ``explain`` returns: a float32 tf.Tensor."""
+        return self._tf.convert_to_tensor(maps)
 
     # -- batches in ----------------------------------------------------------------------
 

@@ -1,0 +1,194 @@
+"""Issue 4's benchmark suite: our explain vs the same model calls alone (and Xplique's
+Occlusion when it happens to be installed), side by side in one process.
+
+    python benchmarks/bench_occlusion.py [--configs a b c d e] [--repeats 5] [--markdown FILE]
+
+Times are medians over interleaved repeats (ours, calls alone, ours, ...), after one
+warm-up of each (tracing). "Model calls alone" = the same number of calls our explain makes
+(base pass included), with the same batch size, on one pre-built batch, through the same
+tf.function-wrapped model call, with a host sync of each output. Config e reports the peak
+RSS of a child process running our explain vs one running just the model calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from configs import CONFIGS, Config, build_model  # noqa: E402
+
+
+def make_data(cfg: Config):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((cfg.n,) + cfg.shape, dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, cfg.n)]
+    return x, y
+
+
+def count_calls(cfg: Config) -> int:
+    h, w, _ = cfg.shape
+    k = ((h - cfg.patch) // cfg.stride + 1) * ((w - cfg.patch) // cfg.stride + 1)
+    base = math.ceil(cfg.n / cfg.batch_size)
+    # base pass: one pass for the outputs (target checks) and one for the base scores
+    return 2 * base + math.ceil(cfg.n * k / cfg.batch_size)
+
+
+def model_calls_alone(model, cfg: Config, calls: int):
+    import numpy as np
+    import tensorflow as tf
+
+    batch = tf.constant(np.random.default_rng(1).random((cfg.batch_size,) + cfg.shape,
+                                                        dtype=np.float32))
+    call = tf.function(lambda b: model(b, training=False))
+    call(batch).numpy()  # trace
+
+    def run():
+        for _ in range(calls):
+            call(batch).numpy()
+    return run
+
+
+def ours(model, cfg: Config, x, y):
+    from fastocclusion import Occlusion
+
+    method = Occlusion(model, batch_size=cfg.batch_size, patch_size=cfg.patch,
+                       patch_stride=cfg.stride)
+    return lambda: method.explain(x, y).numpy()
+
+
+def xplique_runner(model, cfg: Config, x, y):
+    try:
+        from xplique.attributions import Occlusion as XOcclusion
+    except ImportError:
+        return None
+    method = XOcclusion(model, batch_size=cfg.batch_size, patch_size=cfg.patch,
+                        patch_stride=cfg.stride)
+    return lambda: method.explain(x, y).numpy()
+
+
+def time_once(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_time(cfg: Config, repeats: int, with_xplique: bool) -> dict:
+    model = build_model(cfg.model, cfg.shape)
+    x, y = make_data(cfg)
+    calls = count_calls(cfg)
+    runners = {"ours": ours(model, cfg, x, y), "calls": model_calls_alone(model, cfg, calls)}
+    if with_xplique:
+        xr = xplique_runner(model, cfg, x, y)
+        if xr is not None:
+            runners["xplique"] = xr
+    for fn in runners.values():  # warm-up: tracing, first allocations
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            times[name].append(time_once(fn))
+    med = {name: statistics.median(v) for name, v in times.items()}
+    row = {"config": cfg.name, "calls": calls, "ours_s": med["ours"], "calls_s": med["calls"],
+           "overhead": med["ours"] / med["calls"]}
+    if "xplique" in med:
+        row["xplique_s"] = med["xplique"]
+        row["xplique_overhead"] = med["xplique"] / med["calls"]
+        row["ours_vs_xplique"] = med["ours"] / med["xplique"]
+    return row
+
+
+def child_peak_rss(cfg_name: str, mode: str) -> float:
+    """Peak RSS (MB) of a fresh process running one explain (mode "ours") or the same
+    model calls alone (mode "calls")."""
+    out = subprocess.run([sys.executable, __file__, "--child", cfg_name, mode],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def child(cfg_name: str, mode: str) -> None:
+    import resource
+
+    cfg = next(c for c in CONFIGS if c.name == cfg_name)
+    model = build_model(cfg.model, cfg.shape)
+    x, y = make_data(cfg)
+    if mode == "ours":
+        ours(model, cfg, x, y)()
+    elif mode == "xplique":
+        fn = xplique_runner(model, cfg, x, y)
+        if fn is None:
+            raise SystemExit("xplique is not installed")
+        fn()
+    else:
+        model_calls_alone(model, cfg, count_calls(cfg))()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_mb": peak_kb / 1024}))
+
+
+def bench_memory(cfg: Config, with_xplique: bool) -> dict:
+    row = {"config": cfg.name, "calls": count_calls(cfg)}
+    row["calls_rss_mb"] = child_peak_rss(cfg.name, "calls")
+    row["ours_rss_mb"] = child_peak_rss(cfg.name, "ours")
+    row["extra_mb"] = row["ours_rss_mb"] - row["calls_rss_mb"]
+    if with_xplique:
+        try:
+            row["xplique_extra_mb"] = child_peak_rss(cfg.name, "xplique") - row["calls_rss_mb"]
+        except subprocess.CalledProcessError:
+            pass
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| config | model calls | ours (s) | calls alone (s) | ours / calls | "
+             "Xplique (s) | Xplique / calls | ours / Xplique | peak RSS extra (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def f(key, fmt):
+            return format(r[key], fmt) if key in r else "–"
+        extra = f("extra_mb", ".0f")
+        if "xplique_extra_mb" in r:
+            extra += f" (Xplique {r['xplique_extra_mb']:.0f})"
+        lines.append(f"| {r['config']} | {r['calls']} | {f('ours_s', '.3f')} | "
+                     f"{f('calls_s', '.3f')} | {f('overhead', '.3f')} | {f('xplique_s', '.3f')} | "
+                     f"{f('xplique_overhead', '.2f')} | {f('ours_vs_xplique', '.3f')} | {extra} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="*", default=[c.name for c in CONFIGS])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-xplique", action="store_true")
+    parser.add_argument("--markdown", help="also write the table to this file")
+    args = parser.parse_args()
+    rows = []
+    for cfg in CONFIGS:
+        if cfg.name not in args.configs:
+            continue
+        row = (bench_memory(cfg, not args.no_xplique) if cfg.memory
+               else bench_time(cfg, args.repeats, not args.no_xplique))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    table = markdown(rows)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@
 
 #include "axes.hpp"
 #include "fastocclusion/fill.hpp"
+#include "fastocclusion/parallel.hpp"
 #include "fill_workload.hpp"
 
 namespace fastocclusion_bench {
@@ -20,7 +21,7 @@ void report(benchmark::State& state, const FillWorkload& w) {
 }
 
 // The bandwidth ceiling: slot j gets a memcpy of the input it holds in the fill, with the
-// same OpenMP split over slots as the library's fill (when built with OpenMP).
+// same thread split over slots as the library's fill (fastocclusion::parallel_for).
 void BM_Memcpy(benchmark::State& state) {
   FillWorkload w(state.range(0), state.range(1));
   const std::int64_t image = w.image_floats();
@@ -31,10 +32,14 @@ void BM_Memcpy(benchmark::State& state) {
   std::int64_t iteration = 0;
   for (auto _ : state) {
     const std::int64_t start = w.start_of(iteration++);
-#pragma omp parallel for schedule(static) if (kBatchSlots * image >= (std::int64_t{1} << 15))
-    for (std::int64_t j = 0; j < kBatchSlots; ++j) {
-      std::memcpy(batch + j * image, inputs + ((start + j) / patches) * image, image_bytes);
-    }
+    fastocclusion::parallel_for(kBatchSlots, kBatchSlots * image,
+                                [&](std::int64_t begin, std::int64_t end) {
+                                  for (std::int64_t j = begin; j < end; ++j) {
+                                    std::memcpy(batch + j * image,
+                                                inputs + ((start + j) / patches) * image,
+                                                image_bytes);
+                                  }
+                                });
     benchmark::ClobberMemory();
   }
   report(state, w);

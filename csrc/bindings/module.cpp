@@ -26,6 +26,7 @@
 #include "fastocclusion/fill.hpp"
 #include "fastocclusion/geometry.hpp"
 #include "fastocclusion/host_buffer.hpp"
+#include "fastocclusion/parallel.hpp"
 
 namespace py = pybind11;
 namespace fo = fastocclusion;
@@ -212,11 +213,9 @@ py::object buffer_to_dlpack(const std::shared_ptr<fo::AlignedHostBuffer>& buffer
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastocclusion compiled core: patch geometry, occluded batch filling, map accumulation";
   m.attr("BUFFER_ALIGNMENT") = fo::kBufferAlignment;
-#ifdef _OPENMP
-  m.attr("HAS_OPENMP") = true;
-#else
-  m.attr("HAS_OPENMP") = false;
-#endif
+  m.def("num_threads", &fo::num_threads, "Threads the CPU kernels may use.");
+  m.def("set_num_threads", &fo::set_num_threads, py::arg("threads"),
+        "Set the threads the CPU kernels may use (< 1: hardware concurrency).");
 
   py::class_<fo::PatchGrid>(m, "PatchGrid",
                             "Patch anchors over an (height, width) plane (SPEC §2, §5).")

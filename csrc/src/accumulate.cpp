@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "fastocclusion/errors.hpp"
+#include "fastocclusion/parallel.hpp"
 
 namespace fastocclusion {
 namespace {
@@ -84,15 +85,13 @@ void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGr
   const std::int64_t patches = grid.num_patches();
   const std::int64_t plane = grid.height() * grid.width();
   const auto diff_size = static_cast<std::size_t>((grid.height() + 1) * (grid.width() + 1));
-#pragma omp parallel if (n > 1 && n * plane >= (std::int64_t{1} << 14))
-  {
+  parallel_for(n, n * plane, [&](std::int64_t begin, std::int64_t end) {
     std::vector<double> diff(diff_size);
-#pragma omp for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t i = begin; i < end; ++i) {
       accumulate_one(deltas + i * patches, grid, inv_row.data(), inv_col.data(), mean,
                      diff.data(), maps + i * plane);
     }
-  }
+  });
 }
 
 }  // namespace fastocclusion

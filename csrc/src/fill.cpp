@@ -4,12 +4,10 @@
 #include <cstring>
 
 #include "fastocclusion/errors.hpp"
+#include "fastocclusion/parallel.hpp"
 
 namespace fastocclusion {
 namespace {
-
-// Below this many floats per call, threads cost more than they save.
-constexpr std::int64_t kParallelThreshold = std::int64_t{1} << 15;
 
 void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                           const Baseline& baseline, std::int64_t start, std::int64_t count,
@@ -85,16 +83,15 @@ void fill_occluded_batch(const float* inputs, const InputShape& shape, const Pat
   const std::int64_t image = shape.image_size();
   const std::int64_t patches = grid.num_patches();
   const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
-  const bool parallel = count * image >= kParallelThreshold;
-  (void)parallel;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (std::int64_t j = 0; j < count; ++j) {
-    const std::int64_t s = start + j;
-    const std::int64_t n = s / patches;
-    float* dst = batch + j * image;
-    std::memcpy(dst, inputs + n * image, image_bytes);
-    write_patch(dst, shape, grid, baseline, n, s % patches);
-  }
+  parallel_for(count, count * image, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t j = begin; j < end; ++j) {
+      const std::int64_t s = start + j;
+      const std::int64_t n = s / patches;
+      float* dst = batch + j * image;
+      std::memcpy(dst, inputs + n * image, image_bytes);
+      write_patch(dst, shape, grid, baseline, n, s % patches);
+    }
+  });
 }
 
 void IncrementalFillState::reset() noexcept {
@@ -138,30 +135,33 @@ void fill_occluded_batch_incremental(const float* inputs, const InputShape& shap
   const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
   std::int64_t* slot_input = state.slot_input_.data();
   std::int64_t* slot_patch = state.slot_patch_.data();
-  // Incremental slots touch ~2 patch areas; full ones a whole image. Estimate the work
-  // from the patch size so small incremental batches stay on one thread.
-  const std::int64_t patch_work = 2 * grid.rows.patch * grid.cols.patch * shape.c;
-  const bool parallel = count * patch_work >= kParallelThreshold;
-  (void)parallel;
-#pragma omp parallel for schedule(static) if (parallel)
+  // Work estimate: a slot that changes input copies a whole image, the others ~2 patch
+  // areas; small incremental batches stay on the calling thread.
+  const std::int64_t patch_area = grid.rows.patch * grid.cols.patch * shape.c;
+  std::int64_t work = 0;
   for (std::int64_t j = 0; j < count; ++j) {
-    const std::int64_t s = start + j;
-    const std::int64_t n = s / patches;
-    const std::int64_t k = s % patches;
-    float* dst = batch + j * image;
-    const float* src = inputs + n * image;
-    if (slot_input[j] == n) {
-      if (slot_patch[j] != k) {
-        restore_patch(dst, src, shape, grid, slot_patch[j]);
+    work += slot_input[j] == (start + j) / patches ? 2 * patch_area : image;
+  }
+  parallel_for(count, work, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t j = begin; j < end; ++j) {
+      const std::int64_t s = start + j;
+      const std::int64_t n = s / patches;
+      const std::int64_t k = s % patches;
+      float* dst = batch + j * image;
+      const float* src = inputs + n * image;
+      if (slot_input[j] == n) {
+        if (slot_patch[j] != k) {
+          restore_patch(dst, src, shape, grid, slot_patch[j]);
+          write_patch(dst, shape, grid, baseline, n, k);
+        }
+      } else {
+        std::memcpy(dst, src, image_bytes);
         write_patch(dst, shape, grid, baseline, n, k);
       }
-    } else {
-      std::memcpy(dst, src, image_bytes);
-      write_patch(dst, shape, grid, baseline, n, k);
+      slot_input[j] = n;
+      slot_patch[j] = k;
     }
-    slot_input[j] = n;
-    slot_patch[j] = k;
-  }
+  });
 }
 
 }  // namespace fastocclusion

@@ -15,7 +15,7 @@
    the time inside model calls is measured by replaying the same number of model calls, with
    the same batch size and the same traced score function, on one pre-built batch; the
    difference is fastocclusion's own overhead (filling batches, transfers, accumulation).
-   Both are timed twice, interleaved, and the best of each is kept (a shared machine is
+   Both are timed three times, interleaved, and the best of each is kept (a shared machine is
    noisy). The batch filling runs in a worker thread while the model runs, so what it costs
    shows only where it does not overlap.
 """
@@ -35,7 +35,7 @@ CLASS_NAMES = ("square", "disc")
 HELD_OUT = 500
 PATCH_SIZE = 4
 PATCH_STRIDE = 1
-TIMING_REPEATS = 2
+TIMING_REPEATS = 3
 
 
 @dataclass
@@ -145,29 +145,17 @@ def _plot(path: str, images: np.ndarray, maps: np.ndarray, masks: np.ndarray,
         ax.contour(mask.astype(np.float32), levels=[0.5], colors="white", linewidths=0.7)
         peak_row, peak_col = np.unravel_index(np.argmax(hmap), hmap.shape)
         ax.plot([peak_col], [peak_row], marker="+", color="black", markersize=7, mew=1.5)
+    fig.set_figheight(fig.get_figheight() + 0.35)  # room for the suptitle
     fig.suptitle("fastocclusion demo: occlusion maps (white: object outline, +: map peak)",
                  fontsize=9)
-    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, 1.0 - 0.3 / fig.get_figheight()))
+    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / fig.get_figheight()))
     fig.savefig(path, dpi=110)
 
 
-def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
-             samples: int = 2000, explain: int = 32, batch_size: int = 64,
-             echo: Callable[[str], None] = print) -> DemoResult:
-    """Runs the whole demo, printing its report through ``echo``; see the module docstring."""
-    import keras
-
-    from fastocclusion import Occlusion, _core
-
-    if explain > HELD_OUT:
-        raise ValueError(f"explain: {explain} is invalid, expected at most {HELD_OUT}")
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
+def _train(samples: int, epochs: int, rng: np.random.Generator, x_test: np.ndarray,
+           y_test: np.ndarray, echo: Callable[[str], None]) -> tuple[Any, np.ndarray, float]:
+    """Trains the CNN; returns (model, held-out top classes, held-out accuracy)."""
     x_train, y_train, _ = make_dataset(samples, rng)
-    x_test, y_test, m_test = make_dataset(HELD_OUT, rng)
-    echo(f"data: {samples} training and {HELD_OUT} held-out {SIZE}x{SIZE} grayscale noise "
-         f"images with one bright {' or '.join(CLASS_NAMES)} (seed {seed})")
-
     model = build_model()
     start = time.perf_counter()
     model.fit(x_train, np.eye(len(CLASS_NAMES), dtype=np.float32)[y_train], epochs=epochs,
@@ -176,17 +164,24 @@ def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
     predicted = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
     accuracy = float(np.mean(predicted == y_test))
     echo(f"model: small CNN, {model.count_params()} parameters, {epochs} epoch(s) in "
-         f"{train_s:.1f} s; held-out accuracy {accuracy:.3f} ({HELD_OUT} images)")
+         f"{train_s:.1f} s; held-out accuracy {accuracy:.3f} ({len(y_test)} images)")
+    return model, predicted, accuracy
 
-    images, masks = x_test[:explain], m_test[:explain]
+
+def _explain_and_time(model: Any, images: np.ndarray, predicted: np.ndarray,
+                      batch_size: int) -> tuple[np.ndarray, dict[str, float]]:
+    """(maps (N, H, W), timings): warm-up, then TIMING_REPEATS interleaved rounds of one
+    explain call and one replay of as many model calls; the best of each is kept."""
+    from fastocclusion import Occlusion, _core
+
     explainer = Occlusion(model, batch_size=batch_size, patch_size=PATCH_SIZE,
                           patch_stride=PATCH_STRIDE)
     start = time.perf_counter()
-    explainer.explain(images[:1])  # traces the model; same batch shape as the timed call
+    explainer.explain(images[:1])  # traces the model; same batch shape as the timed calls
     warmup_s = time.perf_counter() - start
     num_patches = _core.PatchGrid(SIZE, SIZE, (PATCH_SIZE,) * 2, (PATCH_STRIDE,) * 2,
                                   "valid").num_patches
-    calls = count_model_calls(explain, num_patches, batch_size)
+    calls = count_model_calls(len(images), num_patches, batch_size)
     replay = np.resize(images, (batch_size,) + images.shape[1:])
     onehot = np.eye(len(CLASS_NAMES), dtype=np.float32)[np.resize(predicted, batch_size)]
     time_calls = model_call_timer(model, replay, onehot)
@@ -196,27 +191,48 @@ def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
         maps = explainer.explain(images).numpy()[..., 0]
         explain_times.append(time.perf_counter() - start)
         model_times.append(time_calls(calls))
-    explain_s, model_s = min(explain_times), min(model_times)
-    overhead_s = explain_s - model_s
+    timings = {"explain": min(explain_times), "model": min(model_times), "warmup": warmup_s,
+               "calls": calls, "patches": num_patches}
+    return maps, timings
 
+
+def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
+             samples: int = 2000, explain: int = 32, batch_size: int = 64,
+             echo: Callable[[str], None] = print) -> DemoResult:
+    """Runs the whole demo, printing its report through ``echo``; see the module docstring."""
+    import keras
+
+    if explain > HELD_OUT:
+        raise ValueError(f"explain: {explain} is invalid, expected at most {HELD_OUT}")
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    x_test, y_test, m_test = make_dataset(HELD_OUT, rng)
+    echo(f"data: {samples} training and {HELD_OUT} held-out {SIZE}x{SIZE} grayscale noise "
+         f"images with one bright {' or '.join(CLASS_NAMES)} (seed {seed})")
+    model, predicted, accuracy = _train(samples, epochs, rng, x_test, y_test, echo)
+
+    images, masks = x_test[:explain], m_test[:explain]
+    maps, t = _explain_and_time(model, images, predicted[:explain], batch_size)
     hits = pointing_hits(maps, masks)
-    pointing = float(np.mean(hits))
-    chance = float(np.mean(masks))
+    pointing, chance = float(np.mean(hits)), float(np.mean(masks))
+    overhead = t["explain"] - t["model"]
     echo(f"explain: Occlusion(patch_size={PATCH_SIZE}, patch_stride={PATCH_STRIDE}, "
          f"batch_size={batch_size}) on {explain} held-out images, top class, "
-         f"{num_patches} patches each = {explain * num_patches} perturbed samples")
+         f"{t['patches']} patches each = {explain * t['patches']} perturbed samples")
     echo(f"pointing game: {pointing:.3f} ({int(hits.sum())}/{explain} map peaks on the object);"
          f" chance level {chance:.3f} (mean object area fraction)")
-    echo(f"time: explain {explain_s:.2f} s = model calls {model_s:.2f} s "
-         f"({100 * model_s / explain_s:.0f}%) + overhead {overhead_s:.2f} s "
-         f"({100 * overhead_s / explain_s:.0f}%); the first call (tracing) took "
-         f"{warmup_s:.2f} s")
+    echo(f"time: explain {t['explain']:.2f} s = model calls {t['model']:.2f} s "
+         f"({100 * t['model'] / t['explain']:.0f}%) + overhead {overhead:.2f} s "
+         f"({100 * overhead / t['explain']:.0f}%"
+         f"{', i.e. none within timing noise' if overhead < 0 else ''}); "
+         f"the first call (tracing) took {t['warmup']:.2f} s")
     echo(f"  how: best of {TIMING_REPEATS} explain calls; model calls = best of "
-         f"{TIMING_REPEATS} replays of as many calls ({calls} of batch {batch_size}) of the "
-         "same traced score function on one pre-built batch; overhead = the difference "
+         f"{TIMING_REPEATS} replays of as many calls ({t['calls']} of batch {batch_size}) of "
+         "the same traced score function on one pre-built batch; overhead = the difference "
          f"(batch filling, transfers, accumulation){_busy_note()}")
 
     _plot(out, images, maps, masks, predicted[:explain], hits)
     echo(f"wrote {out}")
-    return DemoResult(accuracy=accuracy, pointing=pointing, chance=chance, explain_s=explain_s,
-                      model_s=model_s, model_calls=calls, out=str(out))
+    return DemoResult(accuracy=accuracy, pointing=pointing, chance=chance,
+                      explain_s=t["explain"], model_s=t["model"], model_calls=int(t["calls"]),
+                      out=str(out))

@@ -160,13 +160,16 @@ class _Sweep:
         """Runs the unperturbed inputs; returns the checked (or default) targets and keeps
         the base scores."""
         n = self.nhwc.shape[0]
-        if self.scorer.needs_outputs(targets):
+
+        def run_outputs() -> np.ndarray:
             outputs = []
             for start in range(0, n, self.batch):
                 count = min(self.batch, n - start)
                 self.view[:count] = self.nhwc[start:start + count]
                 outputs.append(self.scorer.outputs(self.buffer)[:count])
-            targets = self.scorer.prepare_targets(targets, np.concatenate(outputs), n)
+            return np.concatenate(outputs)
+
+        targets = self.scorer.resolve_targets(targets, self.buffer, run_outputs)
         self.scorer.set_targets(targets, self.batch)
         scores = np.empty(n, dtype=np.float64)
         for start in range(0, n, self.batch):

@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 
 
-def _matplotlib() -> Any:
+def _figure_class() -> Any:
+    """matplotlib's Figure, imported on first use."""
     try:
-        import matplotlib
         from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - depends on the environment
+    except ImportError:
         raise ImportError(
             "fastocclusion.plot needs matplotlib: pip install \"fastocclusion[plot]\" "
             "(or pip install matplotlib)"
         ) from None
-    return matplotlib, Figure
+    return Figure
 
 
 def _to_numpy(value: Any, name: str) -> np.ndarray:
@@ -91,7 +91,7 @@ def overlay(image: Any, heatmap: Any, ax: Any = None, cmap: str = "jet", alpha: 
     so several plots share one colour scale). A new figure is made when ``ax`` is None
     (``ax.figure`` reaches it).
     """
-    _, figure_class = _matplotlib()
+    figure_class = _figure_class()
     img = as_image(image)
     hmap = as_map(heatmap)
     if img.shape[:2] != hmap.shape:
@@ -134,7 +134,7 @@ def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols:
 
     images: (N, H, W[, 1|3]) or a list of images; maps: (N, H, W[, 1]) or a list of maps.
     """
-    _, figure_class = _matplotlib()
+    figure_class = _figure_class()
     image_list = _stack(images, "images")
     map_list = _stack(maps, "maps")
     if len(image_list) != len(map_list):
@@ -165,7 +165,7 @@ def save_overlay(path: Any, image: Any, heatmap: Any, cmap: str = "jet", alpha: 
                  normalize: bool = True, title: str | None = None, size: float = 4.0,
                  dpi: int = 100) -> None:
     """Writes one overlay to ``path`` (format from the suffix, e.g. .png)."""
-    _, figure_class = _matplotlib()
+    figure_class = _figure_class()
     fig = figure_class(figsize=(size, size))
     ax = fig.add_subplot(1, 1, 1)
     overlay(image, heatmap, ax=ax, cmap=cmap, alpha=alpha, normalize=normalize, title=title)

@@ -53,6 +53,8 @@ class TFScorer:
         self._gathered_view: np.ndarray | None = None
         self._checked_shape: tuple[int, ...] | None = None
         self._concrete: dict[tuple[Any, ...], Any] = {}
+        self._views: dict[int, tuple[Any, Any]] = {}
+        self._score_call: Any = None
         if adapter.traceable:
             self._outputs_fn = tf.function(lambda batch: adapter(batch))
             if operator.builtin:
@@ -81,23 +83,36 @@ class TFScorer:
             specs = [self._tf.TensorSpec(t.shape, self._tf.float32) for t in tensors]
             concrete = fn.get_concrete_function(*specs)
             self._concrete[key] = concrete
-        return concrete(*tensors)
+        return concrete
 
     def _model_input(self, buffer: Any) -> Any:
-        if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
-            return np.asarray(buffer)
-        return self._tf.experimental.dlpack.from_dlpack(buffer.__dlpack__())
+        """The model's view of a batch buffer, made once per buffer: NumPy callables get the
+        NumPy view, TensorFlow a tensor imported by DLPack. Both alias the buffer, so later
+        fills show through. (TensorFlow never writes into an input it does not own alone:
+        the cached tensor is itself a reference, so no op forwards its memory.)"""
+        view = self._views.get(id(buffer))
+        if view is None or view[0] is not buffer:
+            if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
+                tensor = np.asarray(buffer)
+            else:
+                tensor = self._tf.experimental.dlpack.from_dlpack(buffer.__dlpack__())
+            view = (buffer, tensor)
+            self._views[id(buffer)] = view
+        return view[1]
 
     # -- base pass -----------------------------------------------------------------------
 
-    def needs_outputs(self, targets: np.ndarray | None) -> bool:
-        """Whether the base pass must collect raw model outputs (default targets, or
-        checking given targets against the outputs)."""
-        return targets is None or self.operator.builtin
+    def static_output_shape(self, buffer: Any) -> tuple[int | None, ...] | None:
+        """The model's output shape for a full batch, from tracing alone (no model call);
+        None when the model is not traceable."""
+        if self._outputs_fn is None:
+            return None
+        concrete = self._traced(self._outputs_fn, self._model_input(buffer))
+        return tuple(concrete.structured_outputs.shape)
 
     def outputs(self, buffer: Any) -> np.ndarray:
         batch = self._model_input(buffer)
-        out = (self._traced(self._outputs_fn, batch) if self._outputs_fn is not None
+        out = (self._traced(self._outputs_fn, batch)(batch) if self._outputs_fn is not None
                else self.adapter(batch))
         outputs = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
         batch_size = buffer.shape[0]
@@ -118,14 +133,19 @@ class TFScorer:
                 f"targets: None is invalid for the {self.operator.name!r} operator, expected "
                 "explicit targets (segmentation masks or boxes)")
 
-    def prepare_targets(self, targets: np.ndarray | None, outputs: np.ndarray,
-                        n: int) -> np.ndarray:
-        """The default targets (the model's top class), or the given ones checked against the
-        model's outputs."""
+    def resolve_targets(self, targets: np.ndarray | None, buffer: Any,
+                        run_outputs: Any) -> np.ndarray:
+        """The targets of the sweep: the model's top class when None, else the given ones
+        checked against the model's output shape. ``run_outputs()`` runs the base pass for
+        the raw outputs; it is called only when needed (targets None, or a built-in
+        operator on a model whose output shape tracing cannot tell)."""
         if targets is None:
-            return self.operator.default_targets(outputs).astype(np.float32)
+            return self.operator.default_targets(run_outputs()).astype(np.float32)
         if self.operator.builtin:
-            targets = self.operator.validate_targets(targets, n, outputs.shape)
+            shape = self.static_output_shape(buffer)
+            if shape is None:
+                shape = run_outputs().shape
+            targets = self.operator.validate_targets(targets, len(targets), shape)
         return np.asarray(targets, dtype=np.float32)
 
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
@@ -133,7 +153,9 @@ class TFScorer:
         shape = (batch,) + self._targets.shape[1:]
         self._gathered = _core.HostBuffer(shape)
         self._gathered_view = np.asarray(self._gathered)
+        self._gathered_tensor = self._tf.experimental.dlpack.from_dlpack(self._gathered.__dlpack__())
         self._checked_shape = None
+        self._score_call = None
 
     # -- the sweep -----------------------------------------------------------------------
 
@@ -143,10 +165,12 @@ class TFScorer:
         tf = self._tf
         assert self._targets is not None and self._gathered_view is not None
         np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
-        targets = tf.experimental.dlpack.from_dlpack(self._gathered.__dlpack__())
+        targets = self._gathered_tensor
         batch = self._model_input(buffer)
         if self._scores_fn is not None:
-            scores = self._traced(self._scores_fn, batch, targets)
+            if self._score_call is None:
+                self._score_call = self._traced(self._scores_fn, batch, targets)
+            scores = self._score_call(batch, targets)
         elif self.operator.builtin:
             scores = self.operator.scores_from_outputs(
                 tf.convert_to_tensor(self.adapter(batch), dtype=tf.float32), targets)
@@ -157,4 +181,4 @@ class TFScorer:
             scores = self.operator.validate_scores(scores, len(slot_inputs))
             self._checked_shape = tuple(np.shape(scores))
         values = scores.numpy() if hasattr(scores, "numpy") else np.asarray(scores)
-        return np.asarray(values, dtype=np.float64).reshape(len(slot_inputs))
+        return values.astype(np.float64).reshape(len(slot_inputs))

@@ -23,7 +23,7 @@ Reduction parse_reduction(const char* name);
 ///          is written.
 /// Work: O(1) per patch plus O(H * W) per input (a difference grid and a 2-D prefix sum,
 /// in float64). Throws user_error if n < 1 or a pointer is null. Synchronous; parallel over
-/// inputs with OpenMP when built with it.
+/// inputs (parallel.hpp) when the work is large.
 void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGrid& grid,
                              Reduction reduction, float* maps);
 

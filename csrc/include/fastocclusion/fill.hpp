@@ -36,7 +36,7 @@ struct Baseline {
 ///          receives input (start+j)/K with patch (start+j)%K set to the baseline.
 /// Throws user_error if shape is invalid, the grid does not match shape (h, w),
 /// start < 0, count < 0, or start + count > shape.n * K. Pointers must be non-null
-/// when count > 0. Synchronous; parallel over slots with OpenMP when built with it.
+/// when count > 0. Synchronous; parallel over slots (parallel.hpp) when the work is large.
 void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
                          float* batch);
@@ -71,7 +71,7 @@ class IncrementalFillState {
 ///
 /// batch   : float32, capacity*h*w*c, contiguous; slots >= count keep their content.
 /// Throws user_error as fill_occluded_batch, and if capacity < count or capacity < 1.
-/// Synchronous; parallel over slots with OpenMP when the work is large enough.
+/// Synchronous; parallel over slots (parallel.hpp) when the work is large.
 void fill_occluded_batch_incremental(const float* inputs, const InputShape& shape,
                                      const PatchGrid& grid, const Baseline& baseline,
                                      std::int64_t start, std::int64_t count, float* batch,

@@ -1,0 +1,161 @@
+"""Shared fixtures of the Python tests: tiny seeded models of every shape family.
+
+TensorFlow is imported inside the fixtures, so the tests of the compiled core run without it.
+`reference` (the NumPy oracle beside this file) is made importable from every test module.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+settings.register_profile("fastocclusion", deadline=None, max_examples=60, derandomize=True)
+settings.load_profile("fastocclusion")
+
+# Hypothesis imports its patch writer (libcst -> mypy_extensions) when a test fails; that import
+# emits a DeprecationWarning which pytest's "warnings are errors" turns into an INTERNALERROR
+# that ends the session. Import it once here, with its warnings silenced.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:  # libcst missing: hypothesis then skips the patch itself
+        pass
+
+NUM_CLASSES = 5
+NUM_BOXES = 4
+
+
+@dataclass
+class ModelCase:
+    """A model, how the reference calls it, and inputs/targets shaped for it."""
+
+    model: Any  # what fastocclusion.Occlusion receives
+    model_fn: Callable[[np.ndarray], np.ndarray]  # what the reference calls
+    inputs: np.ndarray
+    targets: np.ndarray
+
+
+def _keras():
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    return keras
+
+
+def _numpy_fn(model) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda batch: np.asarray(model(batch, training=False))
+
+
+def _one_hot(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    return np.eye(k, dtype=np.float32)[rng.integers(0, k, size=n)]
+
+
+@pytest.fixture(scope="session")
+def image_case() -> ModelCase:
+    """Conv net over (N, 9, 8, 3) images, softmax over 5 classes."""
+    keras = _keras()
+    model = keras.Sequential(
+        [
+            keras.Input((9, 8, 3)),
+            keras.layers.Conv2D(4, 3, activation="tanh"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    rng = np.random.default_rng(1)
+    inputs = rng.uniform(-1, 1, (3, 9, 8, 3)).astype(np.float32)
+    return ModelCase(model, _numpy_fn(model), inputs, _one_hot(rng, 3, NUM_CLASSES))
+
+
+@pytest.fixture(scope="session")
+def tabular_case() -> ModelCase:
+    """Dense net over (N, 10) rows, 3 regression outputs."""
+    keras = _keras()
+    model = keras.Sequential(
+        [keras.Input((10,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3)]
+    )
+    rng = np.random.default_rng(2)
+    inputs = rng.normal(0, 1, (4, 10)).astype(np.float32)
+    targets = rng.uniform(0, 1, (4, 3)).astype(np.float32)  # weighted targets
+    return ModelCase(model, _numpy_fn(model), inputs, targets)
+
+
+@pytest.fixture(scope="session")
+def timeseries_case() -> ModelCase:
+    """Conv1D + dense over (N, 12, 4) series, softmax over 5 classes."""
+    keras = _keras()
+    model = keras.Sequential(
+        [
+            keras.Input((12, 4)),
+            keras.layers.Conv1D(3, 3, activation="tanh"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(0, 1, (3, 12, 4)).astype(np.float32)
+    return ModelCase(model, _numpy_fn(model), inputs, _one_hot(rng, 3, NUM_CLASSES))
+
+
+@pytest.fixture(scope="session")
+def segmentation_case() -> ModelCase:
+    """Same-padded conv over (N, 8, 8, 2) images -> (N, 8, 8, 3) class maps; sparse masks."""
+    keras = _keras()
+    model = keras.Sequential(
+        [keras.Input((8, 8, 2)), keras.layers.Conv2D(3, 3, padding="same", activation="softmax")]
+    )
+    rng = np.random.default_rng(4)
+    inputs = rng.uniform(-1, 1, (2, 8, 8, 2)).astype(np.float32)
+    masks = (rng.uniform(size=(2, 8, 8, 3)) < 0.3).astype(np.float32)
+    masks[:, 0, 0, 0] = 1.0  # never an empty mask
+    return ModelCase(model, _numpy_fn(model), inputs, masks)
+
+
+def _detection_head(keras):
+    class BoxHead(keras.layers.Layer):
+        """(N, B*(5+K)) features -> (N, B, 4+1+K) valid boxes (x1 < x2, y1 < y2) in [0, 1]."""
+
+        def call(self, features):
+            ops = keras.ops
+            raw = ops.reshape(features, (-1, NUM_BOXES, 5 + NUM_CLASSES))
+            corner = 0.5 * ops.sigmoid(raw[..., 0:2])
+            size = 0.05 + 0.45 * ops.sigmoid(raw[..., 2:4])
+            objectness = ops.sigmoid(raw[..., 4:5])
+            classes = ops.softmax(raw[..., 5:], axis=-1)
+            return ops.concatenate([corner, corner + size, objectness, classes], axis=-1)
+
+    return BoxHead()
+
+
+@pytest.fixture(scope="session")
+def detection_case() -> ModelCase:
+    """Detection-like model over (N, 8, 8, 3) images -> (N, 4 boxes, 4+1+5)."""
+    keras = _keras()
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(NUM_BOXES * (5 + NUM_CLASSES)),
+            _detection_head(keras),
+        ]
+    )
+    rng = np.random.default_rng(5)
+    inputs = rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
+    targets = np.zeros((3, 3, 5 + NUM_CLASSES), dtype=np.float32)  # up to 3 boxes, padded
+    for i, boxes in enumerate((1, 2, 3)):
+        for b in range(boxes):
+            x1, y1 = rng.uniform(0, 0.5, 2)
+            w, h = rng.uniform(0.1, 0.5, 2)
+            targets[i, b, :5] = (x1, y1, x1 + w, y1 + h, rng.uniform(0.2, 1))
+            targets[i, b, 5 + rng.integers(NUM_CLASSES)] = 1.0
+    return ModelCase(model, _numpy_fn(model), inputs, targets)

@@ -1,0 +1,281 @@
+"""fastocclusion._core.fill_occluded_batch (full and incremental) against the NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastocclusion import _core
+from reference import patch_boxes, reference_stream
+
+BASELINE_KINDS = ["scalar", "channel", "image", "input"]
+
+
+def make_baseline(kind: str, shape, rng: np.random.Generator) -> np.ndarray:
+    n, h, w, c = shape
+    sizes = {"scalar": (), "channel": (c,), "image": (h, w, c), "input": (n, h, w, c)}
+    return rng.uniform(-5, 5, sizes[kind]).astype(np.float32)
+
+
+def grid_and_boxes(h, w, patch, stride, edges):
+    grid = _core.PatchGrid(h, w, patch_size=patch, patch_stride=stride, edges=edges)
+    return grid, patch_boxes(h, w, patch, stride, edges)
+
+
+@st.composite
+def fill_case(draw):
+    n = draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    c = draw(st.sampled_from([1, 2, 3, 16]))
+    patch = (draw(st.integers(1, h)), draw(st.integers(1, w)))
+    stride = (draw(st.integers(1, h + 2)), draw(st.integers(1, w + 2)))
+    edges = draw(st.sampled_from(["valid", "cover"]))
+    kind = draw(st.sampled_from(BASELINE_KINDS))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (n, h, w, c), patch, stride, edges, kind, seed
+
+
+# ---- full fills ---------------------------------------------------------------------------
+
+
+@given(fill_case(), st.data())
+def test_random_slices_match_reference(case, data):
+    shape, patch, stride, edges, kind, seed = case
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=shape).astype(np.float32)
+    baseline = make_baseline(kind, shape, rng)
+    grid, boxes = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
+    total = shape[0] * len(boxes)
+    start = data.draw(st.integers(0, total))
+    count = data.draw(st.integers(0, total - start))
+    extra = data.draw(st.integers(0, 3))
+    out = np.full((max(count + extra, 1),) + shape[1:], np.nan, dtype=np.float32)
+    inputs_before, baseline_before = inputs.copy(), baseline.copy()
+    _core.fill_occluded_batch(inputs, grid, baseline, start, count, out)
+    np.testing.assert_array_equal(out[:count], reference_stream(inputs, boxes, baseline, start, count))
+    assert np.isnan(out[count:]).all(), "slots past count must not be written"
+    np.testing.assert_array_equal(inputs, inputs_before)
+    np.testing.assert_array_equal(baseline, baseline_before)
+
+
+@pytest.mark.parametrize("kind", BASELINE_KINDS)
+@pytest.mark.parametrize(
+    ("shape", "patch", "stride", "edges"),
+    [
+        ((1, 1, 1, 1), (1, 1), (1, 1), "valid"),  # 1x1 input
+        ((2, 5, 4, 1), (2, 3), (1, 1), "cover"),  # C = 1
+        ((1, 6, 6, 16), (3, 3), (2, 2), "cover"),  # C = 16
+        ((3, 4, 7, 2), (4, 7), (1, 1), "valid"),  # patch = input
+        ((2, 9, 9, 3), (2, 2), (5, 4), "valid"),  # stride > patch: gaps
+        ((2, 9, 9, 3), (2, 2), (5, 4), "cover"),
+        ((1, 1, 12, 1), (1, 5), (1, 3), "cover"),  # tabular view (N, 1, W, 1)
+    ],
+)
+def test_edge_cases_whole_stream(shape, patch, stride, edges, kind):
+    rng = np.random.default_rng(7)
+    inputs = rng.normal(size=shape).astype(np.float32)
+    baseline = make_baseline(kind, shape, rng)
+    grid, boxes = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
+    total = shape[0] * len(boxes)
+    out = np.empty((total,) + shape[1:], dtype=np.float32)
+    _core.fill_occluded_batch(inputs, grid, baseline, 0, total, out)
+    np.testing.assert_array_equal(out, reference_stream(inputs, boxes, baseline, 0, total))
+
+
+def test_spec_patch_order_2x2():
+    inputs = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1) + 1
+    grid = _core.PatchGrid(2, 2, patch_size=(1, 1), patch_stride=(1, 1))
+    out = np.empty((4, 2, 2, 1), dtype=np.float32)
+    _core.fill_occluded_batch(inputs, grid, np.array(0, np.float32), 0, 4, out)
+    # Patch k zeroes pixel (0,0), (0,1), (1,0), (1,1) in turn.
+    for k in range(4):
+        expected = inputs[0].ravel().copy()
+        expected[k] = 0
+        np.testing.assert_array_equal(out[k].ravel(), expected)
+
+
+def test_count_zero_writes_nothing():
+    inputs = np.ones((1, 3, 3, 1), np.float32)
+    grid = _core.PatchGrid(3, 3, patch_size=(1, 1), patch_stride=(1, 1))
+    out = np.full((2, 3, 3, 1), 7, np.float32)
+    _core.fill_occluded_batch(inputs, grid, np.zeros((), np.float32), 9, 0, out)
+    assert (out == 7).all()
+
+
+def test_fills_a_host_buffer():
+    inputs = np.random.default_rng(0).normal(size=(2, 5, 5, 3)).astype(np.float32)
+    grid, boxes = grid_and_boxes(5, 5, (2, 2), (2, 2), "cover")
+    buf = _core.HostBuffer([6, 5, 5, 3])
+    _core.fill_occluded_batch(inputs, grid, np.array(-1, np.float32), 10, 6, np.asarray(buf))
+    np.testing.assert_array_equal(np.asarray(buf), reference_stream(inputs, boxes, np.array(-1, np.float32), 10, 6))
+
+
+# ---- incremental fills --------------------------------------------------------------------
+
+
+@settings(max_examples=40)
+@given(fill_case(), st.integers(1, 9), st.booleans(), st.data())
+def test_incremental_fills_equal_full_fills(case, capacity, consecutive, data):
+    shape, patch, stride, edges, kind, seed = case
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=shape).astype(np.float32)
+    baseline = make_baseline(kind, shape, rng)
+    grid, _ = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
+    total = shape[0] * grid.num_patches
+    batch = np.full((capacity,) + shape[1:], np.nan, dtype=np.float32)
+    full = np.empty_like(batch)
+    state = _core.IncrementalFillState()
+    if consecutive:
+        slices = [(s, min(capacity, total - s)) for s in range(0, total, capacity)] * 2
+    else:
+        slices = []
+        for _ in range(6):
+            start = data.draw(st.integers(0, total - 1), label="start")
+            slices.append((start, data.draw(st.integers(1, min(capacity, total - start)), label="count")))
+    for start, count in slices:
+        _core.fill_occluded_batch(inputs, grid, baseline, start, count, batch, state)
+        _core.fill_occluded_batch(inputs, grid, baseline, start, count, full)
+        np.testing.assert_array_equal(batch[:count], full[:count], err_msg=f"slice {start}+{count}")
+
+
+@pytest.mark.parametrize("kind", BASELINE_KINDS)
+def test_large_batches_take_the_threaded_path(kind):
+    # 64 slots of 32x32x16 floats: above the kernels' OpenMP thresholds, full and incremental.
+    shape = (2, 32, 32, 16)
+    rng = np.random.default_rng(11)
+    inputs = rng.normal(size=shape).astype(np.float32)
+    baseline = make_baseline(kind, shape, rng)
+    grid, boxes = grid_and_boxes(32, 32, (8, 8), (4, 4), "cover")
+    total = shape[0] * len(boxes)
+    batch = np.empty((64,) + shape[1:], np.float32)
+    full = np.empty_like(batch)
+    state = _core.IncrementalFillState()
+    for start in range(0, total, 64):
+        count = min(64, total - start)
+        _core.fill_occluded_batch(inputs, grid, baseline, start, count, batch, state)
+        _core.fill_occluded_batch(inputs, grid, baseline, start, count, full)
+        expected = reference_stream(inputs, boxes, baseline, start, count)
+        np.testing.assert_array_equal(full[:count], expected)
+        np.testing.assert_array_equal(batch[:count], expected)
+
+
+def test_incremental_reset_after_input_change():
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(size=(1, 6, 6, 2)).astype(np.float32)
+    grid, boxes = grid_and_boxes(6, 6, (2, 2), (2, 2), "valid")
+    batch = np.empty((4, 6, 6, 2), np.float32)
+    state = _core.IncrementalFillState()
+    baseline = np.array(0, np.float32)
+    _core.fill_occluded_batch(inputs, grid, baseline, 0, 4, batch, state)
+    inputs[...] = rng.normal(size=inputs.shape)  # same pointer, new content: the caller resets
+    state.reset()
+    _core.fill_occluded_batch(inputs, grid, baseline, 4, 4, batch, state)
+    np.testing.assert_array_equal(batch, reference_stream(inputs, boxes, baseline, 4, 4))
+
+
+def test_incremental_state_follows_a_new_buffer():
+    rng = np.random.default_rng(4)
+    inputs = rng.normal(size=(2, 5, 5, 1)).astype(np.float32)
+    grid, boxes = grid_and_boxes(5, 5, (2, 2), (1, 1), "valid")
+    state = _core.IncrementalFillState()
+    first = np.empty((3, 5, 5, 1), np.float32)
+    second = np.full((3, 5, 5, 1), np.nan, np.float32)
+    _core.fill_occluded_batch(inputs, grid, np.array(0, np.float32), 0, 3, first, state)
+    _core.fill_occluded_batch(inputs, grid, np.array(0, np.float32), 3, 3, second, state)  # other pointer
+    np.testing.assert_array_equal(second, reference_stream(inputs, boxes, np.array(0, np.float32), 3, 3))
+
+
+# ---- bad inputs: ValueError with a useful message, never a crash --------------------------
+
+
+def good_args():
+    inputs = np.zeros((2, 4, 4, 3), np.float32)
+    grid = _core.PatchGrid(4, 4, patch_size=(2, 2), patch_stride=(2, 2))
+    return dict(inputs=inputs, grid=grid, baseline=np.zeros((), np.float32), start=0, count=4,
+                out=np.zeros((4, 4, 4, 3), np.float32))
+
+
+def _unaligned(shape):
+    raw = np.zeros(int(np.prod(shape)) * 4 + 1, np.uint8)
+    view = raw[1:].view(np.float32).reshape(shape)
+    assert not view.flags.aligned
+    return view
+
+
+def _read_only(shape):
+    a = np.zeros(shape, np.float32)
+    a.flags.writeable = False
+    return a
+
+
+BAD_CASES = {
+    "inputs float64": (dict(inputs=np.zeros((2, 4, 4, 3))), ["inputs", "float64", "float32"]),
+    "inputs int32": (dict(inputs=np.zeros((2, 4, 4, 3), np.int32)), ["inputs", "int32"]),
+    "inputs rank 3": (dict(inputs=np.zeros((4, 4, 3), np.float32)), ["inputs", "(4, 4, 3)", "(N, H, W, C)"]),
+    "inputs rank 5": (dict(inputs=np.zeros((1, 2, 4, 4, 3), np.float32)), ["inputs", "(N, H, W, C)"]),
+    "inputs empty": (dict(inputs=np.zeros((0, 4, 4, 3), np.float32), count=0), ["inputs", ">= 1"]),
+    "inputs non-contiguous": (dict(inputs=np.zeros((2, 4, 8, 3), np.float32)[:, :, ::2]), ["inputs", "contiguous"]),
+    "inputs fortran": (dict(inputs=np.asfortranarray(np.zeros((2, 4, 4, 3), np.float32))), ["inputs", "contiguous"]),
+    "inputs unaligned": (dict(inputs=_unaligned((2, 4, 4, 3))), ["inputs", "aligned"]),
+    "grid mismatch": (
+        dict(inputs=np.zeros((2, 5, 4, 3), np.float32), out=np.zeros((4, 5, 4, 3), np.float32)),
+        ["grid", "(4, 4)", "(5, 4)"]),
+    "baseline float64": (dict(baseline=np.zeros(())), ["baseline", "float64"]),
+    "baseline shape": (dict(baseline=np.zeros((4,), np.float32)), ["baseline", "(4,)", "(3,)"]),
+    "baseline image shape": (dict(baseline=np.zeros((4, 4, 2), np.float32)), ["baseline", "(4, 4, 2)"]),
+    "baseline batch": (dict(baseline=np.zeros((3, 4, 4, 3), np.float32)), ["baseline", "(3, 4, 4, 3)"]),
+    "baseline non-contiguous": (dict(baseline=np.zeros((6,), np.float32)[::2]), ["baseline", "contiguous"]),
+    "start negative": (dict(start=-1), ["start=-1"]),
+    "start past end": (dict(start=9, count=0), ["start=9", "8"]),
+    "count past end": (dict(start=6, count=3), ["count=3", "start=6", "8"]),
+    "count negative": (dict(count=-2), ["count=-2"]),
+    "out too small": (dict(count=4, out=np.zeros((3, 4, 4, 3), np.float32)), ["out", "(3, 4, 4, 3)", "count=4"]),
+    "out wrong plane": (dict(out=np.zeros((4, 4, 3, 3), np.float32)), ["out", "(4, 4, 3, 3)"]),
+    "out rank 3": (dict(out=np.zeros((4, 4, 12), np.float32)), ["out", "(4, 4, 12)"]),
+    "out float64": (dict(out=np.zeros((4, 4, 4, 3))), ["out", "float64"]),
+    "out read-only": (dict(out=_read_only((4, 4, 4, 3))), ["out", "writable"]),
+    "out non-contiguous": (dict(out=np.zeros((8, 4, 4, 3), np.float32)[::2]), ["out", "contiguous"]),
+    "out unaligned": (dict(out=_unaligned((4, 4, 4, 3))), ["out", "aligned"]),
+}
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+@pytest.mark.parametrize("name", sorted(BAD_CASES))
+def test_bad_arguments_raise_value_error(name, incremental):
+    changes, words = BAD_CASES[name]
+    args = good_args()
+    args.update(changes)
+    out_before = np.array(args["out"], copy=True)
+    state = _core.IncrementalFillState() if incremental else None
+    with pytest.raises(ValueError) as info:
+        _core.fill_occluded_batch(**args, state=state)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    np.testing.assert_array_equal(args["out"], out_before)  # nothing written on failure
+
+
+@pytest.mark.parametrize("alias", ["inputs", "inputs view", "baseline"])
+def test_out_aliasing_inputs_or_baseline_raises(alias):
+    args = good_args()
+    storage = np.zeros((4, 4, 4, 3), np.float32)
+    if alias == "inputs":
+        args["inputs"] = storage[:2]
+    elif alias == "inputs view":
+        args["inputs"] = storage[2:]  # overlaps out's last two slots
+    else:
+        args["baseline"] = storage[0]
+    args["out"] = storage
+    with pytest.raises(ValueError, match="out.*share memory"):
+        _core.fill_occluded_batch(**args)
+
+
+def test_wrong_python_types_raise_type_error():
+    args = good_args()
+    with pytest.raises(TypeError):
+        _core.fill_occluded_batch(**{**args, "grid": "not a grid"})
+    with pytest.raises(TypeError):
+        _core.fill_occluded_batch(**{**args, "start": "zero"})
+    with pytest.raises(TypeError):
+        _core.fill_occluded_batch(**{**args, "state": object()})

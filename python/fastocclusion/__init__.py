@@ -10,16 +10,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Occlusion", "Tasks", "__version__"]
+__all__ = ["Occlusion", "Tasks", "TorchCallable", "__version__"]
 
 _LAZY = {
     "Occlusion": "fastocclusion.occlusion",
-    "Tasks": "fastocclusion.operators",
+    "Tasks": "fastocclusion.tasks",
+    "TorchCallable": "fastocclusion.torch_backend",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastocclusion.occlusion import Occlusion
-    from fastocclusion.operators import Tasks
+    from fastocclusion.tasks import Tasks
+    from fastocclusion.torch_backend import TorchCallable
 
 
 def __getattr__(name: str) -> Any:

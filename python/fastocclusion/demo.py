@@ -16,8 +16,8 @@
    the same batch size and the same traced score function, on one pre-built batch; the
    difference is fastocclusion's own overhead (filling batches, transfers, accumulation).
    Both are timed three times, interleaved, and the best of each is kept (a shared machine is
-   noisy). The batch filling runs in a worker thread while the model runs, so what it costs
-   shows only where it does not overlap.
+   noisy). The batch filling is incremental (only the previous and the new patch of a slot
+   are rewritten), a few microseconds per batch.
 """
 
 from __future__ import annotations

@@ -22,8 +22,6 @@ Numerics of the built-ins (float32 in, float32 out):
 
 from __future__ import annotations
 
-import enum
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,34 +29,20 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fastocclusion import tasks as _tasks
+from fastocclusion.tasks import (
+    DETECTION_FACTORS,
+    EPSILON,
+    TARGET_KINDS,
+    Tasks,
+    check_score_shape,
+    operator_name,
+    parse_operator,
+)
+from fastocclusion.tasks import check_custom_signature as _check_custom_signature  # noqa: F401
+from fastocclusion.tasks import valid_names as _valid_names  # noqa: F401
+
 __all__ = ["Operator", "Tasks", "default_targets", "resolve_operator"]
-
-EPSILON = 1e-4
-
-
-class Tasks(enum.Enum):
-    """The built-in operators; ``Tasks("object_detection")`` etc. also accept loose spellings."""
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-    SEMANTIC_SEGMENTATION = "semantic segmentation"
-    OBJECT_DETECTION = "object detection"
-    OBJECT_DETECTION_BOX_POSITION = "object detection box position"
-    OBJECT_DETECTION_BOX_PROBA = "object detection box proba"
-    OBJECT_DETECTION_BOX_CLASS = "object detection box class"
-
-    @classmethod
-    def _missing_(cls, value: object) -> Tasks | None:
-        if isinstance(value, str):
-            normalised = " ".join(value.strip().lower().replace("_", " ").replace("-", " ").split())
-            for member in cls:
-                if member.value == normalised:
-                    return member
-        return None
-
-
-def _valid_names() -> str:
-    return ", ".join(repr(task.value) for task in Tasks)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,36 +114,20 @@ def _detection_scorer(use_proba: bool, use_class: bool) -> Callable[[tf.Tensor, 
     return scores
 
 
-_BUILTINS: dict[Tasks, tuple[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]]] = {
-    Tasks.CLASSIFICATION: ("vector", _vector_scores),
-    Tasks.REGRESSION: ("vector", _vector_scores),
-    Tasks.SEMANTIC_SEGMENTATION: ("segmentation", _segmentation_scores),
-    Tasks.OBJECT_DETECTION: ("boxes", _detection_scorer(use_proba=True, use_class=True)),
-    Tasks.OBJECT_DETECTION_BOX_POSITION: ("boxes", _detection_scorer(use_proba=False, use_class=False)),
-    Tasks.OBJECT_DETECTION_BOX_PROBA: ("boxes", _detection_scorer(use_proba=True, use_class=False)),
-    Tasks.OBJECT_DETECTION_BOX_CLASS: ("boxes", _detection_scorer(use_proba=False, use_class=True)),
+_BUILTINS: dict[Tasks, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    Tasks.CLASSIFICATION: _vector_scores,
+    Tasks.REGRESSION: _vector_scores,
+    Tasks.SEMANTIC_SEGMENTATION: _segmentation_scores,
+    **{task: _detection_scorer(*factors) for task, factors in DETECTION_FACTORS.items()},
 }
 
 
 def default_targets(outputs: Any, operator: Operator | None = None) -> np.ndarray:
-    """Targets for ``targets=None``: the one-hot of the model's top output (last axis).
-
-    ``outputs`` are the model's outputs on the unperturbed inputs, (N, ..., K); outputs of shape
-    (N,) give (N, 1) ones (the score is the output itself). Segmentation and detection need
-    explicit targets: ValueError.
-    """
-    if operator is not None and operator.target_kind in ("segmentation", "boxes"):
-        raise ValueError(
-            f"targets=None is not supported for operator {operator.name!r}: pass targets explicitly "
-            f"({'(N, H, W, K) masks' if operator.target_kind == 'segmentation' else '(N, 4+1+K) or (N, B, 4+1+K) boxes'})"
-        )
-    outputs = np.asarray(outputs, dtype=np.float32)
-    if outputs.ndim == 0:
-        raise ValueError("model outputs have shape (); expected at least (N,) to derive default targets")
-    if outputs.ndim == 1:
-        return np.ones((outputs.shape[0], 1), dtype=np.float32)
-    top = np.argmax(outputs, axis=-1)
-    return (np.arange(outputs.shape[-1]) == top[..., np.newaxis]).astype(np.float32)
+    """Targets for ``targets=None``: the one-hot of the model's top output (last axis); see
+    ``tasks.default_targets``. Segmentation and detection need explicit targets: ValueError."""
+    if operator is None:
+        return _tasks.default_targets(outputs)
+    return _tasks.default_targets(outputs, operator.target_kind, operator.name)
 
 
 @dataclass(frozen=True)
@@ -199,52 +167,7 @@ class Operator:
         ignored). Returns float32 targets: (N, 1) for (N,) outputs, (N, 1, 4+1+K) for a single
         box per image, otherwise the targets as given. ValueError names ``targets``.
         """
-        array = np.asarray(targets)
-        if array.dtype.kind not in "biuf":
-            raise ValueError(f"targets must be numeric; got an array of dtype {array.dtype}")
-        array = array.astype(np.float32)
-        if not np.all(np.isfinite(array)):
-            raise ValueError("targets must be finite; got NaN or inf values")
-        if array.ndim == 0 or array.shape[0] != n_inputs:
-            raise ValueError(
-                f"targets has shape {array.shape}; expected a first dimension of {n_inputs} (one target per input)"
-            )
-        out = tuple(int(d) if d is not None else None for d in outputs_shape)[1:]
-        if self.target_kind == "any":
-            return array
-        if self.target_kind == "vector":
-            if len(out) == 0:
-                if array.shape in ((n_inputs,), (n_inputs, 1)):
-                    return array.reshape(n_inputs, 1)
-                raise self._bad_targets(array, f"({n_inputs},) or ({n_inputs}, 1) for a model with one output per sample")
-            if array.shape[1:] == out:
-                return array
-            if len(out) > 1:
-                # sum(f(x) * y, -1) would leave (B,) + out[:-1]: not one score per sample.
-                raise ValueError(
-                    f"model output shape {tuple(outputs_shape)} cannot be reduced to one score per "
-                    f"sample by operator {self.name!r} with targets of shape {array.shape}: expected "
-                    f"(N, K) outputs, or targets of shape {(n_inputs, *out)} weighting every output"
-                )
-            raise self._bad_targets(array, f"({n_inputs}, {out[-1]}) (one weight per model output)")
-        if self.target_kind == "segmentation":
-            if array.shape[1:] == out:
-                return array
-            raise self._bad_targets(array, f"{(n_inputs, *out)} (one mask entry per model output)")
-        # boxes
-        if len(out) != 2 or out[-1] is None or out[-1] < 5:
-            raise ValueError(
-                f"model outputs have shape {tuple(outputs_shape)}; operator {self.name!r} expects "
-                f"(N, boxes, 4+1+K) predictions [x1, y1, x2, y2, objectness, classes...]"
-            )
-        if array.ndim == 2 and array.shape[1] == out[-1]:
-            return array.reshape(n_inputs, 1, out[-1])
-        if array.ndim == 3 and array.shape[2] == out[-1]:
-            return array
-        raise self._bad_targets(array, f"({n_inputs}, {out[-1]}) or ({n_inputs}, boxes, {out[-1]})")
-
-    def _bad_targets(self, array: np.ndarray, expected: str) -> ValueError:
-        return ValueError(f"targets has shape {array.shape}; operator {self.name!r} expects {expected}")
+        return _tasks.validate_targets(targets, n_inputs, outputs_shape, self.target_kind, self.name)
 
     def validate_scores(self, scores: Any, batch: int) -> tf.Tensor:
         """One float32 score per sample: (B,) or (B, 1) -> (B,), else ValueError naming the operator."""
@@ -257,65 +180,18 @@ class Operator:
         shape = tensor.shape
         if shape.rank is None:
             return tf.reshape(tensor, [batch])
-        dims = shape.as_list()
-        ok = (
-            (len(dims) == 1 and dims[0] in (batch, None))
-            or (len(dims) == 2 and dims[0] in (batch, None) and dims[1] == 1)
-            or (len(dims) == 0 and batch == 1)
-        )
-        if not ok:
-            raise ValueError(
-                f"operator {self.name!r} returned scores of shape {tuple(dims)} for a batch of {batch}; "
-                f"expected one score per sample: ({batch},) or ({batch}, 1)"
-            )
+        check_score_shape(tuple(shape.as_list()), batch, self.name)
         return tf.reshape(tensor, [batch])
-
-
-def _check_custom_signature(function: Callable[..., Any]) -> None:
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):  # builtins without a signature: trust the caller
-        return
-    positional = [
-        p for p in signature.parameters.values()
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values())
-    required = [p for p in positional if p.default is inspect.Parameter.empty]
-    required_kw = [
-        p.name for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
-    ]
-    if (len(positional) < 3 and not variadic) or len(required) > 3 or required_kw:
-        raise TypeError(
-            f"operator {function!r} has signature {signature}; expected a callable taking three "
-            f"positional arguments (model, inputs, targets) and returning one score per sample"
-        )
 
 
 def resolve_operator(operator: Any) -> Operator:
     """None -> classification; a Tasks member or its name -> built-in; a callable g(model, inputs,
     targets) -> custom. Anything else raises TypeError/ValueError naming ``operator``."""
-    if operator is None:
-        operator = Tasks.CLASSIFICATION
     if isinstance(operator, Operator):
         return operator
-    if isinstance(operator, str):
-        try:
-            operator = Tasks(operator)
-        except ValueError:
-            raise ValueError(
-                f"operator {operator!r} is not a known task; expected one of {_valid_names()}, "
-                f"a Tasks member, or a callable g(model, inputs, targets)"
-            ) from None
-    if isinstance(operator, Tasks):
-        kind, scores = _BUILTINS[operator]
-        return Operator(name=operator.value, builtin=True, target_kind=kind, task=operator, _scores=scores)
-    if callable(operator) and not isinstance(operator, type):
-        _check_custom_signature(operator)
-        name = getattr(operator, "__name__", None) or type(operator).__name__
-        return Operator(name=name, builtin=False, target_kind="any", _custom=operator)
-    raise TypeError(
-        f"operator {operator!r} (type {type(operator).__name__}) is not valid; expected None, a Tasks "
-        f"member, one of {_valid_names()}, or a callable g(model, inputs, targets)"
-    )
+    task, custom = parse_operator(operator)
+    name = operator_name(task, custom)
+    if task is not None:
+        return Operator(name=name, builtin=True, target_kind=TARGET_KINDS[task], task=task,
+                        _scores=_BUILTINS[task])
+    return Operator(name=name, builtin=False, target_kind="any", _custom=custom)

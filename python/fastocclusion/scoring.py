@@ -11,6 +11,7 @@ Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,11 @@ from fastocclusion import _core
 
 
 def make_scorer(model: Any, operator: Any, device: str = "auto") -> Any:
-    """The scorer for this model: PyTorch models (and, with torch inputs, callables over
-    torch tensors: see torch_backend) get a ``TorchScorer``; everything else a ``TFScorer``."""
-    from fastocclusion.models import is_torch_model
-
-    if is_torch_model(model):
+    """The scorer for this model: PyTorch modules (wrap a plain callable over torch tensors
+    in ``fastocclusion.TorchCallable``) get a ``TorchScorer``, which never imports
+    TensorFlow; everything else a ``TFScorer``."""
+    torch = sys.modules.get("torch")  # not imported here: it is optional
+    if torch is not None and isinstance(model, torch.nn.Module):
         from fastocclusion.torch_backend import TorchScorer
 
         return TorchScorer(model, operator, device)
@@ -124,14 +125,9 @@ class TFScorer:
 
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
         """What can be checked of the targets before any model call."""
-        if targets is not None and (targets.ndim == 0 or targets.shape[0] != n):
-            raise ValueError(
-                f"targets: shape {targets.shape} is invalid, expected a first dimension equal "
-                f"to the number of inputs ({n})")
-        if targets is None and self.operator.target_kind in ("segmentation", "boxes"):
-            raise ValueError(
-                f"targets: None is invalid for the {self.operator.name!r} operator, expected "
-                "explicit targets (segmentation masks or boxes)")
+        from fastocclusion.tasks import check_targets_before_call
+
+        check_targets_before_call(targets, n, self.operator.target_kind, self.operator.name)
 
     def resolve_targets(self, targets: np.ndarray | None, buffer: Any,
                         run_outputs: Any) -> np.ndarray:

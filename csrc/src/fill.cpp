@@ -9,28 +9,6 @@
 namespace fastocclusion {
 namespace {
 
-void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
-                          const Baseline& baseline, std::int64_t start, std::int64_t count,
-                          const float* batch) {
-  validate_shape(shape, "inputs");
-  FASTOCCLUSION_EXPECTS(grid.height() == shape.h && grid.width() == shape.w,
-                        "patch grid is for a (" << grid.height() << ", " << grid.width()
-                                                << ") plane, but inputs are (" << shape.h
-                                                << ", " << shape.w << ")");
-  const std::int64_t total = shape.n * grid.num_patches();
-  FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
-                        "start=" << start << " is outside the stream of " << total
-                                 << " (input, patch) pairs, expected 0 <= start <= " << total);
-  FASTOCCLUSION_EXPECTS(count >= 0 && count <= total - start,
-                        "count=" << count << " from start=" << start << " runs past the end of "
-                                 << "the stream of " << total << " pairs, expected <= "
-                                 << total - start);
-  if (count > 0) {
-    FASTOCCLUSION_EXPECTS(inputs != nullptr && batch != nullptr && baseline.values != nullptr,
-                          "inputs, baseline and batch must not be null");
-  }
-}
-
 // Sets patch k of `dst` (a copy of input n) to the baseline.
 inline void write_patch(float* dst, const InputShape& s, const PatchGrid& g, const Baseline& b,
                         std::int64_t n, std::int64_t k) {
@@ -76,10 +54,32 @@ inline void restore_patch(float* dst, const float* src, const InputShape& s, con
 
 }  // namespace
 
+void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+                          bool baseline_present, std::int64_t start, std::int64_t count,
+                          const float* batch) {
+  validate_shape(shape, "inputs");
+  FASTOCCLUSION_EXPECTS(grid.height() == shape.h && grid.width() == shape.w,
+                        "patch grid is for a (" << grid.height() << ", " << grid.width()
+                                                << ") plane, but inputs are (" << shape.h
+                                                << ", " << shape.w << ")");
+  const std::int64_t total = shape.n * grid.num_patches();
+  FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
+                        "start=" << start << " is outside the stream of " << total
+                                 << " (input, patch) pairs, expected 0 <= start <= " << total);
+  FASTOCCLUSION_EXPECTS(count >= 0 && count <= total - start,
+                        "count=" << count << " from start=" << start << " runs past the end of "
+                                 << "the stream of " << total << " pairs, expected <= "
+                                 << total - start);
+  if (count > 0) {
+    FASTOCCLUSION_EXPECTS(inputs != nullptr && batch != nullptr && baseline_present,
+                          "inputs, baseline and batch must not be null");
+  }
+}
+
 void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
                          float* batch) {
-  check_fill_arguments(inputs, shape, grid, baseline, start, count, batch);
+  check_fill_arguments(inputs, shape, grid, baseline.values != nullptr, start, count, batch);
   const std::int64_t image = shape.image_size();
   const std::int64_t patches = grid.num_patches();
   const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
@@ -102,39 +102,49 @@ void IncrementalFillState::reset() noexcept {
   baseline_values_ = nullptr;
 }
 
+bool IncrementalFillState::begin(const float* inputs, const InputShape& shape,
+                                 const PatchGrid& grid, BaselineKind baseline_kind,
+                                 const float* baseline_values, float baseline_scalar,
+                                 const float* batch, std::int64_t capacity) {
+  const std::int64_t rows[3] = {grid.rows.patch, grid.rows.stride, grid.rows.count};
+  const std::int64_t cols[3] = {grid.cols.patch, grid.cols.stride, grid.cols.count};
+  const bool same_session =
+      inputs_ == inputs && batch_ == batch && baseline_values_ == baseline_values &&
+      baseline_kind_ == baseline_kind &&
+      // Bitwise, so that a NaN scalar is not a change at every call.
+      std::memcmp(&baseline_scalar_, &baseline_scalar, sizeof(float)) == 0 &&
+      shape_.n == shape.n && shape_.h == shape.h && shape_.w == shape.w && shape_.c == shape.c &&
+      std::equal(rows, rows + 3, grid_rows_) && std::equal(cols, cols + 3, grid_cols_) &&
+      static_cast<std::int64_t>(slot_input_.size()) == capacity;
+  if (same_session) return true;
+  slot_input_.assign(static_cast<std::size_t>(capacity), -1);
+  slot_patch_.assign(static_cast<std::size_t>(capacity), -1);
+  inputs_ = inputs;
+  batch_ = batch;
+  baseline_values_ = baseline_values;
+  baseline_kind_ = baseline_kind;
+  baseline_scalar_ = baseline_scalar;
+  shape_ = shape;
+  std::copy(rows, rows + 3, grid_rows_);
+  std::copy(cols, cols + 3, grid_cols_);
+  return false;
+}
+
 void fill_occluded_batch_incremental(const float* inputs, const InputShape& shape,
                                      const PatchGrid& grid, const Baseline& baseline,
                                      std::int64_t start, std::int64_t count, float* batch,
                                      std::int64_t capacity, IncrementalFillState& state) {
-  check_fill_arguments(inputs, shape, grid, baseline, start, count, batch);
+  check_fill_arguments(inputs, shape, grid, baseline.values != nullptr, start, count, batch);
   FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count,
                         "batch capacity=" << capacity << " is invalid, expected >= max(1, count="
                                           << count << ")");
-  const std::int64_t rows[3] = {grid.rows.patch, grid.rows.stride, grid.rows.count};
-  const std::int64_t cols[3] = {grid.cols.patch, grid.cols.stride, grid.cols.count};
-  const bool same_session =
-      state.inputs_ == inputs && state.batch_ == batch &&
-      state.baseline_values_ == baseline.values && state.baseline_kind_ == baseline.kind &&
-      state.shape_.n == shape.n && state.shape_.h == shape.h && state.shape_.w == shape.w &&
-      state.shape_.c == shape.c && std::equal(rows, rows + 3, state.grid_rows_) &&
-      std::equal(cols, cols + 3, state.grid_cols_) &&
-      static_cast<std::int64_t>(state.slot_input_.size()) == capacity;
-  if (!same_session) {
-    state.slot_input_.assign(static_cast<std::size_t>(capacity), -1);
-    state.slot_patch_.assign(static_cast<std::size_t>(capacity), -1);
-    state.inputs_ = inputs;
-    state.batch_ = batch;
-    state.baseline_values_ = baseline.values;
-    state.baseline_kind_ = baseline.kind;
-    state.shape_ = shape;
-    std::copy(rows, rows + 3, state.grid_rows_);
-    std::copy(cols, cols + 3, state.grid_cols_);
-  }
+  // The CPU baseline is read through its pointer (a scalar too): no scalar to compare.
+  state.begin(inputs, shape, grid, baseline.kind, baseline.values, 0.0f, batch, capacity);
   const std::int64_t image = shape.image_size();
   const std::int64_t patches = grid.num_patches();
   const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
-  std::int64_t* slot_input = state.slot_input_.data();
-  std::int64_t* slot_patch = state.slot_patch_.data();
+  std::int64_t* slot_input = state.slot_inputs();
+  std::int64_t* slot_patch = state.slot_patches();
   // Work estimate: a slot that changes input copies a whole image, the others ~2 patch
   // areas; small incremental batches stay on the calling thread.
   const std::int64_t patch_area = grid.rows.patch * grid.cols.patch * shape.c;

@@ -41,24 +41,43 @@ void fill_occluded_batch(const float* inputs, const InputShape& shape, const Pat
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
                          float* batch);
 
-/// What each slot of a persistent batch buffer holds, for incremental filling.
+/// Throws user_error unless the arguments describe a valid fill (shared by the CPU and CUDA
+/// fills, so both reject the same calls with the same messages): a valid shape, a grid for
+/// its (h, w) plane, 0 <= start <= start + count <= shape.n * K, and when count > 0 non-null
+/// inputs and batch and `baseline_present` (the baseline values the fill reads exist).
+void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+                          bool baseline_present, std::int64_t start, std::int64_t count,
+                          const float* batch);
+
+/// What each slot of a persistent batch buffer holds, for incremental filling; used by the
+/// CPU fill below and, as the host mirror of a device batch, by the CUDA fill.
 /// Create one per (inputs, grid, baseline, batch buffer) session; call reset() or use a new
-/// one when any of them changes content. Changes of the pointers or sizes are detected and
-/// force a full fill; changes of the values behind unchanged pointers are not.
+/// one when any of them changes content. Changes of the pointers, sizes or the scalar are
+/// detected and force a full fill; changes of the values behind unchanged pointers are not.
+/// Not thread-safe: one call at a time per state.
 class IncrementalFillState {
  public:
+  /// Forgets every slot: the next call fills in full.
   void reset() noexcept;
 
+  /// Starts a call: continues the session (returns true) when inputs, batch, baseline,
+  /// sizes, grid and capacity are those of the previous call; otherwise forgets every slot.
+  bool begin(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+             BaselineKind baseline_kind, const float* baseline_values, float baseline_scalar,
+             const float* batch, std::int64_t capacity);
+
+  /// Input and patch slot j holds (-1: unknown); j < capacity of the last begin().
+  std::int64_t* slot_inputs() noexcept { return slot_input_.data(); }
+  std::int64_t* slot_patches() noexcept { return slot_patch_.data(); }
+
  private:
-  friend void fill_occluded_batch_incremental(const float*, const InputShape&, const PatchGrid&,
-                                              const Baseline&, std::int64_t, std::int64_t,
-                                              float*, std::int64_t, IncrementalFillState&);
-  std::vector<std::int64_t> slot_input_;  ///< input held by each slot, -1 unknown
-  std::vector<std::int64_t> slot_patch_;  ///< patch occluded in each slot
+  std::vector<std::int64_t> slot_input_;
+  std::vector<std::int64_t> slot_patch_;
   const float* inputs_ = nullptr;
   const float* batch_ = nullptr;
   const float* baseline_values_ = nullptr;
   BaselineKind baseline_kind_ = BaselineKind::scalar;
+  float baseline_scalar_ = 0.0f;
   InputShape shape_{};
   std::int64_t grid_rows_[3] = {0, 0, 0};  ///< patch, stride, count
   std::int64_t grid_cols_[3] = {0, 0, 0};

@@ -1,0 +1,101 @@
+#include "fastocclusion/cuda/device_buffer.hpp"
+
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "fastocclusion/cuda/cuda_errors.hpp"
+#include "fastocclusion/cuda/device.hpp"
+#include "fastocclusion/errors.hpp"
+
+namespace fastocclusion::cuda {
+
+std::size_t dtype_size(DType dtype) noexcept { return dtype == DType::float64 ? 8 : 4; }
+
+const char* dtype_name(DType dtype) noexcept {
+  return dtype == DType::float64 ? "float64" : "float32";
+}
+
+DType parse_dtype(const char* name) {
+  FASTOCCLUSION_EXPECTS(name != nullptr, "dtype: expected \"float32\" or \"float64\", got null");
+  if (std::strcmp(name, "float32") == 0) return DType::float32;
+  if (std::strcmp(name, "float64") == 0) return DType::float64;
+  FASTOCCLUSION_EXPECTS(false, "dtype=\"" << name << "\": expected \"float32\" or \"float64\"");
+  return DType::float32;  // unreachable
+}
+
+DeviceBuffer::DeviceBuffer(std::vector<std::int64_t> shape, DType dtype, int device)
+    : shape_(std::move(shape)), dtype_(dtype), device_(device) {
+  FASTOCCLUSION_EXPECTS(!shape_.empty(), "shape: expected at least one dimension");
+  std::int64_t size = 1;
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max() / 64;
+  for (std::int64_t d : shape_) {
+    FASTOCCLUSION_EXPECTS(d >= 1, "shape: size " << d << " is invalid, expected >= 1");
+    FASTOCCLUSION_EXPECTS(size <= max / d, "shape: too large");
+    size *= d;
+  }
+  size_ = size;
+  DeviceGuard guard(device_);
+  FASTOCCLUSION_CUDA_TRY(cudaMalloc(&data_, nbytes()));
+  try {
+    // The legacy default stream waits for, and is waited for by, every blocking stream;
+    // the wait makes the zeroes visible to non-blocking streams too.
+    FASTOCCLUSION_CUDA_TRY(cudaMemsetAsync(data_, 0, nbytes(), 0));
+    FASTOCCLUSION_CUDA_TRY(cudaStreamSynchronize(0));
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+DeviceBuffer::~DeviceBuffer() { release(); }
+
+DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
+    : shape_(std::move(other.shape_)),
+      size_(std::exchange(other.size_, 0)),
+      dtype_(other.dtype_),
+      device_(other.device_),
+      data_(std::exchange(other.data_, nullptr)) {}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    shape_ = std::move(other.shape_);
+    size_ = std::exchange(other.size_, 0);
+    dtype_ = other.dtype_;
+    device_ = other.device_;
+    data_ = std::exchange(other.data_, nullptr);
+  }
+  return *this;
+}
+
+void DeviceBuffer::release() noexcept {
+  if (data_ == nullptr) return;
+  // cudaFree needs no current-device switch: the pointer identifies its device. It waits
+  // for the outstanding work of the device, so queued kernels finish before the memory goes.
+  FASTOCCLUSION_CUDA_TRY_NOTHROW(cudaFree(data_));
+  data_ = nullptr;
+}
+
+void copy_host_to_device(void* dst, const void* src, std::size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return;
+  FASTOCCLUSION_EXPECTS(dst != nullptr && src != nullptr, "copy: null pointer");
+  FASTOCCLUSION_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+  FASTOCCLUSION_CUDA_TRY(cudaStreamSynchronize(stream));
+}
+
+void copy_device_to_host(void* dst, const void* src, std::size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return;
+  FASTOCCLUSION_EXPECTS(dst != nullptr && src != nullptr, "copy: null pointer");
+  FASTOCCLUSION_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
+  FASTOCCLUSION_CUDA_TRY(cudaStreamSynchronize(stream));
+}
+
+void copy_device_to_device_async(void* dst, const void* src, std::size_t bytes,
+                                 cudaStream_t stream) {
+  if (bytes == 0) return;
+  FASTOCCLUSION_EXPECTS(dst != nullptr && src != nullptr, "copy: null pointer");
+  FASTOCCLUSION_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+}
+
+}  // namespace fastocclusion::cuda

@@ -42,16 +42,26 @@ void accumulate_one(const double* deltas, const PatchGrid& g, const double* inv_
       diff[r1 * stride + c1] += d;
     }
   }
-  // Row-wise prefix, then column-wise prefix, on the first h rows and w columns.
+  // 2-D inclusive prefix sum over the first h rows and w columns, in three simple loops so
+  // that only the running sum along a row is serial: the add of the row above and the
+  // float conversion (with the mean's scaling) vectorise.
   for (std::int64_t y = 0; y < h; ++y) {
     double* row = diff + y * stride;
-    const double* above = y > 0 ? diff + (y - 1) * stride : nullptr;
     double running = 0.0;
     for (std::int64_t x = 0; x < w; ++x) {
       running += row[x];
-      row[x] = running + (above ? above[x] : 0.0);
-      const double value = mean ? row[x] * inv_row[y] * inv_col[x] : row[x];
-      map[y * w + x] = static_cast<float>(value);
+      row[x] = running;
+    }
+    if (y > 0) {
+      const double* above = row - stride;
+      for (std::int64_t x = 0; x < w; ++x) row[x] += above[x];
+    }
+    float* out = map + y * w;
+    if (mean) {
+      const double scale = inv_row[y];
+      for (std::int64_t x = 0; x < w; ++x) out[x] = static_cast<float>(row[x] * scale * inv_col[x]);
+    } else {
+      for (std::int64_t x = 0; x < w; ++x) out[x] = static_cast<float>(row[x]);
     }
   }
 }

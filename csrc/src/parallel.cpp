@@ -5,9 +5,14 @@
 namespace fastocclusion {
 namespace {
 
+// Read once: std::thread::hardware_concurrency() is a system call (sched_getaffinity) on
+// Linux, several microseconds, which showed in every small kernel call.
 int default_threads() noexcept {
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  static const int threads = [] {
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw == 0 ? 1 : static_cast<int>(hw);
+  }();
+  return threads;
 }
 
 std::atomic<int> g_threads{0};  // 0: the default

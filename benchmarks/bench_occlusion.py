@@ -87,6 +87,8 @@ def time_once(fn) -> float:
 
 
 def bench_time(cfg: Config, repeats: int, with_xplique: bool) -> dict:
+    import numpy as np
+
     model = build_model(cfg.model, cfg.shape)
     x, y = make_data(cfg)
     calls = count_calls(cfg)
@@ -95,8 +97,12 @@ def bench_time(cfg: Config, repeats: int, with_xplique: bool) -> dict:
         xr = xplique_runner(model, cfg, x, y)
         if xr is not None:
             runners["xplique"] = xr
-    for fn in runners.values():  # warm-up: tracing, first allocations
-        fn()
+    results = {name: fn() for name, fn in runners.items()}  # warm-up: tracing, allocations
+    if "xplique" in results:  # the same maps, or the comparison means nothing
+        ref = results["xplique"]
+        diff = float(np.max(np.abs(results["ours"] - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+    else:
+        diff = None
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, fn in runners.items():
@@ -104,6 +110,8 @@ def bench_time(cfg: Config, repeats: int, with_xplique: bool) -> dict:
     med = {name: statistics.median(v) for name, v in times.items()}
     row = {"config": cfg.name, "calls": calls, "ours_s": med["ours"], "calls_s": med["calls"],
            "overhead": med["ours"] / med["calls"]}
+    if diff is not None:
+        row["max_rel_diff_vs_xplique"] = diff
     if "xplique" in med:
         row["xplique_s"] = med["xplique"]
         row["xplique_overhead"] = med["xplique"] / med["calls"]
@@ -153,8 +161,9 @@ def bench_memory(cfg: Config, with_xplique: bool) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| config | model calls | ours (s) | calls alone (s) | ours / calls | "
-             "Xplique (s) | Xplique / calls | ours / Xplique | peak RSS extra (MB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Xplique (s) | Xplique / calls | ours / Xplique | max rel. diff vs Xplique | "
+             "peak RSS extra (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def f(key, fmt):
             return format(r[key], fmt) if key in r else "–"
@@ -163,7 +172,8 @@ def markdown(rows: list[dict]) -> str:
             extra += f" (Xplique {r['xplique_extra_mb']:.0f})"
         lines.append(f"| {r['config']} | {r['calls']} | {f('ours_s', '.3f')} | "
                      f"{f('calls_s', '.3f')} | {f('overhead', '.3f')} | {f('xplique_s', '.3f')} | "
-                     f"{f('xplique_overhead', '.2f')} | {f('ours_vs_xplique', '.3f')} | {extra} |")
+                     f"{f('xplique_overhead', '.2f')} | {f('ours_vs_xplique', '.3f')} | "
+                     f"{f('max_rel_diff_vs_xplique', '.1e')} | {extra} |")
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "dlpack_export.hpp"
 #include "fastocclusion/accumulate.hpp"
 #include "fastocclusion/cuda/cuda_errors.hpp"
 #include "fastocclusion/cuda/device.hpp"
@@ -49,6 +50,7 @@
 namespace py = pybind11;
 namespace fo = fastocclusion;
 namespace fc = fastocclusion::cuda;
+namespace fob = fastocclusion::bindings;
 
 namespace {
 
@@ -170,23 +172,6 @@ py::array to_host(PyDeviceBuffer& self, const py::object& stream) {
 
 // ---- DLPack export -------------------------------------------------------------------------
 
-struct DLPackOwner {
-  std::shared_ptr<fc::DeviceBuffer> buffer;  // keeps the memory alive for the consumer
-  std::vector<std::int64_t> shape;
-  DLManagedTensor managed{};
-};
-
-// May run on any thread, without the GIL (a consumer frees its tensor): touches no Python.
-void delete_dlpack_owner(DLManagedTensor* self) { delete static_cast<DLPackOwner*>(self->manager_ctx); }
-
-void dlpack_capsule_destructor(PyObject* capsule) {
-  // Renamed to "used_dltensor" by a consumer that took ownership; otherwise it is ours.
-  if (PyCapsule_IsValid(capsule, "dltensor")) {
-    auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
-    if (managed != nullptr && managed->deleter != nullptr) managed->deleter(managed);
-  }
-}
-
 // The DLPack stream protocol (array API standard, CUDA): the consumer passes the stream it
 // will use the tensor on. None: the legacy default stream; 1: legacy; 2: per-thread
 // default; -1: no synchronisation wanted; any other int: a cudaStream_t. (0 is ambiguous and
@@ -197,11 +182,9 @@ void dlpack_capsule_destructor(PyObject* capsule) {
 py::object buffer_to_dlpack(PyDeviceBuffer& self, const py::object& stream,
                             const py::object& /*max_version*/, const py::object& dl_device,
                             const py::object& copy) {
-  // Always the unversioned DLManagedTensor: PyTorch, CuPy, JAX and TensorFlow accept it
-  // whatever max_version they ask for.
   const int device = self.buffer->device();
   if (!dl_device.is_none()) {
-    const auto wanted = dl_device.cast<std::pair<int, int>>();
+    const auto wanted = fob::parse_dl_device(dl_device);
     if (wanted.first != kDLCUDA || wanted.second != device) {
       throw py::buffer_error("dl_device=(" + std::to_string(wanted.first) + ", " +
                              std::to_string(wanted.second) + "): a DeviceBuffer lives on (" +
@@ -209,9 +192,7 @@ py::object buffer_to_dlpack(PyDeviceBuffer& self, const py::object& stream,
                              ") and is only exported there");
     }
   }
-  if (!copy.is_none() && copy.cast<bool>()) {
-    throw py::buffer_error("copy=True: a DeviceBuffer is only exported without a copy");
-  }
+  fob::refuse_copy(copy, "DeviceBuffer");
   bool synchronize = true;
   cudaStream_t consumer = nullptr;
   if (!stream.is_none()) {
@@ -225,23 +206,9 @@ py::object buffer_to_dlpack(PyDeviceBuffer& self, const py::object& stream,
     fc::DeviceGuard guard(device);
     self.use_on(consumer);
   }
-  auto owner = std::make_unique<DLPackOwner>();
-  owner->buffer = self.buffer;
-  owner->shape = self.buffer->shape();
-  DLTensor& t = owner->managed.dl_tensor;
-  t.data = self.buffer->data();
-  t.device = DLDevice{kDLCUDA, device};
-  t.ndim = static_cast<std::int32_t>(owner->shape.size());
-  t.dtype = DLDataType{kDLFloat, static_cast<std::uint8_t>(8 * fc::dtype_size(self.buffer->dtype())), 1};
-  t.shape = owner->shape.data();
-  t.strides = nullptr;  // compact row-major
-  t.byte_offset = 0;
-  owner->managed.manager_ctx = owner.get();
-  owner->managed.deleter = delete_dlpack_owner;
-  PyObject* capsule = PyCapsule_New(&owner->managed, "dltensor", dlpack_capsule_destructor);
-  if (capsule == nullptr) throw py::error_already_set();
-  owner.release();  // now owned by the capsule (or its consumer)
-  return py::reinterpret_steal<py::object>(capsule);
+  return fob::export_dlpack(
+      self.buffer, self.buffer->data(), DLDevice{kDLCUDA, device},
+      DLDataType{kDLFloat, static_cast<std::uint8_t>(8 * fc::dtype_size(self.buffer->dtype())), 1});
 }
 
 // ---- patch grids -------------------------------------------------------------------------

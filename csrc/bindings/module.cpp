@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "dlpack_export.hpp"
 #include "fastocclusion/accumulate.hpp"
 #include "fastocclusion/errors.hpp"
 #include "fastocclusion/fill.hpp"
@@ -30,6 +31,7 @@
 
 namespace py = pybind11;
 namespace fo = fastocclusion;
+namespace fob = fastocclusion::bindings;
 
 namespace {
 
@@ -151,61 +153,19 @@ py::array accumulate_binding(const py::array& deltas, const fo::PatchGrid& grid,
 
 // ---- DLPack export of host buffers -------------------------------------------------------
 
-struct DLPackOwner {
-  std::shared_ptr<fo::AlignedHostBuffer> buffer;  // keeps the memory alive for the consumer
-  std::vector<std::int64_t> shape;
-  DLManagedTensor managed{};
-};
-
-// May run on any thread, without the GIL (a consumer frees its tensor): touches no Python.
-void delete_dlpack_owner(DLManagedTensor* self) { delete static_cast<DLPackOwner*>(self->manager_ctx); }
-
-void dlpack_capsule_destructor(PyObject* capsule) {
-  // Renamed to "used_dltensor" by a consumer that took ownership; otherwise it is ours.
-  if (PyCapsule_IsValid(capsule, "dltensor")) {
-    auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
-    if (managed != nullptr && managed->deleter != nullptr) managed->deleter(managed);
-  }
-}
-
 py::object buffer_to_dlpack(const std::shared_ptr<fo::AlignedHostBuffer>& buffer,
                             const py::object& stream, const py::object& /*max_version*/,
                             const py::object& dl_device, const py::object& copy) {
-  // Always the unversioned DLManagedTensor: every consumer (NumPy, TensorFlow, PyTorch,
-  // CuPy) accepts it whatever max_version it asks for.
   FASTOCCLUSION_EXPECTS(stream.is_none(), "stream: expected None for a host buffer");
   if (!dl_device.is_none()) {
-    std::pair<int, int> device{-1, -1};
-    try {
-      device = dl_device.cast<std::pair<int, int>>();
-    } catch (const py::cast_error&) {
-      FASTOCCLUSION_EXPECTS(false, "dl_device: " << std::string(py::repr(dl_device))
-                                                 << " is invalid, expected a (device_type, device_id) tuple");
-    }
+    const auto device = fob::parse_dl_device(dl_device);
     FASTOCCLUSION_EXPECTS(device.first == kDLCPU && device.second == 0,
                           "dl_device: (" << device.first << ", " << device.second
                                          << ") is invalid, a host buffer lives on (1, 0)");
   }
-  if (!copy.is_none() && copy.cast<bool>()) {
-    throw py::buffer_error("copy=True: a HostBuffer is only exported without a copy");
-  }
-  auto owner = std::make_unique<DLPackOwner>();
-  owner->buffer = buffer;
-  owner->shape = buffer->shape();
-  DLTensor& t = owner->managed.dl_tensor;
-  t.data = buffer->data();
-  t.device = DLDevice{kDLCPU, 0};
-  t.ndim = static_cast<std::int32_t>(owner->shape.size());
-  t.dtype = DLDataType{kDLFloat, 32, 1};
-  t.shape = owner->shape.data();
-  t.strides = nullptr;  // compact row-major
-  t.byte_offset = 0;
-  owner->managed.manager_ctx = owner.get();
-  owner->managed.deleter = delete_dlpack_owner;
-  PyObject* capsule = PyCapsule_New(&owner->managed, "dltensor", dlpack_capsule_destructor);
-  if (capsule == nullptr) throw py::error_already_set();
-  owner.release();  // now owned by the capsule (or its consumer)
-  return py::reinterpret_steal<py::object>(capsule);
+  fob::refuse_copy(copy, "HostBuffer");
+  return fob::export_dlpack(buffer, buffer->data(), DLDevice{kDLCPU, 0},
+                            DLDataType{kDLFloat, 32, 1});
 }
 
 }  // namespace

@@ -11,6 +11,10 @@
 
 namespace fastocclusion {
 
+/// The number of elements of a buffer of this shape (host or device). Throws user_error
+/// (naming `shape`) if it is empty, a size is < 1, or the product overflows.
+std::int64_t checked_element_count(const std::vector<std::int64_t>& shape);
+
 /// Byte alignment of every AlignedHostBuffer's data.
 inline constexpr std::size_t kBufferAlignment = 64;
 

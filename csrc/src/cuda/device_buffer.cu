@@ -7,6 +7,7 @@
 #include "fastocclusion/cuda/cuda_errors.hpp"
 #include "fastocclusion/cuda/device.hpp"
 #include "fastocclusion/errors.hpp"
+#include "fastocclusion/host_buffer.hpp"
 
 namespace fastocclusion::cuda {
 
@@ -26,15 +27,7 @@ DType parse_dtype(const char* name) {
 
 DeviceBuffer::DeviceBuffer(std::vector<std::int64_t> shape, DType dtype, int device)
     : shape_(std::move(shape)), dtype_(dtype), device_(device) {
-  FASTOCCLUSION_EXPECTS(!shape_.empty(), "shape: expected at least one dimension");
-  std::int64_t size = 1;
-  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max() / 64;
-  for (std::int64_t d : shape_) {
-    FASTOCCLUSION_EXPECTS(d >= 1, "shape: size " << d << " is invalid, expected >= 1");
-    FASTOCCLUSION_EXPECTS(size <= max / d, "shape: too large");
-    size *= d;
-  }
-  size_ = size;
+  size_ = checked_element_count(shape_);
   DeviceGuard guard(device_);
   FASTOCCLUSION_CUDA_TRY(cudaMalloc(&data_, nbytes()));
   try {

@@ -36,8 +36,9 @@ from fastocclusion.options import (
 )
 from fastocclusion.scoring import make_scorer
 
-#: batch_size=None: all perturbations of one input per call, capped so the two batch
-#: buffers stay within this many bytes.
+#: batch_size=None: all perturbations of one input per call, capped so that the batch
+#: buffer stays within half this many bytes (the other half for what the model allocates
+#: per sample, roughly).
 AUTO_BATCH_BYTES = 256 * 1024 * 1024
 
 
@@ -90,9 +91,10 @@ class Occlusion:
         self._scorer = make_scorer(model, operator, self.device)
         # The last sweep's batch buffer, reused by the next explain of the same batch shape
         # (a fresh buffer costs a zeroing and page faults: a few ms at 224x224x3, batch 32).
-        # A call that finds the lock taken (another thread explaining) allocates its own.
         self._cached_buffer: Any = None
-        self._buffer_lock = threading.Lock()
+        # One explain at a time per instance: the scorer keeps the targets of the running
+        # sweep and the buffer is reused, so calls from several threads are serialised.
+        self._explain_lock = threading.Lock()
 
     def __call__(self, inputs: Any, targets: Any = None) -> Any:
         return self.explain(inputs, targets)
@@ -101,8 +103,9 @@ class Occlusion:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, T, W) for time series,
         (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
         models)."""
-        maps, prepared = self._explain_numpy(inputs, targets)
-        return self._scorer.wrap_result(maps.reshape(prepared.output_shape))
+        with self._explain_lock:
+            maps, prepared = self._explain_numpy(inputs, targets)
+            return self._scorer.wrap_result(maps.reshape(prepared.output_shape))
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -125,19 +128,14 @@ class Occlusion:
             y = sweep.base_pass(y)
             deltas = sweep.run()
         else:
-            owns_cache = self._buffer_lock.acquire(blocking=False)
-            try:
-                buffer = self._cached_buffer if owns_cache else None
-                if buffer is None or buffer.shape != (batch,) + sample_shape:
-                    buffer = _core.HostBuffer((batch,) + sample_shape)
-                sweep = _Sweep(self._scorer, nhwc, buffer, grid, baseline, batch, self.progress)
-                y = sweep.base_pass(y)
-                deltas = sweep.run()
-                if owns_cache:
-                    self._cached_buffer = buffer
-            finally:
-                if owns_cache:
-                    self._buffer_lock.release()
+            buffer = self._cached_buffer
+            if buffer is None or buffer.shape != (batch,) + sample_shape:
+                self._cached_buffer = None  # let the old one go before allocating
+                buffer = _core.HostBuffer((batch,) + sample_shape)
+            sweep = _Sweep(self._scorer, nhwc, buffer, grid, baseline, batch, self.progress)
+            y = sweep.base_pass(y)
+            deltas = sweep.run()
+            self._cached_buffer = buffer
         maps = _core.accumulate_patch_deltas(deltas.reshape(n, grid.rows, grid.cols), grid,
                                              self.reduction)
         return maps, prepared

@@ -93,6 +93,8 @@ class TFScorer:
         the cached tensor is itself a reference, so no op forwards its memory.)"""
         view = self._views.get(id(buffer))
         if view is None or view[0] is not buffer:
+            if len(self._views) >= 4:  # buffers of earlier shapes: let them go
+                self._views.clear()
             if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
                 tensor = np.asarray(buffer)
             else:

@@ -16,7 +16,9 @@ Python loops once per batch, never per patch or pixel.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -208,8 +210,7 @@ class _Sweep:
         n, k = self.nhwc.shape[0], self.grid.num_patches
         total = n * k
         deltas = np.empty(total, dtype=np.float64)
-        bar = _progress_bar(total) if self.progress else None
-        try:
+        with progress_bar(total, self.progress) as bar:
             for start in range(0, total, self.batch):
                 count = min(self.batch, total - start)
                 _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, start, count,
@@ -220,15 +221,22 @@ class _Sweep:
                             out=deltas[start:start + count])
                 if bar is not None:
                     bar.update(count)
-        finally:
-            if bar is not None:
-                bar.close()
         return deltas
 
 
-def _progress_bar(total: int) -> Any:
+@contextlib.contextmanager
+def progress_bar(total: int, enabled: bool) -> Iterator[Any]:
+    """A tqdm bar over ``total`` perturbed samples when enabled (None otherwise), closed on
+    exit, errors included."""
+    if not enabled:
+        yield None
+        return
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("progress=True needs tqdm: pip install tqdm") from None
-    return tqdm(total=total, unit="sample", desc="occlusion")
+    bar = tqdm(total=total, unit="sample", desc="occlusion")
+    try:
+        yield bar
+    finally:
+        bar.close()

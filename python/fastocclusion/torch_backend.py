@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from fastocclusion import tasks
+from fastocclusion.occlusion import progress_bar
 from fastocclusion.torch_operators import builtin_scores, model_output, scores_tensor
 
 __all__ = ["DeviceSweep", "TorchCallable", "TorchScorer", "load_cuda_module", "model_device"]
@@ -330,12 +331,7 @@ class DeviceSweep:
         deltas = torch.empty(total, dtype=torch.float64, device=self.device)
         offsets = torch.arange(batch, dtype=torch.int64, device=self.device)
         slots = torch.empty(batch, dtype=torch.int64, device=self.device)
-        bar = None
-        if self.progress:
-            from fastocclusion.occlusion import _progress_bar
-
-            bar = _progress_bar(total)
-        try:
+        with progress_bar(total, self.progress) as bar:
             for start in range(0, total, batch):
                 count = min(batch, total - start)
                 self._fill(self.inputs, self.grid, self.baseline, start, count, self.buffer,
@@ -348,9 +344,6 @@ class DeviceSweep:
                           out=deltas[start:start + count])
                 if bar is not None:
                     bar.update(count)
-        finally:
-            if bar is not None:
-                bar.close()
         return deltas.cpu().numpy()
 
 

@@ -98,7 +98,7 @@ struct LockedFillState {
 
 void fill_binding(const py::array& inputs, const fo::PatchGrid& grid, const py::array& baseline,
                   std::int64_t start, std::int64_t count, py::array out,
-                  LockedFillState* state) {
+                  LockedFillState* state, std::int64_t stride) {
   require_array<float>(inputs, "inputs", false);
   const fo::InputShape shape = input_shape(inputs);
   const fo::Baseline base = baseline_view(baseline, shape);
@@ -115,14 +115,14 @@ void fill_binding(const py::array& inputs, const fo::PatchGrid& grid, const py::
   const std::int64_t capacity = out.shape(0);
   if (state == nullptr) {
     py::gil_scoped_release release;
-    fo::fill_occluded_batch(in, shape, grid, base, start, count, batch);
+    fo::fill_occluded_batch(in, shape, grid, base, start, count, batch, stride);
     return;
   }
   std::unique_lock<std::mutex> lock(state->mutex, std::try_to_lock);
   FASTOCCLUSION_EXPECTS(lock.owns_lock(), "state: already in use by another thread");
   py::gil_scoped_release release;
   fo::fill_occluded_batch_incremental(in, shape, grid, base, start, count, batch, capacity,
-                                      state->state);
+                                      state->state, stride);
 }
 
 py::array accumulate_binding(const py::array& deltas, const fo::PatchGrid& grid,
@@ -218,7 +218,9 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("fill_occluded_batch", &fill_binding, py::arg("inputs"), py::arg("grid"), py::arg("baseline"),
         py::arg("start"), py::arg("count"), py::arg("out"), py::arg("state") = nullptr,
-        "Write occluded samples [start, start+count) of the (input, patch) stream into out[:count].\n"
+        py::kw_only(), py::arg("stride") = 1,
+        "Write occluded samples of the (input, patch) stream into out[:count]: slot j gets stream\n"
+        "index start + j*stride (stride 1: the slice [start, start+count)).\n"
         "inputs (N,H,W,C) float32; baseline float32 (), (C,), (H,W,C) or (N,H,W,C);\n"
         "out (B,H,W,C) float32, B >= count; state: an IncrementalFillState for incremental fills.");
 

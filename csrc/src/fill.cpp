@@ -56,20 +56,30 @@ inline void restore_patch(float* dst, const float* src, const InputShape& s, con
 
 void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
-                          const float* batch) {
+                          const float* batch, std::int64_t stride) {
   validate_shape(shape, "inputs");
   FASTOCCLUSION_EXPECTS(grid.height() == shape.h && grid.width() == shape.w,
                         "patch grid is for a (" << grid.height() << ", " << grid.width()
                                                 << ") plane, but inputs are (" << shape.h
                                                 << ", " << shape.w << ")");
+  FASTOCCLUSION_EXPECTS(stride >= 1, "stride=" << stride << " is invalid, expected >= 1");
   const std::int64_t total = shape.n * grid.num_patches();
   FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
                         "start=" << start << " is outside the stream of " << total
                                  << " (input, patch) pairs, expected 0 <= start <= " << total);
-  FASTOCCLUSION_EXPECTS(count >= 0 && count <= total - start,
-                        "count=" << count << " from start=" << start << " runs past the end of "
-                                 << "the stream of " << total << " pairs, expected <= "
-                                 << total - start);
+  if (stride == 1) {
+    FASTOCCLUSION_EXPECTS(count >= 0 && count <= total - start,
+                          "count=" << count << " from start=" << start << " runs past the end of "
+                                   << "the stream of " << total << " pairs, expected <= "
+                                   << total - start);
+  } else {
+    // The last slot's index, start + (count - 1) * stride, must be < total (no overflow).
+    const std::int64_t most = start < total ? (total - 1 - start) / stride + 1 : 0;
+    FASTOCCLUSION_EXPECTS(count >= 0 && count <= most,
+                          "count=" << count << " from start=" << start << " with stride=" << stride
+                                   << " runs past the end of the stream of " << total
+                                   << " pairs, expected <= " << most);
+  }
   if (count > 0) {
     FASTOCCLUSION_EXPECTS(inputs != nullptr && batch != nullptr && baseline_present,
                           "inputs, baseline and batch must not be null");
@@ -78,14 +88,15 @@ void check_fill_arguments(const float* inputs, const InputShape& shape, const Pa
 
 void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
-                         float* batch) {
-  check_fill_arguments(inputs, shape, grid, baseline.values != nullptr, start, count, batch);
+                         float* batch, std::int64_t stride) {
+  check_fill_arguments(inputs, shape, grid, baseline.values != nullptr, start, count, batch,
+                       stride);
   const std::int64_t image = shape.image_size();
   const std::int64_t patches = grid.num_patches();
   const auto image_bytes = static_cast<std::size_t>(image) * sizeof(float);
   parallel_for(count, count * image, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t j = begin; j < end; ++j) {
-      const std::int64_t s = start + j;
+      const std::int64_t s = start + j * stride;
       const std::int64_t n = s / patches;
       float* dst = batch + j * image;
       std::memcpy(dst, inputs + n * image, image_bytes);
@@ -133,8 +144,10 @@ bool IncrementalFillState::begin(const float* inputs, const InputShape& shape,
 void fill_occluded_batch_incremental(const float* inputs, const InputShape& shape,
                                      const PatchGrid& grid, const Baseline& baseline,
                                      std::int64_t start, std::int64_t count, float* batch,
-                                     std::int64_t capacity, IncrementalFillState& state) {
-  check_fill_arguments(inputs, shape, grid, baseline.values != nullptr, start, count, batch);
+                                     std::int64_t capacity, IncrementalFillState& state,
+                                     std::int64_t stride) {
+  check_fill_arguments(inputs, shape, grid, baseline.values != nullptr, start, count, batch,
+                       stride);
   FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count,
                         "batch capacity=" << capacity << " is invalid, expected >= max(1, count="
                                           << count << ")");
@@ -150,11 +163,11 @@ void fill_occluded_batch_incremental(const float* inputs, const InputShape& shap
   const std::int64_t patch_area = grid.rows.patch * grid.cols.patch * shape.c;
   std::int64_t work = 0;
   for (std::int64_t j = 0; j < count; ++j) {
-    work += slot_input[j] == (start + j) / patches ? 2 * patch_area : image;
+    work += slot_input[j] == (start + j * stride) / patches ? 2 * patch_area : image;
   }
   parallel_for(count, work, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t j = begin; j < end; ++j) {
-      const std::int64_t s = start + j;
+      const std::int64_t s = start + j * stride;
       const std::int64_t n = s / patches;
       const std::int64_t k = s % patches;
       float* dst = batch + j * image;

@@ -205,20 +205,34 @@ class _Sweep:
         return targets
 
     def run(self) -> np.ndarray:
-        """The occlusion sweep; returns the (N * K,) float64 score deltas."""
+        """The occlusion sweep; returns the (N * K,) float64 score deltas.
+
+        The stream of N * K (input, patch) pairs is cut into ``batch`` contiguous chunks of
+        C = ceil(N * K / batch) pairs, and slot j walks chunk j: batch b holds stream
+        indices b + j * C. So a slot moves to the next patch of the same input from one
+        batch to the next (the incremental fill rewrites two patch areas), and copies a
+        whole image only when its chunk crosses into the next input: about N + batch
+        copies in a sweep instead of N * batch with plain consecutive slices. Still
+        ceil(N * K / batch) calls of exactly ``batch`` samples; the slots past the end of
+        the stream (the padding) are the last slots of the last batches."""
         assert self.base_scores is not None
         n, k = self.nhwc.shape[0], self.grid.num_patches
         total = n * k
+        chunk = -(-total // self.batch)
         deltas = np.empty(total, dtype=np.float64)
+        strided = self.offsets * chunk  # slot j -> j * C
         with progress_bar(total, self.progress) as bar:
-            for start in range(0, total, self.batch):
-                count = min(self.batch, total - start)
-                _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, start, count,
-                                          self.view, self.state)
-                slots = self._slot_inputs(start, k)
+            for b in range(chunk):
+                count = -(-(total - b) // chunk)  # slots j with b + j * C < total
+                _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, b, count,
+                                          self.view, self.state, stride=chunk)
+                slots = self.slot_inputs
+                np.add(strided, b, out=slots)
+                np.floor_divide(slots, k, out=slots)
+                np.minimum(slots, n - 1, out=slots)  # padding slots: the last input
                 scores = self.scorer.scores(self.buffer, slots)
                 np.subtract(self.base_scores[slots[:count]], scores[:count],
-                            out=deltas[start:start + count])
+                            out=deltas[b::chunk])
                 if bar is not None:
                     bar.update(count)
         return deltas

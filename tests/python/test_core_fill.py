@@ -279,3 +279,38 @@ def test_wrong_python_types_raise_type_error():
         _core.fill_occluded_batch(**{**args, "start": "zero"})
     with pytest.raises(TypeError):
         _core.fill_occluded_batch(**{**args, "state": object()})
+
+
+# ---- strided batches (slot j holds stream index start + j * stride) ------------------------
+
+
+@given(fill_case(), st.data(), st.booleans())
+def test_strided_slots_match_reference(case, data, incremental):
+    shape, patch, stride, edges, kind, seed = case
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=shape).astype(np.float32)
+    baseline = make_baseline(kind, shape, rng)
+    grid, boxes = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
+    total = shape[0] * len(boxes)
+    capacity = data.draw(st.integers(1, 6))
+    chunk = -(-total // capacity)  # the sweep's order: batch b holds b + j * chunk
+    out = np.full((capacity,) + shape[1:], np.nan, dtype=np.float32)
+    state = _core.IncrementalFillState() if incremental else None
+    for b in range(chunk):
+        count = -(-(total - b) // chunk)
+        _core.fill_occluded_batch(inputs, grid, baseline, b, count, out, state, stride=chunk)
+        for j in range(count):
+            expected = reference_stream(inputs, boxes, baseline, b + j * chunk, 1)[0]
+            np.testing.assert_array_equal(out[j], expected)
+
+
+def test_strided_slot_past_the_stream_raises():
+    inputs = np.zeros((2, 4, 4, 1), np.float32)
+    grid = _core.PatchGrid(4, 4, patch_size=(2, 2), patch_stride=(2, 2))  # 4 patches, 8 pairs
+    out = np.zeros((3, 4, 4, 1), np.float32)
+    zero = np.array(0, np.float32)
+    _core.fill_occluded_batch(inputs, grid, zero, 1, 2, out, stride=6)  # indices 1 and 7
+    with pytest.raises(ValueError, match="stride=6"):
+        _core.fill_occluded_batch(inputs, grid, zero, 2, 2, out, stride=6)  # index 8
+    with pytest.raises(ValueError, match="stride=0"):
+        _core.fill_occluded_batch(inputs, grid, zero, 0, 1, out, stride=0)

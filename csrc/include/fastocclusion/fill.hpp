@@ -2,9 +2,13 @@
 //
 // The perturbation stream of an occlusion run is the row-major sequence of
 // (input n, patch k) pairs, n in [0, N), k in [0, K) with K = grid.num_patches():
-// stream index s = n * K + k. A batch is a slice [start, start + count) of that stream;
-// slot j of the batch holds input (start + j) / K with patch (start + j) % K replaced by
-// the baseline.
+// stream index s = n * K + k. A batch is a strided slice of that stream: slot j of the
+// batch holds stream index s = start + j * stride, i.e. input s / K with patch s % K
+// replaced by the baseline. stride = 1 (the default) is the plain slice
+// [start, start + count). A sweep can instead cut the stream into `capacity` contiguous
+// chunks of C pairs and give chunk j to slot j (batch b: start = b, stride = C): then a slot
+// walks consecutive patches of one input, and changes input (a whole-image copy in the
+// incremental fill) about N + capacity times in a sweep instead of N * capacity.
 #pragma once
 
 #include <cstdint>
@@ -28,26 +32,28 @@ struct Baseline {
   const float* values = nullptr;
 };
 
-/// Fills `count` occluded samples of the stream slice [start, start + count).
+/// Fills `count` occluded samples of the stream: slot j < count gets index start + j*stride.
 ///
 /// inputs : NHWC float32, shape.n*h*w*c, contiguous; not modified.
 /// baseline: as Baseline documents, sized for `shape`.
 /// batch  : float32, count*h*w*c, contiguous, 64-byte alignment not required; slot j
-///          receives input (start+j)/K with patch (start+j)%K set to the baseline.
-/// Throws user_error if shape is invalid, the grid does not match shape (h, w),
-/// start < 0, count < 0, or start + count > shape.n * K. Pointers must be non-null
-/// when count > 0. Synchronous; parallel over slots (parallel.hpp) when the work is large.
+///          receives input s/K with patch s%K set to the baseline, s = start + j*stride.
+/// Throws user_error if shape is invalid, the grid does not match shape (h, w), stride < 1,
+/// start < 0, count < 0, or a slot's index is past the stream (start + (count-1)*stride >=
+/// shape.n * K when count > 0; start > shape.n * K). Pointers must be non-null when
+/// count > 0. Synchronous; parallel over slots (parallel.hpp) when the work is large.
 void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
-                         float* batch);
+                         float* batch, std::int64_t stride = 1);
 
 /// Throws user_error unless the arguments describe a valid fill (shared by the CPU and CUDA
 /// fills, so both reject the same calls with the same messages): a valid shape, a grid for
-/// its (h, w) plane, 0 <= start <= start + count <= shape.n * K, and when count > 0 non-null
+/// its (h, w) plane, stride >= 1, every slot index start + j*stride (j < count) inside the
+/// stream of shape.n * K pairs (0 <= start <= shape.n * K), and when count > 0 non-null
 /// inputs and batch and `baseline_present` (the baseline values the fill reads exist).
 void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
-                          const float* batch);
+                          const float* batch, std::int64_t stride = 1);
 
 /// What each slot of a persistent batch buffer holds, for incremental filling; used by the
 /// CPU fill below and, as the host mirror of a device batch, by the CUDA fill.
@@ -94,6 +100,7 @@ class IncrementalFillState {
 void fill_occluded_batch_incremental(const float* inputs, const InputShape& shape,
                                      const PatchGrid& grid, const Baseline& baseline,
                                      std::int64_t start, std::int64_t count, float* batch,
-                                     std::int64_t capacity, IncrementalFillState& state);
+                                     std::int64_t capacity, IncrementalFillState& state,
+                                     std::int64_t stride = 1);
 
 }  // namespace fastocclusion

@@ -219,23 +219,29 @@ class _Sweep:
         n, k = self.nhwc.shape[0], self.grid.num_patches
         total = n * k
         chunk = -(-total // self.batch)
-        deltas = np.empty(total, dtype=np.float64)
-        strided = self.offsets * chunk  # slot j -> j * C
+        # slot_table[b, j]: the input of slot j in batch b (stream index b + j * chunk;
+        # padding slots past the stream repeat the last input). Computed once, like the
+        # per-batch scores table: the loop below does no index arithmetic.
+        slot_table = np.minimum(
+            (np.arange(chunk, dtype=np.int64)[:, None] + self.offsets[None, :] * chunk) // k,
+            n - 1)
+        # A slot's input changes only where its chunk crosses into the next input: gather
+        # targets only for the batches where some slot changed input.
+        regather = np.ones(chunk, dtype=bool)
+        regather[1:] = (slot_table[1:] != slot_table[:-1]).any(axis=1)
+        scores = np.empty((chunk, self.batch), dtype=np.float64)
         with progress_bar(total, self.progress) as bar:
             for b in range(chunk):
-                count = -(-(total - b) // chunk)  # slots j with b + j * C < total
+                count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
                 _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, b, count,
                                           self.view, self.state, stride=chunk)
-                slots = self.slot_inputs
-                np.add(strided, b, out=slots)
-                np.floor_divide(slots, k, out=slots)
-                np.minimum(slots, n - 1, out=slots)  # padding slots: the last input
-                scores = self.scorer.scores(self.buffer, slots)
-                np.subtract(self.base_scores[slots[:count]], scores[:count],
-                            out=deltas[b::chunk])
+                scores[b] = self.scorer.scores(self.buffer, slot_table[b],
+                                               gather=bool(regather[b]))
                 if bar is not None:
                     bar.update(count)
-        return deltas
+        # Back to stream order: index b + j * chunk is row j, column b of the transpose.
+        deltas = self.base_scores[slot_table] - scores
+        return np.ascontiguousarray(deltas.T).reshape(-1)[:total]
 
 
 @contextlib.contextmanager

@@ -157,12 +157,14 @@ class TFScorer:
 
     # -- the sweep -----------------------------------------------------------------------
 
-    def scores(self, buffer: Any, slot_inputs: np.ndarray) -> np.ndarray:
-        """Scores (float64, one per slot) of a full batch; slot j's target is the target of
-        input slot_inputs[j]."""
+    def scores(self, buffer: Any, slot_inputs: np.ndarray, gather: bool = True) -> np.ndarray:
+        """Scores (one per slot) of a full batch; slot j's target is the target of input
+        slot_inputs[j]. gather=False: the slots hold the same inputs as in the previous
+        call, whose gathered targets are reused."""
         tf = self._tf
         assert self._targets is not None and self._gathered_view is not None
-        np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
+        if gather:
+            np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
         targets = self._gathered_tensor
         batch = self._model_input(buffer)
         if self._scores_fn is not None:
@@ -179,4 +181,4 @@ class TFScorer:
             scores = self.operator.validate_scores(scores, len(slot_inputs))
             self._checked_shape = tuple(np.shape(scores))
         values = scores.numpy() if hasattr(scores, "numpy") else np.asarray(scores)
-        return values.astype(np.float64).reshape(len(slot_inputs))
+        return values.reshape(len(slot_inputs))

@@ -238,7 +238,9 @@ class TorchScorer:
         # A copy: outputs may alias the buffer (an identity model), which is refilled next.
         return outputs.detach().to("cpu", torch.float32).numpy().copy()
 
-    def scores(self, buffer: Any, slot_inputs: np.ndarray) -> np.ndarray:
+    def scores(self, buffer: Any, slot_inputs: np.ndarray, gather: bool = True) -> np.ndarray:
+        # Gathering the targets is cheap here: `gather` (the same slots as the previous call)
+        # is not needed to skip it.
         slots = torch.from_numpy(slot_inputs).to(self.device)
         scores = self._batch_scores(self._host_batch(buffer), self._gather(slots))
         return scores.to("cpu", torch.float64).numpy().reshape(len(slot_inputs))

@@ -37,17 +37,23 @@ def fill_case(draw):
     return (n, h, w, c), patch, stride, edges, kind, seed
 
 
-# ---- full fills ---------------------------------------------------------------------------
-
-
-@given(fill_case(), st.data())
-def test_random_slices_match_reference(case, data):
+def build_case(case):
+    """Inputs, baseline, grid, patch boxes and stream length of a fill_case() draw."""
     shape, patch, stride, edges, kind, seed = case
     rng = np.random.default_rng(seed)
     inputs = rng.normal(size=shape).astype(np.float32)
     baseline = make_baseline(kind, shape, rng)
     grid, boxes = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
-    total = shape[0] * len(boxes)
+    return inputs, baseline, grid, boxes, shape[0] * len(boxes)
+
+
+# ---- full fills ---------------------------------------------------------------------------
+
+
+@given(fill_case(), st.data())
+def test_random_slices_match_reference(case, data):
+    inputs, baseline, grid, boxes, total = build_case(case)
+    shape = inputs.shape
     start = data.draw(st.integers(0, total))
     count = data.draw(st.integers(0, total - start))
     extra = data.draw(st.integers(0, 3))
@@ -118,12 +124,8 @@ def test_fills_a_host_buffer():
 @settings(max_examples=40)
 @given(fill_case(), st.integers(1, 9), st.booleans(), st.data())
 def test_incremental_fills_equal_full_fills(case, capacity, consecutive, data):
-    shape, patch, stride, edges, kind, seed = case
-    rng = np.random.default_rng(seed)
-    inputs = rng.normal(size=shape).astype(np.float32)
-    baseline = make_baseline(kind, shape, rng)
-    grid, _ = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
-    total = shape[0] * grid.num_patches
+    inputs, baseline, grid, _, total = build_case(case)
+    shape = inputs.shape
     batch = np.full((capacity,) + shape[1:], np.nan, dtype=np.float32)
     full = np.empty_like(batch)
     state = _core.IncrementalFillState()
@@ -286,12 +288,8 @@ def test_wrong_python_types_raise_type_error():
 
 @given(fill_case(), st.data(), st.booleans())
 def test_strided_slots_match_reference(case, data, incremental):
-    shape, patch, stride, edges, kind, seed = case
-    rng = np.random.default_rng(seed)
-    inputs = rng.normal(size=shape).astype(np.float32)
-    baseline = make_baseline(kind, shape, rng)
-    grid, boxes = grid_and_boxes(shape[1], shape[2], patch, stride, edges)
-    total = shape[0] * len(boxes)
+    inputs, baseline, grid, boxes, total = build_case(case)
+    shape = inputs.shape
     capacity = data.draw(st.integers(1, 6))
     chunk = -(-total // capacity)  # the sweep's order: batch b holds b + j * chunk
     out = np.full((capacity,) + shape[1:], np.nan, dtype=np.float32)

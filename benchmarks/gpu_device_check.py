@@ -162,47 +162,6 @@ def find_pybind11_dir() -> str:
                               stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
-def _is_dlpack_header(path: Path) -> bool:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return False
-    return "DLManagedTensor" in text and "kDLCUDA" in text
-
-
-def find_dlpack_include(scratch: Path) -> str | None:
-    """A directory holding dlpack/dlpack.h: the usual places, Python packages that ship it,
-    else a shim around PyTorch's copy (ATen/dlpack.h, the same header)."""
-    if os.environ.get("DLPACK_INCLUDE_DIR"):
-        return os.environ["DLPACK_INCLUDE_DIR"]
-    roots = [Path("/usr/include"), Path("/usr/local/include"), Path(sys.prefix) / "include",
-             Path(sys.base_prefix) / "include"]
-    if os.environ.get("CONDA_PREFIX"):
-        roots.append(Path(os.environ["CONDA_PREFIX"]) / "include")
-    for root in roots:
-        if _is_dlpack_header(root / "dlpack" / "dlpack.h"):
-            return str(root)
-    import site
-
-    candidates: list[Path] = []
-    for site_dir in {*site.getsitepackages(), site.getusersitepackages()}:
-        for package in ("cupy", "cupy_backends", "jaxlib", "jax", "tvm", "tensorflow", "torch"):
-            base = Path(site_dir) / package
-            if base.is_dir():
-                candidates += base.glob("**/dlpack/dlpack.h")
-                candidates += base.glob("include/ATen/dlpack.h")
-    for header in candidates:
-        if not _is_dlpack_header(header):
-            continue
-        if header.parent.name == "dlpack":
-            return str(header.parent.parent)
-        shim = scratch / "dlpack_shim"
-        (shim / "dlpack").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(header, shim / "dlpack" / "dlpack.h")
-        return str(shim)
-    return None
-
-
 def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Path:
     """Builds _core and _cuda; returns a directory holding an importable fastocclusion."""
     build_dir = Path(args.build_dir).resolve()
@@ -220,9 +179,6 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
         raise RuntimeError(f"Python.h not found for {sys.executable} (install the Python "
                            "development headers, e.g. python3-dev)")
     configure.append(f"-DPython_INCLUDE_DIR={python_include}")
-    dlpack = find_dlpack_include(scratch)
-    if dlpack:
-        configure.append(f"-DDLPACK_INCLUDE_DIR={dlpack}")
     nvcc = find_nvcc()
     if nvcc is None:
         raise RuntimeError("nvcc not found (PATH, CUDA_HOME, /usr/local/cuda)")

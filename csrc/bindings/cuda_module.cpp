@@ -26,7 +26,6 @@
 // cudaFree waits for queued kernels anyway). An IncrementalFillState carries a mutex so two
 // threads cannot use one state at once.
 #include <cuda_runtime_api.h>
-#include <dlpack/dlpack.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -48,6 +47,7 @@
 #include "fastocclusion/geometry.hpp"
 
 namespace py = pybind11;
+using namespace fastocclusion::dlpack;  // the DLPack ABI names (kDLCPU, DLDevice, ...)
 namespace fo = fastocclusion;
 namespace fc = fastocclusion::cuda;
 namespace fob = fastocclusion::bindings;

@@ -7,7 +7,7 @@
 // TensorFlow, PyTorch and CuPy accept it whatever max_version they ask for.
 #pragma once
 
-#include <dlpack/dlpack.h>
+#include "dlpack_abi.hpp"
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -21,6 +21,7 @@
 namespace fastocclusion::bindings {
 
 namespace py = pybind11;
+using namespace ::fastocclusion::dlpack;  // the DLPack ABI names
 
 /// The (device_type, device_id) of a `dl_device` argument; ValueError naming it otherwise.
 inline std::pair<int, int> parse_dl_device(const py::object& dl_device) {

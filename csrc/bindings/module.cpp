@@ -8,7 +8,6 @@
 // frame, so another thread cannot free them meanwhile; it could write to them, which gives
 // wrong numbers for that call, never a crash. An IncrementalFillState carries a mutex so
 // two threads cannot use one state at once.
-#include <dlpack/dlpack.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -30,6 +29,7 @@
 #include "fastocclusion/parallel.hpp"
 
 namespace py = pybind11;
+using namespace fastocclusion::dlpack;  // the DLPack ABI names (kDLCPU, DLDevice, ...)
 namespace fo = fastocclusion;
 namespace fob = fastocclusion::bindings;
 

@@ -11,9 +11,11 @@ in-process; the console script and ``python -m fastocclusion`` exit with it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import fastocclusion
@@ -130,8 +132,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What the commands that write PNGs need, by import name: (distribution, what for).
+PLOT_EXTRA = {"matplotlib": "matplotlib", "PIL": "Pillow"}
+
+
+def _require_plot_extra() -> None:
+    """Fails at once, in one line, when the modules that write the PNGs are missing (before
+    minutes of training or explaining are spent)."""
+    missing = []
+    for module, distribution in PLOT_EXTRA.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken module
+            found = False
+        if not found:
+            missing.append(distribution)
+    if missing:
+        raise UsageError(f"writing PNG files needs {' and '.join(missing)}, which "
+                         f"{'is' if len(missing) == 1 else 'are'} not installed: "
+                         "pip install \"fastocclusion[plot]\"")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Sends what native code writes to file descriptor 2 to /dev/null meanwhile (Python's
+    own exceptions are raised after it is restored, so they still show)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Imports TensorFlow and Keras without their start-up log lines (oneDNN notes, CUDA
+    probing errors on a machine without a GPU), which TF_CPP_MIN_LOG_LEVEL does not stop:
+    they are written before logging is set up, once at import and again when the devices
+    are listed. TF_CPP_MIN_LOG_LEVEL=0 set by the user keeps them all."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _native_stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -140,6 +191,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise UsageError(f"--out: directory {out_dir!r} does not exist")
+    _require_plot_extra()
     _quiet_tensorflow()
     from fastocclusion.demo import run_demo
 
@@ -214,6 +266,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         raise UsageError(f"--model: {args.model!r} does not exist or is not a file")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out: {args.out!r} exists and is not a directory")
+    _require_plot_extra()
     _quiet_tensorflow()
     import numpy as np
 

@@ -11,13 +11,13 @@
 3. ``Occlusion`` (patch 4, stride 1: smaller than every shape) explains held-out images for
    their top class. The pointing game scores a map as a hit when its highest pixel lies on
    the shape; chance is the mean share of the image the shape covers.
-4. The time split: the explain call is timed after one warm-up call (which traces the model);
-   the time inside model calls is measured by replaying the same number of model calls, with
-   the same batch size and the same traced score function, on one pre-built batch; the
-   difference is fastocclusion's own overhead (filling batches, transfers, accumulation).
-   Both are timed three times, interleaved, and the best of each is kept (a shared machine is
-   noisy). The batch filling is incremental (only the previous and the new patch of a slot
-   are rewritten), a few microseconds per batch.
+4. The time split: the explain call is timed after one warm-up call (which traces the model).
+   ``Occlusion.last_stats`` times every model call inside the explain (wall time, result
+   fetch included); the rest of the call is fastocclusion's own work (input checks, batch
+   filling, accumulation), so the split adds up and is never negative. Three explain calls,
+   the fastest is reported (a shared machine is noisy). The batch filling is incremental
+   (only the previous and the new patch of a slot are rewritten), a few microseconds per
+   batch.
 """
 
 from __future__ import annotations
@@ -97,33 +97,6 @@ def pointing_hits(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return masks.reshape(masks.shape[0], -1)[np.arange(masks.shape[0]), peaks]
 
 
-def count_model_calls(n: int, num_patches: int, batch: int) -> int:
-    """Model calls of one explain: the base pass runs the unperturbed inputs twice (raw
-    outputs for the targets, then scores), the sweep runs n * num_patches perturbed samples;
-    every call holds exactly ``batch`` samples."""
-    return 2 * -(-n // batch) + -(-(n * num_patches) // batch)
-
-
-def model_call_timer(model: Any, batch: np.ndarray,
-                     targets: np.ndarray) -> Callable[[int], float]:
-    """A function ``calls -> seconds`` timing that many calls of the traced score function
-    sum(model(x) * y) on one pre-built batch, each synchronised by fetching its result.
-    The function is traced (and run once) here, not in the timed calls."""
-    import tensorflow as tf
-
-    score = tf.function(lambda x, y: tf.reduce_sum(model(x, training=False) * y, axis=-1))
-    x, y = tf.constant(batch), tf.constant(targets)
-    score(x, y).numpy()
-
-    def run(calls: int) -> float:
-        start = time.perf_counter()
-        for _ in range(calls):
-            score(x, y).numpy()
-        return time.perf_counter() - start
-
-    return run
-
-
 def _busy_note() -> str:
     try:
         load = os.getloadavg()[0]
@@ -140,15 +113,13 @@ def _plot(path: str, images: np.ndarray, maps: np.ndarray, masks: np.ndarray,
     from fastocclusion.plot import plot_maps
 
     titles = [f"{CLASS_NAMES[p]}: {'hit' if h else 'miss'}" for p, h in zip(predicted, hits)]
-    fig = plot_maps(images, maps, titles=titles, cols=8)
+    fig = plot_maps(images, maps, titles=titles, cols=8,
+                    title="fastocclusion demo: occlusion maps on one scale (red: evidence for "
+                          "the class; white outline: the object; +: map peak)")
     for ax, hmap, mask in zip(fig.axes, maps, masks):
         ax.contour(mask.astype(np.float32), levels=[0.5], colors="white", linewidths=0.7)
         peak_row, peak_col = np.unravel_index(np.argmax(hmap), hmap.shape)
         ax.plot([peak_col], [peak_row], marker="+", color="black", markersize=7, mew=1.5)
-    fig.set_figheight(fig.get_figheight() + 0.35)  # room for the suptitle
-    fig.suptitle("fastocclusion demo: occlusion maps (white: object outline, +: map peak)",
-                 fontsize=9)
-    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / fig.get_figheight()))
     fig.savefig(path, dpi=110)
 
 
@@ -168,32 +139,22 @@ def _train(samples: int, epochs: int, rng: np.random.Generator, x_test: np.ndarr
     return model, predicted, accuracy
 
 
-def _explain_and_time(model: Any, images: np.ndarray, predicted: np.ndarray,
-                      batch_size: int) -> tuple[np.ndarray, dict[str, float]]:
-    """(maps (N, H, W), timings): warm-up, then TIMING_REPEATS interleaved rounds of one
-    explain call and one replay of as many model calls; the best of each is kept."""
-    from fastocclusion import Occlusion, _core
+def _explain_and_time(model: Any, images: np.ndarray,
+                      batch_size: int) -> tuple[np.ndarray, Any, float]:
+    """(maps (N, H, W), the ExplainStats of the fastest of TIMING_REPEATS explain calls,
+    the warm-up call's seconds)."""
+    from fastocclusion import Occlusion
 
     explainer = Occlusion(model, batch_size=batch_size, patch_size=PATCH_SIZE,
                           patch_stride=PATCH_STRIDE)
     start = time.perf_counter()
     explainer.explain(images[:1])  # traces the model; same batch shape as the timed calls
     warmup_s = time.perf_counter() - start
-    num_patches = _core.PatchGrid(SIZE, SIZE, (PATCH_SIZE,) * 2, (PATCH_STRIDE,) * 2,
-                                  "valid").num_patches
-    calls = count_model_calls(len(images), num_patches, batch_size)
-    replay = np.resize(images, (batch_size,) + images.shape[1:])
-    onehot = np.eye(len(CLASS_NAMES), dtype=np.float32)[np.resize(predicted, batch_size)]
-    time_calls = model_call_timer(model, replay, onehot)
-    explain_times, model_times = [], []
-    for _ in range(TIMING_REPEATS):  # interleaved, so both see the same machine load
-        start = time.perf_counter()
+    runs = []
+    for _ in range(TIMING_REPEATS):
         maps = explainer.explain(images).numpy()[..., 0]
-        explain_times.append(time.perf_counter() - start)
-        model_times.append(time_calls(calls))
-    timings = {"explain": min(explain_times), "model": min(model_times), "warmup": warmup_s,
-               "calls": calls, "patches": num_patches}
-    return maps, timings
+        runs.append(explainer.last_stats)
+    return maps, min(runs, key=lambda stats: stats.total_seconds), warmup_s
 
 
 def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
@@ -212,27 +173,26 @@ def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
     model, predicted, accuracy = _train(samples, epochs, rng, x_test, y_test, echo)
 
     images, masks = x_test[:explain], m_test[:explain]
-    maps, t = _explain_and_time(model, images, predicted[:explain], batch_size)
+    maps, stats, warmup_s = _explain_and_time(model, images, batch_size)
     hits = pointing_hits(maps, masks)
     pointing, chance = float(np.mean(hits)), float(np.mean(masks))
-    overhead = t["explain"] - t["model"]
+    total, inside = stats.total_seconds, stats.model_seconds
     echo(f"explain: Occlusion(patch_size={PATCH_SIZE}, patch_stride={PATCH_STRIDE}, "
          f"batch_size={batch_size}) on {explain} held-out images, top class, "
-         f"{t['patches']} patches each = {explain * t['patches']} perturbed samples")
+         f"{stats.patches_per_input} patches each = {stats.perturbed_samples} perturbed samples")
     echo(f"pointing game: {pointing:.3f} ({int(hits.sum())}/{explain} map peaks on the object);"
          f" chance level {chance:.3f} (mean object area fraction)")
-    echo(f"time: explain {t['explain']:.2f} s = model calls {t['model']:.2f} s "
-         f"({100 * t['model'] / t['explain']:.0f}%) + overhead {overhead:.2f} s "
-         f"({100 * overhead / t['explain']:.0f}%"
-         f"{', i.e. none within timing noise' if overhead < 0 else ''}); "
-         f"the first call (tracing) took {t['warmup']:.2f} s")
-    echo(f"  how: best of {TIMING_REPEATS} explain calls; model calls = best of "
-         f"{TIMING_REPEATS} replays of as many calls ({t['calls']} of batch {batch_size}) of "
-         "the same traced score function on one pre-built batch; overhead = the difference "
-         f"(batch filling, transfers, accumulation){_busy_note()}")
+    echo(f"time: explain {total:.3f} s = model calls {inside:.3f} s "
+         f"({100 * inside / total:.1f}%) + fastocclusion {total - inside:.3f} s "
+         f"({100 * (total - inside) / total:.1f}%); the first call (tracing) took "
+         f"{warmup_s:.2f} s")
+    echo(f"  how: the fastest of {TIMING_REPEATS} explain calls; model calls = the wall time "
+         f"inside its {stats.model_calls} calls of batch {batch_size} (result fetch "
+         f"included); fastocclusion = the rest (checks, batch filling, accumulation)"
+         f"{_busy_note()}")
 
     _plot(out, images, maps, masks, predicted[:explain], hits)
     echo(f"wrote {out}")
     return DemoResult(accuracy=accuracy, pointing=pointing, chance=chance,
-                      explain_s=t["explain"], model_s=t["model"], model_calls=int(t["calls"]),
+                      explain_s=total, model_s=inside, model_calls=stats.model_calls,
                       out=str(out))

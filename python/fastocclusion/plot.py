@@ -9,6 +9,10 @@ Accepted shapes (NumPy arrays, ``tf.Tensor``, anything ``np.asarray`` understand
 - images: (H, W), (H, W, 1) or (H, W, 3); floats are shown as they are when they lie in
   [0, 1] and min-max scaled otherwise; integers are read as 0..255;
 - maps: (H, W) or (H, W, 1), the same H and W as the image.
+
+Maps are coloured with a diverging colour map on a scale centred on 0 ([-v, v], v the
+largest |value| unless given), so that 0 is always the same neutral colour whatever the
+map's range, and colour bars say what the colours mean.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+#: Red for positive scores (occluding the region lowers the score), blue for negative ones,
+#: white for 0.
+DIVERGING_CMAP = "bwr"
 
 
 def _figure_class() -> Any:
@@ -74,22 +82,34 @@ def as_map(heatmap: Any, name: str = "heatmap") -> np.ndarray:
     return array.astype(np.float64)
 
 
-def normalize_map(heatmap: np.ndarray) -> np.ndarray:
-    """Min-max scaled to [0, 1]; a constant map becomes all zeros."""
-    low, high = float(np.min(heatmap)), float(np.max(heatmap))
-    if not np.isfinite(low) or not np.isfinite(high) or high <= low:
-        return np.zeros_like(heatmap, dtype=np.float64)
-    return (heatmap - low) / (high - low)
+def symmetric_limit(heatmaps: Any) -> float:
+    """The colour limit v of a zero-centred scale [-v, v]: the largest |value| (finite
+    values only); 1.0 for an all-zero (or all non-finite) map, so that it shows as 0."""
+    values = np.abs(np.asarray(heatmaps, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    limit = float(values.max()) if values.size else 0.0
+    return limit if limit > 0.0 else 1.0
 
 
-def overlay(image: Any, heatmap: Any, ax: Any = None, cmap: str = "jet", alpha: float = 0.5,
-            normalize: bool = True, title: str | None = None) -> Any:
+def _check_limit(vmax: Any) -> float | None:
+    if vmax is None:
+        return None
+    if isinstance(vmax, bool) or not isinstance(vmax, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(vmax) or vmax <= 0:
+        raise ValueError(f"vmax: {vmax!r} is invalid, expected a finite number > 0 or None")
+    return float(vmax)
+
+
+def overlay(image: Any, heatmap: Any, ax: Any = None, cmap: str = DIVERGING_CMAP,
+            alpha: float = 0.6, vmax: float | None = None, colorbar: bool = False,
+            title: str | None = None) -> Any:
     """Draws ``image`` in gray (or colour) with ``heatmap`` on top; returns the axis.
 
-    normalize: min-max scale the map to [0, 1] before colouring (a constant map shows as 0);
-    False colours the values as they are on a fixed [0, 1] scale (for maps already scaled,
-    so several plots share one colour scale). A new figure is made when ``ax`` is None
-    (``ax.figure`` reaches it).
+    The map is coloured on a scale centred on 0, [-vmax, vmax], with a diverging colour map
+    (default: red where occluding lowers the score, i.e. evidence for it; blue where it
+    raises it; white for 0): ``vmax=None`` takes the map's largest |value|; pass one value to
+    several plots to share their scale. ``colorbar=True`` adds a colour bar beside the axis.
+    A new figure is made when ``ax`` is None (``ax.figure`` reaches it).
     """
     figure_class = _figure_class()
     img = as_image(image)
@@ -101,16 +121,21 @@ def overlay(image: Any, heatmap: Any, ax: Any = None, cmap: str = "jet", alpha: 
         )
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha: {alpha!r} is invalid, expected a value in [0, 1]")
+    limit = _check_limit(vmax)
+    if limit is None:
+        limit = symmetric_limit(hmap)
     if ax is None:
-        fig = figure_class(figsize=(3, 3))
+        fig = figure_class(figsize=(3.6 if colorbar else 3, 3))
         ax = fig.add_subplot(1, 1, 1)
     if img.ndim == 2:
         ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
         ax.imshow(img, interpolation="nearest")
-    shown = normalize_map(hmap) if normalize else hmap
-    ax.imshow(shown, cmap=cmap, alpha=float(alpha), vmin=0.0, vmax=1.0, interpolation="nearest")
+    shown = ax.imshow(np.nan_to_num(hmap), cmap=cmap, alpha=float(alpha), vmin=-limit,
+                      vmax=limit, interpolation="nearest")
     ax.set_axis_off()
+    if colorbar:
+        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     if title is not None:
         ax.set_title(title, fontsize=8)
     return ax
@@ -128,11 +153,15 @@ def _stack(values: Any, name: str) -> list[np.ndarray]:
 
 
 def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols: int = 8,
-              cmap: str = "jet", alpha: float = 0.5, normalize: bool = True,
-              cell_size: float = 1.6) -> Any:
+              cmap: str = DIVERGING_CMAP, alpha: float = 0.6, shared_scale: bool = True,
+              colorbar: bool = True, cell_size: float = 1.6, title: str | None = None) -> Any:
     """A grid of overlays, ``cols`` per row; returns the matplotlib ``Figure``.
 
     images: (N, H, W[, 1|3]) or a list of images; maps: (N, H, W[, 1]) or a list of maps.
+    ``shared_scale=True`` colours every map on one zero-centred scale (the largest |value|
+    of all maps), with one colour bar for the grid; False scales each map on its own
+    (zero-centred too), with a colour bar per map when ``colorbar``. ``title``: a title
+    above the grid.
     """
     figure_class = _figure_class()
     image_list = _stack(images, "images")
@@ -152,21 +181,42 @@ def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols:
     n = len(image_list)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig = figure_class(figsize=(cols * cell_size, rows * cell_size * (1.15 if titles else 1.0)))
+    shared = (symmetric_limit(np.concatenate([as_map(m, f"maps[{i}]").ravel()
+                                               for i, m in enumerate(map_list)]))
+              if shared_scale else None)
+    shared_bar = shared_scale and colorbar
+    width = cols * cell_size * (1.0 if shared_scale or not colorbar else 1.25)
+    bar_width = 0.9 if shared_bar else 0.0
+    title_height = 0.35 if title else 0.0
+    height = rows * cell_size * (1.15 if titles else 1.0) + title_height
+    fig = figure_class(figsize=(width + bar_width, height))
+    axes = []
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
-        overlay(image_list[i], map_list[i], ax=ax, cmap=cmap, alpha=alpha,
-                normalize=normalize, title=None if titles is None else str(titles[i]))
-    fig.tight_layout(pad=0.3)
+        overlay(image_list[i], map_list[i], ax=ax, cmap=cmap, alpha=alpha, vmax=shared,
+                colorbar=colorbar and not shared_scale,
+                title=None if titles is None else str(titles[i]))
+        axes.append(ax)
+    right = width / (width + bar_width)
+    fig.tight_layout(pad=0.3, rect=(0.0, 0.0, right, 1.0 - title_height / height))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    if shared_bar:
+        # a thin bar at the left of its strip, the rest for its tick labels
+        bar_axis = fig.add_axes((right + 0.05 * bar_width / (width + bar_width), 0.08,
+                                 0.15 * bar_width / (width + bar_width), 0.8))
+        fig.colorbar(axes[0].images[-1], cax=bar_axis)
     return fig
 
 
-def save_overlay(path: Any, image: Any, heatmap: Any, cmap: str = "jet", alpha: float = 0.5,
-                 normalize: bool = True, title: str | None = None, size: float = 4.0,
-                 dpi: int = 100) -> None:
-    """Writes one overlay to ``path`` (format from the suffix, e.g. .png)."""
+def save_overlay(path: Any, image: Any, heatmap: Any, cmap: str = DIVERGING_CMAP,
+                 alpha: float = 0.6, vmax: float | None = None, colorbar: bool = True,
+                 title: str | None = None, size: float = 4.0, dpi: int = 100) -> None:
+    """Writes one overlay, with a colour bar by default, to ``path`` (format from the
+    suffix, e.g. .png)."""
     figure_class = _figure_class()
-    fig = figure_class(figsize=(size, size))
+    fig = figure_class(figsize=(size * (1.2 if colorbar else 1.0), size))
     ax = fig.add_subplot(1, 1, 1)
-    overlay(image, heatmap, ax=ax, cmap=cmap, alpha=alpha, normalize=normalize, title=title)
+    overlay(image, heatmap, ax=ax, cmap=cmap, alpha=alpha, vmax=vmax, colorbar=colorbar,
+            title=title)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)

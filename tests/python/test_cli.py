@@ -257,11 +257,11 @@ def test_demo_pointing_hits_against_a_loop():
     np.testing.assert_array_equal(pointing_hits(maps, masks), expected)
 
 
-def test_demo_counts_the_model_calls_the_explainer_makes():
-    """The demo's time split replays count_model_calls calls: it must be what explain does."""
+def test_last_stats_count_the_model_calls_the_explainer_makes():
+    """The demo's time split is Occlusion.last_stats: its call count is what the model sees,
+    and its model time is part of the total (never a negative overhead)."""
     tf = pytest.importorskip("tensorflow")
     from fastocclusion import Occlusion
-    from fastocclusion.demo import count_model_calls
 
     class Counting(tf.Module):
         def __init__(self):
@@ -276,8 +276,17 @@ def test_demo_counts_the_model_calls_the_explainer_makes():
     for n, batch in ((3, 5), (2, 64)):
         model = Counting()
         x = np.random.default_rng(0).uniform(size=(n, 9, 9, 1)).astype(np.float32)
-        Occlusion(model, batch_size=batch, patch_size=3, patch_stride=2).explain(x)
-        assert int(model.calls.numpy()) == count_model_calls(n, 16, batch)
+        explainer = Occlusion(model, batch_size=batch, patch_size=3, patch_stride=2)
+        assert explainer.last_stats is None
+        explainer.explain(x)
+        stats = explainer.last_stats
+        assert int(model.calls.numpy()) == stats.model_calls
+        # base pass: raw outputs for the targets, then scores; then the sweep of 16 patches
+        assert stats.model_calls == 2 * -(-n // batch) + -(-(n * 16) // batch)
+        assert (stats.inputs, stats.patches_per_input, stats.perturbed_samples,
+                stats.batch_size) == (n, 16, n * 16, batch)
+        assert 0 < stats.model_seconds <= stats.total_seconds
+        assert stats.overhead_seconds == stats.total_seconds - stats.model_seconds
 
 
 def test_demo_quick_run(tmp_path, capsys):
@@ -292,8 +301,45 @@ def test_demo_quick_run(tmp_path, capsys):
     assert float(match.group(1)) == int(match.group(2)) / 4
     assert 0.05 < float(match.group(3)) < 0.2
     assert re.search(r"held-out accuracy [0-9.]+", printed)
-    assert re.search(r"time: explain [0-9.]+ s = model calls [0-9.]+ s .* overhead", printed)
+    match = re.search(r"time: explain ([0-9.]+) s = model calls ([0-9.]+) s \(([0-9.]+)%\) "
+                      r"\+ fastocclusion ([0-9.]+) s \(([0-9.]+)%\)", printed)
+    assert match, printed  # no minus sign: the split is measured inside the call
+    total, inside, _, rest, _ = map(float, match.groups())
+    assert abs(total - inside - rest) <= 0.0015
     assert f"wrote {out}" in printed
+
+
+@pytest.mark.parametrize("missing", [("PIL",), ("matplotlib",), ("PIL", "matplotlib")])
+def test_commands_that_write_pngs_without_the_plot_extra_fail_at_once_in_one_line(
+        tmp_path, missing):
+    (tmp_path / "m.keras").write_bytes(b"not read")
+    (tmp_path / "a.png").write_bytes(b"not read")
+    hide = "; ".join(f"sys.modules[{name!r}] = None" for name in missing)  # as if not installed
+    for argv in (["demo", "--out", str(tmp_path / "d.png")],
+                 ["explain", "--model", str(tmp_path / "m.keras"), "--images",
+                  str(tmp_path / "a.png"), "--out", str(tmp_path / "maps")]):
+        code = f"import sys; {hide}; from fastocclusion.cli import main; sys.exit(main({argv!r}))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr  # no traceback
+        names = {"PIL": "Pillow", "matplotlib": "matplotlib"}
+        assert lines[0].startswith(f"fastocclusion {argv[0]}: error: writing PNG files needs")
+        assert all(names[m] in lines[0] for m in missing)
+        assert 'pip install "fastocclusion[plot]"' in lines[0]
+        assert not (tmp_path / "d.png").exists() and not (tmp_path / "maps").exists()
+
+
+def test_demo_prints_no_tensorflow_start_up_lines(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "fastocclusion", "demo", "--samples", "64", "--epochs", "1",
+         "--explain", "2", "--out", str(tmp_path / "demo.png")],
+        capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    assert "pointing game" in done.stdout
 
 
 def test_demo_errors_exit_2(tmp_path, capsys):

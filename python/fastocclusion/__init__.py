@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Occlusion", "Tasks", "TorchCallable", "__version__"]
+__all__ = ["Occlusion", "Tasks", "TorchCallable", "__version__", "get_num_threads",
+           "set_num_threads"]
 
 _LAZY = {
     "Occlusion": "fastocclusion.occlusion",
@@ -22,6 +23,26 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastocclusion.occlusion import Occlusion
     from fastocclusion.tasks import Tasks
     from fastocclusion.torch_backend import TorchCallable
+
+
+def set_num_threads(threads: int) -> None:
+    """Caps the threads fastocclusion's CPU kernels use (batch filling, map accumulation);
+    0 restores the default, the machine's hardware concurrency. The model's own threads are
+    its framework's (``tf.config.threading``, ``torch.set_num_threads``). Takes effect on
+    the next kernel call, in every thread."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads: {threads!r} is invalid, expected an integer >= 0 "
+                         "(0: the default)")
+    from fastocclusion import _core
+
+    _core.set_num_threads(min(threads, 2**31 - 1))
+
+
+def get_num_threads() -> int:
+    """The threads fastocclusion's CPU kernels may use (see ``set_num_threads``)."""
+    from fastocclusion import _core
+
+    return int(_core.num_threads())
 
 
 def __getattr__(name: str) -> Any:

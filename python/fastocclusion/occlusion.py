@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,31 @@ from fastocclusion.scoring import make_scorer
 #: buffer stays within half this many bytes (the other half for what the model allocates
 #: per sample, roughly).
 AUTO_BATCH_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExplainStats:
+    """What one ``explain`` call did and where its time went (``Occlusion.last_stats``).
+
+    ``model_seconds`` is the wall time spent inside the model (and operator) calls, result
+    fetch included; ``total_seconds - model_seconds`` is fastocclusion's own work (input
+    checks, batch filling, accumulation). None on the GPU sweep, whose calls are
+    asynchronous (only the total is meaningful there)."""
+
+    inputs: int
+    patches_per_input: int
+    perturbed_samples: int
+    batch_size: int
+    model_calls: int
+    total_seconds: float
+    model_seconds: float | None
+
+    @property
+    def overhead_seconds(self) -> float | None:
+        """``total_seconds - model_seconds`` (None when model_seconds is)."""
+        if self.model_seconds is None:
+            return None
+        return self.total_seconds - self.model_seconds
 
 
 class Occlusion:
@@ -97,6 +124,9 @@ class Occlusion:
         # One explain at a time per instance: the scorer keeps the targets of the running
         # sweep and the buffer is reused, so calls from several threads are serialised.
         self._explain_lock = threading.Lock()
+        self._explaining_thread: int | None = None  # the thread inside explain, if any
+        #: ExplainStats of the last explain call on this instance (None before the first).
+        self.last_stats: ExplainStats | None = None
 
     def __call__(self, inputs: Any, targets: Any = None) -> Any:
         return self.explain(inputs, targets)
@@ -105,13 +135,26 @@ class Occlusion:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, T, W) for time series,
         (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
         models)."""
+        me = threading.get_ident()
+        if self._explaining_thread == me:
+            # The model (or operator) of this explain called explain on the same instance:
+            # waiting for the lock would wait for ourselves.
+            raise RuntimeError(
+                "explain: called again on the same Occlusion instance from inside its own "
+                "model or operator call (re-entrant explain); use a second Occlusion "
+                "instance for a nested explanation")
         with self._explain_lock:
-            maps, prepared = self._explain_numpy(inputs, targets)
-            return self._scorer.wrap_result(maps.reshape(prepared.output_shape))
+            self._explaining_thread = me
+            try:
+                maps, prepared = self._explain_numpy(inputs, targets)
+                return self._scorer.wrap_result(maps.reshape(prepared.output_shape))
+            finally:
+                self._explaining_thread = None
 
     # -- the pipeline -------------------------------------------------------------------
 
     def _explain_numpy(self, inputs: Any, targets: Any) -> tuple[np.ndarray, Any]:
+        started = time.perf_counter()
         x, y = read_inputs(inputs, targets)
         prepared = prepare_inputs(x)
         nhwc = prepared.nhwc
@@ -140,6 +183,10 @@ class Occlusion:
             self._cached_buffer = buffer
         maps = _core.accumulate_patch_deltas(deltas.reshape(n, grid.rows, grid.cols), grid,
                                              self.reduction)
+        self.last_stats = ExplainStats(
+            inputs=n, patches_per_input=grid.num_patches, perturbed_samples=n * grid.num_patches,
+            batch_size=batch, model_calls=sweep.model_calls,
+            total_seconds=time.perf_counter() - started, model_seconds=sweep.model_seconds)
         return maps, prepared
 
     def _resolve_batch_size(self, num_patches: int, nhwc: np.ndarray) -> int:
@@ -168,6 +215,17 @@ class _Sweep:
         self.offsets = np.arange(batch, dtype=np.int64)
         self.slot_inputs = np.empty(batch, dtype=np.int64)
         self.base_scores: np.ndarray | None = None
+        self.model_calls = 0
+        self.model_seconds = 0.0
+
+    def _timed(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)``, a model call: counted and its wall time summed."""
+        start = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.model_seconds += time.perf_counter() - start
+            self.model_calls += 1
 
     def _slot_inputs(self, start: int, per_input: int) -> np.ndarray:
         """Input index of every slot of the batch at ``start`` (padding slots repeat the
@@ -188,7 +246,7 @@ class _Sweep:
             for start in range(0, n, self.batch):
                 count = min(self.batch, n - start)
                 self.view[:count] = self.nhwc[start:start + count]
-                outputs.append(self.scorer.outputs(self.buffer)[:count])
+                outputs.append(self._timed(self.scorer.outputs, self.buffer)[:count])
             return np.concatenate(outputs)
 
         targets = self.scorer.resolve_targets(targets, self.buffer, run_outputs)
@@ -198,7 +256,8 @@ class _Sweep:
             count = min(self.batch, n - start)
             self.view[:count] = self.nhwc[start:start + count]
             slots = self._slot_inputs(start, 1)
-            scores[start:start + count] = self.scorer.scores(self.buffer, slots)[:count]
+            scores[start:start + count] = self._timed(self.scorer.scores, self.buffer,
+                                                      slots)[:count]
         self.base_scores = scores
         # The buffer now holds unperturbed inputs the fill state knows nothing about.
         self.state.reset()
@@ -235,8 +294,8 @@ class _Sweep:
                 count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
                 _core.fill_occluded_batch(self.nhwc, self.grid, self.baseline, b, count,
                                           self.view, self.state, stride=chunk)
-                scores[b] = self.scorer.scores(self.buffer, slot_table[b],
-                                               gather=bool(regather[b]))
+                scores[b] = self._timed(self.scorer.scores, self.buffer, slot_table[b],
+                                        gather=bool(regather[b]))
                 if bar is not None:
                     bar.update(count)
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.

@@ -12,6 +12,7 @@ Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a 
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -56,17 +57,30 @@ class TFScorer:
         self._concrete: dict[tuple[Any, ...], Any] = {}
         self._views: dict[int, tuple[Any, Any]] = {}
         self._score_call: Any = None
+        # The per-sample output shape seen by the last base pass, for models whose traced
+        # output has an unknown rank (a tf.function over tf.numpy_function, say).
+        self._output_tail: tuple[int, ...] | None = None
+        # NumPy models get a read-only view of the batch buffer; one that writes into its
+        # input is given a fresh copy of every batch from then on (see _numpy_call).
+        self._copy_numpy_batches = False
         if adapter.traceable:
             self._outputs_fn = tf.function(lambda batch: adapter(batch))
             if operator.builtin:
                 self._scores_fn = tf.function(
-                    lambda batch, targets: operator.scores_from_outputs(adapter(batch), targets)
-                )
+                    lambda batch, targets: operator.scores_from_outputs(
+                        self._with_known_rank(adapter(batch)), targets))
             else:
                 self._scores_fn = None
         else:
             self._outputs_fn = None
             self._scores_fn = None
+
+    def _with_known_rank(self, outputs: Any) -> Any:
+        """At trace time: the outputs with the shape the base pass saw when tracing alone
+        cannot tell their rank (the built-in operators need it)."""
+        if outputs.shape.rank is None and self._output_tail is not None:
+            return self._tf.ensure_shape(outputs, (None, *self._output_tail))
+        return outputs
 
     def wrap_result(self, maps: np.ndarray) -> Any:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""
@@ -96,7 +110,9 @@ class TFScorer:
             if len(self._views) >= 4:  # buffers of earlier shapes: let them go
                 self._views.clear()
             if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
-                tensor = np.asarray(buffer)
+                # Read-only, and not made writable again by the model: the buffer is
+                # refilled in place for the next batch.
+                tensor = np.asarray(memoryview(buffer).toreadonly())
             else:
                 tensor = self._tf.experimental.dlpack.from_dlpack(buffer.__dlpack__())
             view = (buffer, tensor)
@@ -107,22 +123,45 @@ class TFScorer:
 
     def static_output_shape(self, buffer: Any) -> tuple[int | None, ...] | None:
         """The model's output shape for a full batch, from tracing alone (no model call);
-        None when the model is not traceable."""
+        None when the model is not traceable or tracing cannot tell the rank."""
         if self._outputs_fn is None:
             return None
         concrete = self._traced(self._outputs_fn, self._model_input(buffer))
-        return tuple(concrete.structured_outputs.shape)
+        shape = concrete.structured_outputs.shape
+        return None if shape.rank is None else tuple(shape)
+
+    def _numpy_call(self, call: Any, batch: Any) -> Any:
+        """``call(batch)`` for a NumPy model given the read-only view ``batch``. A model that
+        writes into its input fails on that view: from then on it gets a fresh copy of every
+        batch (as the reference gives it), and the failed call is repeated on one."""
+        if self._copy_numpy_batches:
+            return call(np.array(batch))
+        try:
+            return call(batch)
+        except ValueError as error:
+            if "read-only" not in str(error):
+                raise
+        warnings.warn(
+            "model: writes into its input array in place; fastocclusion now gives it a copy "
+            "of every batch (correct maps, one more copy per call); copy the input inside "
+            "the model, or avoid in-place operations on it, to skip that copy",
+            RuntimeWarning, stacklevel=4)
+        self._copy_numpy_batches = True
+        return call(np.array(batch))
 
     def outputs(self, buffer: Any) -> np.ndarray:
         batch = self._model_input(buffer)
-        out = (self._traced(self._outputs_fn, batch)(batch) if self._outputs_fn is not None
-               else self.adapter(batch))
+        if self._outputs_fn is not None:
+            out = self._traced(self._outputs_fn, batch)(batch)
+        else:
+            out = self._numpy_call(self.adapter, batch)
         outputs = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
         batch_size = buffer.shape[0]
         if outputs.ndim == 0 or outputs.shape[0] != batch_size:
             raise ValueError(
                 f"model: returned outputs of shape {outputs.shape} for a batch of {batch_size} "
                 f"inputs, expected a first dimension of {batch_size} (one output per sample)")
+        self._output_tail = tuple(outputs.shape[1:])
         return outputs
 
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
@@ -173,7 +212,8 @@ class TFScorer:
             scores = self._score_call(batch, targets)
         elif self.operator.builtin:
             scores = self.operator.scores_from_outputs(
-                tf.convert_to_tensor(self.adapter(batch), dtype=tf.float32), targets)
+                tf.convert_to_tensor(self._numpy_call(self.adapter, batch), dtype=tf.float32),
+                targets)
         else:
             model_batch = batch if isinstance(batch, tf.Tensor) else tf.convert_to_tensor(batch)
             scores = self.operator(self.adapter.model, model_batch, targets)

@@ -280,6 +280,8 @@ class DeviceSweep:
             self.batch_view = torch.from_dlpack(self.buffer).view((batch,) + tuple(sample_shape))
             self.inputs_view = torch.from_dlpack(self.inputs).view((self.n,) + tuple(sample_shape))
         self.base_scores: torch.Tensor | None = None
+        self.model_calls = 0
+        self.model_seconds: float | None = None  # asynchronous calls: not measured
 
     def base_pass(self, targets: np.ndarray | None) -> np.ndarray:
         """The unperturbed inputs through the model, on the device: default or checked
@@ -294,6 +296,7 @@ class DeviceSweep:
                 for start in range(0, n, batch):
                     count = self._load_unperturbed(start)
                     chunks.append(scorer._forward(self.batch_view)[:count].to(torch.float32, copy=True))
+                    self.model_calls += 1
                 outputs = torch.cat(chunks).to(self.device)
             return outputs
 
@@ -313,6 +316,7 @@ class DeviceSweep:
                 padded.fill_(n - 1)  # padding slots repeat the last input
                 padded[:count] = all_slots[start:start + count]
                 scores = scorer._batch_scores(self.batch_view, scorer._gather(padded))
+                self.model_calls += 1
                 base[start:start + count] = scores[:count]
         self.base_scores = base.to(torch.float64)
         # The batch buffer now holds what torch wrote: the fill state must not trust it.
@@ -342,6 +346,7 @@ class DeviceSweep:
                 torch.add(offsets, start, out=slots)
                 slots.div_(k, rounding_mode="floor").clamp_(max=n - 1)
                 scores = scorer._batch_scores(self.batch_view, scorer._gather(slots))
+                self.model_calls += 1
                 torch.sub(self.base_scores[slots[:count]], scores[:count],
                           out=deltas[start:start + count])
                 if bar is not None:

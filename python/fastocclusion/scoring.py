@@ -141,13 +141,14 @@ class TFScorer:
         except ValueError as error:
             if "read-only" not in str(error):
                 raise
+        result = call(np.array(batch))  # an error here is the model's own: it propagates
+        self._copy_numpy_batches = True
         warnings.warn(
             "model: writes into its input array in place; fastocclusion now gives it a copy "
             "of every batch (correct maps, one more copy per call); copy the input inside "
             "the model, or avoid in-place operations on it, to skip that copy",
             RuntimeWarning, stacklevel=4)
-        self._copy_numpy_batches = True
-        return call(np.array(batch))
+        return result
 
     def outputs(self, buffer: Any) -> np.ndarray:
         batch = self._model_input(buffer)

@@ -159,3 +159,16 @@ def detection_case() -> ModelCase:
             targets[i, b, :5] = (x1, y1, x1 + w, y1 + h, rng.uniform(0.2, 1))
             targets[i, b, 5 + rng.integers(NUM_CLASSES)] = 1.0
     return ModelCase(model, _numpy_fn(model), inputs, targets)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `torch` are skipped, saying why, when PyTorch (an optional extra) is not
+    installed; CI installs it and runs them (`pytest -m torch`)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return
+    skip = pytest.mark.skip(reason='needs PyTorch, an optional extra: pip install ".[torch]"')
+    for item in items:
+        if item.get_closest_marker("torch") is not None:
+            item.add_marker(skip)

@@ -77,6 +77,7 @@ def test_dlpack_device_is_cpu():
     assert tuple(_core.HostBuffer([2]).__dlpack_device__()) == (1, 0)
 
 
+@pytest.mark.torch
 def test_torch_from_dlpack_is_no_copy_and_outlives_buffer():
     import torch
     buf, values = filled((5, 3))

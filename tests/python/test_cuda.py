@@ -265,7 +265,7 @@ def test_device_buffer_round_trip(dtype):
 
 
 def _torch_cuda():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="needs PyTorch: pip install \".[torch]\"")
     if not torch.cuda.is_available():
         pytest.skip("PyTorch has no CUDA device")
     return torch

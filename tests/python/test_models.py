@@ -168,8 +168,10 @@ class ResizeCounter:
         return getattr(self.inner, name)
 
 
+@pytest.mark.torch
 def test_torch(batch: np.ndarray) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(FEATURES, CLASSES), torch.nn.Softmax(dim=-1))
     assert is_torch_model(module) and not is_torch_model(lambda x: x)

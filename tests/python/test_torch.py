@@ -16,7 +16,8 @@ import textwrap
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="needs PyTorch: pip install \".[torch]\"")
+pytestmark = pytest.mark.torch
 
 from fastocclusion import Occlusion, Tasks, _core  # noqa: E402
 from fastocclusion import tasks as fo_tasks  # noqa: E402

@@ -17,6 +17,7 @@ Python loops once per batch, never per patch or pixel.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 import time
 from collections.abc import Iterator
@@ -107,9 +108,9 @@ class Occlusion:
         device: str = "auto",
     ) -> None:
         self.batch_size = check_batch_size(batch_size)
-        self.patch_size = check_pair(patch_size, "patch_size")
-        self.patch_stride = check_pair(patch_stride, "patch_stride")
-        self.occlusion_value = check_occlusion_value(occlusion_value)
+        self.patch_size = patch_size
+        self.patch_stride = patch_stride
+        self.occlusion_value = occlusion_value
         self.edges = check_choice(edges, "edges", EDGES)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         if not isinstance(progress, bool):
@@ -128,8 +129,69 @@ class Occlusion:
         #: ExplainStats of the last explain call on this instance (None before the first).
         self.last_stats: ExplainStats | None = None
 
-    def __call__(self, inputs: Any, targets: Any = None) -> Any:
-        return self.explain(inputs, targets)
+    # -- Xplique's attributes: kept as given; an int patch becomes (p, p) after the first
+    # explain of images or time series, as Xplique's does. Checked when set.
+
+    @property
+    def patch_size(self) -> Any:
+        return self._patch_size_shown
+
+    @patch_size.setter
+    def patch_size(self, value: Any) -> None:
+        self._patch_size = check_pair(value, "patch_size")
+        self._patch_size_shown = value
+
+    @property
+    def patch_stride(self) -> Any:
+        return self._patch_stride_shown
+
+    @patch_stride.setter
+    def patch_stride(self, value: Any) -> None:
+        self._patch_stride = check_pair(value, "patch_stride")
+        self._patch_stride_shown = value
+
+    @property
+    def occlusion_value(self) -> Any:
+        return self._occlusion_value_given
+
+    @occlusion_value.setter
+    def occlusion_value(self, value: Any) -> None:
+        self._baseline = check_occlusion_value(value)
+        self._occlusion_value_given = value
+
+    def _show_planar_patches(self) -> None:
+        """After explaining images or time series, an int patch size/stride reads (p, p)."""
+        if isinstance(self._patch_size_shown, numbers.Integral):
+            self._patch_size_shown = (self._patch_size_shown,) * 2
+        if isinstance(self._patch_stride_shown, numbers.Integral):
+            self._patch_stride_shown = (self._patch_stride_shown,) * 2
+
+    # -- Xplique's static helpers (masks; compatibility only, see xplique_helpers) --------
+
+    @staticmethod
+    def _get_masks(input_shape: Any, patch_size: Any, patch_stride: Any) -> Any:
+        """Xplique's boolean occlusion masks of one sample's shape (tf.bool tensor)."""
+        from fastocclusion.xplique_helpers import get_masks
+
+        return get_masks(input_shape, patch_size, patch_stride)
+
+    @staticmethod
+    def _apply_masks(current_input: Any, masks: Any, occlusion_value: Any) -> Any:
+        """Xplique's occluded copies of one input, one per mask (tf.Tensor)."""
+        from fastocclusion.xplique_helpers import apply_masks
+
+        return apply_masks(current_input, masks, occlusion_value)
+
+    @staticmethod
+    def _compute_sensitivity(baseline_scores: Any, occluded_scores: Any, masks: Any) -> Any:
+        """Xplique's maps from the base and occluded scores and the masks (tf.Tensor)."""
+        from fastocclusion.xplique_helpers import compute_sensitivity
+
+        return compute_sensitivity(baseline_scores, occluded_scores, masks)
+
+    def __call__(self, inputs: Any, labels: Any = None) -> Any:
+        """``explain(inputs, labels)``: Xplique's call signature."""
+        return self.explain(inputs, labels)
 
     def explain(self, inputs: Any, targets: Any = None) -> Any:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, T, W) for time series,
@@ -160,10 +222,12 @@ class Occlusion:
         nhwc = prepared.nhwc
         n, h, w, _ = nhwc.shape
         self._scorer.check_targets(y, n)
-        patch, stride = plane_patch(self.patch_size, self.patch_stride, prepared.family,
+        patch, stride = plane_patch(self._patch_size, self._patch_stride, prepared.family,
                                     prepared.original_shape)
+        if prepared.family != "tabular":
+            self._show_planar_patches()
         grid = _core.PatchGrid(h, w, patch, stride, self.edges)
-        baseline = plane_baseline(self.occlusion_value, prepared.family, nhwc.shape,
+        baseline = plane_baseline(self._baseline, prepared.family, nhwc.shape,
                                   prepared.original_shape)
         batch = self._resolve_batch_size(grid.num_patches, nhwc)
         sample_shape = tuple(prepared.original_shape[1:])

@@ -45,6 +45,7 @@
 #include "fastocclusion/cuda/kernels.hpp"
 #include "fastocclusion/errors.hpp"
 #include "fastocclusion/geometry.hpp"
+#include "str_arg.hpp"
 
 namespace py = pybind11;
 using namespace fastocclusion::dlpack;  // the DLPack ABI names (kDLCPU, DLDevice, ...)
@@ -351,10 +352,10 @@ void fill_binding(PyDeviceBuffer& inputs, const py::object& grid_obj, const py::
 
 std::shared_ptr<PyDeviceBuffer> accumulate_binding(const py::object& deltas_obj,
                                                    const py::object& grid_obj,
-                                                   const std::string& reduction,
+                                                   const fob::StrArg& reduction,
                                                    std::shared_ptr<PyDeviceBuffer> out,
                                                    const py::object& stream) {
-  const fo::Reduction red = fo::parse_reduction(reduction.c_str());
+  const fo::Reduction red = fo::parse_reduction(std::string_view(reduction.value));
   const fo::PatchGrid grid = grid_from_object(grid_obj);
   const cudaStream_t s = stream_from(stream);
   // deltas: a float64 DeviceBuffer, or a host float64 array uploaded here (N*K doubles).

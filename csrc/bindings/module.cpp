@@ -2,7 +2,10 @@
 //
 // Thin by design: check dtype, rank, contiguity, alignment and sizes at the boundary,
 // release the GIL, call the plain C++ functions of csrc/include/fastocclusion/.
-// User errors (fastocclusion::user_error, a std::invalid_argument) reach Python as ValueError.
+// User errors (fastocclusion::user_error, a std::invalid_argument) reach Python as ValueError,
+// std::bad_alloc (on any kernel thread: parallel_for rethrows it) as MemoryError, other C++
+// exceptions as RuntimeError; nothing aborts the process. String options (edges=,
+// reduction=) are StrArg (str_arg.hpp): str only, parsed over their whole length.
 //
 // GIL: released around every kernel call. The arrays passed in stay referenced by this
 // frame, so another thread cannot free them meanwhile; it could write to them, which gives
@@ -17,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +31,7 @@
 #include "fastocclusion/geometry.hpp"
 #include "fastocclusion/host_buffer.hpp"
 #include "fastocclusion/parallel.hpp"
+#include "str_arg.hpp"
 
 namespace py = pybind11;
 using namespace fastocclusion::dlpack;  // the DLPack ABI names (kDLCPU, DLDevice, ...)
@@ -126,8 +131,8 @@ void fill_binding(const py::array& inputs, const fo::PatchGrid& grid, const py::
 }
 
 py::array accumulate_binding(const py::array& deltas, const fo::PatchGrid& grid,
-                             const std::string& reduction, std::optional<py::array> out) {
-  const fo::Reduction red = fo::parse_reduction(reduction.c_str());
+                             const fob::StrArg& reduction, std::optional<py::array> out) {
+  const fo::Reduction red = fo::parse_reduction(std::string_view(reduction.value));
   require_array<double>(deltas, "deltas", false);
   FASTOCCLUSION_EXPECTS(deltas.ndim() == 3 && deltas.shape(0) >= 1 &&
                             deltas.shape(1) == grid.rows.count && deltas.shape(2) == grid.cols.count,
@@ -180,9 +185,9 @@ PYBIND11_MODULE(_core, m) {
   py::class_<fo::PatchGrid>(m, "PatchGrid",
                             "Patch anchors over an (height, width) plane (SPEC §2, §5).")
       .def(py::init([](std::int64_t height, std::int64_t width, std::pair<std::int64_t, std::int64_t> patch,
-                       std::pair<std::int64_t, std::int64_t> stride, const std::string& edges) {
+                       std::pair<std::int64_t, std::int64_t> stride, const fob::StrArg& edges) {
              return fo::make_patch_grid(height, width, patch.first, patch.second, stride.first,
-                                        stride.second, fo::parse_edge_mode(edges.c_str()));
+                                        stride.second, fo::parse_edge_mode(std::string_view(edges.value)));
            }),
            py::arg("height"), py::arg("width"), py::arg("patch_size"), py::arg("patch_stride"),
            py::arg("edges") = "valid")

@@ -1,6 +1,7 @@
 #include "fastocclusion/accumulate.hpp"
 
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "fastocclusion/errors.hpp"
@@ -68,12 +69,17 @@ void accumulate_one(const double* deltas, const PatchGrid& g, const double* inv_
 
 }  // namespace
 
+Reduction parse_reduction(std::string_view name) {
+  if (name == "sum") return Reduction::sum;
+  if (name == "mean") return Reduction::mean;
+  FASTOCCLUSION_EXPECTS(false, "reduction=" << detail::quote_for_message(name)
+                                            << " is invalid, expected \"sum\" or \"mean\"");
+  return Reduction::sum;  // unreachable
+}
+
 Reduction parse_reduction(const char* name) {
   FASTOCCLUSION_EXPECTS(name != nullptr, "reduction: expected \"sum\" or \"mean\", got null");
-  if (std::strcmp(name, "sum") == 0) return Reduction::sum;
-  if (std::strcmp(name, "mean") == 0) return Reduction::mean;
-  FASTOCCLUSION_EXPECTS(false, "reduction=\"" << name << "\": expected \"sum\" or \"mean\"");
-  return Reduction::sum;  // unreachable
+  return parse_reduction(std::string_view(name));
 }
 
 void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGrid& grid,
@@ -82,6 +88,20 @@ void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGr
   FASTOCCLUSION_EXPECTS(deltas != nullptr && maps != nullptr,
                         "deltas and maps must not be null");
   FASTOCCLUSION_ASSERT(grid.rows.count >= 1 && grid.cols.count >= 1, "empty patch grid");
+  // Every size product below, checked once here (a grid may be built by hand).
+  std::int64_t patches = 0, plane = 0, values = 0, deltas_count = 0, diff_count = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(grid.rows.count, grid.cols.count, patches) &&
+                            checked_multiply(n, patches, deltas_count),
+                        "deltas: n=" << n << " inputs of " << grid.rows.count << " x "
+                                     << grid.cols.count << " patches overflow int64");
+  constexpr std::int64_t max_doubles = std::numeric_limits<std::int64_t>::max() / 8;
+  FASTOCCLUSION_EXPECTS(grid.height() < max_doubles && grid.width() < max_doubles &&
+                            checked_multiply(grid.height(), grid.width(), plane) &&
+                            checked_multiply(n, plane, values) &&
+                            checked_multiply(grid.height() + 1, grid.width() + 1, diff_count) &&
+                            diff_count <= max_doubles,
+                        "maps: n=" << n << " maps of (" << grid.height() << ", " << grid.width()
+                                   << ") are too large");
   const bool mean = reduction == Reduction::mean;
   // Mean: coverage is separable, count(y, x) = rows(y) * cols(x); store reciprocals, 0 where
   // no patch covers so the map is 0 there.
@@ -92,10 +112,10 @@ void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGr
     for (double& v : inv_row) v = v > 0 ? 1.0 / v : 0.0;
     for (double& v : inv_col) v = v > 0 ? 1.0 / v : 0.0;
   }
-  const std::int64_t patches = grid.num_patches();
-  const std::int64_t plane = grid.height() * grid.width();
-  const auto diff_size = static_cast<std::size_t>((grid.height() + 1) * (grid.width() + 1));
-  parallel_for(n, n * plane, [&](std::int64_t begin, std::int64_t end) {
+  const auto diff_size = static_cast<std::size_t>(diff_count);
+  // The scratch is allocated per chunk, inside fn: a std::bad_alloc there reaches the caller
+  // through parallel_for (Python: MemoryError).
+  parallel_for(n, values, [&](std::int64_t begin, std::int64_t end) {
     std::vector<double> diff(diff_size);
     for (std::int64_t i = begin; i < end; ++i) {
       accumulate_one(deltas + i * patches, grid, inv_row.data(), inv_col.data(), mean,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "fastocclusion/errors.hpp"
 #include "fastocclusion/parallel.hpp"
@@ -63,7 +64,14 @@ void check_fill_arguments(const float* inputs, const InputShape& shape, const Pa
                                                 << ") plane, but inputs are (" << shape.h
                                                 << ", " << shape.w << ")");
   FASTOCCLUSION_EXPECTS(stride >= 1, "stride=" << stride << " is invalid, expected >= 1");
-  const std::int64_t total = shape.n * grid.num_patches();
+  // The stream length n * K, checked: a grid may be built by hand, and even one from
+  // make_patch_grid (K fits int64) times n need not fit.
+  std::int64_t patches = 0, total = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(grid.rows.count, grid.cols.count, patches) &&
+                            checked_multiply(shape.n, patches, total),
+                        "inputs: n=" << shape.n << " inputs of " << grid.rows.count << " x "
+                                     << grid.cols.count
+                                     << " patches: the (input, patch) stream overflows int64");
   FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
                         "start=" << start << " is outside the stream of " << total
                                  << " (input, patch) pairs, expected 0 <= start <= " << total);
@@ -80,6 +88,13 @@ void check_fill_arguments(const float* inputs, const InputShape& shape, const Pa
                                    << " runs past the end of the stream of " << total
                                    << " pairs, expected <= " << most);
   }
+  // The batch holds count images: count * h*w*c floats (and their bytes) must fit int64.
+  // validate_shape bounded the image size by int64 max / 8 / n, not by count.
+  std::int64_t batch_floats = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(count, shape.image_size(), batch_floats) &&
+                            batch_floats <= std::numeric_limits<std::int64_t>::max() / 8,
+                        "count=" << count << " samples of " << shape.image_size()
+                                 << " floats each: the batch is too large");
   if (count > 0) {
     FASTOCCLUSION_EXPECTS(inputs != nullptr && batch != nullptr && baseline_present,
                           "inputs, baseline and batch must not be null");

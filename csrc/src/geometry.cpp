@@ -1,18 +1,22 @@
 #include "fastocclusion/geometry.hpp"
 
-#include <cstring>
 #include <limits>
 
 #include "fastocclusion/errors.hpp"
 
 namespace fastocclusion {
 
+EdgeMode parse_edge_mode(std::string_view name) {
+  if (name == "valid") return EdgeMode::valid;
+  if (name == "cover") return EdgeMode::cover;
+  FASTOCCLUSION_EXPECTS(false, "edges=" << detail::quote_for_message(name)
+                                        << " is invalid, expected \"valid\" or \"cover\"");
+  return EdgeMode::valid;  // unreachable
+}
+
 EdgeMode parse_edge_mode(const char* name) {
   FASTOCCLUSION_EXPECTS(name != nullptr, "edges: expected \"valid\" or \"cover\", got null");
-  if (std::strcmp(name, "valid") == 0) return EdgeMode::valid;
-  if (std::strcmp(name, "cover") == 0) return EdgeMode::cover;
-  FASTOCCLUSION_EXPECTS(false, "edges=\"" << name << "\": expected \"valid\" or \"cover\"");
-  return EdgeMode::valid;  // unreachable
+  return parse_edge_mode(std::string_view(name));
 }
 
 AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t patch, std::int64_t stride,
@@ -31,12 +35,14 @@ AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t patch, std::in
   axis.length = length;
   axis.patch = patch;
   axis.stride = stride;
-  // ceil((L - p + 1) / s) with L - p + 1 >= 1: at least one anchor.
-  axis.count = (length - patch + 1 + stride - 1) / stride;
+  // ceil((L - p + 1) / s) = (L - p) / s + 1 for L - p >= 0, without the overflow of
+  // L - p + s: at least one anchor, the last at most L - p.
+  axis.count = (length - patch) / stride + 1;
   if (mode == EdgeMode::cover) {
-    const std::int64_t last_end = axis.anchor(axis.count - 1) + patch;
-    const std::int64_t next = axis.anchor(axis.count);
-    if (last_end < length && next < length) axis.count += 1;
+    // One more anchor, last + s, when the last patch ends before L and last + s < L,
+    // i.e. s < L - last (no overflow: last + p <= L, and last + s is never formed).
+    const std::int64_t last = axis.anchor(axis.count - 1);
+    if (last + patch < length && stride < length - last) axis.count += 1;
   }
   return axis;
 }
@@ -47,6 +53,13 @@ PatchGrid make_patch_grid(std::int64_t height, std::int64_t width, std::int64_t 
   PatchGrid grid;
   grid.rows = make_axis_geometry(height, patch_h, stride_h, mode, "axis 1 (height)");
   grid.cols = make_axis_geometry(width, patch_w, stride_w, mode, "axis 2 (width)");
+  std::int64_t patches = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(grid.rows.count, grid.cols.count, patches),
+                        "patch_stride=(" << stride_h << ", " << stride_w << ") with patch_size=("
+                                         << patch_h << ", " << patch_w << ") over a (" << height
+                                         << ", " << width << ") plane gives " << grid.rows.count
+                                         << " x " << grid.cols.count
+                                         << " patches, more than int64 can count");
   return grid;
 }
 

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fastocclusion/errors.hpp"
@@ -208,6 +209,48 @@ TEST(ParseReduction, AcceptsExactlySumAndMean) {
     }
   }
   EXPECT_THROW(fastocclusion::parse_reduction(nullptr), std::invalid_argument);
+}
+
+TEST(ParseReduction, ReadsTheWholeStringNotUpToTheFirstNul) {
+  using namespace std::string_view_literals;
+  for (const std::string_view bad : {"sum\0junk"sv, "mean\0"sv, "\0sum"sv}) {
+    try {
+      fastocclusion::parse_reduction(bad);
+      ADD_FAILURE() << "no error for a reduction with a NUL byte";
+    } catch (const user_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("reduction="), std::string::npos) << what;
+      EXPECT_NE(what.find("\\x00"), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(fastocclusion::parse_reduction(std::string("mean")), Reduction::mean);
+}
+
+// Sizes past int64 are user errors before anything is read or written (a grid's patch
+// count fits int64, n times it need not; nor need n * H * W or the (H+1)*(W+1) scratch).
+TEST(AccumulateErrors, SizesPastInt64AreUserErrors) {
+  std::vector<double> deltas(4, 1.0);
+  std::vector<float> maps(4, 0.0f);
+  const std::int64_t half = std::int64_t{1} << 31;
+  const auto many = fastocclusion::make_patch_grid(half, half, 1, 1, 1, 1, EdgeMode::valid);
+  ASSERT_EQ(many.num_patches(), std::int64_t{1} << 62);
+  try {
+    fastocclusion::accumulate_patch_deltas(deltas.data(), 4, many, Reduction::sum, maps.data());
+    FAIL() << "no error for 4 x 2^62 deltas";
+  } catch (const user_error& e) {
+    EXPECT_NE(std::string(e.what()).find("deltas: n=4"), std::string::npos) << e.what();
+  }
+  const std::int64_t huge = std::int64_t{1} << 40;
+  const auto wide = fastocclusion::make_patch_grid(huge, huge, huge, huge, 1, 1, EdgeMode::cover);
+  ASSERT_EQ(wide.num_patches(), 1);  // one patch, over a 2^80-pixel plane
+  for (const Reduction reduction : {Reduction::sum, Reduction::mean}) {
+    try {
+      fastocclusion::accumulate_patch_deltas(deltas.data(), 1, wide, reduction, maps.data());
+      FAIL() << "no error for a 2^80-pixel map";
+    } catch (const user_error& e) {
+      EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 namespace {
@@ -104,6 +105,18 @@ TEST(AssertMacro, ReportsTheLineOfTheFailingCheck) {
 TEST(AssertMacro, IsNotCompiledOutUnderNdebug) {
   EXPECT_THROW(FASTOCCLUSION_ASSERT(false, "still checked"), invariant_error);
   EXPECT_THROW(FASTOCCLUSION_EXPECTS(false, "still checked"), user_error);
+}
+
+TEST(QuoteForMessage, EscapesNulQuotesAndNonAsciiAndCutsLongValues) {
+  using fastocclusion::detail::quote_for_message;
+  using namespace std::string_view_literals;
+  EXPECT_EQ(quote_for_message("valid"), "\"valid\"");
+  EXPECT_EQ(quote_for_message("cover\0junk"sv), "\"cover\\x00junk\"");
+  EXPECT_EQ(quote_for_message("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(quote_for_message("\n\x7f\xc3\xa9"), "\"\\x0a\\x7f\\xc3\\xa9\"");
+  EXPECT_EQ(quote_for_message(""), "\"\"");
+  const std::string long_value(100, 'x');
+  EXPECT_EQ(quote_for_message(long_value), "\"" + std::string(64, 'x') + "...\"");
 }
 
 }  // namespace

@@ -189,4 +189,37 @@ TEST_F(FillErrors, InvalidShapeAndNullPointers) {
                user_error);
 }
 
+// Sizes past int64 are user errors before anything is written: a stream of n * K pairs from
+// a hand-built grid, and a batch of count * h*w*c floats that validate_shape alone allows.
+TEST(FillOverflow, StreamAndBatchSizesPastInt64AreUserErrors) {
+  std::vector<float> dummy(16, 0.0f);
+  const float* p = dummy.data();
+  auto grid = fastocclusion::make_patch_grid(8, 8, 1, 1, 1, 1, fastocclusion::EdgeMode::valid);
+  grid.rows.count = std::int64_t{1} << 40;  // hand-built: 2^80 patches
+  grid.cols.count = std::int64_t{1} << 40;
+  try {
+    fastocclusion::check_fill_arguments(p, {2, 8, 8, 1}, grid, true, 0, 1, dummy.data());
+    FAIL() << "no error for a stream of 2^81 pairs";
+  } catch (const user_error& e) {
+    EXPECT_NE(std::string(e.what()).find("overflows int64"), std::string::npos) << e.what();
+  }
+  const std::int64_t h = std::int64_t{1} << 20, c = std::int64_t{1} << 21;
+  const InputShape tall{1, h, 1, c};  // 2^41 floats per input: a valid shape
+  ASSERT_NO_THROW(fastocclusion::validate_shape(tall));
+  const auto column = fastocclusion::make_patch_grid(h, 1, 1, 1, 1, 1,
+                                                     fastocclusion::EdgeMode::valid);
+  try {  // 2^20 slots of 2^41 floats: 2^61 floats
+    fastocclusion::check_fill_arguments(p, tall, column, true, 0, h, dummy.data());
+    FAIL() << "no error for a batch of 2^61 floats";
+  } catch (const user_error& e) {
+    EXPECT_NE(std::string(e.what()).find("count=1048576"), std::string::npos) << e.what();
+  }
+  std::vector<float> batch(16);
+  fastocclusion::IncrementalFillState state;
+  EXPECT_THROW(fastocclusion::fill_occluded_batch_incremental(p, tall, column, {fastocclusion::BaselineKind::scalar, p},
+                                                              0, h, batch.data(), h, state),
+               user_error);
+  EXPECT_NO_THROW(fastocclusion::check_fill_arguments(p, tall, column, true, 0, 1, dummy.data()));
+}
+
 }  // namespace

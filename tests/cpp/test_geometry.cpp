@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+#include <random>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fastocclusion/errors.hpp"
@@ -186,6 +190,88 @@ TEST(ParseEdgeMode, AcceptsExactlyValidAndCover) {
     EXPECT_NE(msg.find("\"valid\""), std::string::npos) << msg;
   }
   EXPECT_THROW(fastocclusion::parse_edge_mode(nullptr), std::invalid_argument);
+}
+
+TEST(ParseEdgeMode, ReadsTheWholeStringNotUpToTheFirstNul) {
+  using namespace std::string_view_literals;
+  for (const std::string_view bad : {"cover\0junk"sv, "valid\0"sv, "\0valid"sv, "\0"sv}) {
+    const auto msg = user_error_message([bad] { fastocclusion::parse_edge_mode(bad); });
+    EXPECT_NE(msg.find("edges="), std::string::npos) << msg;
+    EXPECT_NE(msg.find("\\x00"), std::string::npos) << "NUL not shown escaped: " << msg;
+    EXPECT_EQ(msg.find('\0'), std::string::npos) << "raw NUL in the message";
+  }
+  EXPECT_EQ(fastocclusion::parse_edge_mode(std::string("cover")), EdgeMode::cover);
+  EXPECT_EQ(fastocclusion::parse_edge_mode("valid"sv), EdgeMode::valid);
+}
+
+// Anchor count of SPEC §2/§5 in unsigned 64-bit arithmetic, where every intermediate below
+// (at most 2^64 - 2 for sizes in [1, 2^63)) fits: the oracle for sizes near int64's limit.
+std::int64_t wide_count(std::int64_t length, std::int64_t patch, std::int64_t stride, bool cover) {
+  using Wide = std::uint64_t;
+  const Wide l = static_cast<Wide>(length), p = static_cast<Wide>(patch), s = static_cast<Wide>(stride);
+  Wide count = (l - p + 1 + s - 1) / s;  // ceil((L - p + 1) / s)
+  const Wide last = (count - 1) * s;
+  if (cover && last + p < l && last + s < l) count += 1;
+  return static_cast<std::int64_t>(count);
+}
+
+TEST(Geometry, HugeSizesAndStridesCountWithoutOverflow) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  // The cases of the reliability issue: a stride past the axis gives one anchor.
+  EXPECT_EQ(make_patch_grid(10, 10, 1, 1, kMax, 1, EdgeMode::valid).rows.count, 1);
+  for (const EdgeMode mode : {EdgeMode::valid, EdgeMode::cover}) {
+    const auto grid = make_patch_grid(10, 10, 3, 3, kMax - 5, kMax - 5, mode);
+    EXPECT_EQ(grid.rows.count, 1);
+    EXPECT_EQ(grid.cols.count, 1);
+    EXPECT_EQ(grid.num_patches(), 1);
+  }
+  // Random sizes, patches and strides near the limit, against the 128-bit oracle.
+  std::mt19937_64 rng(99);
+  const auto near_max = [&rng](std::int64_t lo) {
+    const std::int64_t pick[] = {1, 2, 3, lo, kMax / 2, kMax / 2 + 1, kMax - 7, kMax - 1, kMax};
+    std::int64_t v = pick[rng() % 9] - static_cast<std::int64_t>(rng() % 4);
+    return v < lo ? lo : v;
+  };
+  for (int trial = 0; trial < 4000; ++trial) {
+    const std::int64_t length = near_max(1);
+    std::int64_t patch = near_max(1);
+    if (patch > length) patch = length - static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(length));
+    const std::int64_t stride = near_max(1);
+    for (const bool cover : {false, true}) {
+      const auto axis = make_axis_geometry(length, patch, stride,
+                                           cover ? EdgeMode::cover : EdgeMode::valid);
+      ASSERT_EQ(axis.count, wide_count(length, patch, stride, cover))
+          << "length=" << length << " patch=" << patch << " stride=" << stride
+          << " cover=" << cover;
+      ASSERT_LE(axis.anchor(axis.count - 1), length - 1);
+      ASSERT_GE(axis.extent(axis.count - 1), 1);
+    }
+  }
+}
+
+TEST(Geometry, PatchCountPastInt64IsAUserErrorNamingTheStride) {
+  const std::int64_t big = std::int64_t{1} << 62;
+  const auto msg = user_error_message([big] { make_patch_grid(big, big, 1, 1, 1, 1, EdgeMode::valid); });
+  EXPECT_NE(msg.find("patch_stride=(1, 1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("int64"), std::string::npos) << msg;
+  EXPECT_THROW(make_patch_grid(big, 4, 1, 1, 1, 1, EdgeMode::cover), user_error);  // 2^64
+  // Just below the limit: 2^62 x 1 and 2^31 x 2^31 patches are fine.
+  EXPECT_EQ(make_patch_grid(big, 4, 1, 4, 1, 1, EdgeMode::valid).num_patches(), big);
+  const std::int64_t half = std::int64_t{1} << 31;
+  EXPECT_EQ(make_patch_grid(half, half, 1, 1, 1, 1, EdgeMode::valid).num_patches(), big);
+}
+
+TEST(CheckedMultiply, DetectsEveryOverflowOfNonNegativeOperands) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  std::int64_t out = -1;
+  EXPECT_TRUE(fastocclusion::checked_multiply(0, kMax, out));
+  EXPECT_EQ(out, 0);
+  EXPECT_TRUE(fastocclusion::checked_multiply(kMax, 1, out));
+  EXPECT_EQ(out, kMax);
+  EXPECT_TRUE(fastocclusion::checked_multiply(3037000499, 3037000499, out));  // floor(sqrt(max))
+  EXPECT_FALSE(fastocclusion::checked_multiply(3037000500, 3037000500, out));
+  EXPECT_FALSE(fastocclusion::checked_multiply(kMax, 2, out));
+  EXPECT_FALSE(fastocclusion::checked_multiply(std::int64_t{1} << 32, std::int64_t{1} << 31, out));
 }
 
 TEST(ValidateShape, RejectsNonPositiveAndOverflowingSizes) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "fastocclusion/geometry.hpp"
 
@@ -12,7 +13,10 @@ namespace fastocclusion {
 ///  mean : that sum divided by the number of covering patches; 0 where none covers.
 enum class Reduction { sum, mean };
 
-/// Parses "sum" / "mean". Throws user_error naming `reduction` otherwise.
+/// Parses "sum" / "mean", the whole view: "sum\0junk" is not "sum". Throws user_error
+/// naming `reduction` (the value escaped, so a NUL byte shows as \x00) otherwise.
+Reduction parse_reduction(std::string_view name);
+/// The same for a NUL-terminated name; also throws user_error when name is null.
 Reduction parse_reduction(const char* name);
 
 /// Writes one (H, W) map per input from its grid of patch deltas.
@@ -22,8 +26,11 @@ Reduction parse_reduction(const char* name);
 /// maps   : float32, n * grid.height() * grid.width(), row-major per input; every element
 ///          is written.
 /// Work: O(1) per patch plus O(H * W) per input (a difference grid and a 2-D prefix sum,
-/// in float64). Throws user_error if n < 1 or a pointer is null. Synchronous; parallel over
-/// inputs (parallel.hpp) when the work is large.
+/// in float64, one (H+1)*(W+1) scratch grid per thread). Throws user_error if n < 1, a
+/// pointer is null, or n * K deltas, n * H * W map values or the scratch grid's bytes
+/// exceed int64; std::bad_alloc when the scratch cannot be allocated (on any thread; every
+/// thread is joined first). Synchronous; parallel over inputs (parallel.hpp) when the work
+/// is large.
 void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGrid& grid,
                              Reduction reduction, float* maps);
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace fastocclusion {
 
@@ -33,6 +34,11 @@ class invariant_error : public std::logic_error {
 namespace detail {
 [[noreturn]] void throw_user_error(const std::string& message, const char* file, int line);
 [[noreturn]] void throw_invariant_error(const std::string& message, const char* file, int line);
+
+/// `value` in double quotes, fit for an error message: bytes outside printable ASCII (NUL
+/// included, which would otherwise end the message where C strings are read) as \xNN,
+/// quotes and backslashes escaped, cut after 64 bytes with "...".
+std::string quote_for_message(std::string_view value);
 }  // namespace detail
 
 }  // namespace fastocclusion

@@ -40,8 +40,9 @@ struct Baseline {
 ///          receives input s/K with patch s%K set to the baseline, s = start + j*stride.
 /// Throws user_error if shape is invalid, the grid does not match shape (h, w), stride < 1,
 /// start < 0, count < 0, or a slot's index is past the stream (start + (count-1)*stride >=
-/// shape.n * K when count > 0; start > shape.n * K). Pointers must be non-null when
-/// count > 0. Synchronous; parallel over slots (parallel.hpp) when the work is large.
+/// shape.n * K when count > 0; start > shape.n * K), or a size overflows int64 (see
+/// check_fill_arguments). Pointers must be non-null when count > 0. Synchronous; parallel
+/// over slots (parallel.hpp) when the work is large.
 void fill_occluded_batch(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
                          float* batch, std::int64_t stride = 1);
@@ -51,6 +52,8 @@ void fill_occluded_batch(const float* inputs, const InputShape& shape, const Pat
 /// its (h, w) plane, stride >= 1, every slot index start + j*stride (j < count) inside the
 /// stream of shape.n * K pairs (0 <= start <= shape.n * K), and when count > 0 non-null
 /// inputs and batch and `baseline_present` (the baseline values the fill reads exist).
+/// Sizes are checked, not assumed: K = rows * cols and shape.n * K (the grid may be built by
+/// hand) and the batch's count * h*w*c floats (in bytes) must fit int64.
 void check_fill_arguments(const float* inputs, const InputShape& shape, const PatchGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
                           const float* batch, std::int64_t stride = 1);

@@ -8,8 +8,18 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <string_view>
 
 namespace fastocclusion {
+
+/// out = a * b for a, b >= 0; returns false (out untouched) when the product exceeds int64.
+/// Every size product of the public API goes through this or an equivalent bound.
+inline bool checked_multiply(std::int64_t a, std::int64_t b, std::int64_t& out) noexcept {
+  if (a != 0 && b > std::numeric_limits<std::int64_t>::max() / a) return false;
+  out = a * b;
+  return true;
+}
 
 /// Which anchors an axis gets.
 ///  valid : anchors i*s for i = 0 .. ceil((L - p + 1) / s) - 1, patches fully inside (reference).
@@ -18,10 +28,14 @@ namespace fastocclusion {
 ///          patch is clipped to the axis (extent L - anchor < p).
 enum class EdgeMode { valid, cover };
 
-/// Parses "valid" / "cover". Throws user_error naming `edges` otherwise.
+/// Parses "valid" / "cover", the whole view: "cover\0junk" is not "cover". Throws
+/// user_error naming `edges` (the value escaped, so a NUL byte shows as \x00) otherwise.
+EdgeMode parse_edge_mode(std::string_view name);
+/// The same for a NUL-terminated name; also throws user_error when name is null.
 EdgeMode parse_edge_mode(const char* name);
 
 /// The anchors along one axis. Anchor i is i * stride, its extent min(patch, length - anchor).
+/// For i < count (as make_axis_geometry builds it) anchor(i) <= length - 1: no overflow.
 struct AxisGeometry {
   std::int64_t length = 0;
   std::int64_t patch = 0;
@@ -35,14 +49,15 @@ struct AxisGeometry {
   }
 };
 
-/// Builds the anchors of one axis.
-/// Throws user_error (naming `axis_name`) when length < 1, patch < 1, stride < 1 or
-/// patch > length. Never returns count == 0.
+/// Builds the anchors of one axis, for any int64 sizes (no intermediate overflows: a stride
+/// past the axis gives count 1). Throws user_error (naming `axis_name`) when length < 1,
+/// patch < 1, stride < 1 or patch > length. Never returns count == 0.
 AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t patch, std::int64_t stride,
                                 EdgeMode mode, const char* axis_name = "axis");
 
 /// The 2-D grid of patches over an (H, W) plane. Patch k is (k / cols.count, k % cols.count):
-/// row-major, first axis outer, as SPEC §2 enumerates them.
+/// row-major, first axis outer, as SPEC §2 enumerates them. num_patches() does not overflow
+/// for a grid from make_patch_grid; the kernels re-check hand-built grids.
 struct PatchGrid {
   AxisGeometry rows;
   AxisGeometry cols;
@@ -53,7 +68,8 @@ struct PatchGrid {
 };
 
 /// Builds the grid for an (height, width) plane. Throws user_error as make_axis_geometry,
-/// naming "patch_size"/"patch_stride" and the axis.
+/// naming "patch_size"/"patch_stride" and the axis, and when rows * cols (num_patches())
+/// exceeds int64.
 PatchGrid make_patch_grid(std::int64_t height, std::int64_t width, std::int64_t patch_h,
                           std::int64_t patch_w, std::int64_t stride_h, std::int64_t stride_w,
                           EdgeMode mode);

@@ -1,7 +1,7 @@
 #include "fastocclusion/accumulate.hpp"
 
-#include <cstring>
-#include <limits>
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "fastocclusion/errors.hpp"
@@ -10,59 +10,54 @@
 namespace fastocclusion {
 namespace {
 
-// Number of patches covering each position of one axis, by a 1-D difference array.
-std::vector<double> axis_coverage(const AxisGeometry& axis) {
-  std::vector<double> diff(static_cast<std::size_t>(axis.length) + 1, 0.0);
+bool collapsed(std::uint32_t mask, int axis) { return ((mask >> axis) & 1U) != 0; }
+
+// 1 / (number of windows covering x) along one axis, 0 where none covers.
+std::vector<double> inverse_coverage(const AxisGeometry& axis) {
+  std::vector<double> cover(static_cast<std::size_t>(axis.length) + 1, 0.0);
   for (std::int64_t i = 0; i < axis.count; ++i) {
-    diff[static_cast<std::size_t>(axis.anchor(i))] += 1.0;
-    diff[static_cast<std::size_t>(axis.anchor(i) + axis.extent(i))] -= 1.0;
+    cover[static_cast<std::size_t>(axis.anchor(i))] += 1.0;
+    cover[static_cast<std::size_t>(axis.anchor(i) + axis.extent(i))] -= 1.0;
   }
   double running = 0.0;
   for (std::int64_t x = 0; x < axis.length; ++x) {
-    running += diff[static_cast<std::size_t>(x)];
-    diff[static_cast<std::size_t>(x)] = running;
+    running += cover[static_cast<std::size_t>(x)];
+    cover[static_cast<std::size_t>(x)] = running > 0.0 ? 1.0 / running : 0.0;
   }
-  diff.pop_back();
-  return diff;
+  cover.pop_back();
+  return cover;
 }
 
-// One input: scatter the 4 corners of every patch into a (H+1) x (W+1) difference grid,
-// then a 2-D inclusive prefix sum gives, at (y, x), the sum over covering patches.
-void accumulate_one(const double* deltas, const PatchGrid& g, const double* inv_row,
-                    const double* inv_col, bool mean, double* diff, float* map) {
-  const std::int64_t h = g.height(), w = g.width(), stride = w + 1;
-  std::memset(diff, 0, static_cast<std::size_t>((h + 1) * stride) * sizeof(double));
-  for (std::int64_t i = 0; i < g.rows.count; ++i) {
-    const std::int64_t r0 = g.rows.anchor(i), r1 = r0 + g.rows.extent(i);
-    for (std::int64_t j = 0; j < g.cols.count; ++j) {
-      const std::int64_t c0 = g.cols.anchor(j), c1 = c0 + g.cols.extent(j);
-      const double d = deltas[i * g.cols.count + j];
-      diff[r0 * stride + c0] += d;
-      diff[r0 * stride + c1] -= d;
-      diff[r1 * stride + c0] -= d;
-      diff[r1 * stride + c1] += d;
+// Axis d of `in` (outer x count x inner) becomes axis d of `out` (outer x length x inner):
+// out[o, x, i] = sum over the windows covering x of in[o, w, i] (times the inverse coverage
+// for the mean), by a difference pass and a prefix sum along the axis.
+void expand_axis(const double* in, double* out, std::int64_t outer, std::int64_t inner,
+                 const AxisGeometry& axis, const double* inv_cover) {
+  const std::int64_t length = axis.length;
+  std::fill_n(out, outer * length * inner, 0.0);
+  for (std::int64_t o = 0; o < outer; ++o) {
+    const double* src = in + o * axis.count * inner;
+    double* dst = out + o * length * inner;
+    for (std::int64_t w = 0; w < axis.count; ++w) {
+      const std::int64_t begin = axis.anchor(w), end = begin + axis.extent(w);
+      const double* value = src + w * inner;
+      double* first = dst + begin * inner;
+      for (std::int64_t i = 0; i < inner; ++i) first[i] += value[i];
+      if (end < length) {
+        double* past = dst + end * inner;
+        for (std::int64_t i = 0; i < inner; ++i) past[i] -= value[i];
+      }
     }
-  }
-  // 2-D inclusive prefix sum over the first h rows and w columns, in three simple loops so
-  // that only the running sum along a row is serial: the add of the row above and the
-  // float conversion (with the mean's scaling) vectorise.
-  for (std::int64_t y = 0; y < h; ++y) {
-    double* row = diff + y * stride;
-    double running = 0.0;
-    for (std::int64_t x = 0; x < w; ++x) {
-      running += row[x];
-      row[x] = running;
+    for (std::int64_t x = 1; x < length; ++x) {
+      double* row = dst + x * inner;
+      const double* previous = row - inner;
+      for (std::int64_t i = 0; i < inner; ++i) row[i] += previous[i];
     }
-    if (y > 0) {
-      const double* above = row - stride;
-      for (std::int64_t x = 0; x < w; ++x) row[x] += above[x];
-    }
-    float* out = map + y * w;
-    if (mean) {
-      const double scale = inv_row[y];
-      for (std::int64_t x = 0; x < w; ++x) out[x] = static_cast<float>(row[x] * scale * inv_col[x]);
-    } else {
-      for (std::int64_t x = 0; x < w; ++x) out[x] = static_cast<float>(row[x]);
+    if (inv_cover != nullptr) {
+      for (std::int64_t x = 0; x < length; ++x) {
+        double* row = dst + x * inner;
+        for (std::int64_t i = 0; i < inner; ++i) row[i] *= inv_cover[x];
+      }
     }
   }
 }
@@ -77,49 +72,67 @@ Reduction parse_reduction(std::string_view name) {
   return Reduction::sum;  // unreachable
 }
 
-Reduction parse_reduction(const char* name) {
-  FASTOCCLUSION_EXPECTS(name != nullptr, "reduction: expected \"sum\" or \"mean\", got null");
-  return parse_reduction(std::string_view(name));
+std::int64_t map_size(const WindowGrid& grid, std::uint32_t collapsed_axes) {
+  check_window_grid(grid);
+  FASTOCCLUSION_EXPECTS((collapsed_axes >> grid.rank) == 0,
+                        "collapsed_axes=" << collapsed_axes << " names axes past the sample's "
+                                          << grid.rank);
+  std::int64_t size = 1;
+  for (int d = 0; d < grid.rank; ++d) {
+    if (collapsed(collapsed_axes, d)) {
+      FASTOCCLUSION_EXPECTS(grid.axes[d].single_full_window(),
+                            "collapsed_axes: axis " << d << " has " << grid.axes[d].count
+                                                    << " window(s) of " << grid.axes[d].window
+                                                    << " over " << grid.axes[d].length
+                                                    << ", expected one window covering it");
+    } else {
+      size *= grid.axes[d].length;  // within sample_size: no overflow
+    }
+  }
+  return size;
 }
 
-void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGrid& grid,
-                             Reduction reduction, float* maps) {
+void accumulate_window_deltas(const double* deltas, std::int64_t n, const WindowGrid& grid,
+                              std::uint32_t collapsed_axes, Reduction reduction, float* maps) {
   FASTOCCLUSION_EXPECTS(n >= 1, "n=" << n << " is invalid, expected >= 1 input");
   FASTOCCLUSION_EXPECTS(deltas != nullptr && maps != nullptr,
                         "deltas and maps must not be null");
-  FASTOCCLUSION_ASSERT(grid.rows.count >= 1 && grid.cols.count >= 1, "empty patch grid");
-  // Every size product below, checked once here (a grid may be built by hand).
-  std::int64_t patches = 0, plane = 0, values = 0, deltas_count = 0, diff_count = 0;
-  FASTOCCLUSION_EXPECTS(checked_multiply(grid.rows.count, grid.cols.count, patches) &&
-                            checked_multiply(n, patches, deltas_count),
-                        "deltas: n=" << n << " inputs of " << grid.rows.count << " x "
-                                     << grid.cols.count << " patches overflow int64");
-  constexpr std::int64_t max_doubles = std::numeric_limits<std::int64_t>::max() / 8;
-  FASTOCCLUSION_EXPECTS(grid.height() < max_doubles && grid.width() < max_doubles &&
-                            checked_multiply(grid.height(), grid.width(), plane) &&
-                            checked_multiply(n, plane, values) &&
-                            checked_multiply(grid.height() + 1, grid.width() + 1, diff_count) &&
-                            diff_count <= max_doubles,
-                        "maps: n=" << n << " maps of (" << grid.height() << ", " << grid.width()
-                                   << ") are too large");
-  const bool mean = reduction == Reduction::mean;
-  // Mean: coverage is separable, count(y, x) = rows(y) * cols(x); store reciprocals, 0 where
-  // no patch covers so the map is 0 there.
-  std::vector<double> inv_row, inv_col;
-  if (mean) {
-    inv_row = axis_coverage(grid.rows);
-    inv_col = axis_coverage(grid.cols);
-    for (double& v : inv_row) v = v > 0 ? 1.0 / v : 0.0;
-    for (double& v : inv_col) v = v > 0 ? 1.0 / v : 0.0;
+  const std::int64_t size = map_size(grid, collapsed_axes);
+  const std::int64_t windows = grid.num_windows();
+  std::int64_t total = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(n, size, total) && checked_multiply(n, windows, total),
+                        "maps: " << n << " maps of " << size << " values from " << windows
+                                 << " windows each overflow int64");
+  // Per axis: its inverse coverage for the mean (nullptr: nothing to scale), and whether
+  // the axis is expanded (a collapsed axis keeps its single window, count 1, as is).
+  std::vector<double> inv_cover[kMaxAxes];
+  for (int d = 0; d < grid.rank; ++d) {
+    if (reduction == Reduction::mean && !collapsed(collapsed_axes, d)) {
+      inv_cover[d] = inverse_coverage(grid.axes[d]);
+    }
   }
-  const auto diff_size = static_cast<std::size_t>(diff_count);
-  // The scratch is allocated per chunk, inside fn: a std::bad_alloc there reaches the caller
-  // through parallel_for (Python: MemoryError).
-  parallel_for(n, values, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<double> diff(diff_size);
-    for (std::int64_t i = begin; i < end; ++i) {
-      accumulate_one(deltas + i * patches, grid, inv_row.data(), inv_col.data(), mean,
-                     diff.data(), maps + i * plane);
+  const int rank = grid.rank;
+  // Scratch: every intermediate array (lengths of the axes done, counts of the others) is
+  // at most the map size, since count <= length on every axis.
+  parallel_for(n, n * size * std::max(1, rank), [&](std::int64_t begin, std::int64_t end) {
+    std::vector<double> a(static_cast<std::size_t>(std::max(size, windows)));
+    std::vector<double> b(a.size());
+    for (std::int64_t input = begin; input < end; ++input) {
+      std::copy_n(deltas + input * windows, windows, a.data());
+      std::int64_t dims[kMaxAxes];
+      for (int d = 0; d < rank; ++d) dims[d] = grid.axes[d].count;
+      for (int d = 0; d < rank; ++d) {
+        if (collapsed(collapsed_axes, d)) continue;  // count 1 stays 1
+        std::int64_t outer = 1, inner = 1;
+        for (int e = 0; e < d; ++e) outer *= dims[e];
+        for (int e = d + 1; e < rank; ++e) inner *= dims[e];
+        expand_axis(a.data(), b.data(), outer, inner, grid.axes[d],
+                    inv_cover[d].empty() ? nullptr : inv_cover[d].data());
+        dims[d] = grid.axes[d].length;
+        std::swap(a, b);
+      }
+      float* map = maps + input * size;
+      for (std::int64_t i = 0; i < size; ++i) map[i] = static_cast<float>(a[static_cast<std::size_t>(i)]);
     }
   });
 }

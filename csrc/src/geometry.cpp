@@ -1,7 +1,5 @@
 #include "fastocclusion/geometry.hpp"
 
-#include <limits>
-
 #include "fastocclusion/errors.hpp"
 
 namespace fastocclusion {
@@ -14,64 +12,116 @@ EdgeMode parse_edge_mode(std::string_view name) {
   return EdgeMode::valid;  // unreachable
 }
 
-EdgeMode parse_edge_mode(const char* name) {
-  FASTOCCLUSION_EXPECTS(name != nullptr, "edges: expected \"valid\" or \"cover\", got null");
-  return parse_edge_mode(std::string_view(name));
+const char* edge_mode_name(EdgeMode mode) noexcept {
+  return mode == EdgeMode::cover ? "cover" : "valid";
 }
 
-AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t patch, std::int64_t stride,
-                                EdgeMode mode, const char* axis_name) {
-  FASTOCCLUSION_EXPECTS(length >= 1, axis_name << ": input length " << length
+AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t window, std::int64_t stride,
+                                EdgeMode mode, int axis) {
+  FASTOCCLUSION_EXPECTS(length >= 1, "axis " << axis << ": length " << length
+                                             << " is invalid, expected >= 1");
+  FASTOCCLUSION_EXPECTS(window >= 1, "window=" << window << " along axis " << axis
                                                << " is invalid, expected >= 1");
-  FASTOCCLUSION_EXPECTS(patch >= 1, "patch_size=" << patch << " along " << axis_name
-                                                  << " is invalid, expected >= 1");
-  FASTOCCLUSION_EXPECTS(stride >= 1, "patch_stride=" << stride << " along " << axis_name
-                                                     << " is invalid, expected >= 1");
-  FASTOCCLUSION_EXPECTS(patch <= length, "patch_size=" << patch << " along " << axis_name
-                                                       << " is larger than the input ("
-                                                       << length << "), expected <= "
-                                                       << length);
-  AxisGeometry axis;
-  axis.length = length;
-  axis.patch = patch;
-  axis.stride = stride;
-  // ceil((L - p + 1) / s) = (L - p) / s + 1 for L - p >= 0, without the overflow of
-  // L - p + s: at least one anchor, the last at most L - p.
-  axis.count = (length - patch) / stride + 1;
+  FASTOCCLUSION_EXPECTS(stride >= 1, "stride=" << stride << " along axis " << axis
+                                               << " is invalid, expected >= 1");
+  FASTOCCLUSION_EXPECTS(window <= length, "window=" << window << " along axis " << axis
+                                                    << " is larger than the axis (" << length
+                                                    << "), expected <= " << length);
+  AxisGeometry a;
+  a.length = length;
+  a.window = window;
+  a.stride = stride;
+  a.mode = mode;
+  // ceil((L - w + 1) / s) = (L - w) / s + 1 for L - w >= 0, without the overflow of
+  // L - w + s: at least one anchor, the last at most L - w.
+  a.count = (length - window) / stride + 1;
   if (mode == EdgeMode::cover) {
-    // One more anchor, last + s, when the last patch ends before L and last + s < L,
-    // i.e. s < L - last (no overflow: last + p <= L, and last + s is never formed).
-    const std::int64_t last = axis.anchor(axis.count - 1);
-    if (last + patch < length && stride < length - last) axis.count += 1;
+    // The last valid window ends at last + w <= L; the next anchor is last + s. Both are
+    // compared as "L - last > w" and "L - last > s" so that nothing overflows.
+    const std::int64_t last = (a.count - 1) * stride;  // <= L - w: no overflow
+    const std::int64_t rest = length - last;           // >= w
+    if (rest > window && rest > stride) a.count += 1;
   }
-  return axis;
+  return a;
 }
 
-PatchGrid make_patch_grid(std::int64_t height, std::int64_t width, std::int64_t patch_h,
-                          std::int64_t patch_w, std::int64_t stride_h, std::int64_t stride_w,
-                          EdgeMode mode) {
-  PatchGrid grid;
-  grid.rows = make_axis_geometry(height, patch_h, stride_h, mode, "axis 1 (height)");
-  grid.cols = make_axis_geometry(width, patch_w, stride_w, mode, "axis 2 (width)");
-  std::int64_t patches = 0;
-  FASTOCCLUSION_EXPECTS(checked_multiply(grid.rows.count, grid.cols.count, patches),
-                        "patch_stride=(" << stride_h << ", " << stride_w << ") with patch_size=("
-                                         << patch_h << ", " << patch_w << ") over a (" << height
-                                         << ", " << width << ") plane gives " << grid.rows.count
-                                         << " x " << grid.cols.count
-                                         << " patches, more than int64 can count");
-  return grid;
+std::int64_t WindowGrid::sample_size() const noexcept {
+  std::int64_t size = 1;
+  for (int d = 0; d < rank; ++d) size *= axes[d].length;
+  return size;
 }
 
-void validate_shape(const InputShape& s, const char* name) {
-  FASTOCCLUSION_EXPECTS(s.n >= 1 && s.h >= 1 && s.w >= 1 && s.c >= 1,
-                        name << ": shape (" << s.n << ", " << s.h << ", " << s.w << ", " << s.c
-                             << ") is invalid, expected every size >= 1");
-  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max() / 8;
-  FASTOCCLUSION_EXPECTS(s.h <= max / s.w && s.h * s.w <= max / s.c &&
-                            s.image_size() <= max / s.n,
-                        name << ": shape (" << s.n << ", " << s.h << ", " << s.w << ", " << s.c
-                             << ") is too large");
+std::int64_t WindowGrid::num_windows() const noexcept {
+  std::int64_t windows = 1;
+  for (int d = 0; d < rank; ++d) windows *= axes[d].count;
+  return windows;
+}
+
+Box WindowGrid::window_box(std::int64_t k) const noexcept {
+  Box box;
+  for (int d = rank - 1; d >= 0; --d) {
+    const AxisGeometry& a = axes[d];
+    const std::int64_t i = k % a.count;
+    k /= a.count;
+    box.begin[d] = a.anchor(i);
+    box.end[d] = box.begin[d] + a.extent(i);
+  }
+  return box;
+}
+
+bool WindowGrid::operator==(const WindowGrid& o) const noexcept {
+  if (rank != o.rank) return false;
+  for (int d = 0; d < rank; ++d) {
+    if (!(axes[d] == o.axes[d])) return false;
+  }
+  return true;
+}
+
+namespace {
+
+void check_products(const WindowGrid& g) {
+  std::int64_t size = 1, windows = 1;
+  for (int d = 0; d < g.rank; ++d) {
+    FASTOCCLUSION_EXPECTS(checked_multiply(size, g.axes[d].length, size),
+                          "sample shape: the product of the axis lengths exceeds int64");
+    FASTOCCLUSION_EXPECTS(checked_multiply(windows, g.axes[d].count, windows),
+                          "window grid: the number of windows exceeds int64");
+  }
+}
+
+}  // namespace
+
+WindowGrid make_window_grid(int rank, const std::int64_t* lengths, const std::int64_t* windows,
+                            const std::int64_t* strides, const EdgeMode* modes) {
+  FASTOCCLUSION_EXPECTS(rank >= 1 && rank <= kMaxAxes,
+                        "sample rank " << rank << " is invalid, expected 1 to " << kMaxAxes
+                                       << " axes (the batch axis excluded)");
+  FASTOCCLUSION_EXPECTS(lengths != nullptr && windows != nullptr && strides != nullptr &&
+                            modes != nullptr,
+                        "lengths, windows, strides and modes must not be null");
+  WindowGrid g;
+  g.rank = rank;
+  for (int d = 0; d < rank; ++d) {
+    g.axes[d] = make_axis_geometry(lengths[d], windows[d], strides[d], modes[d], d);
+  }
+  check_products(g);
+  return g;
+}
+
+void check_window_grid(const WindowGrid& g) {
+  FASTOCCLUSION_EXPECTS(g.rank >= 1 && g.rank <= kMaxAxes,
+                        "window grid: rank " << g.rank << " is invalid, expected 1 to "
+                                             << kMaxAxes);
+  for (int d = 0; d < g.rank; ++d) {
+    const AxisGeometry& a = g.axes[d];
+    FASTOCCLUSION_EXPECTS(a.length >= 1 && a.window >= 1 && a.window <= a.length &&
+                              a.stride >= 1 && a.count >= 1 &&
+                              a.count <= (a.length - 1) / a.stride + 1,
+                          "window grid: axis " << d << " (length " << a.length << ", window "
+                                               << a.window << ", stride " << a.stride
+                                               << ", count " << a.count << ") is malformed");
+  }
+  check_products(g);
 }
 
 }  // namespace fastocclusion

@@ -1,4 +1,4 @@
-// Turning patch deltas into sensitivity maps on the CPU (SPEC §1, §4, §5).
+// Turning window deltas into sensitivity maps on the CPU (SPEC §1, §4, §5, §7).
 #pragma once
 
 #include <cstdint>
@@ -8,30 +8,33 @@
 
 namespace fastocclusion {
 
-/// How the deltas of the patches covering a pixel combine.
-///  sum  : phi[y, x] = sum of the covering patches' deltas (reference).
-///  mean : that sum divided by the number of covering patches; 0 where none covers.
+/// How the deltas of the windows covering a position combine.
+///  sum  : phi[x] = sum of the covering windows' deltas (reference).
+///  mean : that sum divided by the number of covering windows; 0 where none covers.
 enum class Reduction { sum, mean };
 
-/// Parses "sum" / "mean", the whole view: "sum\0junk" is not "sum". Throws user_error
-/// naming `reduction` (the value escaped, so a NUL byte shows as \x00) otherwise.
+/// Parses "sum" / "mean", the whole view. Throws user_error naming `reduction` otherwise.
 Reduction parse_reduction(std::string_view name);
-/// The same for a NUL-terminated name; also throws user_error when name is null.
-Reduction parse_reduction(const char* name);
 
-/// Writes one (H, W) map per input from its grid of patch deltas.
+/// The map of one input over the grid's sample axes, except the axes in `collapsed_axes`
+/// (bit d: axis d), which the map keeps with length 1. Only an axis that one window covers
+/// in full (AxisGeometry::single_full_window) may be collapsed: its map values would be the
+/// same all along it. Images (H, W, C) with windows (ph, pw, C) collapse C: (H, W, 1) maps.
+/// Throws user_error naming `collapsed_axes` otherwise (or for bits >= grid.rank).
+std::int64_t map_size(const WindowGrid& grid, std::uint32_t collapsed_axes);
+
+/// Writes one map per input from its grid of window deltas.
 ///
-/// deltas : float64, n * grid.rows.count * grid.cols.count, row-major per input
-///          (delta of patch k of input i at deltas[i*K + k]).
-/// maps   : float32, n * grid.height() * grid.width(), row-major per input; every element
-///          is written.
-/// Work: O(1) per patch plus O(H * W) per input (a difference grid and a 2-D prefix sum,
-/// in float64, one (H+1)*(W+1) scratch grid per thread). Throws user_error if n < 1, a
-/// pointer is null, or n * K deltas, n * H * W map values or the scratch grid's bytes
-/// exceed int64; std::bad_alloc when the scratch cannot be allocated (on any thread; every
-/// thread is joined first). Synchronous; parallel over inputs (parallel.hpp) when the work
-/// is large.
-void accumulate_patch_deltas(const double* deltas, std::int64_t n, const PatchGrid& grid,
-                             Reduction reduction, float* maps);
+/// deltas : float64, n * K, K = grid.num_windows(), row-major per input
+///          (delta of window k of input i at deltas[i*K + k]).
+/// maps   : float32, n * map_size(grid, collapsed_axes), row-major per input (the sample
+///          shape with the collapsed axes of length 1); every element is written.
+/// Work: O(1) per window per axis plus O(map size) per axis and input (one difference pass
+/// and one prefix sum per axis, in float64). Throws user_error if n < 1, a pointer is null,
+/// the grid is malformed, collapsed_axes is invalid (see map_size) or n * map size exceeds
+/// int64; std::bad_alloc for its scratch (2 x map size float64 per thread). Synchronous;
+/// parallel over inputs (parallel.hpp) when the work is large.
+void accumulate_window_deltas(const double* deltas, std::int64_t n, const WindowGrid& grid,
+                              std::uint32_t collapsed_axes, Reduction reduction, float* maps);
 
 }  // namespace fastocclusion

@@ -1,10 +1,11 @@
-// Patch geometry: where the patches of an occlusion sweep lie (SPEC §2 and §5).
+// Window geometry: where the occlusion windows of a sweep lie (SPEC §2, §5, §7).
 //
-// Everything is expressed on a 4-D NHWC view of the inputs:
-//   images      (N, H, W, C)  -> as is
-//   time series (N, T, W)     -> (N, T, W, 1)
-//   tabular     (N, W)        -> (N, 1, W, 1) with patch (1, p) and stride (1, s)
-// so one code path serves 1-D and 2-D patches.
+// One sample is a row-major array of `rank` axes (1 <= rank <= kMaxAxes; the batch axis is
+// not one of them). A window slides over every axis with its own length, stride and edge
+// mode; the windows are the Cartesian product of the per-axis anchors, enumerated in
+// row-major order of their anchors (first axis outer). The SPEC's families are special
+// cases: images (H, W, C) take windows (ph, pw, C) with strides (sh, sw, C); time series
+// (T, W) windows (pt, pw); tabular rows (W,) windows (pw,).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,9 @@
 #include <string_view>
 
 namespace fastocclusion {
+
+/// The most axes of one sample (volumes with channels: D, H, W, C and one more).
+inline constexpr int kMaxAxes = 5;
 
 /// out = a * b for a, b >= 0; returns false (out untouched) when the product exceeds int64.
 /// Every size product of the public API goes through this or an equivalent bound.
@@ -22,65 +26,75 @@ inline bool checked_multiply(std::int64_t a, std::int64_t b, std::int64_t& out) 
 }
 
 /// Which anchors an axis gets.
-///  valid : anchors i*s for i = 0 .. ceil((L - p + 1) / s) - 1, patches fully inside (reference).
-///  cover : the valid anchors plus, when the valid patches leave the far edge uncovered,
+///  valid : anchors i*s for i = 0 .. ceil((L - w + 1) / s) - 1, windows fully inside (reference).
+///  cover : the valid anchors plus, when the valid windows leave the far edge uncovered,
 ///          one more anchor at the next stride step if it starts inside the axis; that
-///          patch is clipped to the axis (extent L - anchor < p).
+///          window is clipped to the axis (extent L - anchor < w), as Captum does.
 enum class EdgeMode { valid, cover };
 
 /// Parses "valid" / "cover", the whole view: "cover\0junk" is not "cover". Throws
 /// user_error naming `edges` (the value escaped, so a NUL byte shows as \x00) otherwise.
 EdgeMode parse_edge_mode(std::string_view name);
-/// The same for a NUL-terminated name; also throws user_error when name is null.
-EdgeMode parse_edge_mode(const char* name);
 
-/// The anchors along one axis. Anchor i is i * stride, its extent min(patch, length - anchor).
+/// "valid" / "cover".
+const char* edge_mode_name(EdgeMode mode) noexcept;
+
+/// The anchors along one axis. Anchor i is i * stride, its extent min(window, length - anchor).
 /// For i < count (as make_axis_geometry builds it) anchor(i) <= length - 1: no overflow.
 struct AxisGeometry {
   std::int64_t length = 0;
-  std::int64_t patch = 0;
+  std::int64_t window = 0;
   std::int64_t stride = 0;
   std::int64_t count = 0;  ///< number of anchors, >= 1
+  EdgeMode mode = EdgeMode::valid;  ///< how it was built (not part of the geometry: see ==)
 
-  std::int64_t anchor(std::int64_t i) const noexcept { return i * stride; }
-  std::int64_t extent(std::int64_t i) const noexcept {
+  constexpr std::int64_t anchor(std::int64_t i) const noexcept { return i * stride; }
+  constexpr std::int64_t extent(std::int64_t i) const noexcept {
     const std::int64_t rest = length - i * stride;
-    return rest < patch ? rest : patch;
+    return rest < window ? rest : window;
+  }
+  /// True when the axis has one window and it covers the whole axis.
+  constexpr bool single_full_window() const noexcept { return count == 1 && window == length; }
+  /// The same windows (the mode that made them aside: "cover" that adds nothing is "valid").
+  constexpr bool operator==(const AxisGeometry& o) const noexcept {
+    return length == o.length && window == o.window && stride == o.stride && count == o.count;
   }
 };
 
-/// Builds the anchors of one axis, for any int64 sizes (no intermediate overflows: a stride
-/// past the axis gives count 1). Throws user_error (naming `axis_name`) when length < 1,
-/// patch < 1, stride < 1 or patch > length. Never returns count == 0.
-AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t patch, std::int64_t stride,
-                                EdgeMode mode, const char* axis_name = "axis");
+/// Builds the anchors of one axis, for any int64 sizes (no intermediate overflow: a stride
+/// past the axis gives count 1). Throws user_error naming axis `axis` when length < 1,
+/// window < 1, stride < 1 or window > length. Never returns count == 0.
+AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t window, std::int64_t stride,
+                                EdgeMode mode, int axis = 0);
 
-/// The 2-D grid of patches over an (H, W) plane. Patch k is (k / cols.count, k % cols.count):
-/// row-major, first axis outer, as SPEC §2 enumerates them. num_patches() does not overflow
-/// for a grid from make_patch_grid; the kernels re-check hand-built grids.
-struct PatchGrid {
-  AxisGeometry rows;
-  AxisGeometry cols;
-
-  std::int64_t height() const noexcept { return rows.length; }
-  std::int64_t width() const noexcept { return cols.length; }
-  std::int64_t num_patches() const noexcept { return rows.count * cols.count; }
+/// Per-axis [begin, end) of one window (axes [0, rank) are meaningful).
+struct Box {
+  std::int64_t begin[kMaxAxes] = {};
+  std::int64_t end[kMaxAxes] = {};
 };
 
-/// Builds the grid for an (height, width) plane. Throws user_error as make_axis_geometry,
-/// naming "patch_size"/"patch_stride" and the axis, and when rows * cols (num_patches())
-/// exceeds int64.
-PatchGrid make_patch_grid(std::int64_t height, std::int64_t width, std::int64_t patch_h,
-                          std::int64_t patch_w, std::int64_t stride_h, std::int64_t stride_w,
-                          EdgeMode mode);
+/// The windows over the axes of one sample. Built by make_window_grid, which guarantees
+/// sample_size() and num_windows() fit int64.
+struct WindowGrid {
+  int rank = 0;
+  AxisGeometry axes[kMaxAxes] = {};
 
-/// Sizes of an NHWC float32 tensor. All four must be >= 1.
-struct InputShape {
-  std::int64_t n = 0, h = 0, w = 0, c = 0;
-  std::int64_t image_size() const noexcept { return h * w * c; }  ///< floats per input
+  std::int64_t sample_size() const noexcept;  ///< product of the axis lengths
+  std::int64_t num_windows() const noexcept;  ///< product of the axis counts
+  /// The box of window k, 0 <= k < num_windows() (row-major over the counts).
+  Box window_box(std::int64_t k) const noexcept;
+  bool operator==(const WindowGrid& o) const noexcept;
+  bool operator!=(const WindowGrid& o) const noexcept { return !(*this == o); }
 };
 
-/// Throws user_error (naming `name`) if any size is < 1 or n*h*w*c overflows int64.
-void validate_shape(const InputShape& shape, const char* name = "inputs");
+/// Builds the grid of a sample of `rank` axes: lengths[d], windows[d], strides[d], modes[d]
+/// for d < rank. Throws user_error when rank is outside [1, kMaxAxes], for an axis as
+/// make_axis_geometry does, or when the sample size or the number of windows exceeds int64.
+WindowGrid make_window_grid(int rank, const std::int64_t* lengths, const std::int64_t* windows,
+                            const std::int64_t* strides, const EdgeMode* modes);
+
+/// Throws user_error unless `grid` could come from make_window_grid (kernels re-check
+/// grids that reach them, since a caller may build one by hand).
+void check_window_grid(const WindowGrid& grid);
 
 }  // namespace fastocclusion

@@ -1,0 +1,107 @@
+// Helpers shared by the binding modules (_core and _cuda). Binding code: included only by
+// csrc/bindings/*.cpp.
+//
+// GIL and locks: a kernel call holds the Python objects it reads (they stay referenced by
+// the calling frame, so their memory cannot be freed meanwhile) and runs with the GIL
+// released. Another thread could write to the same arrays meanwhile, which gives wrong
+// numbers for that call, never a crash. An incremental fill state carries a mutex so that
+// two threads cannot use one state at once: the second gets a ValueError, not a wait.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fastocclusion/errors.hpp"
+#include "fastocclusion/geometry.hpp"
+
+namespace fastocclusion::bindings {
+
+namespace py = pybind11;
+
+/// "(2, 3)" / "(4,)" / "()".
+inline std::string shape_string(const std::int64_t* dims, std::size_t rank) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < rank; ++i) {
+    s += std::to_string(dims[i]);
+    if (rank == 1 || i + 1 < rank) s += rank == 1 ? "," : ", ";
+  }
+  return s + ")";
+}
+
+inline std::string shape_string(const std::vector<std::int64_t>& shape) {
+  return shape_string(shape.data(), shape.size());
+}
+
+/// The sample shape of a grid.
+inline std::vector<std::int64_t> grid_shape(const WindowGrid& grid) {
+  std::vector<std::int64_t> shape;
+  for (int d = 0; d < grid.rank; ++d) shape.push_back(grid.axes[d].length);
+  return shape;
+}
+
+/// The window counts of a grid, per axis.
+inline std::vector<std::int64_t> grid_counts(const WindowGrid& grid) {
+  std::vector<std::int64_t> counts;
+  for (int d = 0; d < grid.rank; ++d) counts.push_back(grid.axes[d].count);
+  return counts;
+}
+
+/// (leading..., sample shape...): the shape of `leading` samples of `grid`.
+inline std::vector<std::int64_t> batch_shape(std::int64_t leading, const std::vector<std::int64_t>& sample) {
+  std::vector<std::int64_t> shape{leading};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  return shape;
+}
+
+/// Bit d set for every axis in `axes` (Python ints in [0, rank)); ValueError naming
+/// `collapsed_axes` otherwise.
+inline std::uint32_t axes_mask(const std::vector<int>& axes, int rank) {
+  std::uint32_t mask = 0;
+  for (int axis : axes) {
+    FASTOCCLUSION_EXPECTS(axis >= 0 && axis < rank, "collapsed_axes: axis " << axis
+                                                        << " is invalid, expected 0 to "
+                                                        << rank - 1);
+    mask |= 1U << axis;
+  }
+  return mask;
+}
+
+/// An incremental fill state (CPU or CUDA) with the mutex of its Python object.
+template <typename State>
+struct LockedState {
+  State state;
+  std::mutex mutex;
+};
+
+/// Calls fn(state) with the state's mutex held and the GIL released; `state` may be null
+/// (then fn(nullptr), GIL released too). ValueError when another thread holds the state.
+template <typename State, typename Fn>
+void call_with_state(LockedState<State>* locked, Fn&& fn) {
+  if (locked == nullptr) {
+    py::gil_scoped_release release;
+    fn(static_cast<State*>(nullptr));
+    return;
+  }
+  std::unique_lock<std::mutex> lock(locked->mutex, std::try_to_lock);
+  FASTOCCLUSION_EXPECTS(lock.owns_lock(), "state: already in use by another thread");
+  py::gil_scoped_release release;
+  fn(&locked->state);
+}
+
+/// Registers LockedState<State> as `name` in `m`, with reset().
+template <typename State>
+void register_fill_state(py::module_& m, const char* name, const char* doc) {
+  py::class_<LockedState<State>>(m, name, doc)
+      .def(py::init<>())
+      .def("reset", [](LockedState<State>& s) {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        s.state.reset();
+      }, "Forget what every slot holds: the next fill is a full one.");
+}
+
+}  // namespace fastocclusion::bindings

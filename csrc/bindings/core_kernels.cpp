@@ -1,0 +1,170 @@
+// fastocclusion._core's CPU kernels: occluded batch fills (full and incremental) and maps.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "core_module.hpp"
+#include "fastocclusion/accumulate.hpp"
+#include "fastocclusion/errors.hpp"
+#include "fastocclusion/fill.hpp"
+#include "fastocclusion/geometry.hpp"
+#include "fastocclusion/parallel.hpp"
+#include "str_arg.hpp"
+
+namespace py = pybind11;
+namespace fo = fastocclusion;
+
+namespace fastocclusion::bindings {
+namespace {
+
+constexpr int kNpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+
+using CpuFillState = LockedState<fo::IncrementalFillState>;
+
+std::vector<std::int64_t> array_shape(const py::array& a) {
+  return std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// Checks that `a` is a C-contiguous, aligned array of T; `writable` too if asked.
+template <typename T>
+void require_array(const py::array& a, const char* name, bool writable) {
+  FASTOCCLUSION_EXPECTS(py::isinstance<py::array_t<T>>(a),
+                        name << ": dtype " << std::string(py::str(a.dtype())) << " is invalid, expected "
+                             << std::string(py::str(py::dtype::of<T>())));
+  FASTOCCLUSION_EXPECTS((a.flags() & py::array::c_style) != 0,
+                        name << ": expected a C-contiguous array");
+  FASTOCCLUSION_EXPECTS((a.flags() & kNpyAligned) != 0, name << ": expected an aligned array");
+  if (writable) FASTOCCLUSION_EXPECTS(a.writeable(), name << ": expected a writable array");
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+// inputs: (N, *sample shape) float32. Returns N.
+std::int64_t input_count(const py::array& inputs, const fo::WindowGrid& grid) {
+  require_array<float>(inputs, "inputs", false);
+  const std::vector<std::int64_t> shape = array_shape(inputs);
+  const std::vector<std::int64_t> sample = grid_shape(grid);
+  FASTOCCLUSION_EXPECTS(shape.size() == sample.size() + 1 && shape[0] >= 1 &&
+                            std::vector<std::int64_t>(shape.begin() + 1, shape.end()) == sample,
+                        "inputs: shape " << shape_string(shape) << " is invalid, expected (N, "
+                                         << shape_string(sample).substr(1) << " with N >= 1 (the"
+                                         << " grid's sample shape)");
+  return shape[0];
+}
+
+// The baseline: float32 of shape () (scalar), the sample shape, or (N,) + the sample shape.
+fo::Baseline baseline_view(const py::array& baseline, std::int64_t n, const fo::WindowGrid& grid) {
+  require_array<float>(baseline, "baseline", false);
+  const auto* values = static_cast<const float*>(baseline.data());
+  const std::vector<std::int64_t> shape = array_shape(baseline);
+  const std::vector<std::int64_t> sample = grid_shape(grid);
+  if (shape.empty()) return {fo::BaselineKind::scalar, values};
+  if (shape == sample) return {fo::BaselineKind::per_sample, values};
+  if (shape == batch_shape(n, sample)) return {fo::BaselineKind::per_input, values};
+  FASTOCCLUSION_EXPECTS(false, "baseline: shape " << shape_string(shape)
+                                                  << " is invalid, expected (), the sample shape "
+                                                  << shape_string(sample) << " or "
+                                                  << shape_string(batch_shape(n, sample)));
+  return {};
+}
+
+void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py::array& baseline,
+                  std::int64_t start, std::int64_t count, py::array out, CpuFillState* state,
+                  std::int64_t stride) {
+  const std::int64_t n = input_count(inputs, grid);
+  const fo::Baseline base = baseline_view(baseline, n, grid);
+  require_array<float>(out, "out", true);
+  const std::vector<std::int64_t> sample = grid_shape(grid);
+  const std::vector<std::int64_t> out_shape = array_shape(out);
+  FASTOCCLUSION_EXPECTS(out_shape.size() == sample.size() + 1 && out_shape[0] >= 1 &&
+                            out_shape[0] >= count &&
+                            std::vector<std::int64_t>(out_shape.begin() + 1, out_shape.end()) == sample,
+                        "out: shape " << shape_string(out_shape) << " is invalid, expected (B, "
+                                      << shape_string(sample).substr(1) << " with B >= count="
+                                      << count);
+  FASTOCCLUSION_EXPECTS(!overlaps(out, inputs) && !overlaps(out, baseline),
+                        "out: must not share memory with inputs or baseline");
+  const auto* in = static_cast<const float*>(inputs.data());
+  auto* batch = static_cast<float*>(out.mutable_data());
+  const std::int64_t capacity = out_shape[0];
+  call_with_state(state, [&](fo::IncrementalFillState* s) {
+    if (s == nullptr) {
+      fo::fill_occluded_batch(in, n, grid, base, start, count, batch, stride);
+    } else {
+      fo::fill_occluded_batch_incremental(in, n, grid, base, start, count, batch, capacity, *s,
+                                          stride);
+    }
+  });
+}
+
+py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid,
+                             const StrArg& reduction, const std::vector<int>& collapsed_axes,
+                             std::optional<py::array> out) {
+  const fo::Reduction red = fo::parse_reduction(reduction.value);
+  const std::uint32_t mask = axes_mask(collapsed_axes, grid.rank);
+  fo::map_size(grid, mask);  // checks the collapsed axes
+  require_array<double>(deltas, "deltas", false);
+  const std::vector<std::int64_t> counts = grid_counts(grid);
+  const std::vector<std::int64_t> dshape = array_shape(deltas);
+  FASTOCCLUSION_EXPECTS(dshape.size() == counts.size() + 1 && dshape[0] >= 1 &&
+                            std::vector<std::int64_t>(dshape.begin() + 1, dshape.end()) == counts,
+                        "deltas: shape " << shape_string(dshape) << " is invalid, expected (N, "
+                                         << shape_string(counts).substr(1)
+                                         << " with N >= 1 (the grid's window counts)");
+  const std::int64_t n = dshape[0];
+  std::vector<std::int64_t> mshape{n};
+  for (int d = 0; d < grid.rank; ++d) mshape.push_back(((mask >> d) & 1U) ? 1 : grid.axes[d].length);
+  py::array maps = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(mshape.begin(), mshape.end()));
+  require_array<float>(maps, "out", true);
+  FASTOCCLUSION_EXPECTS(array_shape(maps) == mshape, "out: shape " << shape_string(array_shape(maps))
+                                                                   << " is invalid, expected "
+                                                                   << shape_string(mshape));
+  FASTOCCLUSION_EXPECTS(!overlaps(maps, deltas), "out: must not share memory with deltas");
+  const auto* d = static_cast<const double*>(deltas.data());
+  auto* m = static_cast<float*>(maps.mutable_data());
+  {
+    py::gil_scoped_release release;
+    fo::accumulate_window_deltas(d, n, grid, mask, red, m);
+  }
+  return maps;
+}
+
+}  // namespace
+
+void register_cpu_kernels(py::module_& m) {
+  m.def("num_threads", &fo::num_threads, "Threads the CPU kernels may use.");
+  m.def("set_num_threads", &fo::set_num_threads, py::arg("threads"),
+        "Set the threads the CPU kernels may use (< 1: hardware concurrency).");
+
+  register_fill_state<fo::IncrementalFillState>(
+      m, "IncrementalFillState", "What each slot of a persistent batch holds, for incremental fills.");
+
+  m.def("fill_occluded_batch", &fill_binding, py::arg("inputs"), py::arg("grid"), py::arg("baseline"),
+        py::arg("start"), py::arg("count"), py::arg("out"), py::arg("state") = nullptr,
+        py::kw_only(), py::arg("stride") = 1,
+        "Write occluded samples of the (input, window) stream into out[:count]: slot j gets\n"
+        "stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
+        "inputs (N, *grid.shape) float32; baseline float32 (), grid.shape or (N, *grid.shape);\n"
+        "out (B, *grid.shape) float32, B >= count; state: an IncrementalFillState for\n"
+        "incremental fills (only the previous and the new window of a slot are rewritten).");
+
+  m.def("accumulate_window_deltas", &accumulate_binding, py::arg("deltas"), py::arg("grid"),
+        py::arg("reduction") = "sum", py::arg("collapsed_axes") = std::vector<int>{},
+        py::arg("out") = py::none(),
+        "Sensitivity maps (N, *map shape) float32 from window deltas (N, *grid.counts) float64.\n"
+        "The map shape is grid.shape with the collapsed axes of length 1 (only axes one window\n"
+        "covers in full may be collapsed: images (H, W, C) with windows (ph, pw, C) give\n"
+        "(H, W, 1) maps with collapsed_axes=(2,)).");
+}
+
+}  // namespace fastocclusion::bindings

@@ -1,0 +1,13 @@
+// The parts of fastocclusion._core, one registration function per concern (one file each).
+// Binding code: included only by csrc/bindings/core_*.cpp.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fastocclusion::bindings {
+
+void register_geometry(pybind11::module_& m);     // core_geometry.cpp: WindowGrid
+void register_host_buffer(pybind11::module_& m);  // core_buffers.cpp: HostBuffer (+ DLPack)
+void register_cpu_kernels(pybind11::module_& m);  // core_kernels.cpp: fills, maps, threads
+
+}  // namespace fastocclusion::bindings

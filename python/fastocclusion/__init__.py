@@ -9,20 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
 __all__ = ["Occlusion", "Tasks", "TorchCallable", "__version__", "get_num_threads",
            "set_num_threads"]
 
 _LAZY = {
     "Occlusion": "fastocclusion.occlusion",
     "Tasks": "fastocclusion.tasks",
-    "TorchCallable": "fastocclusion.torch_backend",
+    "TorchCallable": "fastocclusion.backends.torch",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastocclusion.occlusion import Occlusion
     from fastocclusion.tasks import Tasks
-    from fastocclusion.torch_backend import TorchCallable
+    from fastocclusion.backends.torch import TorchCallable
 
 
 def set_num_threads(threads: int) -> None:
@@ -45,7 +44,21 @@ def get_num_threads() -> int:
     return int(_core.num_threads())
 
 
+def _version() -> str:
+    """The installed distribution's version: pyproject.toml is the one version source (the
+    build passes it to CMake; the wheel's metadata carries it here)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fastocclusion")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fastocclusion' has no attribute {name!r}")

@@ -12,59 +12,28 @@ from typing import Any
 
 import numpy as np
 
+from fastocclusion.arrays import to_numpy
+
 #: Input families by rank (SPEC §2).
 FAMILIES = {4: "images", 3: "time series", 2: "tabular"}
 
 
 @dataclass(frozen=True)
 class PreparedInputs:
-    """Inputs seen as NHWC float32 plus what is needed to shape the output back."""
+    """Inputs as float32, C-contiguous (never the caller's buffer when written), and their
+    family (SPEC §2)."""
 
-    nhwc: np.ndarray  # (N, H, W, C) float32, C-contiguous, never the caller's buffer if written
+    array: np.ndarray  # (N, ...) float32
     family: str  # "images" | "time series" | "tabular"
-    original_shape: tuple[int, ...]
 
     @property
-    def output_shape(self) -> tuple[int, ...]:
-        n, h, w, _ = self.nhwc.shape
-        if self.family == "images":
-            return (n, h, w, 1)
-        if self.family == "time series":
-            return (n, h, w)
-        return (n, w)
-
-
-def _is_tf_object(value: Any, *type_names: str) -> bool:
-    tf = sys.modules.get("tensorflow")
-    if tf is None:
-        return False
-    return any(isinstance(value, getattr(tf, name, ())) for name in type_names)
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
 
 
 def _is_dataset(value: Any) -> bool:
     tf = sys.modules.get("tensorflow")
     return tf is not None and isinstance(value, tf.data.Dataset)
-
-
-def to_numpy(value: Any, name: str) -> np.ndarray:
-    """Any array-like (np.ndarray, tf.Tensor, torch tensor on CPU, nested lists) as a NumPy
-    array, without copying when it already is one. Raises TypeError naming ``name`` for
-    non-numeric data."""
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
-        if type(value).__module__.startswith("torch"):
-            value = value.detach().cpu().numpy()
-        else:
-            value = value.numpy()
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name}: could not be read as a numeric array ({error})") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name}: dtype {array.dtype} is not numeric, expected an array of numbers "
-            "(bool, integer or floating point)"
-        )
-    return array
 
 
 def read_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -115,8 +84,8 @@ def read_inputs(inputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def prepare_inputs(x: np.ndarray) -> PreparedInputs:
-    """Checks the rank and sizes and returns the NHWC float32 view (copying only to cast or
-    make contiguous)."""
+    """Checks the rank and sizes; float32 and C-contiguous (copying only to cast or make
+    contiguous)."""
     family = FAMILIES.get(x.ndim)
     if family is None:
         raise ValueError(
@@ -125,9 +94,4 @@ def prepare_inputs(x: np.ndarray) -> PreparedInputs:
         )
     if min(x.shape) < 1:
         raise ValueError(f"inputs: shape {x.shape} is invalid, expected every size >= 1")
-    nhwc = np.ascontiguousarray(x, dtype=np.float32)
-    if family == "time series":
-        nhwc = nhwc.reshape(x.shape + (1,))
-    elif family == "tabular":
-        nhwc = nhwc.reshape(x.shape[0], 1, x.shape[1], 1)
-    return PreparedInputs(nhwc=nhwc, family=family, original_shape=tuple(x.shape))
+    return PreparedInputs(array=np.ascontiguousarray(x, dtype=np.float32), family=family)

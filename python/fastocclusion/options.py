@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from fastocclusion.arrays import to_numpy
+from fastocclusion.engine.geometry import WindowGeometry
+
 EDGES = ("valid", "cover")
 REDUCTIONS = ("sum", "mean")
 DEVICES = ("auto", "cpu", "gpu")
@@ -51,15 +54,7 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 
 def check_occlusion_value(value: Any) -> np.ndarray:
     """The baseline as a finite float32 array (0-d for a scalar)."""
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
-        value = value.numpy()
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"occlusion_value: {value!r} is not numeric, expected a float, a per-channel "
-            "vector or an array broadcastable to one input"
-        ) from None
+    array = to_numpy(value, "occlusion_value").astype(np.float64)
     if array.size == 0:
         raise ValueError("occlusion_value: an empty array is invalid, expected at least one value")
     if not np.all(np.isfinite(array)):
@@ -70,48 +65,49 @@ def check_occlusion_value(value: Any) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def plane_patch(
-    patch: tuple[int, ...], stride: tuple[int, ...], family: str, shape: tuple[int, ...]
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The (rows, cols) patch and stride on the NHWC plane, checked against the input.
-
-    Tabular inputs (N, W) have a 1-D patch along W; images and time series a 2-D patch.
-    """
+def family_geometry(patch: tuple[int, ...], stride: tuple[int, ...], family: str,
+                    shape: tuple[int, ...], edges: str) -> WindowGeometry:
+    """The windows of Xplique's families (SPEC §2, §7) over one input of ``shape[1:]``:
+    images (H, W, C) windows (ph, pw, C) with strides (sh, sw, C), maps (H, W, 1); time
+    series (T, W) windows (pt, pw); tabular (W,) windows (pw,). Patches are checked
+    against the input (ValueError naming patch_size)."""
+    sample = tuple(int(d) for d in shape[1:])
     if family == "tabular":
         if len(patch) != 1 or len(stride) != 1:
             raise ValueError(
                 f"patch_size/patch_stride: {patch}/{stride} is invalid for tabular inputs "
                 f"{shape}, expected ints (one patch axis)"
             )
-        patch2, stride2 = (1, patch[0]), (1, stride[0])
-        axes = [(1, shape[1], patch[0])]
+        window, steps = (patch[0],), (stride[0],)
     else:
-        patch2 = (patch[0], patch[-1])
-        stride2 = (stride[0], stride[-1])
-        axes = [(1, shape[1], patch2[0]), (2, shape[2], patch2[1])]
-    for axis, length, size in axes:
+        window, steps = (patch[0], patch[-1]), (stride[0], stride[-1])
+    for axis, size in enumerate(window, start=1):
+        length = shape[axis]
         if size > length:
             raise ValueError(
                 f"patch_size: {size} along axis {axis} is larger than the input "
                 f"(shape {shape}, length {length}), expected <= {length}"
             )
-    return patch2, stride2
+    if family == "images":
+        channels = sample[2]
+        return WindowGeometry(sample, window + (channels,), steps + (channels,), edges,
+                              collapsed_axes=(2,))
+    return WindowGeometry(sample, window, steps, edges)
 
 
-def plane_baseline(baseline: np.ndarray, family: str, nhwc_shape: tuple[int, ...],
-                   original_shape: tuple[int, ...]) -> np.ndarray:
-    """The baseline in a form the kernels take: () scalar, (C,) per channel or (H, W, C)."""
+def sample_baseline(baseline: np.ndarray, family: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The baseline as the kernels take it: a 0-d scalar, or one float32 array of one
+    input's shape (a per-channel vector of images, or any array broadcastable to one input,
+    broadcast to it)."""
     if baseline.ndim == 0:
         return np.array(baseline, dtype=np.float32)  # ascontiguousarray would make it 1-D
-    _, h, w, c = nhwc_shape
-    if family == "images" and baseline.shape == (c,):
-        return np.ascontiguousarray(baseline, dtype=np.float32)
-    one_input = tuple(original_shape[1:])
+    one_input = tuple(shape[1:])
     try:
         full = np.broadcast_to(baseline, one_input)
     except ValueError:
+        channels = f"({one_input[-1]},) per channel, or " if family == "images" else ""
         raise ValueError(
-            f"occlusion_value: shape {baseline.shape} is invalid for inputs {original_shape}, "
-            f"expected a scalar, ({c},) per channel, or an array broadcastable to {one_input}"
+            f"occlusion_value: shape {baseline.shape} is invalid for inputs {shape}, "
+            f"expected a scalar, {channels}an array broadcastable to {one_input}"
         ) from None
-    return np.ascontiguousarray(full.reshape(h, w, c), dtype=np.float32)
+    return np.ascontiguousarray(full, dtype=np.float32)

@@ -281,8 +281,9 @@ def test_last_stats_count_the_model_calls_the_explainer_makes():
         explainer.explain(x)
         stats = explainer.last_stats
         assert int(model.calls.numpy()) == stats.model_calls
-        # base pass: raw outputs for the targets, then scores; then the sweep of 16 patches
-        assert stats.model_calls == 2 * -(-n // batch) + -(-(n * 16) // batch)
+        # one base pass (raw outputs: the default targets, and the base scores from them),
+        # then the sweep of 16 patches per input
+        assert stats.model_calls == -(-n // batch) + -(-(n * 16) // batch)
         assert (stats.inputs, stats.patches_per_input, stats.perturbed_samples,
                 stats.batch_size) == (n, 16, n * 16, batch)
         assert 0 < stats.model_seconds <= stats.total_seconds

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fastocclusion.models import ModelAdapter, adapt_model, is_torch_model
+from fastocclusion.backends import is_torch_model, make_backend
+from fastocclusion.backends.tensorflow.models import ModelAdapter, adapt_model
 
 FEATURES, CLASSES = 6, 3
 
@@ -169,17 +170,18 @@ class ResizeCounter:
 
 
 @pytest.mark.torch
-def test_torch(batch: np.ndarray) -> None:
+def test_torch_modules_get_the_torch_backend() -> None:
     import torch
 
-    torch.manual_seed(0)
+    from fastocclusion.backends.tensorflow import TFBackend
+    from fastocclusion.backends.torch import TorchBackend
+
     module = torch.nn.Sequential(torch.nn.Linear(FEATURES, CLASSES), torch.nn.Softmax(dim=-1))
     assert is_torch_model(module) and not is_torch_model(lambda x: x)
-    adapter = adapt_model(module)
-    assert (adapter.kind, adapter.traceable) == ("torch", False)
-    with torch.no_grad():
-        expected = module(torch.from_numpy(batch)).numpy()
-    check_adapter(adapter, batch, expected)
+    assert isinstance(make_backend(module, None), TorchBackend)
+    assert isinstance(make_backend(lambda x: x, None), TFBackend)
+    with pytest.raises(TypeError, match=r"model .* is not a model"):
+        adapt_model(42)
 
 
 @pytest.mark.parametrize("bad", [42, "model", None, np.ones(3), int])
@@ -206,7 +208,8 @@ def test_adapter_is_idempotent() -> None:
 def test_imports_load_no_tensorflow_at_package_level_and_no_torch() -> None:
     code = (
         "import sys, fastocclusion; assert 'tensorflow' not in sys.modules; "
-        "import fastocclusion.models, fastocclusion.operators; "
-        "fastocclusion.models.adapt_model(lambda x: x); assert 'torch' not in sys.modules"
+        "import fastocclusion.backends.tensorflow.models as models; "
+        "import fastocclusion.backends.tensorflow.operators; "
+        "models.adapt_model(lambda x: x); assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)

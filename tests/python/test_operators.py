@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fastocclusion.operators import Operator, Tasks, default_targets, resolve_operator
+from fastocclusion.backends.tensorflow.operators import Operator, Tasks, resolve_operator
+from fastocclusion.tasks import default_targets
 
 DETECTION_TASKS = [
     Tasks.OBJECT_DETECTION,

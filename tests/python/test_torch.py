@@ -21,8 +21,9 @@ pytestmark = pytest.mark.torch
 
 from fastocclusion import Occlusion, Tasks, _core  # noqa: E402
 from fastocclusion import tasks as fo_tasks  # noqa: E402
-from fastocclusion import torch_backend  # noqa: E402
-from fastocclusion.torch_operators import builtin_scores  # noqa: E402
+from fastocclusion.backends.torch import TorchBackend, TorchCallable  # noqa: E402
+from fastocclusion.backends.torch.operators import builtin_scores  # noqa: E402
+from fastocclusion.engine import fillers  # noqa: E402
 from reference import (  # noqa: E402
     OPERATOR_SCORERS,
     assert_maps_close,
@@ -241,7 +242,7 @@ def test_baselines_and_mean_reduction():
 
 def test_torch_callable_and_float64_model():
     weights = torch.from_numpy(np.random.default_rng(23).normal(size=(10, 3)).astype(np.float32))
-    wrapped = torch_backend.TorchCallable(lambda x: torch.tanh(x @ weights))
+    wrapped = TorchCallable(lambda x: torch.tanh(x @ weights))
     inputs = rng_inputs(24, (3, 10))
     check(wrapped, inputs, None, patch_size=2, patch_stride=2,
           reference_fn=lambda b: np.tanh(b @ weights.numpy()))
@@ -249,7 +250,7 @@ def test_torch_callable_and_float64_model():
     expected_fn = lambda b: double(torch.from_numpy(b).double()).detach().numpy()  # noqa: E731
     check(double, inputs, None, patch_size=3, patch_stride=3, reference_fn=expected_fn)
     with pytest.raises(TypeError, match="fn"):
-        torch_backend.TorchCallable(42)
+        TorchCallable(42)
 
 
 # ---- what the caller sees ----------------------------------------------------------------------
@@ -309,9 +310,9 @@ def test_bad_model_outputs_and_scores():
     with pytest.raises(ValueError, match=r"targets has shape \(3, 4\).*\(3, 3\)"):
         Occlusion(mlp()).explain(inputs, np.ones((3, 4)))
     with pytest.raises(ValueError, match="model: returned outputs of shape"):
-        Occlusion(torch_backend.TorchCallable(lambda x: x[:1])).explain(inputs)
+        Occlusion(TorchCallable(lambda x: x[:1])).explain(inputs)
     with pytest.raises(TypeError, match="returned 2 outputs"):
-        Occlusion(torch_backend.TorchCallable(lambda x: (x, x))).explain(inputs)
+        Occlusion(TorchCallable(lambda x: (x, x))).explain(inputs)
     with pytest.raises(ValueError, match=r"operator '<lambda>' returned scores of shape \(3, 10\)"):
         Occlusion(mlp(), operator=lambda m, x, y: x, batch_size=3).explain(inputs, np.ones((3, 3)))
     with pytest.raises(ValueError, match="not a numeric tensor"):
@@ -407,48 +408,81 @@ def test_builtin_scores_match_the_reference(task):
 
 
 class FakeDeviceBuffer:
-    """_cuda.DeviceBuffer's interface over a host buffer (float32 only)."""
+    """_cuda.DeviceBuffer's interface over host memory (DLPack through NumPy's)."""
 
     def __init__(self, shape, dtype="float32", device=0):
-        assert dtype == "float32" and device == 0
-        self.host = _core.HostBuffer(tuple(shape))
+        assert device == 0
+        self.array = np.zeros(tuple(shape), np.dtype(dtype))
         self.shape = tuple(shape)
 
     @classmethod
     def from_host(cls, array, device=0):
-        buffer = cls(array.shape, "float32", device)
-        np.asarray(buffer.host)[...] = array
+        buffer = cls(array.shape, array.dtype.name, device)
+        buffer.array[...] = array
         return buffer
 
     def __dlpack__(self, **kwargs):
-        return self.host.__dlpack__(**kwargs)
+        return self.array.__dlpack__(**kwargs)
 
     def __dlpack_device__(self):
-        return self.host.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
 
 class FakeCuda:
+    """fastocclusion._cuda's kernels over host memory, by the C++ core; records the fills."""
+
     DeviceBuffer = FakeDeviceBuffer
     IncrementalFillState = _core.IncrementalFillState
 
     def __init__(self):
         self.fills = []
 
-    def fill_occluded_batch(self, inputs, grid, baseline, start, count, out, state=None, *, stream=None):
+    def fill_occluded_batch(self, inputs, grid, baseline, start, count, out, state=None, *,
+                            stride=1, stream=None):
         assert state is not None  # always incremental
-        self.fills.append((start, count))
-        values = (np.array(baseline, np.float32) if isinstance(baseline, float)
-                  else np.asarray(baseline.host))
-        _core.fill_occluded_batch(np.asarray(inputs.host), grid, values, start, count,
-                                  np.asarray(out.host), state)
+        self.fills.append((start, count, stride))
+        values = (np.array(baseline, np.float32) if isinstance(baseline, float) else baseline.array)
+        _core.fill_occluded_batch(inputs.array, grid, values, start, count, out.array, state,
+                                  stride=stride)
+
+    def accumulate_window_deltas(self, deltas, grid, reduction, collapsed_axes, *, stream=None):
+        maps = _core.accumulate_window_deltas(deltas.array, grid, reduction, collapsed_axes)
+        buffer = FakeDeviceBuffer(maps.shape)
+        buffer.array[...] = maps
+        return buffer
+
+
+class FakeDeviceArrays:
+    """engine.protocols.DeviceArrays with torch tensors on the CPU."""
+
+    device_index = 0
+    stream = None
+
+    def asarray(self, values):
+        return torch.as_tensor(values)
+
+    def empty(self, shape, dtype):
+        return torch.empty(shape, dtype={np.dtype(np.float64): torch.float64,
+                                         np.dtype(np.int64): torch.int64}[np.dtype(dtype)])
+
+    def concatenate(self, arrays):
+        return torch.cat(arrays)
+
+    def view(self, buffer):
+        with torch.inference_mode(False):
+            return torch.from_dlpack(buffer)
 
 
 def explain_with_fake_device(model, inputs, targets, **options):
-    explainer = Occlusion(model, **options)
-    scorer = explainer._scorer
+    """The GPU sweep (device filler, bookkeeping in torch, maps accumulated by "_cuda") with
+    the CUDA module and the device replaced by host stand-ins."""
     fake = FakeCuda()
-    scorer.on_gpu, scorer._cuda = True, fake
-    return explainer.explain(inputs, targets), fake
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fillers, "load_cuda_module", lambda: fake)
+        patch.setattr(TorchBackend, "device_arrays", property(lambda self: FakeDeviceArrays()))
+        explainer = Occlusion(model, **options)
+        explainer._backend._on_gpu = True  # the CPU model as if it were on a CUDA device
+        return explainer.explain(inputs, targets), fake
 
 
 @pytest.mark.parametrize("case", range(6))
@@ -464,7 +498,8 @@ def test_device_sweep_logic_on_the_cpu(case):
     host = Occlusion(ImageNet(), **options).explain(rng_inputs(50 + case, (3, 8, 9, 3)), targets)
     torch.testing.assert_close(result, host, rtol=1e-5, atol=1e-6)
     total = 3 * 7 * 4  # N * K
-    assert fake.fills == [(s, min(batch, total - s)) for s in range(0, total, batch)]
+    chunk = -(-total // batch)  # the chunked stream order: batch b holds b + j * chunk
+    assert fake.fills == [(b, -(-(total - b) // chunk), chunk) for b in range(chunk)]
 
 
 def test_device_sweep_segmentation_and_detection_on_the_cpu():
@@ -485,7 +520,7 @@ def test_device_sweep_segmentation_and_detection_on_the_cpu():
 def _gpu_ready() -> bool:
     if not torch.cuda.is_available():
         return False
-    cuda = torch_backend.load_cuda_module()
+    cuda = fillers.load_cuda_module()
     return cuda is not None and cuda.is_available()
 
 
@@ -521,7 +556,7 @@ def test_gpu_explain_matches_cpu(seed, exact_float32):
     targets = None if seed % 4 == 0 else one_hot(seed, n, 3 if family == "tabular" else NUM_CLASSES)
     cpu = Occlusion(make(), device="cpu", **options).explain(inputs, targets)
     explainer = Occlusion(make().cuda(), device="gpu", **options)
-    assert explainer._scorer.on_gpu
+    assert explainer._backend.device_arrays is not None
     on_gpu = explainer.explain(inputs, targets)
     assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.float32
     coverage = reference_coverage(shape, patch, stride, options["edges"])
@@ -544,7 +579,7 @@ def test_gpu_segmentation_detection_and_auto(exact_float32):
     options = dict(operator="object detection", batch_size=7, patch_size=2, patch_stride=2)
     cpu = Occlusion(DetectionNet(), **options).explain(inputs, boxes)
     explainer = Occlusion(DetectionNet().cuda(), **options)  # device="auto"
-    assert explainer._scorer.on_gpu
+    assert explainer._backend.device_arrays is not None
     torch.testing.assert_close(explainer.explain(inputs, boxes).cpu(), cpu, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="device: 'gpu' is invalid.*model is on cpu"):
         Occlusion(DetectionNet(), device="gpu")

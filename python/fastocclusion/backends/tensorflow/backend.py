@@ -1,6 +1,7 @@
-"""The model call: from a filled host batch to one score per sample (SPEC §3, §4).
+"""The TensorFlow backend (engine.protocols.Backend): from a filled host batch to one score
+per sample (SPEC §3, §4), for TensorFlow models and for models over NumPy arrays.
 
-A ``TFScorer`` owns the (traced) score function of one ``Occlusion``:
+A ``TFBackend`` owns the (traced) score function of one explainer:
 - traceable models (Keras, tf.Module, tf.function) with a built-in operator run inside one
   ``tf.function``; batches always have the same shape, so it is traced once per input shape;
 - NumPy callables, scikit-learn objects and TFLite interpreters are called eagerly on the
@@ -18,38 +19,26 @@ from typing import Any
 import numpy as np
 
 from fastocclusion import _core
+from fastocclusion.backends.tensorflow.models import adapt_model
+from fastocclusion.backends.tensorflow.operators import resolve_operator
+from fastocclusion.tasks import check_targets_before_call
 
 
-def make_scorer(model: Any, operator: Any, device: str = "auto") -> Any:
-    """The scorer for this model: PyTorch modules (wrap a plain callable over torch tensors
-    in ``fastocclusion.TorchCallable``) get a ``TorchScorer``, which never imports
-    TensorFlow; everything else a ``TFScorer``."""
-    torch = sys.modules.get("torch")  # not imported here: it is optional
-    if torch is not None and isinstance(model, torch.nn.Module):
-        from fastocclusion.torch_backend import TorchScorer
+class TFBackend:
+    """Backend for Keras models, tf.Modules, TensorFlow callables, NumPy callables,
+    scikit-learn style objects and TFLite interpreters (kinds: models.adapt_model)."""
 
-        return TorchScorer(model, operator, device)
-    if device == "gpu":
-        raise ValueError(
-            "device: 'gpu' is invalid for this model, expected 'auto' or 'cpu': the GPU path "
-            "runs PyTorch models (TensorFlow models run where TensorFlow places them)")
-    # Imported here: these modules import TensorFlow.
-    from fastocclusion.models import adapt_model
-    from fastocclusion.operators import resolve_operator
+    #: Batches are filled in host memory (TensorFlow places the model call itself).
+    device_arrays = None
 
-    return TFScorer(adapt_model(model), resolve_operator(operator))
-
-
-class TFScorer:
-    #: The host sweep fills the batches (SPEC §4); a GPU scorer brings its own sweep.
-    on_gpu = False
-
-    def __init__(self, adapter: Any, operator: Any) -> None:
+    def __init__(self, model: Any, operator: Any) -> None:
         import tensorflow as tf
 
         self._tf = tf
-        self.adapter = adapter
-        self.operator = operator
+        self.adapter = adapt_model(model)
+        self.operator = resolve_operator(operator)
+        self.builtin_operator = self.operator.builtin
+        adapter, operator = self.adapter, self.operator
         self._targets: np.ndarray | None = None
         self._gathered: Any = None
         self._gathered_view: np.ndarray | None = None
@@ -81,10 +70,6 @@ class TFScorer:
         if outputs.shape.rank is None and self._output_tail is not None:
             return self._tf.ensure_shape(outputs, (None, *self._output_tail))
         return outputs
-
-    def wrap_result(self, maps: np.ndarray) -> Any:
-        """The maps as what ``explain`` returns: a float32 tf.Tensor."""
-        return self._tf.convert_to_tensor(maps)
 
     # -- batches in ----------------------------------------------------------------------
 
@@ -167,22 +152,17 @@ class TFScorer:
 
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
         """What can be checked of the targets before any model call."""
-        from fastocclusion.tasks import check_targets_before_call
-
         check_targets_before_call(targets, n, self.operator.target_kind, self.operator.name)
 
-    def resolve_targets(self, targets: np.ndarray | None, buffer: Any,
-                        run_outputs: Any) -> np.ndarray:
-        """The targets of the sweep: the model's top class when None, else the given ones
-        checked against the model's output shape. ``run_outputs()`` runs the base pass for
-        the raw outputs; it is called only when needed (targets None, or a built-in
-        operator on a model whose output shape tracing cannot tell)."""
+    def resolve_targets(self, targets: np.ndarray | None, outputs: np.ndarray | None,
+                        output_shape: tuple[int | None, ...] | None) -> np.ndarray:
+        """The sweep's targets: the model's top class when None, else the given ones checked
+        against the model's output shape (a built-in operator's)."""
         if targets is None:
-            return self.operator.default_targets(run_outputs()).astype(np.float32)
+            assert outputs is not None
+            return self.operator.default_targets(outputs).astype(np.float32)
         if self.operator.builtin:
-            shape = self.static_output_shape(buffer)
-            if shape is None:
-                shape = run_outputs().shape
+            shape = outputs.shape if outputs is not None else output_shape
             targets = self.operator.validate_targets(targets, len(targets), shape)
         return np.asarray(targets, dtype=np.float32)
 
@@ -195,9 +175,21 @@ class TFScorer:
         self._checked_shape = None
         self._score_call = None
 
+    def scores_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """(N,) float64 scores of the unperturbed inputs from their outputs (no model call)."""
+        assert self._targets is not None
+        tf = self._tf
+        scores = self.operator.scores_from_outputs(
+            tf.convert_to_tensor(outputs, dtype=tf.float32), tf.convert_to_tensor(self._targets))
+        return np.asarray(scores.numpy(), dtype=np.float64).reshape(len(outputs))
+
+    def wrap_result(self, maps: np.ndarray) -> Any:
+        """The maps as what ``explain`` returns: a float32 tf.Tensor."""
+        return self._tf.convert_to_tensor(maps)
+
     # -- the sweep -----------------------------------------------------------------------
 
-    def scores(self, buffer: Any, slot_inputs: np.ndarray, gather: bool = True) -> np.ndarray:
+    def scores(self, buffer: Any, slot_inputs: np.ndarray, gather: bool) -> np.ndarray:
         """Scores (one per slot) of a full batch; slot j's target is the target of input
         slot_inputs[j]. gather=False: the slots hold the same inputs as in the previous
         call, whose gathered targets are reused."""

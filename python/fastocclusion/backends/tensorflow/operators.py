@@ -39,10 +39,8 @@ from fastocclusion.tasks import (
     operator_name,
     parse_operator,
 )
-from fastocclusion.tasks import check_custom_signature as _check_custom_signature  # noqa: F401
-from fastocclusion.tasks import valid_names as _valid_names  # noqa: F401
 
-__all__ = ["Operator", "Tasks", "default_targets", "resolve_operator"]
+__all__ = ["Operator", "Tasks", "resolve_operator"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,14 +120,6 @@ _BUILTINS: dict[Tasks, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
 }
 
 
-def default_targets(outputs: Any, operator: Operator | None = None) -> np.ndarray:
-    """Targets for ``targets=None``: the one-hot of the model's top output (last axis); see
-    ``tasks.default_targets``. Segmentation and detection need explicit targets: ValueError."""
-    if operator is None:
-        return _tasks.default_targets(outputs)
-    return _tasks.default_targets(outputs, operator.target_kind, operator.name)
-
-
 @dataclass(frozen=True)
 class Operator:
     """A resolved operator.
@@ -158,7 +148,9 @@ class Operator:
         return self.scores_from_outputs(model(inputs), targets)
 
     def default_targets(self, outputs: Any) -> np.ndarray:
-        return default_targets(outputs, self)
+        """Targets for ``targets=None``: the one-hot of the model's top output (last axis);
+        see ``tasks.default_targets``. Segmentation and detection need explicit targets."""
+        return _tasks.default_targets(outputs, self.target_kind, self.name)
 
     def validate_targets(self, targets: Any, n_inputs: int, outputs_shape: Any) -> np.ndarray:
         """Check (and normalise) targets against this operator and the model's output shape.

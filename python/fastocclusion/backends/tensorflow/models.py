@@ -4,8 +4,6 @@ Kinds, detected in this order:
 
 * ``"keras"``: a Keras 3 ``keras.Layer``/``keras.Model`` (also ``tf.keras``) or a ``tf_keras``
   model; called as ``model(batch, training=False)``. Traceable when the Keras backend is TensorFlow.
-* ``"torch"``: a ``torch.nn.Module``; called on a CPU/parameter-device torch tensor under
-  ``torch.inference_mode()``, as is (put it in eval mode yourself). Not traceable.
 * ``"tflite"``: a ``tf.lite.Interpreter`` (or anything with its methods, e.g. LiteRT's); the input
   tensor is resized (once per new batch shape), then set_tensor / invoke / get_tensor(output 0).
 * ``"tf_callable"``: a ``tf.function`` (PolymorphicFunction) or a ConcreteFunction. Traceable.
@@ -16,8 +14,9 @@ Kinds, detected in this order:
 * ``"numpy_callable"``: any other callable. The rule: a plain Python callable is called with NumPy
   float32 arrays and its result converted; wrap it in ``tf.function`` to have it traced instead.
 
-Neither TensorFlow-foreign library is imported here: Keras, tf_keras and torch are looked up in
-``sys.modules`` (a model of that kind cannot exist unless its library is already imported).
+PyTorch modules are not models here: they have a backend of their own (backends/torch).
+Keras and tf_keras are looked up in ``sys.modules`` (a model of that kind cannot exist unless
+its library is already imported).
 Non-traceable adapters still work inside ``tf.function`` through ``tf.numpy_function``.
 """
 
@@ -30,15 +29,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ModelAdapter", "adapt_model", "is_torch_model"]
+__all__ = ["ModelAdapter", "adapt_model"]
 
-KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite", "torch")
-
-
-def is_torch_model(model: Any) -> bool:
-    """True for a ``torch.nn.Module``, without importing torch."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
+KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite")
 
 
 def _is_keras_model(model: Any) -> bool:
@@ -153,20 +146,6 @@ class _TFLiteRunner:
         return values.astype(np.float32)
 
 
-def _torch_call(model: Any) -> Callable[[np.ndarray], Any]:
-    torch = sys.modules["torch"]
-
-    def call(batch: np.ndarray) -> Any:
-        device = next((t.device for t in model.parameters()), None)
-        if device is None:
-            device = next((t.device for t in model.buffers()), torch.device("cpu"))
-        with torch.inference_mode():
-            outputs = _single_output(model(torch.from_numpy(batch).to(device)), model)
-            return outputs.detach().to("cpu", torch.float32).numpy()
-
-    return call
-
-
 class ModelAdapter:
     """``adapter(batch) -> (B, ...) float32 tf.Tensor`` for a float32 ``tf.Tensor`` or ``np.ndarray`` batch.
 
@@ -220,8 +199,6 @@ def adapt_model(model: Any) -> ModelAdapter:
         return ModelAdapter(
             model, "keras", _keras_backend_is_tensorflow(model), lambda batch: model(batch, training=False)
         )
-    if is_torch_model(model):
-        return ModelAdapter(model, "torch", False, _torch_call(model))
     if _is_tflite_interpreter(model):
         return ModelAdapter(model, "tflite", False, _TFLiteRunner(model))
     if isinstance(model, _tf_function_types()):

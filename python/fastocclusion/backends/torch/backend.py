@@ -1,0 +1,174 @@
+"""The PyTorch backend (engine.protocols.Backend) for ``torch.nn.Module`` models.
+
+Imports torch, NumPy and the compiled modules only: TensorFlow is never loaded on this path.
+
+The model
+    Any ``torch.nn.Module``, called as ``model(batch)`` under ``torch.inference_mode()`` on
+    the model's device (its first parameter's, else its first buffer's, else the CPU).
+    Its train/eval state is left as it is: put it in eval mode yourself (dropout, batch
+    norm). Batches have the inputs' own shape (``batch_size`` samples, the last call padded)
+    and are cast to the model's floating dtype when it is not float32 (half precision works).
+    The model must not write into its input tensor in place: the batch buffer is reused,
+    so that is detected (ValueError) rather than silently corrupting the next batches.
+
+The operator
+    Built-ins are computed by operators.py on the model's device, with the numerics of the
+    TensorFlow built-ins; a custom operator is called as ``g(model, inputs, targets)`` with
+    torch tensors on the model's device and must return one score per sample.
+
+Where batches live (device.py): in host memory (the host filler; handed to a CPU model by
+DLPack without a copy, copied to a model on another device), or, for the GPU sweep, in
+CUDA memory filled by the CUDA kernels (the device filler), with the sweep's bookkeeping as
+torch tensors on that device: only the maps come back.
+
+``explain`` returns a float32 ``torch.Tensor`` on the model's device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastocclusion import tasks
+from fastocclusion.backends.torch.device import (
+    TorchDeviceArrays,
+    model_device,
+    model_dtype,
+    uses_gpu_sweep,
+)
+from fastocclusion.backends.torch.operators import builtin_scores, model_output, scores_tensor
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend:
+    """engine.protocols.Backend for a ``torch.nn.Module`` (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, operator: Any, device: str = "auto") -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model: {type(model).__name__} is invalid, expected a torch.nn.Module")
+        self.model = model
+        self.task, self.custom = tasks.parse_operator(operator)
+        self.name = tasks.operator_name(self.task, self.custom)
+        self.builtin_operator = self.task is not None
+        self.kind = tasks.TARGET_KINDS[self.task] if self.task is not None else "any"
+        self._score_fn = builtin_scores(self.task) if self.task is not None else None
+        self.device = model_device(model)
+        self.dtype = model_dtype(model)
+        self._on_gpu = uses_gpu_sweep(device, self.device)
+        self._targets: torch.Tensor | None = None  # (N, ...) float32 on self.device
+        self._gathered: torch.Tensor | None = None  # (batch, ...) targets of the batch's slots
+        self._view: tuple[Any, torch.Tensor] | None = None  # (buffer, its torch view)
+
+    @property
+    def device_arrays(self) -> TorchDeviceArrays | None:
+        """The GPU sweep's arrays (on the model's CUDA device and current stream), or None
+        for the host sweep. A new object per access: read it once per sweep."""
+        return TorchDeviceArrays(self.device) if self._on_gpu else None
+
+    # -- model calls ------------------------------------------------------------------------
+
+    def _batch(self, buffer: Any) -> torch.Tensor:
+        """The buffer as a tensor on the model's device: a zero-copy DLPack view (made once
+        per buffer) for a model where the buffer lives, else a copy."""
+        if self._view is None or self._view[0] is not buffer:
+            with torch.inference_mode(False):  # a normal tensor: it has a version counter
+                self._view = (buffer, torch.from_dlpack(buffer))
+        view = self._view[1]
+        return view if view.device == self.device else view.to(self.device)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Raw model outputs of a full batch; checks one output row per sample."""
+        size = batch.shape[0]
+        model_batch = batch if batch.dtype == self.dtype else batch.to(self.dtype)
+        with torch.inference_mode():
+            outputs = model_output(self.model(model_batch), self.model)
+        if outputs.dim() == 0 or outputs.shape[0] != size:
+            raise ValueError(
+                f"model: returned outputs of shape {tuple(outputs.shape)} for a batch of {size} "
+                f"inputs, expected a first dimension of {size} (one output per sample)")
+        return outputs
+
+    def _checked_unchanged(self, batch: torch.Tensor, version: int | None) -> None:
+        if version is not None and batch._version != version:
+            raise ValueError(
+                "model: wrote into its input tensor in place (e.g. an inplace=True first layer "
+                "or an in-place normalisation); fastocclusion reuses the batch buffer, expected "
+                "a model (and operator) that leaves its input unchanged: clone it first")
+
+    def static_output_shape(self, buffer: Any) -> None:
+        return None  # PyTorch models are not traced: the shape comes from the base pass
+
+    def outputs(self, buffer: Any) -> Any:
+        batch = self._batch(buffer)
+        version = None if batch.is_inference() else batch._version
+        outputs = self._forward(batch)
+        self._checked_unchanged(batch, version)
+        # A copy: outputs may alias the buffer (an identity model), which is refilled next.
+        if self._on_gpu:
+            return outputs.to(torch.float32, copy=True)
+        return outputs.detach().to("cpu", torch.float32).numpy().copy()
+
+    def scores(self, buffer: Any, slots: Any, gather: bool) -> Any:
+        """Scores of a full batch. Gathering the targets is cheap here: ``gather`` (the same
+        slots as the previous call) is not needed to skip it."""
+        assert self._targets is not None and self._gathered is not None
+        index = slots if isinstance(slots, torch.Tensor) else torch.from_numpy(slots)
+        targets = torch.index_select(self._targets, 0, index.to(self.device), out=self._gathered)
+        batch = self._batch(buffer)
+        version = None if batch.is_inference() else batch._version
+        if self._score_fn is not None:
+            scores = self._score_fn(self._forward(batch).to(targets.device), targets)
+        else:
+            model_batch = batch if batch.dtype == self.dtype else batch.to(self.dtype)
+            with torch.inference_mode():
+                result = self.custom(self.model, model_batch, targets)  # type: ignore[misc]
+            scores = scores_tensor(result, batch.shape[0], self.name, self.device)
+        self._checked_unchanged(batch, version)
+        if self._on_gpu:
+            return scores
+        return scores.to("cpu", torch.float64).numpy().reshape(len(index))
+
+    # -- targets ----------------------------------------------------------------------------
+
+    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
+        tasks.check_targets_before_call(targets, n, self.kind, self.name)
+
+    def resolve_targets(self, targets: np.ndarray | None, outputs: Any,
+                        output_shape: tuple[int | None, ...] | None) -> np.ndarray:
+        if targets is None:
+            return tasks.default_targets(self._numpy(outputs), self.kind, self.name)
+        if self.builtin_operator:
+            assert outputs is not None  # not traced: the base pass ran the outputs
+            return tasks.validate_targets(targets, len(targets), tuple(outputs.shape), self.kind,
+                                          self.name)
+        return np.asarray(targets, dtype=np.float32)
+
+    def set_targets(self, targets: np.ndarray, batch: int) -> None:
+        array = np.ascontiguousarray(targets, dtype=np.float32)
+        self._targets = torch.tensor(array, device=self.device)  # a copy: never the caller's
+        self._gathered = torch.empty((batch,) + tuple(array.shape[1:]), dtype=torch.float32,
+                                     device=self.device)
+
+    def scores_from_outputs(self, outputs: Any) -> Any:
+        assert self._score_fn is not None and self._targets is not None
+        tensor = outputs if isinstance(outputs, torch.Tensor) else torch.from_numpy(outputs)
+        scores = self._score_fn(tensor.to(self.device), self._targets)
+        if self._on_gpu:
+            return scores.to(torch.float64)
+        return scores.to("cpu", torch.float64).numpy()
+
+    def wrap_result(self, maps: Any) -> torch.Tensor:
+        """The maps as a float32 torch.Tensor on the model's device."""
+        self._view = None  # the explain call is over: release its buffer
+        if isinstance(maps, torch.Tensor):
+            return maps.to(device=self.device, dtype=torch.float32)
+        return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(self.device)
+
+    @staticmethod
+    def _numpy(values: Any) -> np.ndarray:
+        if isinstance(values, torch.Tensor):
+            return values.detach().to("cpu").numpy()
+        return np.asarray(values)

@@ -1,0 +1,19 @@
+"""The engine: one sweep over one filler interface, for every backend and front-end.
+
+- ``geometry``: ``WindowGeometry``, the windows over one input's axes and the maps' shape;
+- ``protocols``: the declared interfaces (``Backend``, ``Filler``, ``DeviceArrays``);
+- ``fillers``: ``HostFiller`` (C++ kernels) and ``DeviceFiller`` (CUDA kernels);
+- ``sweep``: ``Sweep``, the base pass, the chunked stream of batches and the maps;
+- ``progress``, ``stats``: the progress bar and ``ExplainStats``.
+
+Framework-neutral: nothing here imports TensorFlow or PyTorch.
+"""
+
+from fastocclusion.engine.fillers import DeviceFiller, HostFiller
+from fastocclusion.engine.geometry import WindowGeometry
+from fastocclusion.engine.protocols import Backend, DeviceArrays, Filler
+from fastocclusion.engine.stats import ExplainStats
+from fastocclusion.engine.sweep import Sweep
+
+__all__ = ["Backend", "DeviceArrays", "DeviceFiller", "ExplainStats", "Filler", "HostFiller",
+           "Sweep", "WindowGeometry"]

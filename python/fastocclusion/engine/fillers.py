@@ -1,0 +1,132 @@
+"""The two fillers of a sweep (see protocols.Filler): batches in host memory filled by the
+C++ kernels, or in CUDA device memory filled by the CUDA kernels.
+
+Both keep one persistent batch buffer and an incremental fill state: a slot that keeps its
+input only gets its previous window restored and the new one written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastocclusion import _core
+from fastocclusion.engine.protocols import DeviceArrays
+
+
+class HostFiller:
+    """Batches in a 64-byte-aligned host buffer (``_core.HostBuffer``), which the backend
+    hands to the model without a copy (DLPack or a NumPy view). Bookkeeping in NumPy.
+
+    ``buffer`` may be given to reuse the buffer of an earlier sweep of the same shape (a
+    fresh one costs a zeroing and page faults)."""
+
+    def __init__(self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int,
+                 buffer: Any = None) -> None:
+        shape = (batch,) + inputs.shape[1:]
+        self.inputs = inputs
+        self.grid = grid
+        self.baseline = baseline
+        self.buffer = buffer if buffer is not None and buffer.shape == shape else _core.HostBuffer(shape)
+        self._view = np.asarray(self.buffer)
+        self._state = _core.IncrementalFillState()
+        self._deltas: np.ndarray | None = None
+
+    def load_unperturbed(self, start: int, count: int) -> None:
+        self._view[:count] = self.inputs[start:start + count]
+        self._state.reset()  # the slots no longer hold what the fill state believes
+
+    def fill(self, start: int, count: int, stride: int) -> None:
+        _core.fill_occluded_batch(self.inputs, self.grid, self.baseline, start, count,
+                                  self._view, self._state, stride=stride)
+
+    def asarray(self, values: np.ndarray) -> np.ndarray:
+        return values
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.empty(shape, dtype=dtype)
+
+    def concatenate(self, arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(arrays)
+
+    def deltas(self) -> np.ndarray:
+        self._deltas = np.empty(len(self.inputs) * self.grid.num_windows, dtype=np.float64)
+        return self._deltas
+
+    def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> np.ndarray:
+        assert self._deltas is not None, "deltas() first"
+        deltas = self._deltas.reshape((len(self.inputs),) + tuple(self.grid.counts))
+        return _core.accumulate_window_deltas(deltas, self.grid, reduction, collapsed_axes)
+
+
+def load_cuda_module() -> Any:
+    """fastocclusion._cuda, or None when fastocclusion was built without it."""
+    import importlib
+
+    try:
+        return importlib.import_module("fastocclusion._cuda")
+    except ModuleNotFoundError as error:  # only a missing module; a broken one raises
+        if error.name != "fastocclusion._cuda":
+            raise
+        return None
+
+
+class DeviceFiller:
+    """Batches in CUDA device memory (``_cuda.DeviceBuffer``), filled by the CUDA kernels on
+    the model's stream; the inputs are uploaded once, the deltas are computed and
+    accumulated on the device, and only the maps are handed back (as a device array).
+
+    Memory on the device: the inputs (N x input), the baseline when it is an array, one
+    batch buffer (batch x input), N * K float64 deltas and the N maps."""
+
+    def __init__(self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int,
+                 arrays: DeviceArrays) -> None:
+        cuda = load_cuda_module()
+        if cuda is None:
+            raise ValueError("device: the GPU sweep needs fastocclusion._cuda, which this "
+                             "build does not have")
+        self._cuda = cuda
+        self.grid = grid
+        self.arrays = arrays
+        self.n = len(inputs)
+        index, stream = arrays.device_index, arrays.stream
+        self._stream = stream
+        self._inputs = cuda.DeviceBuffer.from_host(np.ascontiguousarray(inputs), index)
+        self._baseline = (float(baseline) if baseline.ndim == 0 else
+                          cuda.DeviceBuffer.from_host(np.ascontiguousarray(baseline), index))
+        self.buffer = cuda.DeviceBuffer((batch,) + inputs.shape[1:], "float32", index)
+        self._state = cuda.IncrementalFillState()
+        self._inputs_view = arrays.view(self._inputs)
+        self._batch_view = arrays.view(self.buffer)
+        self._deltas: Any = None
+
+    def load_unperturbed(self, start: int, count: int) -> None:
+        self._batch_view[:count] = self._inputs_view[start:start + count]
+        self._state.reset()
+
+    def fill(self, start: int, count: int, stride: int) -> None:
+        self._cuda.fill_occluded_batch(self._inputs, self.grid, self._baseline, start, count,
+                                       self.buffer, self._state, stride=stride,
+                                       stream=self._stream)
+
+    def asarray(self, values: np.ndarray) -> Any:
+        return self.arrays.asarray(values)
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        return self.arrays.empty(shape, dtype)
+
+    def concatenate(self, arrays: list[Any]) -> Any:
+        return self.arrays.concatenate(arrays)
+
+    def deltas(self) -> Any:
+        counts = tuple(self.grid.counts)
+        self._deltas = self._cuda.DeviceBuffer((self.n,) + counts, "float64",
+                                               self.arrays.device_index)
+        return self.arrays.view(self._deltas).reshape(-1)
+
+    def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
+        assert self._deltas is not None, "deltas() first"
+        maps = self._cuda.accumulate_window_deltas(self._deltas, self.grid, reduction,
+                                                   collapsed_axes, stream=self._stream)
+        return self.arrays.view(maps)

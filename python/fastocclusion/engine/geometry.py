@@ -1,0 +1,39 @@
+"""The windows of a sweep over one input's axes, and the shape of its maps (SPEC §7).
+
+A front-end turns its own options (Xplique's patch_size over H and W, Captum's window over
+any axes, ...) into one ``WindowGeometry``; the engine needs nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastocclusion import _core
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Windows over the axes of one input.
+
+    sample_shape : one input's shape (1 to 5 axes).
+    window, stride : one size per axis.
+    edges : "valid" | "cover" for every axis.
+    collapsed_axes : axes that one window covers in full and that the maps keep with length
+        1 (e.g. the channels of an image: maps (H, W, 1)).
+    """
+
+    sample_shape: tuple[int, ...]
+    window: tuple[int, ...]
+    stride: tuple[int, ...]
+    edges: str = "valid"
+    collapsed_axes: tuple[int, ...] = ()
+
+    def grid(self) -> _core.WindowGrid:
+        """The compiled grid (ValueError from the core for inconsistent sizes)."""
+        return _core.WindowGrid(self.sample_shape, self.window, self.stride, self.edges)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        """One input's map: the sample shape with the collapsed axes of length 1."""
+        return tuple(1 if axis in self.collapsed_axes else length
+                     for axis, length in enumerate(self.sample_shape))

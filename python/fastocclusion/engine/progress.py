@@ -1,0 +1,25 @@
+"""The optional progress bar of a sweep (tqdm)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, enabled: bool) -> Iterator[Any]:
+    """A tqdm bar over ``total`` perturbed samples when enabled (None otherwise), closed on
+    exit, errors included."""
+    if not enabled:
+        yield None
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+    bar = tqdm(total=total, unit="sample", desc="occlusion")
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -1,0 +1,119 @@
+"""The interfaces between the sweep and what it drives: a backend runs the model, a filler
+builds the occluded batches. Declared here; implemented by ``fastocclusion.backends.*``
+(backends) and ``fastocclusion.engine.fillers`` (fillers).
+
+Arrays. The sweep's bookkeeping (slot tables, scores, deltas) lives where the batches live:
+NumPy arrays for a host filler, the backend's device arrays (e.g. torch tensors on a CUDA
+device) for a device filler. The sweep only indexes, subtracts, transposes, reshapes and
+assigns them, which NumPy and torch spell the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class DeviceArrays(Protocol):
+    """Array operations on one CUDA device, for the device filler's bookkeeping; given by
+    a backend whose model runs there."""
+
+    #: CUDA device ordinal the model runs on.
+    device_index: int
+    #: The CUDA stream the model's work is enqueued on (an int handle or an object with
+    #: ``cuda_stream``); fills and maps are enqueued on it too, so everything is ordered.
+    stream: Any
+
+    def asarray(self, values: np.ndarray) -> Any:
+        """A device array holding a copy of ``values``."""
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """An uninitialised device array."""
+
+    def concatenate(self, arrays: list[Any]) -> Any:
+        """Device arrays joined along their first axis."""
+
+    def view(self, buffer: Any) -> Any:
+        """A device array aliasing a ``fastocclusion._cuda.DeviceBuffer`` (DLPack, no copy);
+        writes through it show in the buffer."""
+
+
+class Backend(Protocol):
+    """The model side of an occlusion sweep: one per explainer (model, operator, device).
+
+    Batches are buffers of ``(batch,) + one input's shape`` float32 samples that a filler
+    refills in place between calls: a backend makes its view of a buffer once and must not
+    keep what it read from it. Every method that calls the model says so; nothing else may.
+    """
+
+    #: True for the built-in operators (scores are a function of the model's outputs and
+    #: the targets), False for a custom g(model, inputs, targets).
+    builtin_operator: bool
+    #: Not None when batches must be filled on a CUDA device (the device filler); None when
+    #: they are filled in host memory.
+    device_arrays: DeviceArrays | None
+
+    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
+        """What can be checked of the targets before any model call (ValueError)."""
+
+    def static_output_shape(self, buffer: Any) -> tuple[int | None, ...] | None:
+        """The model's output shape for a full batch when it is known without a model call
+        (tracing), else None."""
+
+    def outputs(self, buffer: Any) -> Any:
+        """MODEL CALL: the raw outputs of the full batch in ``buffer``, first dimension the
+        batch size, as a bookkeeping array (a copy: the buffer is refilled next)."""
+
+    def resolve_targets(self, targets: np.ndarray | None, outputs: Any,
+                        output_shape: tuple[int | None, ...] | None) -> np.ndarray:
+        """The sweep's float32 targets: the model's top class from ``outputs`` (the
+        unperturbed inputs' outputs) when ``targets`` is None, else ``targets`` checked
+        against the output shape (``outputs.shape`` when given, else ``output_shape``)."""
+
+    def set_targets(self, targets: np.ndarray, batch: int) -> None:
+        """Keeps the sweep's targets (N, ...) for ``scores``; ``batch`` is the batch size."""
+
+    def scores(self, buffer: Any, slots: Any, gather: bool) -> Any:
+        """MODEL CALL: (batch,) float scores of the full batch in ``buffer``; slot j is scored
+        against the target of input ``slots[j]`` (an int64 bookkeeping array). ``gather``
+        False: the slots hold the same inputs as in the previous call."""
+
+    def scores_from_outputs(self, outputs: Any) -> Any:
+        """Built-in operators only: the (N,) scores of the unperturbed inputs from their
+        outputs and the targets set, without a model call."""
+
+    def wrap_result(self, maps: Any) -> Any:
+        """The maps (a float32 NumPy array, or a device array) as what explain returns."""
+
+
+class Filler(Protocol):
+    """Where the batches of a sweep live and how they are filled and turned into maps: the
+    host filler (C++ kernels, host memory) or the device filler (CUDA kernels)."""
+
+    #: The batch buffer, (batch,) + one input's shape, float32; its content changes with
+    #: every fill.
+    buffer: Any
+
+    def load_unperturbed(self, start: int, count: int) -> None:
+        """Inputs [start, start + count) into the first ``count`` slots."""
+
+    def fill(self, start: int, count: int, stride: int) -> None:
+        """Occluded samples: slot j < count gets stream index start + j * stride
+        (incremental: only what changed since the last fill is rewritten)."""
+
+    def asarray(self, values: np.ndarray) -> Any:
+        """A bookkeeping array holding ``values``."""
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """An uninitialised bookkeeping array."""
+
+    def concatenate(self, arrays: list[Any]) -> Any:
+        """Bookkeeping arrays joined along their first axis."""
+
+    def deltas(self) -> Any:
+        """The (N * K,) float64 bookkeeping array the sweep writes the deltas into."""
+
+    def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
+        """The (N, *map shape) float32 maps of the deltas written (NumPy, or a device array
+        for the device filler: only maps leave the device)."""

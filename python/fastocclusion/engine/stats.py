@@ -1,0 +1,30 @@
+"""What one explain call did and where its time went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExplainStats:
+    """Counts and times of one ``explain`` call (``Occlusion.last_stats``).
+
+    ``model_seconds`` is the wall time spent inside the model (and operator) calls, result
+    fetch included; ``total_seconds - model_seconds`` is fastocclusion's own work (input
+    checks, batch filling, accumulation). None on the GPU sweep, whose calls are
+    asynchronous (only the total is meaningful there)."""
+
+    inputs: int
+    patches_per_input: int
+    perturbed_samples: int
+    batch_size: int
+    model_calls: int
+    total_seconds: float
+    model_seconds: float | None
+
+    @property
+    def overhead_seconds(self) -> float | None:
+        """``total_seconds - model_seconds`` (None when model_seconds is)."""
+        if self.model_seconds is None:
+            return None
+        return self.total_seconds - self.model_seconds

@@ -1,0 +1,131 @@
+"""The one occlusion sweep, for every backend and both fillers (SPEC §1, §4).
+
+How one sweep runs:
+1. the base pass: the unperturbed inputs, ``batch`` at a time, through the model once:
+   their raw outputs when the targets must be derived (targets None) or checked against an
+   output shape that tracing cannot tell, and the base scores from those outputs (built-in
+   operators); otherwise (targets given to a traceable model, or a custom operator) the base
+   scores directly. A custom operator with targets None takes two passes (outputs for the
+   default targets, then its scores).
+2. the sweep: the stream of N * K (input, window) pairs is cut into ``batch`` contiguous
+   chunks of C = ceil(N * K / batch) pairs, and slot j walks chunk j: batch b holds stream
+   indices b + j * C. A slot thus moves to the next window of the same input from one batch
+   to the next (the incremental fill rewrites two windows) and copies a whole input only
+   when its chunk crosses into the next one: about N + batch copies in a sweep instead of
+   N * batch. Every call has exactly ``batch`` samples (the slots past the end of the
+   stream, the padding, are the last slots of the last batches).
+3. the deltas base - score, back in stream order, then the maps (the filler accumulates).
+
+Python loops once per batch, never per window or pixel; the loop does no index arithmetic
+(the slot and score tables are made once).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from fastocclusion.engine.progress import progress_bar
+from fastocclusion.engine.protocols import Backend, Filler
+
+
+class Sweep:
+    """One explain call's sweep: ``run`` returns the maps. Counts the model calls and, on the
+    host, sums their wall time (``model_calls``, ``model_seconds``)."""
+
+    def __init__(self, backend: Backend, filler: Filler, n: int, num_windows: int, batch: int,
+                 progress: bool = False) -> None:
+        self.backend = backend
+        self.filler = filler
+        self.n = n
+        self.num_windows = num_windows
+        self.batch = batch
+        self.progress = progress
+        self.model_calls = 0
+        self._timed_calls = backend.device_arrays is None  # device calls are asynchronous
+        self.model_seconds: float | None = 0.0 if self._timed_calls else None
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        """A model call of the backend, counted (and timed on the host)."""
+        self.model_calls += 1
+        if not self._timed_calls:
+            return method(*args)
+        start = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            self.model_seconds += time.perf_counter() - start  # type: ignore[operator]
+
+    # -- 1. the base pass -------------------------------------------------------------------
+
+    def _unperturbed_outputs(self) -> Any:
+        chunks = []
+        for start in range(0, self.n, self.batch):
+            count = min(self.batch, self.n - start)
+            self.filler.load_unperturbed(start, count)
+            chunks.append(self._call(self.backend.outputs, self.filler.buffer)[:count])
+        return chunks[0] if len(chunks) == 1 else self.filler.concatenate(chunks)
+
+    def _unperturbed_scores(self) -> Any:
+        scores = self.filler.empty((self.n,), np.float64)
+        slots = np.full(self.batch, self.n - 1, dtype=np.int64)  # padding repeats the last input
+        for start in range(0, self.n, self.batch):
+            count = min(self.batch, self.n - start)
+            self.filler.load_unperturbed(start, count)
+            slots[:count] = np.arange(start, start + count)
+            batch_scores = self._call(self.backend.scores, self.filler.buffer,
+                                      self.filler.asarray(slots), True)
+            scores[start:start + count] = batch_scores[:count]
+        return scores
+
+    def base_pass(self, targets: np.ndarray | None) -> tuple[np.ndarray, Any]:
+        """(the checked or default targets, the (N,) float64 base scores)."""
+        backend = self.backend
+        shape = None
+        if targets is not None and backend.builtin_operator:
+            shape = backend.static_output_shape(self.filler.buffer)
+        outputs = None
+        if targets is None or (backend.builtin_operator and shape is None):
+            outputs = self._unperturbed_outputs()
+        targets = backend.resolve_targets(targets, outputs, shape)
+        backend.set_targets(targets, self.batch)
+        if outputs is not None and backend.builtin_operator:
+            base = backend.scores_from_outputs(outputs)
+        else:
+            base = self._unperturbed_scores()
+        return targets, base
+
+    # -- 2. and 3. the sweep and the maps ---------------------------------------------------
+
+    def run(self, targets: np.ndarray | None, reduction: str,
+            collapsed_axes: tuple[int, ...]) -> tuple[np.ndarray, Any]:
+        """(the targets used, the maps (N, *map shape) float32 from the filler)."""
+        targets, base = self.base_pass(targets)
+        n, k, batch = self.n, self.num_windows, self.batch
+        total = n * k
+        chunk = -(-total // batch)
+        # slot_table[b, j]: the input of slot j in batch b (stream index b + j * chunk;
+        # padding slots past the stream repeat the last input).
+        table = np.minimum((np.arange(chunk, dtype=np.int64)[:, None]
+                            + np.arange(batch, dtype=np.int64)[None, :] * chunk) // k, n - 1)
+        # A slot's input changes only where its chunk crosses into the next input: targets
+        # are gathered again only for the batches where some slot changed input.
+        regather = np.ones(chunk, dtype=bool)
+        regather[1:] = (table[1:] != table[:-1]).any(axis=1)
+        slot_table = self.filler.asarray(table)
+        scores = self.filler.empty((chunk, batch), np.float64)
+        with progress_bar(total, self.progress) as bar:
+            for b in range(chunk):
+                count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
+                self.filler.fill(b, count, chunk)
+                scores[b] = self._call(self.backend.scores, self.filler.buffer, slot_table[b],
+                                       bool(regather[b]))
+                if bar is not None:
+                    bar.update(count)
+        # Back to stream order: index b + j * chunk is row j, column b of the transpose.
+        deltas = self.filler.deltas()
+        deltas[...] = (base[slot_table] - scores).T.reshape(-1)[:total]
+        return targets, self.filler.maps(reduction, collapsed_axes)
+

@@ -1,0 +1,138 @@
+"""The package's layout holds: imports point down only (no cycle, the engine imports no
+backend or front-end), no module imports another's private names, and the framework-free
+layers import no framework."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastocclusion
+
+PACKAGE = Path(fastocclusion.__file__).resolve().parent
+COMPILED = {"fastocclusion._core", "fastocclusion._cuda"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every ``import``/``from ... import`` of the package in ``path``, at
+    any depth (lazy imports inside functions included), except under ``if TYPE_CHECKING``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for child in ast.walk(node))
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return [(m, names) for m, names in found if m == "fastocclusion" or m.startswith("fastocclusion.")]
+
+
+def target_modules(module: str, names: list[str], known: dict[str, Path]) -> list[str]:
+    """The package modules an import statement loads (``from fastocclusion import x`` loads
+    fastocclusion.x when x is a module)."""
+    targets = [module]
+    targets += [f"{module}.{name}" for name in names if f"{module}.{name}" in known]
+    return [t for t in targets if t in known]
+
+
+def import_graph() -> dict[str, set[str]]:
+    known = modules()
+    graph: dict[str, set[str]] = {name: set() for name in known}
+    for name, path in known.items():
+        for module, names in imports_of(path):
+            for target in target_modules(module, names, known):
+                # A package's __init__ re-exporting its own modules is not an edge back up,
+                # and importing the root package (for its version or lazy names) is allowed.
+                if target != name and target != "fastocclusion":
+                    graph[name].add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)) is not None:
+                return cycle
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)) is not None:
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    # The graph is read right (lazy imports inside functions count too).
+    assert "fastocclusion.engine.sweep" in graph["fastocclusion.occlusion"] or \
+        "fastocclusion.engine" in graph["fastocclusion.occlusion"]
+    assert "fastocclusion.backends.torch" in graph["fastocclusion.backends"]
+    assert find_cycle(graph) is None
+
+
+def test_imports_point_down():
+    """engine: no backend, front-end or CLI; backends: no front-end; no backend imports
+    another backend."""
+    layers = {
+        "fastocclusion.engine": ("fastocclusion.backends", "fastocclusion.occlusion",
+                                 "fastocclusion.cli", "fastocclusion.demo", "fastocclusion.plot"),
+        "fastocclusion.backends.tensorflow": ("fastocclusion.backends.torch",
+                                              "fastocclusion.occlusion", "fastocclusion.cli"),
+        "fastocclusion.backends.torch": ("fastocclusion.backends.tensorflow",
+                                         "fastocclusion.occlusion", "fastocclusion.cli"),
+    }
+    for name, targets in import_graph().items():
+        for layer, forbidden in layers.items():
+            if name == layer or name.startswith(layer + "."):
+                bad = sorted(t for t in targets if t.startswith(forbidden))
+                assert not bad, f"{name} imports {bad}"
+
+
+def test_no_private_names_imported_across_modules():
+    for name, path in modules().items():
+        for module, names in imports_of(path):
+            private = [n for n in names if n.startswith("_") and f"{module}.{n}" not in COMPILED]
+            assert not private, f"{name} imports private {private} from {module}"
+
+
+@pytest.mark.parametrize("module", ["fastocclusion", "fastocclusion.engine",
+                                    "fastocclusion.occlusion", "fastocclusion.backends",
+                                    "fastocclusion.arrays", "fastocclusion.tasks"])
+def test_framework_free_layers_import_no_framework(module):
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]"

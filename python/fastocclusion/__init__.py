@@ -9,8 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Occlusion", "Tasks", "TorchCallable", "__version__", "get_num_threads",
-           "set_num_threads"]
+__all__ = [
+    "Occlusion",
+    "Tasks",
+    "TorchCallable",
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+]
 
 _LAZY = {
     "Occlusion": "fastocclusion.occlusion",
@@ -19,9 +25,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fastocclusion.backends.torch import TorchCallable
     from fastocclusion.occlusion import Occlusion
     from fastocclusion.tasks import Tasks
-    from fastocclusion.backends.torch import TorchCallable
 
 
 def set_num_threads(threads: int) -> None:
@@ -30,8 +36,9 @@ def set_num_threads(threads: int) -> None:
     its framework's (``tf.config.threading``, ``torch.set_num_threads``). Takes effect on
     the next kernel call, in every thread."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads: {threads!r} is invalid, expected an integer >= 0 "
-                         "(0: the default)")
+        raise ValueError(
+            f"threads: {threads!r} is invalid, expected an integer >= 0 (0: the default)"
+        )
     from fastocclusion import _core
 
     _core.set_num_threads(min(threads, 2**31 - 1))

@@ -30,13 +30,16 @@ def to_numpy(value: Any, name: str, error: type[Exception] = TypeError) -> np.nd
             elif hasattr(value, "numpy") and callable(value.numpy):  # tf.Tensor and kin
                 value = value.numpy()
         except (TypeError, ValueError, RuntimeError) as failure:
-            raise error(f"{name}: a {type(value).__name__} could not be read as an array "
-                        f"({failure})") from None
+            raise error(
+                f"{name}: a {type(value).__name__} could not be read as an array ({failure})"
+            ) from None
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as failure:
         raise error(f"{name}: could not be read as a numeric array ({failure})") from None
     if array.dtype.kind not in "biuf":
-        raise error(f"{name}: dtype {array.dtype} is invalid, expected an array of numbers "
-                    "(bool, integer or floating point)")
+        raise error(
+            f"{name}: dtype {array.dtype} is invalid, expected an array of numbers "
+            "(bool, integer or floating point)"
+        )
     return array

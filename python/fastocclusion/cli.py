@@ -20,7 +20,6 @@ from typing import Any
 
 import fastocclusion
 
-
 #: Pillow mode per channel count of the model's input.
 CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -73,62 +72,113 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastocclusion",
         description="Occlusion sensitivity maps (Zeiler & Fergus 2014) where the model calls "
-                    "are the only cost.",
+        "are the only cost.",
     )
-    parser.add_argument("--version", action="version",
-                        version=f"fastocclusion {fastocclusion.__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"fastocclusion {fastocclusion.__version__}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="train a small CNN on synthetic shapes, explain it, check and time it",
+        "demo",
+        help="train a small CNN on synthetic shapes, explain it, check and time it",
         description="Builds a synthetic data set in memory (noise images with one bright "
-                    "square or disc), trains a small Keras CNN on the CPU, explains held-out "
-                    "images with Occlusion, prints the pointing-game score against chance and "
-                    "the time split (model calls vs overhead), and writes a PNG grid of "
-                    "heatmaps. No downloads.")
-    demo.add_argument("--out", default="occlusion_demo.png",
-                      help="PNG to write (default: %(default)s)")
+        "square or disc), trains a small Keras CNN on the CPU, explains held-out "
+        "images with Occlusion, prints the pointing-game score against chance and "
+        "the time split (model calls vs overhead), and writes a PNG grid of "
+        "heatmaps. No downloads.",
+    )
+    demo.add_argument(
+        "--out", default="occlusion_demo.png", help="PNG to write (default: %(default)s)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    demo.add_argument("--epochs", type=_positive_int, default=3,
-                      help="training epochs (default: %(default)s)")
-    demo.add_argument("--samples", type=_positive_int, default=2000,
-                      help="training images (default: %(default)s)")
-    demo.add_argument("--explain", type=_positive_int, default=32,
-                      help="held-out images to explain, at most 500 (default: %(default)s)")
-    demo.add_argument("--batch-size", type=_positive_int, default=64,
-                      help="perturbed samples per model call (default: %(default)s)")
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=3, help="training epochs (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--samples", type=_positive_int, default=2000, help="training images (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--explain",
+        type=_positive_int,
+        default=32,
+        help="held-out images to explain, at most 500 (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=64,
+        help="perturbed samples per model call (default: %(default)s)",
+    )
 
     explain = commands.add_parser(
-        "explain", help="occlusion maps of images under a saved Keras model",
+        "explain",
+        help="occlusion maps of images under a saved Keras model",
         description="Loads a saved Keras model and images, resizes each image to the model's "
-                    "input size (mode L for 1 channel, RGB for 3, RGBA for 4), divides the "
-                    "pixel values by --scale (default 255: inputs in [0, 1]), explains them "
-                    "and writes DIR/<stem>_occlusion.png overlays and DIR/maps.npy (N, H, W).")
+        "input size (mode L for 1 channel, RGB for 3, RGBA for 4), divides the "
+        "pixel values by --scale (default 255: inputs in [0, 1]), explains them "
+        "and writes DIR/<stem>_occlusion.png overlays and DIR/maps.npy (N, H, W).",
+    )
     explain.add_argument("--model", required=True, help="a saved Keras model (.keras, .h5)")
-    explain.add_argument("--images", required=True, nargs="+", metavar="IMAGE",
-                         help="image files Pillow can read")
+    explain.add_argument(
+        "--images", required=True, nargs="+", metavar="IMAGE", help="image files Pillow can read"
+    )
     explain.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    explain.add_argument("--patch-size", type=_pair, default=16, metavar="N|R,C",
-                         help="patch size in pixels (default: %(default)s)")
-    explain.add_argument("--patch-stride", type=_pair, default=8, metavar="N|R,C",
-                         help="patch stride in pixels (default: %(default)s)")
-    explain.add_argument("--target", type=int, default=None, metavar="K",
-                         help="explain class K for every image (default: each image's top "
-                              "class)")
-    explain.add_argument("--batch-size", type=_batch_size, default=32, metavar="B|auto",
-                         help="perturbed samples per model call (default: %(default)s)")
-    explain.add_argument("--occlusion-value", type=_finite_float, default=0.0, metavar="V",
-                         help="baseline value of occluded pixels, in model input units "
-                              "(after --scale) (default: %(default)s)")
-    explain.add_argument("--edges", choices=("valid", "cover"), default="valid",
-                         help="valid: only patches inside the image (reference); cover: add "
-                              "clipped patches so every pixel is covered (default: %(default)s)")
-    explain.add_argument("--reduction", choices=("sum", "mean"), default="sum",
-                         help="sum over covering patches (reference) or their mean "
-                              "(default: %(default)s)")
-    explain.add_argument("--scale", type=_positive_float, default=255.0,
-                         help="divide pixel values by this (default: %(default)s; 1 keeps "
-                              "0..255)")
+    explain.add_argument(
+        "--patch-size",
+        type=_pair,
+        default=16,
+        metavar="N|R,C",
+        help="patch size in pixels (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--patch-stride",
+        type=_pair,
+        default=8,
+        metavar="N|R,C",
+        help="patch stride in pixels (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--target",
+        type=int,
+        default=None,
+        metavar="K",
+        help="explain class K for every image (default: each image's top class)",
+    )
+    explain.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=32,
+        metavar="B|auto",
+        help="perturbed samples per model call (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--occlusion-value",
+        type=_finite_float,
+        default=0.0,
+        metavar="V",
+        help="baseline value of occluded pixels, in model input units "
+        "(after --scale) (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--edges",
+        choices=("valid", "cover"),
+        default="valid",
+        help="valid: only patches inside the image (reference); cover: add "
+        "clipped patches so every pixel is covered (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--reduction",
+        choices=("sum", "mean"),
+        default="sum",
+        help="sum over covering patches (reference) or their mean (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--scale",
+        type=_positive_float,
+        default=255.0,
+        help="divide pixel values by this (default: %(default)s; 1 keeps 0..255)",
+    )
     return parser
 
 
@@ -148,9 +198,11 @@ def _require_plot_extra() -> None:
         if not found:
             missing.append(distribution)
     if missing:
-        raise UsageError(f"writing PNG files needs {' and '.join(missing)}, which "
-                         f"{'is' if len(missing) == 1 else 'are'} not installed: "
-                         "pip install \"fastocclusion[plot]\"")
+        raise UsageError(
+            f"writing PNG files needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: "
+            'pip install "fastocclusion[plot]"'
+        )
 
 
 @contextlib.contextmanager
@@ -195,8 +247,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from fastocclusion.demo import run_demo
 
-    run_demo(out=args.out, seed=args.seed, epochs=args.epochs, samples=args.samples,
-             explain=args.explain, batch_size=args.batch_size)
+    run_demo(
+        out=args.out,
+        seed=args.seed,
+        epochs=args.epochs,
+        samples=args.samples,
+        explain=args.explain,
+        batch_size=args.batch_size,
+    )
     return 0
 
 
@@ -206,18 +264,29 @@ def _load_model(path: str) -> Any:
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 - any load failure is the user's file
-        raise UsageError(f"--model: {path!r} could not be loaded as a Keras model "
-                         f"({type(error).__name__}: {error})") from None
+        raise UsageError(
+            f"--model: {path!r} could not be loaded as a Keras model "
+            f"({type(error).__name__}: {error})"
+        ) from None
     input_shape = getattr(model, "input_shape", None)
-    if not (isinstance(input_shape, tuple) and len(input_shape) == 4
-            and input_shape[-1] in CHANNEL_MODES):
-        raise UsageError(f"--model: input shape {input_shape} is not supported, expected "
-                         "one image input (batch, height, width, 1|3|4)")
+    if not (
+        isinstance(input_shape, tuple)
+        and len(input_shape) == 4
+        and input_shape[-1] in CHANNEL_MODES
+    ):
+        raise UsageError(
+            f"--model: input shape {input_shape} is not supported, expected "
+            "one image input (batch, height, width, 1|3|4)"
+        )
     output_shape = getattr(model, "output_shape", None)
-    if not (isinstance(output_shape, tuple) and len(output_shape) == 2
-            and isinstance(output_shape[-1], int)):
-        raise UsageError(f"--model: output shape {output_shape} is not supported, expected "
-                         "(batch, classes)")
+    if not (
+        isinstance(output_shape, tuple)
+        and len(output_shape) == 2
+        and isinstance(output_shape[-1], int)
+    ):
+        raise UsageError(
+            f"--model: output shape {output_shape} is not supported, expected (batch, classes)"
+        )
     return model
 
 
@@ -234,8 +303,9 @@ def _load_image(path: str, mode: str, size: tuple[int, int] | None, scale: float
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.float32) / np.float32(scale)
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise UsageError(f"--images: {path!r} is not a readable image "
-                         f"({type(error).__name__}: {error})") from None
+        raise UsageError(
+            f"--images: {path!r} is not a readable image ({type(error).__name__}: {error})"
+        ) from None
     return array[..., None] if array.ndim == 2 else array
 
 
@@ -254,8 +324,9 @@ def _output_names(paths: Sequence[str]) -> list[str]:
 def _check_patch(value: int | tuple[int, int], flag: str, height: int, width: int) -> None:
     rows, cols = (value, value) if isinstance(value, int) else value
     if rows > height or cols > width:
-        raise UsageError(f"{flag}: {value} is invalid, expected at most the model's input "
-                         f"size {height}x{width}")
+        raise UsageError(
+            f"{flag}: {value} is invalid, expected at most the model's input size {height}x{width}"
+        )
 
 
 def _run_explain(args: argparse.Namespace) -> int:
@@ -277,28 +348,35 @@ def _run_explain(args: argparse.Namespace) -> int:
     _, height, width, channels = model.input_shape
     classes = model.output_shape[-1]
     if args.target is not None and not 0 <= args.target < classes:
-        raise UsageError(f"--target: {args.target} is invalid, expected a class index in "
-                         f"0..{classes - 1} (the model has {classes} outputs)")
+        raise UsageError(
+            f"--target: {args.target} is invalid, expected a class index in "
+            f"0..{classes - 1} (the model has {classes} outputs)"
+        )
     mode = CHANNEL_MODES[channels]
     size = (height, width) if height is not None and width is not None else None
     first = _load_image(args.images[0], mode, size, args.scale)
     if size is None:  # a model with free spatial dimensions: every image as the first one
         size = first.shape[:2]
         print(f"note: the model accepts any size; images are resized to {size[0]}x{size[1]}")
-    images = np.stack([first] + [_load_image(p, mode, size, args.scale)
-                                 for p in args.images[1:]])
+    images = np.stack([first] + [_load_image(p, mode, size, args.scale) for p in args.images[1:]])
     _check_patch(args.patch_size, "--patch-size", *size)
     _check_patch(args.patch_stride, "--patch-stride", *size)
 
     predictions = np.asarray(model.predict(images, batch_size=32, verbose=0))
-    labels = (np.full(len(images), args.target) if args.target is not None
-              else predictions.argmax(axis=1))
+    labels = (
+        np.full(len(images), args.target) if args.target is not None else predictions.argmax(axis=1)
+    )
     targets = np.eye(classes, dtype=np.float32)[labels]
     try:
-        explainer = Occlusion(model, batch_size=args.batch_size, patch_size=args.patch_size,
-                              patch_stride=args.patch_stride,
-                              occlusion_value=args.occlusion_value, edges=args.edges,
-                              reduction=args.reduction)
+        explainer = Occlusion(
+            model,
+            batch_size=args.batch_size,
+            patch_size=args.patch_size,
+            patch_stride=args.patch_stride,
+            occlusion_value=args.occlusion_value,
+            edges=args.edges,
+            reduction=args.reduction,
+        )
         maps = explainer.explain(images, targets).numpy()[..., 0]
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
@@ -306,11 +384,14 @@ def _run_explain(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     np.save(os.path.join(args.out, "maps.npy"), maps)
     for path, name, image, hmap, label, scores in zip(
-            args.images, _output_names(args.images), images, maps, labels, predictions):
+        args.images, _output_names(args.images), images, maps, labels, predictions
+    ):
         out = os.path.join(args.out, name)
         save_overlay(out, image, hmap, title=f"{os.path.basename(path)}: class {label}")
-        print(f"{path}: class {label} (output {scores[label]:.4g}), map max "
-              f"{hmap.max():.4g} min {hmap.min():.4g} -> {out}")
+        print(
+            f"{path}: class {label} (output {scores[label]:.4g}), map max "
+            f"{hmap.max():.4g} min {hmap.min():.4g} -> {out}"
+        )
     print(f"wrote {os.path.join(args.out, 'maps.npy')} {maps.shape}")
     return 0
 
@@ -333,4 +414,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"fastocclusion {args.command}: error: {error}", file=sys.stderr)
         return 2
-

@@ -49,8 +49,9 @@ class DemoResult:
     out: str
 
 
-def make_dataset(n: int, rng: np.random.Generator,
-                 size: int = SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_dataset(
+    n: int, rng: np.random.Generator, size: int = SIZE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images (n, size, size, 1) float32 in [0, 1], labels (n,) int64, masks (n, size, size)
     bool): noise with one bright square (label 0) or disc (label 1); masks mark the shape."""
     rows, cols = np.mgrid[:size, :size]
@@ -74,18 +75,22 @@ def build_model(size: int = SIZE) -> Any:
     import keras
 
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((size, size, 1)),
-        layers.Conv2D(16, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.GlobalMaxPooling2D(),
-        layers.Dense(len(CLASS_NAMES)),  # logits
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 1)),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.GlobalMaxPooling2D(),
+            layers.Dense(len(CLASS_NAMES)),  # logits
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
     return model
 
 
@@ -108,14 +113,25 @@ def _busy_note() -> str:
     return f"; note: the machine is busy (load {load:.1f} on {cores} cores), timings are noisy"
 
 
-def _plot(path: str, images: np.ndarray, maps: np.ndarray, masks: np.ndarray,
-          predicted: np.ndarray, hits: np.ndarray) -> None:
+def _plot(
+    path: str,
+    images: np.ndarray,
+    maps: np.ndarray,
+    masks: np.ndarray,
+    predicted: np.ndarray,
+    hits: np.ndarray,
+) -> None:
     from fastocclusion.plot import plot_maps
 
     titles = [f"{CLASS_NAMES[p]}: {'hit' if h else 'miss'}" for p, h in zip(predicted, hits)]
-    fig = plot_maps(images, maps, titles=titles, cols=8,
-                    title="fastocclusion demo: occlusion maps on one scale (red: evidence for "
-                          "the class; white outline: the object; +: map peak)")
+    fig = plot_maps(
+        images,
+        maps,
+        titles=titles,
+        cols=8,
+        title="fastocclusion demo: occlusion maps on one scale (red: evidence for "
+        "the class; white outline: the object; +: map peak)",
+    )
     for ax, hmap, mask in zip(fig.axes, maps, masks):
         ax.contour(mask.astype(np.float32), levels=[0.5], colors="white", linewidths=0.7)
         peak_row, peak_col = np.unravel_index(np.argmax(hmap), hmap.shape)
@@ -132,32 +148,47 @@ def train_model(seed: int = 0, samples: int = 2000, epochs: int = 3) -> Any:
     keras.utils.set_random_seed(seed)
     x_train, y_train, _ = make_dataset(samples, np.random.default_rng([seed, 1]))
     model = build_model()
-    model.fit(x_train, np.eye(len(CLASS_NAMES), dtype=np.float32)[y_train], epochs=epochs,
-              batch_size=32, verbose=0)
+    model.fit(
+        x_train,
+        np.eye(len(CLASS_NAMES), dtype=np.float32)[y_train],
+        epochs=epochs,
+        batch_size=32,
+        verbose=0,
+    )
     return model
 
 
-def _train(samples: int, epochs: int, seed: int, x_test: np.ndarray, y_test: np.ndarray,
-           echo: Callable[[str], None]) -> tuple[Any, np.ndarray, float]:
+def _train(
+    samples: int,
+    epochs: int,
+    seed: int,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    echo: Callable[[str], None],
+) -> tuple[Any, np.ndarray, float]:
     """Trains the CNN; returns (model, held-out top classes, held-out accuracy)."""
     start = time.perf_counter()
     model = train_model(seed, samples, epochs)
     train_s = time.perf_counter() - start
     predicted = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
     accuracy = float(np.mean(predicted == y_test))
-    echo(f"model: small CNN, {model.count_params()} parameters, {epochs} epoch(s) in "
-         f"{train_s:.1f} s; held-out accuracy {accuracy:.3f} ({len(y_test)} images)")
+    echo(
+        f"model: small CNN, {model.count_params()} parameters, {epochs} epoch(s) in "
+        f"{train_s:.1f} s; held-out accuracy {accuracy:.3f} ({len(y_test)} images)"
+    )
     return model, predicted, accuracy
 
 
-def _explain_and_time(model: Any, images: np.ndarray,
-                      batch_size: int) -> tuple[np.ndarray, Any, float]:
+def _explain_and_time(
+    model: Any, images: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, Any, float]:
     """(maps (N, H, W), the ExplainStats of the fastest of TIMING_REPEATS explain calls,
     the warm-up call's seconds)."""
     from fastocclusion import Occlusion
 
-    explainer = Occlusion(model, batch_size=batch_size, patch_size=PATCH_SIZE,
-                          patch_stride=PATCH_STRIDE)
+    explainer = Occlusion(
+        model, batch_size=batch_size, patch_size=PATCH_SIZE, patch_stride=PATCH_STRIDE
+    )
     start = time.perf_counter()
     explainer.explain(images[:1])  # traces the model; same batch shape as the timed calls
     warmup_s = time.perf_counter() - start
@@ -168,15 +199,23 @@ def _explain_and_time(model: Any, images: np.ndarray,
     return maps, min(runs, key=lambda stats: stats.total_seconds), warmup_s
 
 
-def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
-             samples: int = 2000, explain: int = 32, batch_size: int = 64,
-             echo: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    out: str = "occlusion_demo.png",
+    seed: int = 0,
+    epochs: int = 3,
+    samples: int = 2000,
+    explain: int = 32,
+    batch_size: int = 64,
+    echo: Callable[[str], None] = print,
+) -> DemoResult:
     """Runs the whole demo, printing its report through ``echo``; see the module docstring."""
     if explain > HELD_OUT:
         raise ValueError(f"explain: {explain} is invalid, expected at most {HELD_OUT}")
     x_test, y_test, m_test = make_dataset(HELD_OUT, np.random.default_rng([seed, 2]))
-    echo(f"data: {samples} training and {HELD_OUT} held-out {SIZE}x{SIZE} grayscale noise "
-         f"images with one bright {' or '.join(CLASS_NAMES)} (seed {seed})")
+    echo(
+        f"data: {samples} training and {HELD_OUT} held-out {SIZE}x{SIZE} grayscale noise "
+        f"images with one bright {' or '.join(CLASS_NAMES)} (seed {seed})"
+    )
     model, predicted, accuracy = _train(samples, epochs, seed, x_test, y_test, echo)
 
     images, masks = x_test[:explain], m_test[:explain]
@@ -184,22 +223,36 @@ def run_demo(out: str = "occlusion_demo.png", seed: int = 0, epochs: int = 3,
     hits = pointing_hits(maps, masks)
     pointing, chance = float(np.mean(hits)), float(np.mean(masks))
     total, inside = stats.total_seconds, stats.model_seconds
-    echo(f"explain: Occlusion(patch_size={PATCH_SIZE}, patch_stride={PATCH_STRIDE}, "
-         f"batch_size={batch_size}) on {explain} held-out images, top class, "
-         f"{stats.patches_per_input} patches each = {stats.perturbed_samples} perturbed samples")
-    echo(f"pointing game: {pointing:.3f} ({int(hits.sum())}/{explain} map peaks on the object);"
-         f" chance level {chance:.3f} (mean object area fraction)")
-    echo(f"time: explain {total:.3f} s = model calls {inside:.3f} s "
-         f"({100 * inside / total:.1f}%) + fastocclusion {total - inside:.3f} s "
-         f"({100 * (total - inside) / total:.1f}%); the first call (tracing) took "
-         f"{warmup_s:.2f} s")
-    echo(f"  how: the fastest of {TIMING_REPEATS} explain calls; model calls = the wall time "
-         f"inside its {stats.model_calls} calls of batch {batch_size} (result fetch "
-         f"included); fastocclusion = the rest (checks, batch filling, accumulation)"
-         f"{_busy_note()}")
+    echo(
+        f"explain: Occlusion(patch_size={PATCH_SIZE}, patch_stride={PATCH_STRIDE}, "
+        f"batch_size={batch_size}) on {explain} held-out images, top class, "
+        f"{stats.patches_per_input} patches each = {stats.perturbed_samples} perturbed samples"
+    )
+    echo(
+        f"pointing game: {pointing:.3f} ({int(hits.sum())}/{explain} map peaks on the object);"
+        f" chance level {chance:.3f} (mean object area fraction)"
+    )
+    echo(
+        f"time: explain {total:.3f} s = model calls {inside:.3f} s "
+        f"({100 * inside / total:.1f}%) + fastocclusion {total - inside:.3f} s "
+        f"({100 * (total - inside) / total:.1f}%); the first call (tracing) took "
+        f"{warmup_s:.2f} s"
+    )
+    echo(
+        f"  how: the fastest of {TIMING_REPEATS} explain calls; model calls = the wall time "
+        f"inside its {stats.model_calls} calls of batch {batch_size} (result fetch "
+        f"included); fastocclusion = the rest (checks, batch filling, accumulation)"
+        f"{_busy_note()}"
+    )
 
     _plot(out, images, maps, masks, predicted[:explain], hits)
     echo(f"wrote {out}")
-    return DemoResult(accuracy=accuracy, pointing=pointing, chance=chance,
-                      explain_s=total, model_s=inside, model_calls=stats.model_calls,
-                      out=str(out))
+    return DemoResult(
+        accuracy=accuracy,
+        pointing=pointing,
+        chance=chance,
+        explain_s=total,
+        model_s=inside,
+        model_calls=stats.model_calls,
+        out=str(out),
+    )

@@ -59,7 +59,7 @@ def read_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
     )
     xs, ys = [], []
     for element in dataset:
-        x, y = (element if paired else (element, None))
+        x, y = element if paired else (element, None)
         xs.append(to_numpy(x, "inputs"))
         if y is not None:
             ys.append(to_numpy(y, "targets"))

@@ -174,7 +174,8 @@ class Occlusion:
             raise RuntimeError(
                 "explain: called again on the same Occlusion instance from inside its own "
                 "model or operator call (re-entrant explain); use a second Occlusion "
-                "instance for a nested explanation")
+                "instance for a nested explanation"
+            )
         with self._explain_lock:
             self._explaining_thread = me
             try:
@@ -191,8 +192,9 @@ class Occlusion:
         prepared = prepare_inputs(x)
         n = prepared.shape[0]
         self._backend.check_targets(y, n)
-        geometry = family_geometry(self._patch_size, self._patch_stride, prepared.family,
-                                   prepared.shape, self.edges)
+        geometry = family_geometry(
+            self._patch_size, self._patch_stride, prepared.family, prepared.shape, self.edges
+        )
         grid = geometry.grid()
         if prepared.family != "tabular":
             self._show_planar_patches()
@@ -208,9 +210,14 @@ class Occlusion:
         sweep = Sweep(self._backend, filler, n, grid.num_windows, batch, self.progress)
         _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
         self.last_stats = ExplainStats(
-            inputs=n, patches_per_input=grid.num_windows, perturbed_samples=n * grid.num_windows,
-            batch_size=batch, model_calls=sweep.model_calls,
-            total_seconds=time.perf_counter() - started, model_seconds=sweep.model_seconds)
+            inputs=n,
+            patches_per_input=grid.num_windows,
+            perturbed_samples=n * grid.num_windows,
+            batch_size=batch,
+            model_calls=sweep.model_calls,
+            total_seconds=time.perf_counter() - started,
+            model_seconds=sweep.model_seconds,
+        )
         return maps
 
     def _resolve_batch_size(self, num_windows: int, inputs: np.ndarray) -> int:

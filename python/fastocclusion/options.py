@@ -27,17 +27,17 @@ def check_batch_size(batch_size: Any) -> int | None:
     if batch_size is None:
         return None
     if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(
-            f"batch_size: {batch_size!r} is invalid, expected an integer >= 1 or None"
-        )
+        raise ValueError(f"batch_size: {batch_size!r} is invalid, expected an integer >= 1 or None")
     return int(batch_size)
 
 
 def check_pair(value: Any, name: str) -> tuple[int, ...]:
     """An int or a tuple of one or two ints >= 1; an int means the same on every axis."""
     items = (value,) if _is_int(value) else value
-    if not isinstance(items, (tuple, list)) or not 1 <= len(items) <= 2 or not all(
-        _is_int(v) for v in items
+    if (
+        not isinstance(items, (tuple, list))
+        or not 1 <= len(items) <= 2
+        or not all(_is_int(v) for v in items)
     ):
         raise ValueError(f"{name}: {value!r} is invalid, expected an int or a tuple of two ints")
     if any(v < 1 for v in items):
@@ -65,8 +65,9 @@ def check_occlusion_value(value: Any) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def family_geometry(patch: tuple[int, ...], stride: tuple[int, ...], family: str,
-                    shape: tuple[int, ...], edges: str) -> WindowGeometry:
+def family_geometry(
+    patch: tuple[int, ...], stride: tuple[int, ...], family: str, shape: tuple[int, ...], edges: str
+) -> WindowGeometry:
     """The windows of Xplique's families (SPEC §2, §7) over one input of ``shape[1:]``:
     images (H, W, C) windows (ph, pw, C) with strides (sh, sw, C), maps (H, W, 1); time
     series (T, W) windows (pt, pw); tabular (W,) windows (pw,). Patches are checked
@@ -90,8 +91,9 @@ def family_geometry(patch: tuple[int, ...], stride: tuple[int, ...], family: str
             )
     if family == "images":
         channels = sample[2]
-        return WindowGeometry(sample, window + (channels,), steps + (channels,), edges,
-                              collapsed_axes=(2,))
+        return WindowGeometry(
+            sample, window + (channels,), steps + (channels,), edges, collapsed_axes=(2,)
+        )
     return WindowGeometry(sample, window, steps, edges)
 
 

@@ -33,7 +33,7 @@ def _figure_class() -> Any:
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
-            "fastocclusion.plot needs matplotlib: pip install \"fastocclusion[plot]\" "
+            'fastocclusion.plot needs matplotlib: pip install "fastocclusion[plot]" '
             "(or pip install matplotlib)"
         ) from None
     return Figure
@@ -46,8 +46,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
         array = np.asarray(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: {type(value).__name__} is not array-like") from None
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
-                                     or array.dtype == bool):
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ValueError(f"{name}: dtype {array.dtype} is invalid, expected numbers")
     return array
 
@@ -94,15 +93,26 @@ def symmetric_limit(heatmaps: Any) -> float:
 def _check_limit(vmax: Any) -> float | None:
     if vmax is None:
         return None
-    if isinstance(vmax, bool) or not isinstance(vmax, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(vmax) or vmax <= 0:
+    if (
+        isinstance(vmax, bool)
+        or not isinstance(vmax, (int, float, np.floating, np.integer))
+        or not np.isfinite(vmax)
+        or vmax <= 0
+    ):
         raise ValueError(f"vmax: {vmax!r} is invalid, expected a finite number > 0 or None")
     return float(vmax)
 
 
-def overlay(image: Any, heatmap: Any, ax: Any = None, cmap: str = DIVERGING_CMAP,
-            alpha: float = 0.6, vmax: float | None = None, colorbar: bool = False,
-            title: str | None = None) -> Any:
+def overlay(
+    image: Any,
+    heatmap: Any,
+    ax: Any = None,
+    cmap: str = DIVERGING_CMAP,
+    alpha: float = 0.6,
+    vmax: float | None = None,
+    colorbar: bool = False,
+    title: str | None = None,
+) -> Any:
     """Draws ``image`` in gray (or colour) with ``heatmap`` on top; returns the axis.
 
     The map is coloured on a scale centred on 0, [-vmax, vmax], with a diverging colour map
@@ -131,8 +141,14 @@ def overlay(image: Any, heatmap: Any, ax: Any = None, cmap: str = DIVERGING_CMAP
         ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
         ax.imshow(img, interpolation="nearest")
-    shown = ax.imshow(np.nan_to_num(hmap), cmap=cmap, alpha=float(alpha), vmin=-limit,
-                      vmax=limit, interpolation="nearest")
+    shown = ax.imshow(
+        np.nan_to_num(hmap),
+        cmap=cmap,
+        alpha=float(alpha),
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+    )
     ax.set_axis_off()
     if colorbar:
         ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
@@ -146,15 +162,22 @@ def _stack(values: Any, name: str) -> list[np.ndarray]:
         return [_to_numpy(v, f"{name}[{i}]") for i, v in enumerate(values)]
     array = _to_numpy(values, name)
     if array.ndim < 3:
-        raise ValueError(
-            f"{name}: shape {array.shape} is invalid, expected a batch (N, H, W[, C])"
-        )
+        raise ValueError(f"{name}: shape {array.shape} is invalid, expected a batch (N, H, W[, C])")
     return list(array)
 
 
-def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols: int = 8,
-              cmap: str = DIVERGING_CMAP, alpha: float = 0.6, shared_scale: bool = True,
-              colorbar: bool = True, cell_size: float = 1.6, title: str | None = None) -> Any:
+def plot_maps(
+    images: Any,
+    maps: Any,
+    titles: Sequence[str] | None = None,
+    cols: int = 8,
+    cmap: str = DIVERGING_CMAP,
+    alpha: float = 0.6,
+    shared_scale: bool = True,
+    colorbar: bool = True,
+    cell_size: float = 1.6,
+    title: str | None = None,
+) -> Any:
     """A grid of overlays, ``cols`` per row; returns the matplotlib ``Figure``.
 
     images: (N, H, W[, 1|3]) or a list of images; maps: (N, H, W[, 1]) or a list of maps.
@@ -181,9 +204,13 @@ def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols:
     n = len(image_list)
     cols = min(cols, n)
     rows = -(-n // cols)
-    shared = (symmetric_limit(np.concatenate([as_map(m, f"maps[{i}]").ravel()
-                                               for i, m in enumerate(map_list)]))
-              if shared_scale else None)
+    shared = (
+        symmetric_limit(
+            np.concatenate([as_map(m, f"maps[{i}]").ravel() for i, m in enumerate(map_list)])
+        )
+        if shared_scale
+        else None
+    )
     shared_bar = shared_scale and colorbar
     width = cols * cell_size * (1.0 if shared_scale or not colorbar else 1.25)
     bar_width = 0.9 if shared_bar else 0.0
@@ -193,9 +220,16 @@ def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols:
     axes = []
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
-        overlay(image_list[i], map_list[i], ax=ax, cmap=cmap, alpha=alpha, vmax=shared,
-                colorbar=colorbar and not shared_scale,
-                title=None if titles is None else str(titles[i]))
+        overlay(
+            image_list[i],
+            map_list[i],
+            ax=ax,
+            cmap=cmap,
+            alpha=alpha,
+            vmax=shared,
+            colorbar=colorbar and not shared_scale,
+            title=None if titles is None else str(titles[i]),
+        )
         axes.append(ax)
     right = width / (width + bar_width)
     fig.tight_layout(pad=0.3, rect=(0.0, 0.0, right, 1.0 - title_height / height))
@@ -203,20 +237,36 @@ def plot_maps(images: Any, maps: Any, titles: Sequence[str] | None = None, cols:
         fig.suptitle(title, fontsize=9)
     if shared_bar:
         # a thin bar at the left of its strip, the rest for its tick labels
-        bar_axis = fig.add_axes((right + 0.05 * bar_width / (width + bar_width), 0.08,
-                                 0.15 * bar_width / (width + bar_width), 0.8))
+        bar_axis = fig.add_axes(
+            (
+                right + 0.05 * bar_width / (width + bar_width),
+                0.08,
+                0.15 * bar_width / (width + bar_width),
+                0.8,
+            )
+        )
         fig.colorbar(axes[0].images[-1], cax=bar_axis)
     return fig
 
 
-def save_overlay(path: Any, image: Any, heatmap: Any, cmap: str = DIVERGING_CMAP,
-                 alpha: float = 0.6, vmax: float | None = None, colorbar: bool = True,
-                 title: str | None = None, size: float = 4.0, dpi: int = 100) -> None:
+def save_overlay(
+    path: Any,
+    image: Any,
+    heatmap: Any,
+    cmap: str = DIVERGING_CMAP,
+    alpha: float = 0.6,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    title: str | None = None,
+    size: float = 4.0,
+    dpi: int = 100,
+) -> None:
     """Writes one overlay, with a colour bar by default, to ``path`` (format from the
     suffix, e.g. .png)."""
     figure_class = _figure_class()
     fig = figure_class(figsize=(size * (1.2 if colorbar else 1.0), size))
     ax = fig.add_subplot(1, 1, 1)
-    overlay(image, heatmap, ax=ax, cmap=cmap, alpha=alpha, vmax=vmax, colorbar=colorbar,
-            title=title)
+    overlay(
+        image, heatmap, ax=ax, cmap=cmap, alpha=alpha, vmax=vmax, colorbar=colorbar, title=title
+    )
     fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)

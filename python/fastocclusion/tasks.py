@@ -93,13 +93,17 @@ def check_custom_signature(function: Callable[..., Any]) -> None:
     except (TypeError, ValueError):  # builtins without a signature: trust the caller
         return
     positional = [
-        p for p in signature.parameters.values()
+        p
+        for p in signature.parameters.values()
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
-    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values())
+    variadic = any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()
+    )
     required = [p for p in positional if p.default is inspect.Parameter.empty]
     required_kw = [
-        p.name for p in signature.parameters.values()
+        p.name
+        for p in signature.parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
     ]
     if (len(positional) < 3 and not variadic) or len(required) > 3 or required_kw:
@@ -129,7 +133,8 @@ def parse_operator(operator: Any) -> tuple[Tasks | None, Callable[..., Any] | No
         check_custom_signature(operator)
         return None, operator
     raise TypeError(
-        f"operator {operator!r} (type {type(operator).__name__}) is not valid; expected None, a Tasks "
+        f"operator {operator!r} (type {type(operator).__name__}) is not valid; expected None, "
+        "a Tasks "
         f"member, one of {valid_names()}, or a callable g(model, inputs, targets)"
     )
 
@@ -151,11 +156,13 @@ def check_targets_before_call(targets: np.ndarray | None, n: int, kind: str, nam
     if targets is not None and (targets.ndim == 0 or targets.shape[0] != n):
         raise ValueError(
             f"targets: shape {targets.shape} is invalid, expected a first dimension equal "
-            f"to the number of inputs ({n})")
+            f"to the number of inputs ({n})"
+        )
     if targets is None and kind in ("segmentation", "boxes"):
         raise ValueError(
             f"targets: None is invalid for the {name!r} operator, expected "
-            "explicit targets (segmentation masks or boxes)")
+            "explicit targets (segmentation masks or boxes)"
+        )
 
 
 def default_targets(outputs: Any, kind: str = "vector", name: str = "classification") -> np.ndarray:
@@ -168,18 +175,26 @@ def default_targets(outputs: Any, kind: str = "vector", name: str = "classificat
     if kind in ("segmentation", "boxes"):
         raise ValueError(
             f"targets=None is not supported for operator {name!r}: pass targets explicitly "
-            f"({'(N, H, W, K) masks' if kind == 'segmentation' else '(N, 4+1+K) or (N, B, 4+1+K) boxes'})"
+            + (
+                "((N, H, W, K) masks)"
+                if kind == "segmentation"
+                else "((N, 4+1+K) or (N, B, 4+1+K) boxes)"
+            )
         )
     outputs = np.asarray(outputs, dtype=np.float32)
     if outputs.ndim == 0:
-        raise ValueError("model outputs have shape (); expected at least (N,) to derive default targets")
+        raise ValueError(
+            "model outputs have shape (); expected at least (N,) to derive default targets"
+        )
     if outputs.ndim == 1:
         return np.ones((outputs.shape[0], 1), dtype=np.float32)
     top = np.argmax(outputs, axis=-1)
     return (np.arange(outputs.shape[-1]) == top[..., np.newaxis]).astype(np.float32)
 
 
-def validate_targets(targets: Any, n_inputs: int, outputs_shape: Any, kind: str, name: str) -> np.ndarray:
+def validate_targets(
+    targets: Any, n_inputs: int, outputs_shape: Any, kind: str, name: str
+) -> np.ndarray:
     """Check (and normalise) targets against an operator's target kind and the model's outputs.
 
     ``outputs_shape`` is the model's output shape for some batch (its first dimension is
@@ -194,7 +209,8 @@ def validate_targets(targets: Any, n_inputs: int, outputs_shape: Any, kind: str,
         raise ValueError("targets must be finite; got NaN or inf values")
     if array.ndim == 0 or array.shape[0] != n_inputs:
         raise ValueError(
-            f"targets has shape {array.shape}; expected a first dimension of {n_inputs} (one target per input)"
+            f"targets has shape {array.shape}; expected a first dimension of {n_inputs} "
+            "(one target per input)"
         )
     out = tuple(int(d) if d is not None else None for d in outputs_shape)[1:]
     if kind == "any":
@@ -203,7 +219,11 @@ def validate_targets(targets: Any, n_inputs: int, outputs_shape: Any, kind: str,
         if len(out) == 0:
             if array.shape in ((n_inputs,), (n_inputs, 1)):
                 return array.reshape(n_inputs, 1)
-            raise _bad_targets(array, name, f"({n_inputs},) or ({n_inputs}, 1) for a model with one output per sample")
+            raise _bad_targets(
+                array,
+                name,
+                f"({n_inputs},) or ({n_inputs}, 1) for a model with one output per sample",
+            )
         if array.shape[1:] == out:
             return array
         if len(out) > 1:

@@ -42,7 +42,8 @@ def get_masks(input_shape: Any, patch_size: Any, patch_stride: Any) -> Any:
         rows = _covered(int(input_shape[0]), int(patch_size[0]), int(patch_stride[0]))
         cols = _covered(int(input_shape[1]), int(patch_size[1]), int(patch_stride[1]))
         masks = (rows[:, None, :, None] & cols[None, :, None, :]).reshape(
-            -1, int(input_shape[0]), int(input_shape[1]))
+            -1, int(input_shape[0]), int(input_shape[1])
+        )
     if masks.shape[0] == 0:
         return tf.zeros((0,), dtype=tf.bool)
     return tf.convert_to_tensor(masks)

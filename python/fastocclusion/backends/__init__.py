@@ -32,7 +32,8 @@ def make_backend(model: Any, operator: Any, device: str = "auto") -> Any:
     if device == "gpu":
         raise ValueError(
             "device: 'gpu' is invalid for this model, expected 'auto' or 'cpu': the GPU path "
-            "runs PyTorch models (TensorFlow models run where TensorFlow places them)")
+            "runs PyTorch models (TensorFlow models run where TensorFlow places them)"
+        )
     from fastocclusion.backends.tensorflow import TFBackend
 
     return TFBackend(model, operator)

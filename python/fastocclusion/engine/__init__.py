@@ -15,5 +15,13 @@ from fastocclusion.engine.protocols import Backend, DeviceArrays, Filler
 from fastocclusion.engine.stats import ExplainStats
 from fastocclusion.engine.sweep import Sweep
 
-__all__ = ["Backend", "DeviceArrays", "DeviceFiller", "ExplainStats", "Filler", "HostFiller",
-           "Sweep", "WindowGeometry"]
+__all__ = [
+    "Backend",
+    "DeviceArrays",
+    "DeviceFiller",
+    "ExplainStats",
+    "Filler",
+    "HostFiller",
+    "Sweep",
+    "WindowGeometry",
+]

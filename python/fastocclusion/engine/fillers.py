@@ -22,24 +22,35 @@ class HostFiller:
     ``buffer`` may be given to reuse the buffer of an earlier sweep of the same shape (a
     fresh one costs a zeroing and page faults)."""
 
-    def __init__(self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int,
-                 buffer: Any = None) -> None:
+    def __init__(
+        self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int, buffer: Any = None
+    ) -> None:
         shape = (batch,) + inputs.shape[1:]
         self.inputs = inputs
         self.grid = grid
         self.baseline = baseline
-        self.buffer = buffer if buffer is not None and buffer.shape == shape else _core.HostBuffer(shape)
+        self.buffer = (
+            buffer if buffer is not None and buffer.shape == shape else _core.HostBuffer(shape)
+        )
         self._view = np.asarray(self.buffer)
         self._state = _core.IncrementalFillState()
         self._deltas: np.ndarray | None = None
 
     def load_unperturbed(self, start: int, count: int) -> None:
-        self._view[:count] = self.inputs[start:start + count]
+        self._view[:count] = self.inputs[start : start + count]
         self._state.reset()  # the slots no longer hold what the fill state believes
 
     def fill(self, start: int, count: int, stride: int) -> None:
-        _core.fill_occluded_batch(self.inputs, self.grid, self.baseline, start, count,
-                                  self._view, self._state, stride=stride)
+        _core.fill_occluded_batch(
+            self.inputs,
+            self.grid,
+            self.baseline,
+            start,
+            count,
+            self._view,
+            self._state,
+            stride=stride,
+        )
 
     def asarray(self, values: np.ndarray) -> np.ndarray:
         return values
@@ -80,12 +91,14 @@ class DeviceFiller:
     Memory on the device: the inputs (N x input), the baseline when it is an array, one
     batch buffer (batch x input), N * K float64 deltas and the N maps."""
 
-    def __init__(self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int,
-                 arrays: DeviceArrays) -> None:
+    def __init__(
+        self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int, arrays: DeviceArrays
+    ) -> None:
         cuda = load_cuda_module()
         if cuda is None:
-            raise ValueError("device: the GPU sweep needs fastocclusion._cuda, which this "
-                             "build does not have")
+            raise ValueError(
+                "device: the GPU sweep needs fastocclusion._cuda, which this build does not have"
+            )
         self._cuda = cuda
         self.grid = grid
         self.arrays = arrays
@@ -93,8 +106,11 @@ class DeviceFiller:
         index, stream = arrays.device_index, arrays.stream
         self._stream = stream
         self._inputs = cuda.DeviceBuffer.from_host(np.ascontiguousarray(inputs), index)
-        self._baseline = (float(baseline) if baseline.ndim == 0 else
-                          cuda.DeviceBuffer.from_host(np.ascontiguousarray(baseline), index))
+        self._baseline = (
+            float(baseline)
+            if baseline.ndim == 0
+            else cuda.DeviceBuffer.from_host(np.ascontiguousarray(baseline), index)
+        )
         self.buffer = cuda.DeviceBuffer((batch,) + inputs.shape[1:], "float32", index)
         self._state = cuda.IncrementalFillState()
         self._inputs_view = arrays.view(self._inputs)
@@ -102,13 +118,21 @@ class DeviceFiller:
         self._deltas: Any = None
 
     def load_unperturbed(self, start: int, count: int) -> None:
-        self._batch_view[:count] = self._inputs_view[start:start + count]
+        self._batch_view[:count] = self._inputs_view[start : start + count]
         self._state.reset()
 
     def fill(self, start: int, count: int, stride: int) -> None:
-        self._cuda.fill_occluded_batch(self._inputs, self.grid, self._baseline, start, count,
-                                       self.buffer, self._state, stride=stride,
-                                       stream=self._stream)
+        self._cuda.fill_occluded_batch(
+            self._inputs,
+            self.grid,
+            self._baseline,
+            start,
+            count,
+            self.buffer,
+            self._state,
+            stride=stride,
+            stream=self._stream,
+        )
 
     def asarray(self, values: np.ndarray) -> Any:
         return self.arrays.asarray(values)
@@ -121,12 +145,14 @@ class DeviceFiller:
 
     def deltas(self) -> Any:
         counts = tuple(self.grid.counts)
-        self._deltas = self._cuda.DeviceBuffer((self.n,) + counts, "float64",
-                                               self.arrays.device_index)
+        self._deltas = self._cuda.DeviceBuffer(
+            (self.n,) + counts, "float64", self.arrays.device_index
+        )
         return self.arrays.view(self._deltas).reshape(-1)
 
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
         assert self._deltas is not None, "deltas() first"
-        maps = self._cuda.accumulate_window_deltas(self._deltas, self.grid, reduction,
-                                                   collapsed_axes, stream=self._stream)
+        maps = self._cuda.accumulate_window_deltas(
+            self._deltas, self.grid, reduction, collapsed_axes, stream=self._stream
+        )
         return self.arrays.view(maps)

@@ -35,5 +35,7 @@ class WindowGeometry:
     @property
     def map_shape(self) -> tuple[int, ...]:
         """One input's map: the sample shape with the collapsed axes of length 1."""
-        return tuple(1 if axis in self.collapsed_axes else length
-                     for axis, length in enumerate(self.sample_shape))
+        return tuple(
+            1 if axis in self.collapsed_axes else length
+            for axis, length in enumerate(self.sample_shape)
+        )

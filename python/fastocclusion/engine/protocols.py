@@ -65,8 +65,9 @@ class Backend(Protocol):
         """MODEL CALL: the raw outputs of the full batch in ``buffer``, first dimension the
         batch size, as a bookkeeping array (a copy: the buffer is refilled next)."""
 
-    def resolve_targets(self, targets: np.ndarray | None, outputs: Any,
-                        output_shape: tuple[int | None, ...] | None) -> np.ndarray:
+    def resolve_targets(
+        self, targets: np.ndarray | None, outputs: Any, output_shape: tuple[int | None, ...] | None
+    ) -> np.ndarray:
         """The sweep's float32 targets: the model's top class from ``outputs`` (the
         unperturbed inputs' outputs) when ``targets`` is None, else ``targets`` checked
         against the output shape (``outputs.shape`` when given, else ``output_shape``)."""

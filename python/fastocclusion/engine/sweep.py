@@ -35,8 +35,15 @@ class Sweep:
     """One explain call's sweep: ``run`` returns the maps. Counts the model calls and, on the
     host, sums their wall time (``model_calls``, ``model_seconds``)."""
 
-    def __init__(self, backend: Backend, filler: Filler, n: int, num_windows: int, batch: int,
-                 progress: bool = False) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        filler: Filler,
+        n: int,
+        num_windows: int,
+        batch: int,
+        progress: bool = False,
+    ) -> None:
         self.backend = backend
         self.filler = filler
         self.n = n
@@ -75,9 +82,10 @@ class Sweep:
             count = min(self.batch, self.n - start)
             self.filler.load_unperturbed(start, count)
             slots[:count] = np.arange(start, start + count)
-            batch_scores = self._call(self.backend.scores, self.filler.buffer,
-                                      self.filler.asarray(slots), True)
-            scores[start:start + count] = batch_scores[:count]
+            batch_scores = self._call(
+                self.backend.scores, self.filler.buffer, self.filler.asarray(slots), True
+            )
+            scores[start : start + count] = batch_scores[:count]
         return scores
 
     def base_pass(self, targets: np.ndarray | None) -> tuple[np.ndarray, Any]:
@@ -99,8 +107,9 @@ class Sweep:
 
     # -- 2. and 3. the sweep and the maps ---------------------------------------------------
 
-    def run(self, targets: np.ndarray | None, reduction: str,
-            collapsed_axes: tuple[int, ...]) -> tuple[np.ndarray, Any]:
+    def run(
+        self, targets: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
+    ) -> tuple[np.ndarray, Any]:
         """(the targets used, the maps (N, *map shape) float32 from the filler)."""
         targets, base = self.base_pass(targets)
         n, k, batch = self.n, self.num_windows, self.batch
@@ -108,8 +117,14 @@ class Sweep:
         chunk = -(-total // batch)
         # slot_table[b, j]: the input of slot j in batch b (stream index b + j * chunk;
         # padding slots past the stream repeat the last input).
-        table = np.minimum((np.arange(chunk, dtype=np.int64)[:, None]
-                            + np.arange(batch, dtype=np.int64)[None, :] * chunk) // k, n - 1)
+        table = np.minimum(
+            (
+                np.arange(chunk, dtype=np.int64)[:, None]
+                + np.arange(batch, dtype=np.int64)[None, :] * chunk
+            )
+            // k,
+            n - 1,
+        )
         # A slot's input changes only where its chunk crosses into the next input: targets
         # are gathered again only for the batches where some slot changed input.
         regather = np.ones(chunk, dtype=bool)
@@ -120,12 +135,12 @@ class Sweep:
             for b in range(chunk):
                 count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
                 self.filler.fill(b, count, chunk)
-                scores[b] = self._call(self.backend.scores, self.filler.buffer, slot_table[b],
-                                       bool(regather[b]))
+                scores[b] = self._call(
+                    self.backend.scores, self.filler.buffer, slot_table[b], bool(regather[b])
+                )
                 if bar is not None:
                     bar.update(count)
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
         deltas = self.filler.deltas()
         deltas[...] = (base[slot_table] - scores).T.reshape(-1)[:total]
         return targets, self.filler.maps(reduction, collapsed_axes)
-

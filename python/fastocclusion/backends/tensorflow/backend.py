@@ -12,7 +12,6 @@ Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a 
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
@@ -57,7 +56,9 @@ class TFBackend:
             if operator.builtin:
                 self._scores_fn = tf.function(
                     lambda batch, targets: operator.scores_from_outputs(
-                        self._with_known_rank(adapter(batch)), targets))
+                        self._with_known_rank(adapter(batch)), targets
+                    )
+                )
             else:
                 self._scores_fn = None
         else:
@@ -132,7 +133,9 @@ class TFBackend:
             "model: writes into its input array in place; fastocclusion now gives it a copy "
             "of every batch (correct maps, one more copy per call); copy the input inside "
             "the model, or avoid in-place operations on it, to skip that copy",
-            RuntimeWarning, stacklevel=4)
+            RuntimeWarning,
+            stacklevel=4,
+        )
         return result
 
     def outputs(self, buffer: Any) -> np.ndarray:
@@ -146,7 +149,8 @@ class TFBackend:
         if outputs.ndim == 0 or outputs.shape[0] != batch_size:
             raise ValueError(
                 f"model: returned outputs of shape {outputs.shape} for a batch of {batch_size} "
-                f"inputs, expected a first dimension of {batch_size} (one output per sample)")
+                f"inputs, expected a first dimension of {batch_size} (one output per sample)"
+            )
         self._output_tail = tuple(outputs.shape[1:])
         return outputs
 
@@ -154,8 +158,12 @@ class TFBackend:
         """What can be checked of the targets before any model call."""
         check_targets_before_call(targets, n, self.operator.target_kind, self.operator.name)
 
-    def resolve_targets(self, targets: np.ndarray | None, outputs: np.ndarray | None,
-                        output_shape: tuple[int | None, ...] | None) -> np.ndarray:
+    def resolve_targets(
+        self,
+        targets: np.ndarray | None,
+        outputs: np.ndarray | None,
+        output_shape: tuple[int | None, ...] | None,
+    ) -> np.ndarray:
         """The sweep's targets: the model's top class when None, else the given ones checked
         against the model's output shape (a built-in operator's)."""
         if targets is None:
@@ -171,7 +179,9 @@ class TFBackend:
         shape = (batch,) + self._targets.shape[1:]
         self._gathered = _core.HostBuffer(shape)
         self._gathered_view = np.asarray(self._gathered)
-        self._gathered_tensor = self._tf.experimental.dlpack.from_dlpack(self._gathered.__dlpack__())
+        self._gathered_tensor = self._tf.experimental.dlpack.from_dlpack(
+            self._gathered.__dlpack__()
+        )
         self._checked_shape = None
         self._score_call = None
 
@@ -180,7 +190,8 @@ class TFBackend:
         assert self._targets is not None
         tf = self._tf
         scores = self.operator.scores_from_outputs(
-            tf.convert_to_tensor(outputs, dtype=tf.float32), tf.convert_to_tensor(self._targets))
+            tf.convert_to_tensor(outputs, dtype=tf.float32), tf.convert_to_tensor(self._targets)
+        )
         return np.asarray(scores.numpy(), dtype=np.float64).reshape(len(outputs))
 
     def wrap_result(self, maps: np.ndarray) -> Any:
@@ -206,7 +217,8 @@ class TFBackend:
         elif self.operator.builtin:
             scores = self.operator.scores_from_outputs(
                 tf.convert_to_tensor(self._numpy_call(self.adapter, batch), dtype=tf.float32),
-                targets)
+                targets,
+            )
         else:
             model_batch = batch if isinstance(batch, tf.Tensor) else tf.convert_to_tensor(batch)
             scores = self.operator(self.adapter.model, model_batch, targets)

@@ -1,4 +1,5 @@
-"""Model adapters: one calling convention, ``adapter(batch) -> float32 tf.Tensor``, for every model kind.
+"""Model adapters: one calling convention, ``adapter(batch) -> float32 tf.Tensor``, for every
+model kind.
 
 Kinds, detected in this order:
 
@@ -37,7 +38,9 @@ KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tfli
 def _is_keras_model(model: Any) -> bool:
     for name in ("keras", "tf_keras"):
         module = sys.modules.get(name)
-        layer = getattr(getattr(module, "layers", None), "Layer", None) if module is not None else None
+        layer = (
+            getattr(getattr(module, "layers", None), "Layer", None) if module is not None else None
+        )
         if isinstance(layer, type) and isinstance(model, layer):
             return True
     return False
@@ -58,7 +61,14 @@ def _is_tflite_interpreter(model: Any) -> bool:
     interpreter = getattr(lite, "Interpreter", None)
     if isinstance(interpreter, type) and isinstance(model, interpreter):
         return True
-    needed = ("get_input_details", "get_output_details", "set_tensor", "invoke", "get_tensor", "allocate_tensors")
+    needed = (
+        "get_input_details",
+        "get_output_details",
+        "set_tensor",
+        "invoke",
+        "get_tensor",
+        "allocate_tensors",
+    )
     return all(callable(getattr(model, name, None)) for name in needed)
 
 
@@ -81,7 +91,8 @@ def _single_output(outputs: Any, model: Any) -> Any:
             return outputs[0]
         if len(outputs) > 1 and all(hasattr(o, "shape") for o in outputs):
             raise TypeError(
-                f"model {type(model).__name__} returned {len(outputs)} outputs; expected a single tensor"
+                f"model {type(model).__name__} returned {len(outputs)} outputs; "
+                "expected a single tensor"
             )
     return outputs
 
@@ -92,10 +103,13 @@ def _to_float32_tensor(outputs: Any, model: Any) -> tf.Tensor:
         tensor = tf.convert_to_tensor(outputs)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"model {type(model).__name__} returned {type(outputs).__name__}, which is not a tensor: {exc}"
+            f"model {type(model).__name__} returned {type(outputs).__name__}, which is not "
+            f"a tensor: {exc}"
         ) from None
     if not (tensor.dtype.is_floating or tensor.dtype.is_integer or tensor.dtype.is_bool):
-        raise TypeError(f"model {type(model).__name__} returned {tensor.dtype.name} outputs; expected numbers")
+        raise TypeError(
+            f"model {type(model).__name__} returned {tensor.dtype.name} outputs; expected numbers"
+        )
     return tf.cast(tensor, tf.float32)
 
 
@@ -113,7 +127,8 @@ class _TFLiteRunner:
         inputs = interpreter.get_input_details()
         if len(inputs) != 1:
             raise ValueError(
-                f"model is a TFLite interpreter with {len(inputs)} inputs; expected exactly one input tensor"
+                f"model is a TFLite interpreter with {len(inputs)} inputs; expected exactly one "
+                "input tensor"
             )
         self.input = inputs[0]
         self.shape: tuple[int, ...] | None = None
@@ -147,7 +162,8 @@ class _TFLiteRunner:
 
 
 class ModelAdapter:
-    """``adapter(batch) -> (B, ...) float32 tf.Tensor`` for a float32 ``tf.Tensor`` or ``np.ndarray`` batch.
+    """``adapter(batch) -> (B, ...) float32 tf.Tensor`` for a float32 ``tf.Tensor`` or
+    ``np.ndarray`` batch.
 
     ``kind``: one of KINDS. ``traceable``: calling the model inside ``tf.function`` traces it
     (otherwise the adapter falls back to ``tf.numpy_function`` there). ``model``: the original
@@ -164,7 +180,10 @@ class ModelAdapter:
         self.output_tail: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:
-        return f"ModelAdapter(kind={self.kind!r}, traceable={self.traceable}, model={type(self.model).__name__})"
+        return (
+            f"ModelAdapter(kind={self.kind!r}, traceable={self.traceable}, "
+            f"model={type(self.model).__name__})"
+        )
 
     def __call__(self, batch: Any) -> tf.Tensor:
         if self.traceable:
@@ -173,7 +192,9 @@ class ModelAdapter:
         if isinstance(batch, tf.Tensor) and not tf.executing_eagerly():
             # Inside tf.function: run eagerly through numpy_function. Its static shape is unknown;
             # use the per-sample output shape of the last eager call when there was one.
-            outputs = tf.numpy_function(self._numpy_call, [tf.cast(batch, tf.float32)], tf.float32, stateful=True)
+            outputs = tf.numpy_function(
+                self._numpy_call, [tf.cast(batch, tf.float32)], tf.float32, stateful=True
+            )
             if self.output_tail is not None:
                 outputs.set_shape((batch.shape[0], *self.output_tail))
             return outputs
@@ -197,7 +218,10 @@ def adapt_model(model: Any) -> ModelAdapter:
         return model
     if _is_keras_model(model):
         return ModelAdapter(
-            model, "keras", _keras_backend_is_tensorflow(model), lambda batch: model(batch, training=False)
+            model,
+            "keras",
+            _keras_backend_is_tensorflow(model),
+            lambda batch: model(batch, training=False),
         )
     if _is_tflite_interpreter(model):
         return ModelAdapter(model, "tflite", False, _TFLiteRunner(model))
@@ -212,6 +236,7 @@ def adapt_model(model: Any) -> ModelAdapter:
     if callable(model) and not isinstance(model, type):
         return ModelAdapter(model, "numpy_callable", False, model)
     raise TypeError(
-        f"model {model!r} (type {type(model).__name__}) is not a model: expected a Keras model, a tf.Module, "
-        f"a tf.function, a callable over NumPy arrays, an object with predict_proba, or a tf.lite.Interpreter"
+        f"model {model!r} (type {type(model).__name__}) is not a model: expected a Keras "
+        "model, a tf.Module, a tf.function, a callable over NumPy arrays, an object with "
+        "predict_proba, or a tf.lite.Interpreter"
     )

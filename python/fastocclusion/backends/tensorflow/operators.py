@@ -82,7 +82,8 @@ def _box_iou(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
 
 
 def _class_similarity(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
-    """(B, T, 4+1+K) x (B, P, 4+1+K) -> (B, T, P) dot(a, b) / (|a| |b| + 1e-4) of the class parts."""
+    """(B, T, 4+1+K) x (B, P, 4+1+K) -> (B, T, P) dot(a, b) / (|a| |b| + 1e-4) of the class
+    parts."""
     a = targets[..., 5:]
     b = predictions[..., 5:]
     dot = tf.linalg.matmul(a, b, transpose_b=True)
@@ -90,7 +91,9 @@ def _class_similarity(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
     return dot / (norms + EPSILON)
 
 
-def _detection_scorer(use_proba: bool, use_class: bool) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def _detection_scorer(
+    use_proba: bool, use_class: bool
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     def scores(outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         predictions = tf.cast(outputs, tf.float32)
         targets = tf.cast(targets, tf.float32)
@@ -138,7 +141,9 @@ class Operator:
     def scores_from_outputs(self, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         """Built-ins only: (B, ...) model outputs and (B, ...) targets -> (B,) float32 scores."""
         if self._scores is None:
-            raise TypeError(f"operator {self.name!r} is a custom callable: it has no scores_from_outputs")
+            raise TypeError(
+                f"operator {self.name!r} is a custom callable: it has no scores_from_outputs"
+            )
         return self._scores(outputs, targets)
 
     def __call__(self, model: Callable[..., Any], inputs: Any, targets: Any) -> Any:
@@ -159,15 +164,19 @@ class Operator:
         ignored). Returns float32 targets: (N, 1) for (N,) outputs, (N, 1, 4+1+K) for a single
         box per image, otherwise the targets as given. ValueError names ``targets``.
         """
-        return _tasks.validate_targets(targets, n_inputs, outputs_shape, self.target_kind, self.name)
+        return _tasks.validate_targets(
+            targets, n_inputs, outputs_shape, self.target_kind, self.name
+        )
 
     def validate_scores(self, scores: Any, batch: int) -> tf.Tensor:
-        """One float32 score per sample: (B,) or (B, 1) -> (B,), else ValueError naming the operator."""
+        """One float32 score per sample: (B,) or (B, 1) -> (B,), else ValueError naming the
+        operator."""
         try:
             tensor = tf.cast(tf.convert_to_tensor(scores), tf.float32)
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"operator {self.name!r} returned {type(scores).__name__}, which is not a numeric tensor: {exc}"
+                f"operator {self.name!r} returned {type(scores).__name__}, which is not a "
+                f"numeric tensor: {exc}"
             ) from None
         shape = tensor.shape
         if shape.rank is None:
@@ -184,6 +193,11 @@ def resolve_operator(operator: Any) -> Operator:
     task, custom = parse_operator(operator)
     name = operator_name(task, custom)
     if task is not None:
-        return Operator(name=name, builtin=True, target_kind=TARGET_KINDS[task], task=task,
-                        _scores=_BUILTINS[task])
+        return Operator(
+            name=name,
+            builtin=True,
+            target_kind=TARGET_KINDS[task],
+            task=task,
+            _scores=_BUILTINS[task],
+        )
     return Operator(name=name, builtin=False, target_kind="any", _custom=custom)

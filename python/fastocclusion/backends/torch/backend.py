@@ -88,7 +88,8 @@ class TorchBackend:
         if outputs.dim() == 0 or outputs.shape[0] != size:
             raise ValueError(
                 f"model: returned outputs of shape {tuple(outputs.shape)} for a batch of {size} "
-                f"inputs, expected a first dimension of {size} (one output per sample)")
+                f"inputs, expected a first dimension of {size} (one output per sample)"
+            )
         return outputs
 
     def _checked_unchanged(self, batch: torch.Tensor, version: int | None) -> None:
@@ -96,7 +97,8 @@ class TorchBackend:
             raise ValueError(
                 "model: wrote into its input tensor in place (e.g. an inplace=True first layer "
                 "or an in-place normalisation); fastocclusion reuses the batch buffer, expected "
-                "a model (and operator) that leaves its input unchanged: clone it first")
+                "a model (and operator) that leaves its input unchanged: clone it first"
+            )
 
     def static_output_shape(self, buffer: Any) -> None:
         return None  # PyTorch models are not traced: the shape comes from the base pass
@@ -136,21 +138,24 @@ class TorchBackend:
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
         tasks.check_targets_before_call(targets, n, self.kind, self.name)
 
-    def resolve_targets(self, targets: np.ndarray | None, outputs: Any,
-                        output_shape: tuple[int | None, ...] | None) -> np.ndarray:
+    def resolve_targets(
+        self, targets: np.ndarray | None, outputs: Any, output_shape: tuple[int | None, ...] | None
+    ) -> np.ndarray:
         if targets is None:
             return tasks.default_targets(self._numpy(outputs), self.kind, self.name)
         if self.builtin_operator:
             assert outputs is not None  # not traced: the base pass ran the outputs
-            return tasks.validate_targets(targets, len(targets), tuple(outputs.shape), self.kind,
-                                          self.name)
+            return tasks.validate_targets(
+                targets, len(targets), tuple(outputs.shape), self.kind, self.name
+            )
         return np.asarray(targets, dtype=np.float32)
 
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         array = np.ascontiguousarray(targets, dtype=np.float32)
         self._targets = torch.tensor(array, device=self.device)  # a copy: never the caller's
-        self._gathered = torch.empty((batch,) + tuple(array.shape[1:]), dtype=torch.float32,
-                                     device=self.device)
+        self._gathered = torch.empty(
+            (batch,) + tuple(array.shape[1:]), dtype=torch.float32, device=self.device
+        )
 
     def scores_from_outputs(self, outputs: Any) -> Any:
         assert self._score_fn is not None and self._targets is not None

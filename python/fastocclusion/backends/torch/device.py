@@ -54,15 +54,17 @@ def uses_gpu_sweep(device: str, where: torch.device) -> bool:
         elif not cuda.is_available():
             reason = "fastocclusion._cuda finds no usable CUDA device"
         elif where.type != "cuda":
-            reason = (f"the model is on {where}; move it to a CUDA device first "
-                      "(model.to('cuda'))")
+            reason = f"the model is on {where}; move it to a CUDA device first (model.to('cuda'))"
     if reason is not None:
         raise ValueError(f"device: 'gpu' is invalid here, expected 'auto' or 'cpu': {reason}")
     return True
 
 
-_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
-                 np.dtype(np.int64): torch.int64}
+_TORCH_DTYPES = {
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float64): torch.float64,
+    np.dtype(np.int64): torch.int64,
+}
 
 
 class TorchDeviceArrays:
@@ -72,7 +74,9 @@ class TorchDeviceArrays:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.device_index = device.index if device.index is not None else torch.cuda.current_device()
+        self.device_index = (
+            device.index if device.index is not None else torch.cuda.current_device()
+        )
         self.stream = torch.cuda.current_stream(device)
 
     def asarray(self, values: np.ndarray) -> torch.Tensor:

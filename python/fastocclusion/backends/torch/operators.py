@@ -1,8 +1,8 @@
 """The built-in operators in PyTorch: (outputs, targets) -> (B,) float32 scores.
 
-The same numerics as the TensorFlow built-ins (backends/tensorflow/operators.py, SPEC §3), written with torch
-ops so that scores are computed where the model's outputs are (on the GPU for a CUDA model)
-and only one float per sample leaves the device:
+The same numerics as the TensorFlow built-ins (backends/tensorflow/operators.py, SPEC §3),
+written with torch ops so that scores are computed where the model's outputs are (on the GPU
+for a CUDA model) and only one float per sample leaves the device:
 
 * vector (classification / regression): ``sum(outputs * targets)`` over every non-batch
   axis; (B, K) targets against (B, ..., K) outputs weight every position; (B,) outputs are
@@ -60,8 +60,12 @@ def _box_iou(targets: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
     """(B, T, >=4) x (B, P, >=4) boxes (x1, y1, x2, y2) -> (B, T, P) IoU."""
     t = targets[:, :, None, :4]
     p = predictions[:, None, :, :4]
-    width = (torch.minimum(t[..., 2], p[..., 2]) - torch.maximum(t[..., 0], p[..., 0])).clamp_min(0.0)
-    height = (torch.minimum(t[..., 3], p[..., 3]) - torch.maximum(t[..., 1], p[..., 1])).clamp_min(0.0)
+    width = (torch.minimum(t[..., 2], p[..., 2]) - torch.maximum(t[..., 0], p[..., 0])).clamp_min(
+        0.0
+    )
+    height = (torch.minimum(t[..., 3], p[..., 3]) - torch.maximum(t[..., 1], p[..., 1])).clamp_min(
+        0.0
+    )
     intersection = width * height
     area_t = (t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1])
     area_p = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
@@ -69,11 +73,15 @@ def _box_iou(targets: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
 
 
 def _class_similarity(targets: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
-    """(B, T, 4+1+K) x (B, P, 4+1+K) -> (B, T, P) dot(a, b) / (|a| |b| + 1e-4) of the class parts."""
+    """(B, T, 4+1+K) x (B, P, 4+1+K) -> (B, T, P) dot(a, b) / (|a| |b| + 1e-4) of the class
+    parts."""
     a = targets[..., 5:]
     b = predictions[..., 5:]
     dot = torch.matmul(a, b.transpose(1, 2))
-    norms = torch.linalg.vector_norm(a, dim=-1)[:, :, None] * torch.linalg.vector_norm(b, dim=-1)[:, None, :]
+    norms = (
+        torch.linalg.vector_norm(a, dim=-1)[:, :, None]
+        * torch.linalg.vector_norm(b, dim=-1)[:, None, :]
+    )
     return dot / (norms + EPSILON)
 
 
@@ -126,18 +134,25 @@ def model_output(outputs: Any, model: Any) -> torch.Tensor:
         if len(outputs) != 1:
             raise TypeError(
                 f"model returned a dict with {len(outputs)} outputs ({sorted(map(str, outputs))}); "
-                f"expected a single tensor")
+                f"expected a single tensor"
+            )
         outputs = next(iter(outputs.values()))
     elif isinstance(outputs, (tuple, list)):
         if len(outputs) != 1:
             raise TypeError(
-                f"model {type(model).__name__} returned {len(outputs)} outputs; expected a single tensor")
+                f"model {type(model).__name__} returned {len(outputs)} outputs; "
+                "expected a single tensor"
+            )
         outputs = outputs[0]
     if not isinstance(outputs, torch.Tensor):
         raise TypeError(
-            f"model {type(model).__name__} returned {type(outputs).__name__}; expected a torch.Tensor")
+            f"model {type(model).__name__} returned {type(outputs).__name__}; "
+            "expected a torch.Tensor"
+        )
     if outputs.is_complex() or not (outputs.is_floating_point() or outputs.dtype in _INTEGRAL):
-        raise TypeError(f"model {type(model).__name__} returned {outputs.dtype} outputs; expected numbers")
+        raise TypeError(
+            f"model {type(model).__name__} returned {outputs.dtype} outputs; expected numbers"
+        )
     return outputs
 
 
@@ -152,9 +167,12 @@ def scores_tensor(scores: Any, batch: int, name: str, device: torch.device) -> t
             scores = torch.as_tensor(np.asarray(scores, dtype=np.float32))
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(
-                f"operator {name!r} returned {type(scores).__name__}, which is not a numeric tensor: {exc}"
+                f"operator {name!r} returned {type(scores).__name__}, which is not a numeric "
+                f"tensor: {exc}"
             ) from None
     elif scores.is_complex() or not (scores.is_floating_point() or scores.dtype in _INTEGRAL):
-        raise ValueError(f"operator {name!r} returned a {scores.dtype} tensor, which is not a numeric tensor")
+        raise ValueError(
+            f"operator {name!r} returned a {scores.dtype} tensor, which is not a numeric tensor"
+        )
     check_score_shape(tuple(scores.shape), batch, name)
     return scores.to(device=device, dtype=torch.float32).reshape(batch)

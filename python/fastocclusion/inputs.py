@@ -7,28 +7,11 @@ needed. TensorFlow is imported only when a TensorFlow object is actually passed.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fastocclusion.arrays import to_numpy
-
-#: Input families by rank (SPEC §2).
-FAMILIES = {4: "images", 3: "time series", 2: "tabular"}
-
-
-@dataclass(frozen=True)
-class PreparedInputs:
-    """Inputs as float32, C-contiguous (never the caller's buffer when written), and their
-    family (SPEC §2)."""
-
-    array: np.ndarray  # (N, ...) float32
-    family: str  # "images" | "time series" | "tabular"
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape)
 
 
 def _is_dataset(value: Any) -> bool:
@@ -83,15 +66,9 @@ def read_inputs(inputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray | Non
     return x, y
 
 
-def prepare_inputs(x: np.ndarray) -> PreparedInputs:
-    """Checks the rank and sizes; float32 and C-contiguous (copying only to cast or make
-    contiguous)."""
-    family = FAMILIES.get(x.ndim)
-    if family is None:
-        raise ValueError(
-            f"inputs: shape {x.shape} (rank {x.ndim}) is invalid, expected (N, W) tabular, "
-            "(N, T, W) time series or (N, H, W, C) images"
-        )
-    if min(x.shape) < 1:
+def prepare_inputs(x: np.ndarray) -> np.ndarray:
+    """Float32 and C-contiguous (copying only to cast or make contiguous); ValueError for an
+    empty axis."""
+    if x.ndim >= 1 and min(x.shape) < 1:
         raise ValueError(f"inputs: shape {x.shape} is invalid, expected every size >= 1")
-    return PreparedInputs(array=np.ascontiguousarray(x, dtype=np.float32), family=family)
+    return np.ascontiguousarray(x, dtype=np.float32)

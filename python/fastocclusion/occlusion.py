@@ -22,16 +22,16 @@ import numpy as np
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import DeviceFiller, ExplainStats, HostFiller, Sweep
 from fastocclusion.inputs import prepare_inputs, read_inputs
+from fastocclusion.layouts import DATA_FORMATS, input_layout, sample_baseline, window_geometry
 from fastocclusion.options import (
     DEVICES,
     EDGES,
     REDUCTIONS,
     check_batch_size,
     check_choice,
+    check_classes,
     check_occlusion_value,
-    check_pair,
-    family_geometry,
-    sample_baseline,
+    check_sizes,
 )
 
 __all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion"]
@@ -51,8 +51,11 @@ class Occlusion:
         ``predict_proba``, or a ``tf.lite.Interpreter``.
     batch_size : perturbed samples per model call (default 32); None chooses automatically.
     operator : None, a ``Tasks`` member or its name, or a callable g(model, inputs, targets).
-    patch_size, patch_stride : int or (rows, cols).
+    patch_size, patch_stride : int, or one int per patch axis: (rows, cols) for images and
+        time series, (depth, rows, cols) for volumes.
     occlusion_value : float, per-channel vector, or an array broadcastable to one input.
+    data_format : "channels_last" (default: (N, H, W, C) images, (N, D, H, W, C) volumes)
+        or "channels_first" ((N, C, H, W), (N, C, D, H, W)); Keras' name.
     edges : "valid" (reference) or "cover" (extra clipped patches at the far edges).
     reduction : "sum" (reference) or "mean" (divide by the number of covering patches).
     progress : show a tqdm progress bar over the perturbed samples.
@@ -68,10 +71,11 @@ class Occlusion:
         model: Any,
         batch_size: int | None = 32,
         operator: Any = None,
-        patch_size: int | tuple[int, int] = 3,
-        patch_stride: int | tuple[int, int] = 3,
+        patch_size: int | tuple[int, ...] = 3,
+        patch_stride: int | tuple[int, ...] = 3,
         occlusion_value: Any = 0.0,
         *,
+        data_format: str = "channels_last",
         edges: str = "valid",
         reduction: str = "sum",
         progress: bool = False,
@@ -81,6 +85,7 @@ class Occlusion:
         self.patch_size = patch_size
         self.patch_stride = patch_stride
         self.occlusion_value = occlusion_value
+        self.data_format = check_choice(data_format, "data_format", DATA_FORMATS)
         self.edges = check_choice(edges, "edges", EDGES)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         if not isinstance(progress, bool):
@@ -108,7 +113,7 @@ class Occlusion:
 
     @patch_size.setter
     def patch_size(self, value: Any) -> None:
-        self._patch_size = check_pair(value, "patch_size")
+        self._patch_size = check_sizes(value, "patch_size")
         self._patch_size_shown = value
 
     @property
@@ -117,7 +122,7 @@ class Occlusion:
 
     @patch_stride.setter
     def patch_stride(self, value: Any) -> None:
-        self._patch_stride = check_pair(value, "patch_stride")
+        self._patch_stride = check_sizes(value, "patch_stride")
         self._patch_stride_shown = value
 
     @property
@@ -129,12 +134,13 @@ class Occlusion:
         self._baseline = check_occlusion_value(value)
         self._occlusion_value_given = value
 
-    def _show_planar_patches(self) -> None:
-        """After explaining images or time series, an int patch size/stride reads (p, p)."""
+    def _show_patch_axes(self, axes: int) -> None:
+        """After explaining images or time series, an int patch size/stride reads (p, p)
+        (Xplique's behaviour; (p, p, p) after volumes)."""
         if isinstance(self._patch_size_shown, numbers.Integral):
-            self._patch_size_shown = (self._patch_size_shown,) * 2
+            self._patch_size_shown = (self._patch_size_shown,) * axes
         if isinstance(self._patch_stride_shown, numbers.Integral):
-            self._patch_stride_shown = (self._patch_stride_shown,) * 2
+            self._patch_stride_shown = (self._patch_stride_shown,) * axes
 
     # -- Xplique's static helpers (masks; compatibility only, see xplique_helpers) --------
 
@@ -164,9 +170,26 @@ class Occlusion:
         return self.explain(inputs, labels)
 
     def explain(self, inputs: Any, targets: Any = None) -> Any:
-        """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, T, W) for time series,
+        """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, D, H, W, 1) for
+        volumes ((N, 1, H, W) / (N, 1, D, H, W) channels first), (N, T, W) for time series,
         (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
         models)."""
+        return self._serialised(self._explain, inputs, targets)
+
+    def explain_classes(self, inputs: Any, classes: Any = None) -> Any:
+        """One map per class from the model calls of a single sweep: the model's raw (N, K)
+        outputs are kept for every perturbed batch. ``classes``: class indices (default: all
+        K). Maps (N, H, W, len(classes)) for channels-last images (the class axis takes the
+        channel axis's place: (N, len(classes), H, W) channels first), (N, T, W, classes)
+        for time series, (N, W, classes) for tabular data. Class c's map equals
+        ``explain(inputs, one_hot(c))`` with the classification operator, for the calls of
+        one explain. Needs a built-in classification or regression operator and (N, K)
+        outputs (ValueError otherwise)."""
+        return self._serialised(self._explain_classes, inputs, classes)
+
+    def _serialised(self, run: Any, inputs: Any, argument: Any) -> Any:
+        """``run(inputs, argument)`` as the framework's tensor, one call at a time per
+        instance."""
         me = threading.get_ident()
         if self._explaining_thread == me:
             # The model (or operator) of this explain called explain on the same instance:
@@ -179,46 +202,82 @@ class Occlusion:
         with self._explain_lock:
             self._explaining_thread = me
             try:
-                return self._backend.wrap_result(self._explain(inputs, targets))
+                return self._backend.wrap_result(run(inputs, argument))
             finally:
                 self._explaining_thread = None
 
     # -- the pipeline -------------------------------------------------------------------
 
-    def _explain(self, inputs: Any, targets: Any) -> Any:
-        """The maps, as the filler gives them (NumPy, or a device array)."""
-        started = time.perf_counter()
+    def _prepare(self, inputs: Any, targets: Any) -> tuple[Any, ...]:
+        """Everything checked before any model call: (sweep, layout, geometry, targets)."""
         x, y = read_inputs(inputs, targets)
-        prepared = prepare_inputs(x)
-        n = prepared.shape[0]
+        array = prepare_inputs(x)
+        layout = input_layout(array.shape, self.data_format)
+        n = array.shape[0]
         self._backend.check_targets(y, n)
-        geometry = family_geometry(
-            self._patch_size, self._patch_stride, prepared.family, prepared.shape, self.edges
-        )
+        geometry = window_geometry(layout, self._patch_size, self._patch_stride, self.edges)
         grid = geometry.grid()
-        if prepared.family != "tabular":
-            self._show_planar_patches()
-        baseline = sample_baseline(self._baseline, prepared.family, prepared.shape)
-        batch = self._resolve_batch_size(grid.num_windows, prepared.array)
+        if layout.family != "tabular":
+            self._show_patch_axes(len(layout.spatial_axes))
+        baseline = sample_baseline(self._baseline, layout)
+        batch = self._resolve_batch_size(grid.num_windows, array)
         arrays = self._backend.device_arrays
         if arrays is not None:
-            filler: Any = DeviceFiller(prepared.array, grid, baseline, batch, arrays)
+            filler: Any = DeviceFiller(array, grid, baseline, batch, arrays)
         else:
             buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
-            filler = HostFiller(prepared.array, grid, baseline, batch, buffer)
+            filler = HostFiller(array, grid, baseline, batch, buffer)
             self._host_buffer = filler.buffer
         sweep = Sweep(self._backend, filler, n, grid.num_windows, batch, self.progress)
-        _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
+        return sweep, layout, geometry, y
+
+    def _record(self, sweep: Sweep, started: float) -> None:
         self.last_stats = ExplainStats(
-            inputs=n,
-            patches_per_input=grid.num_windows,
-            perturbed_samples=n * grid.num_windows,
-            batch_size=batch,
+            inputs=sweep.n,
+            patches_per_input=sweep.num_windows,
+            perturbed_samples=sweep.n * sweep.num_windows,
+            batch_size=sweep.batch,
             model_calls=sweep.model_calls,
             total_seconds=time.perf_counter() - started,
             model_seconds=sweep.model_seconds,
         )
+
+    def _explain(self, inputs: Any, targets: Any) -> Any:
+        """The maps, as the filler gives them (NumPy, or a device array)."""
+        started = time.perf_counter()
+        sweep, _, geometry, y = self._prepare(inputs, targets)
+        _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
+        self._record(sweep, started)
         return maps
+
+    def _explain_classes(self, inputs: Any, classes: Any) -> Any:
+        started = time.perf_counter()
+        if self._backend.target_kind != "vector":
+            raise ValueError(
+                "explain_classes: the operator is invalid, expected the classification "
+                "(or regression) operator, whose score of class c is output c"
+            )
+        chosen = check_classes(classes)
+        sweep, layout, geometry, _ = self._prepare(inputs, None)
+        chosen, maps = sweep.run_classes(chosen, self.reduction, geometry.collapsed_axes)
+        self._record(sweep, started)
+        n, count = sweep.n, len(chosen)
+        per_class = maps.reshape((n, count) + geometry.map_shape)
+        if layout.channel_axis is None:  # class axis last
+            return (
+                per_class.reshape((n, count, -1))
+                .swapaxes(1, 2)
+                .reshape((n,) + geometry.map_shape + (count,))
+            )
+        # the class axis takes the channel axis's place
+        moved = per_class.swapaxes(1, 2 + layout.channel_axis)
+        return moved.reshape(
+            (n,)
+            + tuple(
+                count if axis == layout.channel_axis else length
+                for axis, length in enumerate(geometry.map_shape)
+            )
+        )
 
     def _resolve_batch_size(self, num_windows: int, inputs: np.ndarray) -> int:
         if self.batch_size is not None:

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from fastocclusion.arrays import to_numpy
-from fastocclusion.engine.geometry import WindowGeometry
 
 EDGES = ("valid", "cover")
 REDUCTIONS = ("sum", "mean")
@@ -31,15 +30,19 @@ def check_batch_size(batch_size: Any) -> int | None:
     return int(batch_size)
 
 
-def check_pair(value: Any, name: str) -> tuple[int, ...]:
-    """An int or a tuple of one or two ints >= 1; an int means the same on every axis."""
+def check_sizes(value: Any, name: str) -> tuple[int, ...]:
+    """An int or a tuple of one to three ints >= 1 (rows, cols[, depth first for volumes]);
+    an int means the same on every patch axis. Matched to the inputs at explain time."""
     items = (value,) if _is_int(value) else value
     if (
         not isinstance(items, (tuple, list))
-        or not 1 <= len(items) <= 2
+        or not 1 <= len(items) <= 3
         or not all(_is_int(v) for v in items)
     ):
-        raise ValueError(f"{name}: {value!r} is invalid, expected an int or a tuple of two ints")
+        raise ValueError(
+            f"{name}: {value!r} is invalid, expected an int or a tuple of two (images) or "
+            "three (volumes) ints"
+        )
     if any(v < 1 for v in items):
         raise ValueError(f"{name}: {value!r} is invalid, expected sizes >= 1")
     return tuple(int(v) for v in items)
@@ -65,51 +68,18 @@ def check_occlusion_value(value: Any) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def family_geometry(
-    patch: tuple[int, ...], stride: tuple[int, ...], family: str, shape: tuple[int, ...], edges: str
-) -> WindowGeometry:
-    """The windows of Xplique's families (SPEC §2, §7) over one input of ``shape[1:]``:
-    images (H, W, C) windows (ph, pw, C) with strides (sh, sw, C), maps (H, W, 1); time
-    series (T, W) windows (pt, pw); tabular (W,) windows (pw,). Patches are checked
-    against the input (ValueError naming patch_size)."""
-    sample = tuple(int(d) for d in shape[1:])
-    if family == "tabular":
-        if len(patch) != 1 or len(stride) != 1:
-            raise ValueError(
-                f"patch_size/patch_stride: {patch}/{stride} is invalid for tabular inputs "
-                f"{shape}, expected ints (one patch axis)"
-            )
-        window, steps = (patch[0],), (stride[0],)
-    else:
-        window, steps = (patch[0], patch[-1]), (stride[0], stride[-1])
-    for axis, size in enumerate(window, start=1):
-        length = shape[axis]
-        if size > length:
-            raise ValueError(
-                f"patch_size: {size} along axis {axis} is larger than the input "
-                f"(shape {shape}, length {length}), expected <= {length}"
-            )
-    if family == "images":
-        channels = sample[2]
-        return WindowGeometry(
-            sample, window + (channels,), steps + (channels,), edges, collapsed_axes=(2,)
-        )
-    return WindowGeometry(sample, window, steps, edges)
-
-
-def sample_baseline(baseline: np.ndarray, family: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The baseline as the kernels take it: a 0-d scalar, or one float32 array of one
-    input's shape (a per-channel vector of images, or any array broadcastable to one input,
-    broadcast to it)."""
-    if baseline.ndim == 0:
-        return np.array(baseline, dtype=np.float32)  # ascontiguousarray would make it 1-D
-    one_input = tuple(shape[1:])
+def check_classes(classes: Any) -> np.ndarray | None:
+    """None (every class), or class indices: an int or a sequence of ints >= 0 (checked
+    against the model's outputs once they are known). ValueError naming ``classes``."""
+    if classes is None:
+        return None
+    items = [classes] if _is_int(classes) else classes
     try:
-        full = np.broadcast_to(baseline, one_input)
-    except ValueError:
-        channels = f"({one_input[-1]},) per channel, or " if family == "images" else ""
+        values = list(items)
+    except TypeError:
+        values = None
+    if not values or not all(_is_int(v) for v in values) or any(v < 0 for v in values):
         raise ValueError(
-            f"occlusion_value: shape {baseline.shape} is invalid for inputs {shape}, "
-            f"expected a scalar, {channels}an array broadcastable to {one_input}"
-        ) from None
-    return np.ascontiguousarray(full, dtype=np.float32)
+            f"classes: {classes!r} is invalid, expected None or class indices (ints >= 0)"
+        )
+    return np.asarray(values, dtype=np.int64)

@@ -114,7 +114,7 @@ def test_baseline_not_broadcastable_to_one_input(shape):
 # ---- explain arguments ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", [(5,), (1, 2, 3, 4, 2), ()])
+@pytest.mark.parametrize("shape", [(5,), (1, 2, 3, 4, 2, 1), ()])  # rank 5: volumes
 def test_wrong_input_rank(shape):
     error, model = run_expecting_error({}, np.zeros(shape, np.float32), None)
     assert_message(error, "inputs", re.escape(str(shape)) + "|rank")

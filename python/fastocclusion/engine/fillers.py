@@ -61,13 +61,13 @@ class HostFiller:
     def concatenate(self, arrays: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(arrays)
 
-    def deltas(self) -> np.ndarray:
-        self._deltas = np.empty(len(self.inputs) * self.grid.num_windows, dtype=np.float64)
+    def deltas(self, planes: int = 1) -> np.ndarray:
+        self._deltas = np.empty(len(self.inputs) * planes * self.grid.num_windows, np.float64)
         return self._deltas
 
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> np.ndarray:
         assert self._deltas is not None, "deltas() first"
-        deltas = self._deltas.reshape((len(self.inputs),) + tuple(self.grid.counts))
+        deltas = self._deltas.reshape((-1,) + tuple(self.grid.counts))
         return _core.accumulate_window_deltas(deltas, self.grid, reduction, collapsed_axes)
 
 
@@ -143,10 +143,10 @@ class DeviceFiller:
     def concatenate(self, arrays: list[Any]) -> Any:
         return self.arrays.concatenate(arrays)
 
-    def deltas(self) -> Any:
+    def deltas(self, planes: int = 1) -> Any:
         counts = tuple(self.grid.counts)
         self._deltas = self._cuda.DeviceBuffer(
-            (self.n,) + counts, "float64", self.arrays.device_index
+            (self.n * planes,) + counts, "float64", self.arrays.device_index
         )
         return self.arrays.view(self._deltas).reshape(-1)
 

@@ -50,6 +50,9 @@ class Backend(Protocol):
     #: True for the built-in operators (scores are a function of the model's outputs and
     #: the targets), False for a custom g(model, inputs, targets).
     builtin_operator: bool
+    #: What the operator's targets are: "vector" (classification, regression: the score of
+    #: a one-hot target of class c is output c), "segmentation", "boxes", or "any" (custom).
+    target_kind: str
     #: Not None when batches must be filled on a CUDA device (the device filler); None when
     #: they are filled in host memory.
     device_arrays: DeviceArrays | None
@@ -112,9 +115,11 @@ class Filler(Protocol):
     def concatenate(self, arrays: list[Any]) -> Any:
         """Bookkeeping arrays joined along their first axis."""
 
-    def deltas(self) -> Any:
-        """The (N * K,) float64 bookkeeping array the sweep writes the deltas into."""
+    def deltas(self, planes: int = 1) -> Any:
+        """The (N * planes * K,) float64 bookkeeping array the sweep writes the deltas into:
+        ``planes`` grids of K window deltas per input (one per class of an all-class sweep),
+        input-major."""
 
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
-        """The (N, *map shape) float32 maps of the deltas written (NumPy, or a device array
-        for the device filler: only maps leave the device)."""
+        """The (N * planes, *map shape) float32 maps of the deltas written (NumPy, or a
+        device array for the device filler: only maps leave the device)."""

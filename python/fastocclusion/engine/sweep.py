@@ -107,40 +107,80 @@ class Sweep:
 
     # -- 2. and 3. the sweep and the maps ---------------------------------------------------
 
+    def _slot_table(self) -> tuple[int, np.ndarray]:
+        """(C, the (C, batch) table of the input each slot of each batch holds): stream index
+        b + j * C in slot j of batch b; padding slots past the stream repeat the last input."""
+        n, k, batch = self.n, self.num_windows, self.batch
+        chunk = -(-(n * k) // batch)
+        stream = np.arange(chunk, dtype=np.int64)[:, None] + np.arange(batch)[None, :] * chunk
+        return chunk, np.minimum(stream // k, n - 1)
+
+    def _sweep(self, table: Any, chunk: int, measure: Any) -> None:
+        """Fills every batch of the stream and stores ``measure(b)`` (a model call) in
+        ``table[b]``. The loop does no index arithmetic: tables are made before it."""
+        total = self.n * self.num_windows
+        with progress_bar(total, self.progress) as bar:
+            for b in range(chunk):
+                count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
+                self.filler.fill(b, count, chunk)
+                table[b] = self._call(measure, b)
+                if bar is not None:
+                    bar.update(count)
+
     def run(
         self, targets: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
     ) -> tuple[np.ndarray, Any]:
         """(the targets used, the maps (N, *map shape) float32 from the filler)."""
         targets, base = self.base_pass(targets)
-        n, k, batch = self.n, self.num_windows, self.batch
-        total = n * k
-        chunk = -(-total // batch)
-        # slot_table[b, j]: the input of slot j in batch b (stream index b + j * chunk;
-        # padding slots past the stream repeat the last input).
-        table = np.minimum(
-            (
-                np.arange(chunk, dtype=np.int64)[:, None]
-                + np.arange(batch, dtype=np.int64)[None, :] * chunk
-            )
-            // k,
-            n - 1,
-        )
+        chunk, table = self._slot_table()
         # A slot's input changes only where its chunk crosses into the next input: targets
         # are gathered again only for the batches where some slot changed input.
         regather = np.ones(chunk, dtype=bool)
         regather[1:] = (table[1:] != table[:-1]).any(axis=1)
+        gather = [bool(g) for g in regather]
         slot_table = self.filler.asarray(table)
-        scores = self.filler.empty((chunk, batch), np.float64)
-        with progress_bar(total, self.progress) as bar:
-            for b in range(chunk):
-                count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
-                self.filler.fill(b, count, chunk)
-                scores[b] = self._call(
-                    self.backend.scores, self.filler.buffer, slot_table[b], bool(regather[b])
-                )
-                if bar is not None:
-                    bar.update(count)
+        scores = self.filler.empty((chunk, self.batch), np.float64)
+        backend, buffer = self.backend, self.filler.buffer
+        self._sweep(scores, chunk, lambda b: backend.scores(buffer, slot_table[b], gather[b]))
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
         deltas = self.filler.deltas()
-        deltas[...] = (base[slot_table] - scores).T.reshape(-1)[:total]
+        deltas[...] = (
+            (base[slot_table] - scores).swapaxes(0, 1).reshape(-1)[: self.n * self.num_windows]
+        )
         return targets, self.filler.maps(reduction, collapsed_axes)
+
+    def run_classes(
+        self, classes: Any, reduction: str, collapsed_axes: tuple[int, ...]
+    ) -> tuple[np.ndarray, Any]:
+        """All-class maps from one sweep: the model's raw (N, K) outputs are kept for every
+        perturbed batch instead of one score. ``classes``: the class indices to map (None:
+        all). Returns (the classes, the maps (N * len(classes), *map shape), input-major).
+        The map of class c equals the explain of the one-hot targets of class c.
+        ValueError naming ``classes`` for an index outside the outputs, or naming the model
+        for outputs other than (N, K); both known after the base pass only."""
+        outputs = self._unperturbed_outputs()
+        if len(outputs.shape) != 2:
+            raise ValueError(
+                f"model: outputs of shape {tuple(outputs.shape)} are invalid for all-class "
+                "maps, expected (N, classes)"
+            )
+        count = int(outputs.shape[1])
+        chosen = np.arange(count) if classes is None else np.asarray(classes, dtype=np.int64)
+        bad = chosen[(chosen < 0) | (chosen >= count)]
+        if bad.size:
+            raise ValueError(
+                f"classes: {int(bad[0])} is invalid, expected class indices 0 to {count - 1} "
+                f"(the model has {count} outputs)"
+            )
+        picked = self.filler.asarray(chosen)
+        base = outputs[:, picked]
+        chunk, table = self._slot_table()
+        slot_table = self.filler.asarray(table)
+        kept = self.filler.empty((chunk, self.batch, len(chosen)), np.float64)
+        backend, buffer = self.backend, self.filler.buffer
+        self._sweep(kept, chunk, lambda b: backend.outputs(buffer)[:, picked])
+        n, k, c = self.n, self.num_windows, len(chosen)
+        stream = (base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k]
+        deltas = self.filler.deltas(planes=c)
+        deltas[...] = stream.reshape(n, k, c).swapaxes(1, 2).reshape(-1)
+        return chosen, self.filler.maps(reduction, collapsed_axes)

@@ -37,6 +37,7 @@ class TFBackend:
         self.adapter = adapt_model(model)
         self.operator = resolve_operator(operator)
         self.builtin_operator = self.operator.builtin
+        self.target_kind = self.operator.target_kind
         adapter, operator = self.adapter, self.operator
         self._targets: np.ndarray | None = None
         self._gathered: Any = None

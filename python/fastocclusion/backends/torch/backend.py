@@ -54,6 +54,7 @@ class TorchBackend:
         self.name = tasks.operator_name(self.task, self.custom)
         self.builtin_operator = self.task is not None
         self.kind = tasks.TARGET_KINDS[self.task] if self.task is not None else "any"
+        self.target_kind = self.kind
         self._score_fn = builtin_scores(self.task) if self.task is not None else None
         self.device = model_device(model)
         self.dtype = model_dtype(model)

@@ -12,11 +12,14 @@ Stages (each in its own try/except: a failure is reported and the next stage sti
              architecture, 90 by default), copied next to a temporary copy of
              python/fastocclusion which is put first on sys.path;
  2. import - the two modules, is_available(), versions;
- 3. checks - GPU against the CPU kernels on random configurations: full and incremental
-             fills (consecutive slices), sum and mean maps, valid and cover edges;
- 4. timing - the fill kernels against a device-to-device copy of the same bytes (CUDA events)
-             for 224x224x3 and 512x512x3, batch 32, patches 8/16/32: % of copy bandwidth
-             (target >= 80%), incremental against full fills;
+ 3. checks - GPU against the CPU kernels on random N-d window grids (ranks 1 to 5, per-axis
+             windows, strides and edge modes): full fills of slices and strided slot
+             mappings, incremental fills over consecutive slices and the chunked sweep order
+             (batch b: start b, stride C), sum and mean maps with and without collapsed axes;
+ 4. timing - the fill kernels (copy + box passes) against a device-to-device copy of the same
+             bytes (CUDA events) for 224x224x3 and 512x512x3 images with (p, p, 3) windows,
+             and a 64^3 volume with 8^3 windows, batch 32: % of copy bandwidth (target >= 80%),
+             incremental fills in the chunked sweep order against full fills; the maps;
  5. e2e    - fastocclusion.Occlusion(device="gpu") on a small PyTorch CNN against the same
              number of model calls alone (target overhead ratio <= 1.05), if available;
  6. pytest - tests/python/test_cuda.py.
@@ -38,8 +41,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +96,8 @@ class Report:
     def markdown(self) -> str:
         head = ["# fastocclusion GPU device check", "",
                 "| stage | status | seconds | notes |", "|---|---|---|---|"]
-        head += [f"| {n} | {s} | {t:.1f} | {note.replace('|', '/')} |" for n, s, t, note in self.stages]
+        head += [f"| {n} | {s} | {t:.1f} | {note.replace('|', '/')} |"
+                 for n, s, t, note in self.stages]
         return "\n".join(head) + "\n\n" + "\n\n".join(self.sections) + "\n"
 
 
@@ -211,7 +216,6 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
         ["configure + build", f"{seconds:.0f} s"],
         ["CUDA architectures", args.cuda_arch],
         ["nvcc / cmake", f"{nvcc} / {cmake}"],
-        ["dlpack include", dlpack or "(CMake's own search)"],
         ["Python include", python_include],
         ["modules", ", ".join(built.values())],
     ])
@@ -220,8 +224,8 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
 
 def use_package(package_root: Path) -> None:
     """Imports fastocclusion from package_root first (an editable install's finder aside)."""
-    sys.meta_path[:] = [f for f in sys.meta_path
-                        if "editable" not in type(f).__module__ and "skbc" not in type(f).__module__]
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__
+                        and "skbc" not in type(f).__module__]
     sys.path.insert(0, str(package_root))
     for name in [m for m in sys.modules if m == "fastocclusion" or m.startswith("fastocclusion.")]:
         del sys.modules[name]
@@ -231,92 +235,122 @@ def use_package(package_root: Path) -> None:
 # ---- 3. correctness ---------------------------------------------------------------------------
 
 
+EDGE_MODES = ("valid", "cover")
+
+
 def random_config(rng: np.random.Generator, big: bool) -> dict[str, Any]:
-    n = int(rng.integers(1, 4))
-    top = 80 if big else 20
-    h, w = (int(v) for v in rng.integers(1, top + 1, 2))
-    c = int(rng.choice([1, 3, 4, 16]))
-    return dict(shape=(n, h, w, c),
-                patch=(int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))),
-                stride=(int(rng.integers(1, h + 3)), int(rng.integers(1, w + 3))),
-                kind=str(rng.choice(["scalar", "channel", "image", "input"])))
+    """A random N-d problem: rank 1 to 5, per-axis windows, strides and edges, a baseline kind."""
+    rank = int(rng.integers(1, 6))
+    side = max(1, round((60000 if big else 1500) ** (1 / rank)))
+    shape = tuple(int(v) for v in rng.integers(1, side + 1, rank))
+    window = [int(rng.integers(1, s + 1)) for s in shape]
+    if rng.random() < 0.5:  # a channel-like last axis inside every window
+        window[-1] = shape[-1]
+    stride = tuple(int(rng.integers(1, w + 3)) for w in window)
+    return dict(n=int(rng.integers(1, 4)), shape=shape, window=tuple(window), stride=stride,
+                edges=tuple(str(e) for e in rng.choice(EDGE_MODES, rank)),
+                kind=str(rng.choice(["scalar", "sample", "input"])))
+
+
+def collapsible(grid: Any) -> tuple[int, ...]:
+    return tuple(d for d in range(grid.rank)
+                 if grid.counts[d] == 1 and grid.window[d] == grid.shape[d])
 
 
 def correctness_checks(core: Any, cuda: Any, report: Report, configs: int) -> None:
     rng = np.random.default_rng(2024)
-    fixed = [dict(shape=(1, 1, 1, 1), patch=(1, 1), stride=(1, 1), kind="scalar"),
-             dict(shape=(2, 9, 7, 16), patch=(9, 7), stride=(1, 1), kind="input"),
-             dict(shape=(2, 10, 10, 3), patch=(2, 3), stride=(4, 5), kind="channel"),
-             dict(shape=(2, 224, 224, 3), patch=(16, 16), stride=(8, 8), kind="image")]
+    fixed = [dict(n=1, shape=(1,), window=(1,), stride=(1,), edges="valid", kind="scalar"),
+             dict(n=2, shape=(9, 7, 16), window=(9, 7, 16), stride=(1, 1, 1), edges="valid",
+                  kind="input"),
+             dict(n=2, shape=(10, 10, 3), window=(2, 3, 3), stride=(4, 5, 3), edges="cover",
+                  kind="sample"),
+             dict(n=2, shape=(224, 224, 3), window=(16, 16, 3), stride=(8, 8, 3), edges="valid",
+                  kind="sample"),
+             dict(n=1, shape=(24, 24, 24, 2), window=(6, 5, 4, 2), stride=(3, 4, 5, 2),
+                  edges="cover", kind="input"),
+             dict(n=1, shape=(3, 4, 5, 6, 2), window=(2, 2, 3, 4, 1), stride=(1, 2, 2, 1, 1),
+                  edges="cover", kind="scalar")]
     cases = fixed + [random_config(rng, big=i % 4 == 0) for i in range(configs)]
-    counts: dict[tuple[str, str], list[int]] = {}
+    counts: dict[tuple[str, int], list[int]] = {}
     failures: list[str] = []
 
-    def record(check: str, edges: str, ok: bool, detail: str) -> None:
-        passed, total = counts.setdefault((check, edges), [0, 0])
-        counts[(check, edges)] = [passed + int(ok), total + 1]
+    def record(check: str, rank: int, ok: bool, detail: str) -> None:
+        passed, total = counts.setdefault((check, rank), [0, 0])
+        counts[(check, rank)] = [passed + int(ok), total + 1]
         if not ok and len(failures) < 12:
-            failures.append(f"{check} ({edges}): {detail}")
+            failures.append(f"{check}: {detail}")
 
     for case in cases:
-        for edges in ("valid", "cover"):
-            shape, kind = case["shape"], case["kind"]
-            n, h, w, c = shape
-            detail = f"shape={shape} patch={case['patch']} stride={case['stride']} baseline={kind}"
-            grid = core.PatchGrid(h, w, patch_size=case["patch"], patch_stride=case["stride"], edges=edges)
-            inputs = rng.normal(size=shape).astype(np.float32)
-            sizes = {"scalar": (), "channel": (c,), "image": (h, w, c), "input": shape}
-            baseline = rng.uniform(2, 3, sizes[kind]).astype(np.float32)
-            d_inputs = cuda.DeviceBuffer.from_host(inputs)
-            d_base = float(baseline) if baseline.ndim == 0 else cuda.DeviceBuffer.from_host(baseline)
-            total = n * grid.num_patches
-            # full fills of random slices
-            for _ in range(2):
-                start = int(rng.integers(0, total))
-                count = int(rng.integers(1, min(total - start, 64) + 1))
-                expected = np.full((count + 1, h, w, c), np.nan, np.float32)
-                core.fill_occluded_batch(inputs, grid, baseline, start, count, expected)
-                out = cuda.DeviceBuffer(expected.shape)
-                out.copy_from_host(np.full(expected.shape, np.nan, np.float32))
-                cuda.fill_occluded_batch(d_inputs, grid, d_base, start, count, out)
-                got = out.to_host()
-                record("full fill", edges, bool(np.array_equal(got, expected, equal_nan=True)),
-                       f"{detail} start={start} count={count}")
-            # incremental fills over consecutive slices
-            batch = int(rng.integers(1, min(total, 48) + 1))
-            cpu = np.full((batch, h, w, c), np.nan, np.float32)
+        n, shape, kind = case["n"], case["shape"], case["kind"]
+        grid = core.WindowGrid(shape, case["window"], case["stride"], case["edges"])
+        rank = grid.rank
+        detail = (f"n={n} shape={shape} window={case['window']} stride={case['stride']} "
+                  f"edges={case['edges']} baseline={kind}")
+        inputs = rng.normal(size=(n, *shape)).astype(np.float32)
+        sizes = {"scalar": (), "sample": shape, "input": (n, *shape)}
+        baseline = rng.uniform(2, 3, sizes[kind]).astype(np.float32)
+        d_inputs = cuda.DeviceBuffer.from_host(inputs)
+        d_base = float(baseline) if baseline.ndim == 0 else cuda.DeviceBuffer.from_host(baseline)
+        total = n * grid.num_windows
+        # full fills: random slices, then random strided mappings
+        for stride in (1, int(rng.integers(2, total + 2))):
+            start = int(rng.integers(0, total))
+            most = (total - 1 - start) // stride + 1
+            count = int(rng.integers(1, min(most, 48) + 1))
+            expected = np.full((count + 1, *shape), np.nan, np.float32)
+            core.fill_occluded_batch(inputs, grid, baseline, start, count, expected, stride=stride)
+            out = cuda.DeviceBuffer(expected.shape)
+            out.copy_from_host(np.full(expected.shape, np.nan, np.float32))
+            cuda.fill_occluded_batch(d_inputs, grid, d_base, start, count, out, stride=stride)
+            ok = bool(np.array_equal(out.to_host(), expected, equal_nan=True))
+            record("full fill" if stride == 1 else "strided fill", rank, ok,
+                   f"{detail} start={start} count={count} stride={stride}")
+        # incremental fills: consecutive slices, then the chunked sweep order
+        batch = int(rng.integers(1, min(total, 48) + 1))
+        chunk = -(-total // batch)
+        orders = {"incremental fill": [(s, min(batch, total - s), 1)
+                                       for s in range(0, total, batch)][:40],
+                  "chunked sweep": [(b, (total - 1 - b) // chunk + 1, chunk)
+                                    for b in range(min(chunk, 40))]}
+        for check, calls in orders.items():
+            cpu = np.full((batch, *shape), np.nan, np.float32)
             out = cuda.DeviceBuffer(cpu.shape)
             out.copy_from_host(cpu)
             cpu_state, gpu_state = core.IncrementalFillState(), cuda.IncrementalFillState()
-            ok = True
-            for start in list(range(0, total, batch))[:40]:
-                count = min(batch, total - start)
-                core.fill_occluded_batch(inputs, grid, baseline, start, count, cpu, cpu_state)
-                cuda.fill_occluded_batch(d_inputs, grid, d_base, start, count, out, gpu_state)
+            ok, where = True, ""
+            for start, count, stride in calls:
+                core.fill_occluded_batch(inputs, grid, baseline, start, count, cpu, cpu_state,
+                                         stride=stride)
+                cuda.fill_occluded_batch(d_inputs, grid, d_base, start, count, out, gpu_state,
+                                         stride=stride)
                 if not np.array_equal(out.to_host(), cpu, equal_nan=True):
-                    ok = False
+                    ok, where = False, f" start={start} count={count} stride={stride}"
                     break
-            record("incremental fill", edges, ok, f"{detail} batch={batch}")
-            # maps
-            deltas = rng.normal(size=(n, grid.rows, grid.cols))
+            record(check, rank, ok, f"{detail} batch={batch}{where}")
+        # maps
+        deltas = rng.normal(size=(n, *grid.counts)) * rng.choice([1e-3, 1.0, 1e4])
+        for collapsed in {(), collapsible(grid)}:
             for reduction in ("sum", "mean"):
-                expected_maps = core.accumulate_patch_deltas(deltas, grid, reduction)
-                got_maps = cuda.accumulate_patch_deltas(deltas, grid, reduction).to_host()
+                expected_maps = core.accumulate_window_deltas(deltas, grid, reduction, collapsed)
+                got_maps = cuda.accumulate_window_deltas(deltas, grid, reduction,
+                                                         collapsed).to_host()
                 scale = max(float(np.abs(expected_maps).max()), 1e-30)
                 ok = got_maps.shape == expected_maps.shape and bool(
                     np.allclose(got_maps, expected_maps, rtol=1e-6, atol=1e-6 * scale))
-                record(f"maps ({reduction})", edges, ok, detail)
+                record(f"maps ({reduction}{', collapsed' if collapsed else ''})", rank, ok,
+                       f"{detail} collapsed_axes={collapsed}")
+    checks = sorted({check for check, _ in counts}, key=lambda c: (c.startswith("maps"), c))
     rows = []
-    for check in ("full fill", "incremental fill", "maps (sum)", "maps (mean)"):
-        cells = [f"{counts.get((check, e), [0, 0])[0]}/{counts.get((check, e), [0, 0])[1]}"
-                 for e in ("valid", "cover")]
-        rows.append([check] + cells)
+    for check in checks:
+        rows.append([check] + [
+            "{}/{}".format(*counts[(check, r)]) if (check, r) in counts else "-"
+            for r in range(1, 6)])
     passed = sum(v[0] for v in counts.values())
     total_checks = sum(v[1] for v in counts.values())
     note = f"**{passed}/{total_checks} passed**" + (
         "; failures:\n" + "\n".join(f"- {f}" for f in failures) if failures else "")
-    report.table(f"GPU vs CPU on {len(cases)} configurations", ["check", "valid edges", "cover edges"],
-                 rows, note)
+    report.table(f"GPU vs CPU on {len(cases)} N-d configurations (columns: sample rank)",
+                 ["check", "rank 1", "rank 2", "rank 3", "rank 4", "rank 5"], rows, note)
     if passed != total_checks:
         raise RuntimeError(f"{total_checks - passed} GPU/CPU mismatches")
 
@@ -352,7 +386,8 @@ class Timer:
         elif self.cupy is not None:
             self.cupy.cuda.runtime.deviceSynchronize()
 
-    def per_call_us(self, fn: Callable[[int], None], repeats: int, warmup: int) -> tuple[float, float]:
+    def per_call_us(self, fn: Callable[[int], None], repeats: int,
+                    warmup: int) -> tuple[float, float]:
         """(device microseconds per call, host microseconds per call) for fn(i), i = 0.. ."""
         for i in range(warmup):
             fn(i)
@@ -394,7 +429,8 @@ class Timer:
             src = self.cupy.random.random(nbytes // 4, dtype=self.cupy.float32)
             dst = self.cupy.empty_like(src)
             kind = self.cupy.cuda.runtime.memcpyDeviceToDevice
-            return lambda _i: self.cupy.cuda.runtime.memcpyAsync(dst.data.ptr, src.data.ptr, nbytes, kind, 0)
+            return lambda _i: self.cupy.cuda.runtime.memcpyAsync(dst.data.ptr, src.data.ptr,
+                                                                 nbytes, kind, 0)
         src = np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)
         dst = np.empty_like(src)
         return lambda _i: np.copyto(dst, src)
@@ -425,73 +461,107 @@ class Timer:
         return start.elapsed_time(stop) * 1e3 / (replays * calls)
 
 
-def timing(core: Any, cuda: Any, report: Report, quick: bool) -> None:
-    timer = Timer()
-    sizes = [(64, 64)] if quick else [(224, 224), (512, 512)]
-    patches = [8, 16] if quick else [8, 16, 32]
+def time_problem(core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: int,
+                 quick: bool) -> tuple[list[Any], list[Any], float] | None:
+    """(fill row, map row, % of copy bandwidth) for windows of p along all but the last
+    (channel) axis, batch 32 over 2 inputs; None when the stream is shorter than a batch."""
     batch, n_inputs = 32, 2
     repeats, warmup = (5, 1) if quick else (200, 20)
-    rows = []
+    window = tuple([p] * (len(shape) - 1) + [shape[-1]])  # channels inside every window
+    grid = core.WindowGrid(shape, window, window)
+    total = n_inputs * grid.num_windows
+    if total < batch:
+        return None
+    rng = np.random.default_rng(sum(shape))
+    d_inputs = cuda.DeviceBuffer.from_host(rng.random((n_inputs, *shape), dtype=np.float32))
+    out = cuda.DeviceBuffer((batch, *shape))
+    nbytes = out.nbytes
+    copy_fn = timer.device_copy(nbytes)
+    copy_us, _ = timer.per_call_us(copy_fn, repeats, warmup)
+    copy_graph_us = None
+    with contextlib.suppress(Exception):
+        copy_graph_us = timer.graph_per_call_us(copy_fn, 20, 10 if not quick else 1)
+    starts = [(i * batch) % (total - batch + 1) for i in range(repeats + warmup + 64)]
+
+    def full(i: int) -> None:
+        cuda.fill_occluded_batch(d_inputs, grid, 0.5, starts[i % len(starts)], batch, out)
+
+    def full_on_current(i: int) -> None:  # for graph capture: PyTorch's current stream
+        cuda.fill_occluded_batch(d_inputs, grid, 0.5, starts[i % len(starts)], batch, out,
+                                 stream=timer.torch.cuda.current_stream())
+
+    # The one sweep's order: C pairs per slot, batch b at start b with stride C, so each slot
+    # walks the windows of one input and is updated in place.
+    chunk = -(-total // batch)
+    state = cuda.IncrementalFillState()
+
+    def chunked(i: int) -> None:
+        b = i % chunk
+        cuda.fill_occluded_batch(d_inputs, grid, 0.5, b, (total - 1 - b) // chunk + 1, out,
+                                 state, stride=chunk)
+
+    full_us, full_host_us = timer.per_call_us(full, repeats, warmup)
+    inc_us, inc_host_us = timer.per_call_us(chunked, repeats, warmup)
+    graph_us = None
+    graph_note = ""
+    if timer.torch is not None:
+        try:
+            graph_us = timer.graph_per_call_us(full_on_current, 20, 10 if not quick else 1)
+        except Exception as error:  # noqa: BLE001
+            graph_note = f"graph: {type(error).__name__}"
+    pct = 100 * copy_us / full_us
+    pct_graph = (100 * copy_graph_us / graph_us) if (graph_us and copy_graph_us) else None
+    gbps = 2 * nbytes / (full_us * 1e-6) / 1e9
+    fill_row = ["x".join(map(str, shape)), "x".join(map(str, window)), grid.num_windows,
+                f"{copy_us:.1f}", f"{full_us:.1f}", f"{full_host_us:.1f}", f"{gbps:.0f}",
+                f"{pct:.0f}%",
+                f"{pct_graph:.0f}%" if pct_graph is not None else (graph_note or "n/a"),
+                f"{inc_us:.1f}", f"{inc_host_us:.1f}", f"{full_us / inc_us:.1f}x"]
+    # maps: synchronous calls (workspace, kernels, wait), the deltas already on the device
+    deltas = rng.normal(size=(n_inputs, *grid.counts))
+    d_deltas = cuda.DeviceBuffer.from_host(deltas)
+    collapsed = (grid.rank - 1,)
+    maps = cuda.accumulate_window_deltas(d_deltas, grid, "mean", collapsed)
+    calls = 3 if quick else 20
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        cuda.accumulate_window_deltas(d_deltas, grid, "mean", collapsed, maps)
+    map_ms = (time.perf_counter() - t0) * 1e3 / calls
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        core.accumulate_window_deltas(deltas, grid, "mean", collapsed)
+    cpu_ms = (time.perf_counter() - t0) * 1e3 / calls
+    map_row = [fill_row[0], fill_row[1], grid.num_windows, f"{map_ms:.2f}", f"{cpu_ms:.2f}"]
+    return fill_row, map_row, pct_graph if pct_graph is not None else pct
+
+
+def timing(core: Any, cuda: Any, report: Report, quick: bool) -> None:
+    timer = Timer()
+    problems = ([((64, 64, 3), 8), ((64, 64, 3), 16), ((16, 16, 16, 1), 4)] if quick else
+                [((224, 224, 3), 8), ((224, 224, 3), 16), ((224, 224, 3), 32),
+                 ((512, 512, 3), 16), ((512, 512, 3), 32), ((64, 64, 64, 1), 8)])
+    rows, map_rows = [], []
     worst_pct = math.inf
-    for h, w in sizes:
-        shape = (n_inputs, h, w, 3)
-        rng = np.random.default_rng(h)
-        d_inputs = cuda.DeviceBuffer.from_host(rng.random(shape, dtype=np.float32))
-        out = cuda.DeviceBuffer((batch, h, w, 3))
-        nbytes = out.nbytes
-        copy_fn = timer.device_copy(nbytes)
-        copy_us, _ = timer.per_call_us(copy_fn, repeats, warmup)
-        copy_graph_us = None
-        with contextlib.suppress(Exception):
-            copy_graph_us = timer.graph_per_call_us(copy_fn, 20, 10 if not quick else 1)
-        for p in patches:
-            grid = core.PatchGrid(h, w, patch_size=(p, p), patch_stride=(p, p))
-            total = n_inputs * grid.num_patches
-            if total < batch:
-                continue
-            starts = [(i * batch) % (total - batch + 1) for i in range(repeats + warmup + 64)]
-
-            def full(i: int) -> None:
-                cuda.fill_occluded_batch(d_inputs, grid, 0.5, starts[i % len(starts)], batch, out)
-
-            def full_on_current(i: int) -> None:  # for graph capture: PyTorch's current stream
-                cuda.fill_occluded_batch(d_inputs, grid, 0.5, starts[i % len(starts)], batch, out,
-                                         stream=timer.torch.cuda.current_stream())
-
-            state = cuda.IncrementalFillState()
-            consecutive = list(range(0, total - batch + 1, batch)) or [0]
-
-            def incremental(i: int) -> None:
-                cuda.fill_occluded_batch(d_inputs, grid, 0.5, consecutive[i % len(consecutive)],
-                                         batch, out, state)
-
-            full_us, full_host_us = timer.per_call_us(full, repeats, warmup)
-            inc_us, inc_host_us = timer.per_call_us(incremental, repeats, warmup)
-            graph_us = None
-            graph_note = ""
-            if timer.torch is not None:
-                try:
-                    graph_us = timer.graph_per_call_us(full_on_current, 20, 10 if not quick else 1)
-                except Exception as error:  # noqa: BLE001
-                    graph_note = f"graph: {type(error).__name__}"
-            pct = 100 * copy_us / full_us
-            pct_graph = (100 * copy_graph_us / graph_us) if (graph_us and copy_graph_us) else None
-            best = pct_graph if pct_graph is not None else pct
-            worst_pct = min(worst_pct, best)
-            gbps = 2 * nbytes / (full_us * 1e-6) / 1e9
-            rows.append([f"{h}x{w}x3", p, grid.num_patches, f"{copy_us:.1f}", f"{full_us:.1f}",
-                         f"{full_host_us:.1f}", f"{gbps:.0f}", f"{pct:.0f}%",
-                         f"{pct_graph:.0f}%" if pct_graph is not None else (graph_note or "n/a"),
-                         f"{inc_us:.1f}", f"{inc_host_us:.1f}", f"{full_us / inc_us:.1f}x"])
+    for shape, p in problems:
+        result = time_problem(core, cuda, timer, shape, p, quick)
+        if result is not None:
+            rows.append(result[0])
+            map_rows.append(result[1])
+            worst_pct = min(worst_pct, result[2])
     report.table(
-        f"Fill kernels vs a device-to-device copy of the same bytes (batch {batch}, {timer.kind})",
-        ["input", "patch", "K", "copy µs", "full µs", "full host µs", "full GB/s (r+w)",
-         "% of copy", "% of copy (graph)", "incr. µs", "incr. host µs", "full/incr."],
+        f"Fill kernels vs a device-to-device copy of the same bytes (batch 32, {timer.kind})",
+        ["input", "window", "K", "copy µs", "full µs", "full host µs", "full GB/s (r+w)",
+         "% of copy", "% of copy (graph)", "chunked incr. µs", "incr. host µs", "full/incr."],
         rows,
-        "µs: device time per call from events around back-to-back calls (host µs: time to enqueue "
-        "one call; when host µs >= device µs the loop is launch-bound). 'graph': the same calls "
-        "replayed from a CUDA graph (kernel time only). Target: full fill >= 80% of copy "
-        f"bandwidth; worst here {worst_pct:.0f}%.")
+        "µs: device time per call from events around back-to-back calls (host µs: time to "
+        "enqueue one call; when host µs >= device µs the loop is launch-bound). A full fill is "
+        "two kernels: the copy of each slot's input, then the window's box. 'graph': the same "
+        "calls replayed from a CUDA graph (kernel time only). 'chunked incr.': incremental "
+        "fills in the sweep's chunked order (start b, stride C). Target: full fill >= 80% of "
+        f"copy bandwidth; worst here {worst_pct:.0f}%.")
+    report.table(
+        "Maps (mean, channel axis collapsed) for 2 inputs: one synchronous call",
+        ["input", "window", "K", "GPU ms (deltas on device)", "CPU ms (_core)"], map_rows)
 
 
 # ---- 5. end to end ---------------------------------------------------------------------------
@@ -509,7 +579,8 @@ def end_to_end(report: Report, quick: bool) -> None:
 
         occlusion_cls = fastocclusion.Occlusion
     except Exception as error:  # noqa: BLE001
-        report.text("End to end", f"not available: fastocclusion.Occlusion failed to import ({error})")
+        report.text("End to end",
+                    f"not available: fastocclusion.Occlusion failed to import ({error})")
         raise SkipStage("Occlusion not importable") from None
 
     class SmallCNN(torch.nn.Module):
@@ -568,7 +639,8 @@ def end_to_end(report: Report, quick: bool) -> None:
     shape = tuple(getattr(maps, "shape", ()))
     report.table(
         "End to end: Occlusion(device='gpu') vs the model calls alone",
-        ["input", "N", "patch/stride", "batch", "model calls", "ours ms", "calls alone ms", "ratio"],
+        ["input", "N", "patch/stride", "batch", "model calls", "ours ms", "calls alone ms",
+         "ratio"],
         [[f"{size}x{size}x3", n, f"{patch}/{stride}", batch, calls, f"{t_ours * 1e3:.1f}",
           f"{t_model * 1e3:.1f}", f"{t_ours / t_model:.3f}"]],
         f"Maps shape {shape}. Target ratio <= 1.05. Medians of interleaved runs after a warm-up.")
@@ -608,8 +680,9 @@ def environment(report: Report) -> None:
             module = importlib.import_module(name)
             extra = ""
             if name == "torch":
-                extra = (f", CUDA {module.version.cuda}, device: "
-                         f"{module.cuda.get_device_name(0) if module.cuda.is_available() else 'none'}")
+                device = (module.cuda.get_device_name(0) if module.cuda.is_available()
+                          else "none")
+                extra = f", CUDA {module.version.cuda}, device: {device}"
             rows.append([name, module.__version__ + extra])
         except Exception as error:  # noqa: BLE001
             rows.append([name, f"not available ({type(error).__name__})"])
@@ -620,7 +693,8 @@ def environment(report: Report) -> None:
         try:
             text = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   timeout=30).stdout.strip().splitlines()
-            line = next((t for t in text if "release" in t), text[0] if tool != "nvcc" else text[-1])
+            fallback = text[0] if tool != "nvcc" else text[-1]
+            line = next((t for t in text if "release" in t), fallback)
             rows.append([tool, line.strip()])
         except Exception as error:  # noqa: BLE001
             rows.append([tool, f"not available ({type(error).__name__})"])
@@ -638,7 +712,8 @@ def main() -> int:
                         "and _cuda) from this directory")
     parser.add_argument("--configs", type=int, default=40, help="random correctness configurations")
     parser.add_argument("--quick", action="store_true", help="small timing sizes (smoke test)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["checks", "timing", "e2e", "pytest"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["checks", "timing", "e2e", "pytest"])
     args = parser.parse_args()
 
     report = Report()
@@ -658,7 +733,8 @@ def main() -> int:
         core = importlib.import_module("fastocclusion._core")
         cuda = importlib.import_module("fastocclusion._cuda")
         gpu = bool(cuda.is_available())
-        status["note"] = (f"{cuda.__file__}; is_available()={gpu}, device_count()={cuda.device_count()}, "
+        status["note"] = (f"{cuda.__file__}; is_available()={gpu}, "
+                          f"device_count()={cuda.device_count()}, "
                           f"runtime {cuda.runtime_version()}, driver {cuda.driver_version()}")
     imported = cuda is not None
 

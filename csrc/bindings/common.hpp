@@ -58,6 +58,29 @@ inline std::vector<std::int64_t> batch_shape(std::int64_t leading, const std::ve
   return shape;
 }
 
+/// N of an array of shape (N, *tail) with N >= 1 (`tail`: a grid's sample shape or window
+/// counts, described by `what`); ValueError naming `name` otherwise.
+inline std::int64_t leading_count(const std::vector<std::int64_t>& shape,
+                                  const std::vector<std::int64_t>& tail, const char* name,
+                                  const char* what) {
+  FASTOCCLUSION_EXPECTS(shape.size() == tail.size() + 1 && shape[0] >= 1 &&
+                            std::vector<std::int64_t>(shape.begin() + 1, shape.end()) == tail,
+                        name << ": shape " << shape_string(shape) << " is invalid, expected (N, "
+                             << shape_string(tail).substr(1) << " with N >= 1 (" << what << ")");
+  return shape[0];
+}
+
+/// (n, map shape...): the shape of n maps of `grid`, the collapsed axes (bit d: axis d) of
+/// length 1. Expects a mask that map_size() accepted.
+inline std::vector<std::int64_t> map_shape(std::int64_t n, const WindowGrid& grid,
+                                           std::uint32_t collapsed_axes) {
+  std::vector<std::int64_t> shape{n};
+  for (int d = 0; d < grid.rank; ++d) {
+    shape.push_back(((collapsed_axes >> d) & 1U) != 0 ? 1 : grid.axes[d].length);
+  }
+  return shape;
+}
+
 /// Bit d set for every axis in `axes` (Python ints in [0, rank)); ValueError naming
 /// `collapsed_axes` otherwise.
 inline std::uint32_t axes_mask(const std::vector<int>& axes, int rank) {

@@ -2,17 +2,18 @@
 // templates (csrc/src/cuda/fill_host.hpp, accumulate_host.hpp) that run the kernels'
 // per-thread bodies (fill_device.cuh, accumulate_device.cuh) over an emulated grid on the
 // host, block by block and thread by thread, exactly as the __global__ kernels of fill.cu
-// and accumulate.cu forward blockIdx/threadIdx/gridDim to them.
+// and accumulate.cu forward blockIdx/threadIdx/gridDim to them. Launches run one after
+// another, as kernels on one stream do.
 //
 // Beyond running the launch it was given, a policy can (per Config):
 //  * launch a SMALLER grid than the launcher asked for, so the grid-stride loops of the
-//    bodies wrap (the shipped caps, 65535 blocks, wrap only on images of gigabytes);
-//  * run the 64-bit in-image Index instantiation (the launcher picks it only past 2^31 floats);
+//    bodies wrap (the shipped caps, 65535 blocks per slot, wrap only on samples of gigabytes);
+//  * run the 64-bit in-sample Index instantiation (the launcher picks it only past 2^31 floats);
 //  * run the blocks in a shuffled order and the threads of odd blocks backwards, so two
 //    threads writing one element with different values disagree with the CPU;
 //  * fail (throw) at the n-th launch, to test the launcher's recovery.
 // Every launch checks what a real device would enforce: grid limits, a non-empty grid, and
-// 16-byte alignment whenever the vectorised (V = 4) bodies are chosen. Violations throw
+// 16-byte alignment whenever the vectorised (V = 4) copy is chosen. Violations throw
 // contract_violation. Nothing here touches the CUDA runtime: only cudaStream_t comes from
 // the toolkit headers (kernels.hpp includes cuda_runtime_api.h).
 #pragma once
@@ -39,10 +40,8 @@ constexpr std::int64_t kNoCap = std::numeric_limits<std::int64_t>::max();
 struct Config {
   std::int64_t max_grid_x = kNoCap;           ///< full fill: blocks per slot (gridDim.x)
   std::int64_t max_grid_y = kNoCap;           ///< full fill: slot rows (gridDim.y)
-  std::int64_t max_blocks_per_slot = kNoCap;  ///< incremental: blocks_per_full / blocks_per_inc
-  std::int64_t max_prefix_blocks = kNoCap;    ///< accumulate pass 1
-  std::int64_t max_map_blocks = kNoCap;       ///< accumulate pass 2
-  unsigned prefix_threads = fd::kPrefixThreads;  ///< accumulate pass 1 blockDim.x
+  std::int64_t max_blocks_per_slot = kNoCap;  ///< incremental: a plan's blocks per slot
+  std::int64_t max_accumulate_blocks = kNoCap;  ///< accumulate: every pass
   bool widen_index = false;                   ///< run the std::uint64_t Index bodies
   std::uint64_t order_seed = 0;               ///< block order; 0 keeps ascending order
   std::int64_t fail_at_launch = -1;           ///< launch number (0-based) that throws
@@ -51,13 +50,16 @@ struct Config {
 
 /// What the launches did since the last reset(): lets the tests assert their coverage.
 struct Stats {
-  std::int64_t launches = 0, full = 0, incremental = 0, vectorised = 0, scalar_width = 0;
+  std::int64_t launches = 0, copies = 0, boxes = 0, plan_copies = 0, plan_boxes = 0;
+  std::int64_t vectorised = 0, scalar_width = 0;
   std::int64_t wide_index = 0;     ///< launches that ran the std::uint64_t Index bodies
-  std::int64_t updated_slots = 0;  ///< incremental: slots whose patch was updated in place
-  std::int64_t slot_x_wraps = 0;   ///< a slot's units outran the blocks given to it
+  std::int64_t full_slots = 0;     ///< incremental: slots filled in full
+  std::int64_t updated_slots = 0;  ///< incremental: slots whose box was updated in place
+  std::int64_t copy_wraps = 0;     ///< a slot's units outran the blocks given to it
+  std::int64_t box_wraps = 0;      ///< a box (or a box update) outran the blocks given to it
   std::int64_t slot_y_wraps = 0;   ///< full fill: more slots than slot rows
-  std::int64_t update_wraps = 0;   ///< incremental: a patch update outran its blocks
-  std::int64_t multi_input_blocks = 0, thread_wraps = 0, map_wraps = 0;  ///< accumulate
+  std::int64_t scans = 0;          ///< accumulate: scan launches (one per active axis)
+  std::int64_t accumulate_wraps = 0;  ///< accumulate: a pass outran its threads
 };
 
 struct contract_violation : std::logic_error {
@@ -104,10 +106,10 @@ inline std::vector<std::int64_t> block_order(std::int64_t blocks) {
   return order;
 }
 
-/// Runs body(tid) for the kFillThreads threads of block b (odd blocks backwards).
+/// Runs body(tid) for the kThreads threads of block b (odd blocks backwards).
 template <typename Body>
 void run_block(std::int64_t b, Body&& body) {
-  for (unsigned i = 0; i < fd::kFillThreads; ++i) body(b % 2 == 0 ? i : fd::kFillThreads - 1 - i);
+  for (unsigned i = 0; i < fd::kThreads; ++i) body(b % 2 == 0 ? i : fd::kThreads - 1 - i);
 }
 
 inline void check_vector_layout(int v, const fd::FillParams& p) {
@@ -119,118 +121,175 @@ inline void check_vector_layout(int v, const fd::FillParams& p) {
   const auto aligned16 = [](const void* ptr) {
     return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0;
   };
-  expect(p.image % 4 == 0 && aligned16(p.inputs) && aligned16(p.batch),
+  expect(p.sample % 4 == 0 && aligned16(p.inputs) && aligned16(p.batch),
          "float4 path chosen for a misaligned layout");
+}
+
+/// Runs run(Index{}) with the launcher's Index, or std::uint64_t when widened.
+template <typename Index, typename Run>
+void with_index(Run&& run) {
+  if (config().widen_index || sizeof(Index) == 8) ++stats().wide_index;
+  if (config().widen_index) run(std::uint64_t{});
+  else run(Index{});
 }
 
 /// Launch policy of run_fill / run_incremental_fill.
 struct Fill {
-  template <int V, typename Index>
-  static void full(const fd::FillParams& p, fd::GridSize grid, std::int64_t count,
-                   cudaStream_t stream) {
-    begin_launch(stream);
-    ++stats().full;
-    check_vector_layout(V, p);
+  /// A 2-D launch of the full fill (copy or box): (gx, gy) after the caps; counts wraps.
+  static fd::GridSize full_grid(fd::GridSize grid, std::int64_t count, std::int64_t units,
+                                std::int64_t& wraps) {
     expect(grid.x >= 1 && grid.x <= std::numeric_limits<std::int32_t>::max(),
            "gridDim.x out of range");
     expect(grid.y >= 1 && grid.y <= 65535, "gridDim.y out of range");
     expect(count >= 1, "empty fill launched");
-    const std::int64_t gx = std::min(grid.x, config().max_grid_x);
-    const std::int64_t gy = std::min(grid.y, config().max_grid_y);
-    if (gx * fd::kFillThreads < p.image / V) ++stats().slot_x_wraps;
-    if (gy < count) ++stats().slot_y_wraps;
-    const auto run = [&](auto index) {
-      using I = decltype(index);
-      for (const std::int64_t b : block_order(gx * gy)) {
-        const auto bx = static_cast<unsigned>(b % gx), by = static_cast<unsigned>(b / gx);
-        run_block(b, [&](unsigned tid) {
-          fd::fill_full_thread<V, I>(p, count, bx, by, static_cast<unsigned>(gx),
-                                     static_cast<unsigned>(gy), tid);
-        });
-      }
-    };
-    if (config().widen_index || sizeof(Index) == 8) ++stats().wide_index;
-    if (config().widen_index) run(std::uint64_t{});
-    else run(Index{});
+    const fd::GridSize shrunk{std::min(grid.x, config().max_grid_x),
+                              std::min(grid.y, config().max_grid_y)};
+    if (shrunk.x * fd::kThreads < units) ++wraps;
+    if (shrunk.y < count) ++stats().slot_y_wraps;
+    return shrunk;
+  }
+
+  template <typename Body>
+  static void run_2d(fd::GridSize g, Body&& body) {
+    for (const std::int64_t b : block_order(g.x * g.y)) {
+      const auto bx = static_cast<unsigned>(b % g.x), by = static_cast<unsigned>(b / g.x);
+      run_block(b, [&](unsigned tid) {
+        body(bx, by, static_cast<unsigned>(g.x), static_cast<unsigned>(g.y), tid);
+      });
+    }
   }
 
   template <int V, typename Index>
-  static void incremental(const fd::FillParams& p, const fd::IncrementalPlan& plan,
-                          std::int64_t blocks, cudaStream_t stream) {
+  static void copy(const fd::FillParams& p, fd::GridSize grid, std::int64_t count,
+                   cudaStream_t stream) {
     begin_launch(stream);
-    ++stats().incremental;
+    ++stats().copies;
     check_vector_layout(V, p);
-    expect(plan.full_count >= 0 && plan.inc_count >= 0 &&
-               plan.full_count + plan.inc_count <= fd::kPlanSlots,
+    const fd::GridSize g = full_grid(grid, count, p.sample / V, stats().copy_wraps);
+    with_index<Index>([&](auto index) {
+      using I = decltype(index);
+      run_2d(g, [&](unsigned bx, unsigned by, unsigned gx, unsigned gy, unsigned tid) {
+        fd::copy_thread<V, I>(p, count, bx, by, gx, gy, tid);
+      });
+    });
+  }
+
+  template <typename Index>
+  static void box(const fd::FillParams& p, fd::GridSize grid, std::int64_t count,
+                  cudaStream_t stream) {
+    begin_launch(stream);
+    ++stats().boxes;
+    const fd::GridSize g = full_grid(grid, count, p.volume, stats().box_wraps);
+    with_index<Index>([&](auto index) {
+      using I = decltype(index);
+      run_2d(g, [&](unsigned bx, unsigned by, unsigned gx, unsigned gy, unsigned tid) {
+        fd::box_thread<I>(p, count, bx, by, gx, gy, tid);
+      });
+    });
+  }
+
+  /// The plan with its blocks per slot capped; checks the plan's counts.
+  static fd::IncrementalPlan shrink(const fd::IncrementalPlan& plan) {
+    expect(plan.full_count >= 0 && plan.update_count >= 0 &&
+               plan.full_count + plan.update_count <= fd::kPlanSlots,
            "plan counts out of range");
-    expect(blocks >= 1 && blocks <= std::numeric_limits<std::int32_t>::max() &&
-               blocks == std::int64_t{plan.full_count} * plan.blocks_per_full +
-                             std::int64_t{plan.inc_count} * plan.blocks_per_inc,
-           "grid does not match the plan");
-    stats().updated_slots += plan.inc_count;
     fd::IncrementalPlan shrunk = plan;
-    shrunk.blocks_per_full = static_cast<std::uint32_t>(
-        std::min<std::int64_t>(plan.blocks_per_full, config().max_blocks_per_slot));
-    shrunk.blocks_per_inc = static_cast<std::uint32_t>(
-        std::min<std::int64_t>(plan.blocks_per_inc, config().max_blocks_per_slot));
-    const std::int64_t launched = std::int64_t{shrunk.full_count} * shrunk.blocks_per_full +
-                                  std::int64_t{shrunk.inc_count} * shrunk.blocks_per_inc;
-    const std::int64_t threads = fd::kFillThreads;
-    if (shrunk.full_count > 0 && shrunk.blocks_per_full * threads < p.image / V) {
-      ++stats().slot_x_wraps;
+    const auto cap = [](std::uint32_t blocks) {
+      expect(blocks >= 1 && blocks <= 65535, "blocks per slot out of range");
+      return static_cast<std::uint32_t>(
+          std::min<std::int64_t>(blocks, config().max_blocks_per_slot));
+    };
+    shrunk.blocks_per_copy = cap(plan.blocks_per_copy);
+    shrunk.blocks_per_box = cap(plan.blocks_per_box);
+    shrunk.blocks_per_update = cap(plan.blocks_per_update);
+    return shrunk;
+  }
+
+  template <int V, typename Index>
+  static void plan_copy(const fd::FillParams& p, const fd::IncrementalPlan& plan,
+                        std::int64_t blocks, cudaStream_t stream) {
+    begin_launch(stream);
+    ++stats().plan_copies;
+    check_vector_layout(V, p);
+    expect(plan.full_count >= 1 && blocks == std::int64_t{plan.full_count} * plan.blocks_per_copy,
+           "copy grid does not match the plan");
+    const fd::IncrementalPlan shrunk = shrink(plan);
+    stats().full_slots += plan.full_count;
+    if (std::int64_t{shrunk.blocks_per_copy} * fd::kThreads < p.sample / V) ++stats().copy_wraps;
+    with_index<Index>([&](auto index) {
+      using I = decltype(index);
+      for (const std::int64_t b :
+           block_order(std::int64_t{shrunk.full_count} * shrunk.blocks_per_copy)) {
+        run_block(b, [&](unsigned tid) {
+          fd::plan_copy_thread<V, I>(p, shrunk, static_cast<unsigned>(b), tid);
+        });
+      }
+    });
+  }
+
+  template <typename Index>
+  static void plan_box(const fd::FillParams& p, const fd::IncrementalPlan& plan,
+                       std::int64_t blocks, cudaStream_t stream) {
+    begin_launch(stream);
+    ++stats().plan_boxes;
+    expect(blocks >= 1 && blocks <= std::numeric_limits<std::int32_t>::max() &&
+               blocks == std::int64_t{plan.full_count} * plan.blocks_per_box +
+                             std::int64_t{plan.update_count} * plan.blocks_per_update,
+           "box grid does not match the plan");
+    const fd::IncrementalPlan shrunk = shrink(plan);
+    stats().updated_slots += plan.update_count;
+    const std::int64_t threads = fd::kThreads;
+    if ((shrunk.full_count > 0 && shrunk.blocks_per_box * threads < p.volume) ||
+        (shrunk.update_count > 0 && shrunk.blocks_per_update * threads < 2 * p.volume)) {
+      ++stats().box_wraps;
     }
-    if (shrunk.inc_count > 0 &&
-        shrunk.blocks_per_inc * threads < 2 * p.patch_h * p.patch_w * p.channels) {
-      ++stats().update_wraps;
-    }
-    const auto run = [&](auto index) {
+    const std::int64_t launched = std::int64_t{shrunk.full_count} * shrunk.blocks_per_box +
+                                  std::int64_t{shrunk.update_count} * shrunk.blocks_per_update;
+    with_index<Index>([&](auto index) {
       using I = decltype(index);
       for (const std::int64_t b : block_order(launched)) {
         run_block(b, [&](unsigned tid) {
-          fd::fill_incremental_thread<V, I>(p, shrunk, static_cast<unsigned>(b), tid);
+          fd::plan_box_thread<I>(p, shrunk, static_cast<unsigned>(b), tid);
         });
       }
-    };
-    if (config().widen_index || sizeof(Index) == 8) ++stats().wide_index;
-    if (config().widen_index) run(std::uint64_t{});
-    else run(Index{});
+    });
   }
 };
 
-/// Launch policy of run_accumulate: the loops of prefix_sum_kernel and map_kernel
-/// (accumulate.cu) around the bodies, with __syncthreads() between the two halves of pass 1.
+/// Launch policy of run_accumulate: the grid-stride loops of pad_kernel, scan_kernel and
+/// map_kernel (accumulate.cu) around the bodies.
 struct Accumulate {
-  static void prefix(const fd::AccumulateParams& p, std::int64_t blocks, cudaStream_t stream) {
-    begin_launch(stream);
-    expect(blocks >= 1 && blocks <= 65535, "prefix grid out of range");
-    const std::int64_t grid = std::min(blocks, config().max_prefix_blocks);
-    const unsigned threads = config().prefix_threads;
-    if (grid < p.n) ++stats().multi_input_blocks;
-    if (threads < p.rows || threads < p.cols) ++stats().thread_wraps;
+  template <typename Body>
+  static void grid_stride(std::int64_t blocks, std::int64_t total, Body&& body) {
+    expect(blocks >= 1 && blocks <= std::numeric_limits<std::int32_t>::max(),
+           "grid out of range");
+    const std::int64_t grid = std::min(blocks, config().max_accumulate_blocks);
+    const std::int64_t step = grid * fd::kThreads;
+    if (step < total) ++stats().accumulate_wraps;
     for (const std::int64_t b : block_order(grid)) {
-      for (std::int64_t i = b; i < p.n; i += grid) {
-        for (unsigned t = 0; t < threads; ++t) fd::prefix_rows(p, i, t, threads);
-        // __syncthreads(): every row is summed before any column.
-        for (unsigned t = threads; t-- > 0;) fd::prefix_cols(p, i, t, threads);
-      }
+      run_block(b, [&](unsigned t) {
+        for (std::int64_t idx = b * fd::kThreads + t; idx < total; idx += step) body(idx);
+      });
     }
+  }
+
+  static void pad(const fd::AccumulateParams& p, std::int64_t blocks, cudaStream_t stream) {
+    begin_launch(stream);
+    grid_stride(blocks, p.n * p.padded_size, [&](std::int64_t idx) { fd::pad_element(p, idx); });
+  }
+
+  static void scan(const fd::AccumulateParams& p, int axis, std::int64_t blocks,
+                   cudaStream_t stream) {
+    begin_launch(stream);
+    ++stats().scans;
+    expect(axis >= 0 && axis < p.active, "scan of an axis that is not active");
+    grid_stride(blocks, fd::scan_lines(p, axis),
+                [&](std::int64_t line) { fd::scan_line(p, axis, line); });
   }
 
   static void maps(const fd::AccumulateParams& p, std::int64_t blocks, cudaStream_t stream) {
     begin_launch(stream);
-    expect(blocks >= 1 && blocks <= std::numeric_limits<std::int32_t>::max(),
-           "map grid out of range");
-    const std::int64_t grid = std::min(blocks, config().max_map_blocks);
-    const std::int64_t total = p.n * p.height * p.width;
-    const std::int64_t stride = grid * fd::kMapThreads;
-    if (stride < total) ++stats().map_wraps;
-    for (const std::int64_t b : block_order(grid)) {
-      for (unsigned t = 0; t < fd::kMapThreads; ++t) {
-        for (std::int64_t idx = b * fd::kMapThreads + t; idx < total; idx += stride) {
-          fd::map_pixel(p, idx);
-        }
-      }
-    }
+    grid_stride(blocks, p.n * p.map_size, [&](std::int64_t idx) { fd::map_element(p, idx); });
   }
 };
 

@@ -1,95 +1,135 @@
-// Device side of the map accumulation: parameters and per-thread bodies, private to
-// csrc/src/cuda. __host__ __device__ with explicit indices, like fill_device.cuh, so a host
-// program can emulate the grid.
+// Device side of the map accumulation: parameters and per-element bodies, private to
+// csrc/src/cuda (__host__ __device__, see device_support.cuh; the kernels of accumulate.cu
+// run them in 64-bit grid-stride loops).
 //
-// Two passes:
-//  1. per input (one block each), the 2-D inclusive prefix sum of its delta grid into the
-//     workspace: S[a][b] = sum of deltas[i][j] over i < a, j < b, S of (rows+1) x (cols+1),
-//     first row and column 0. Rows first (one thread per grid row), a barrier, then
-//     columns (one thread per grid column).
-//  2. per pixel, the patches covering (y, x) are rows [i0, i1] x columns [j0, j1] of the
-//     grid (anchors i*s, extents min(p, L - i*s) with the pixel inside the axis, so
-//     "covers" means i*s <= y < i*s + p), and their sum is a rectangle of S.
+// Only the m axes with more than one window ("active" axes) take part in the prefix sums:
+// an axis with count 1 contributes index 0 to every window, and a map position along it is
+// covered by that window or by none. Three passes:
+//  1. pad : per input, P = its delta grid over the active axes, with a zero slice in front
+//           along each of them (dims count + 1): P[c] = delta[c - 1], 0 where some c_a = 0.
+//  2. scan: one launch per active axis a, one thread per line along a: the running sum,
+//           so that after the m launches P[c] = sum of deltas over the windows [0, c_a) per
+//           axis (an inclusive prefix sum, shifted by the padding).
+//  3. maps: per map element, per axis the range [lo, hi] of the windows covering it
+//           (closed form from the anchors: window i covers x iff i*s <= x < i*s + w, extents
+//           clipped at the edge only where x could not lie anyway), 0 where a range is
+//           empty; then the sum over the box [lo, hi] of windows from the 2^m corners of P
+//           (inclusion-exclusion).
 #pragma once
 
 #include <cstdint>
 
-#include "fill_device.cuh"  // FASTOCCLUSION_HD
+#include "device_support.cuh"
+#include "fastocclusion/geometry.hpp"
 
 namespace fastocclusion::cuda::detail {
 
-constexpr unsigned kPrefixThreads = 128;
-constexpr unsigned kMapThreads = 256;
-
+/// Everything an accumulation kernel needs, passed by value.
 struct AccumulateParams {
-  const double* deltas = nullptr;  ///< n * rows * cols
-  float* maps = nullptr;           ///< n * height * width
-  double* sums = nullptr;          ///< workspace, n * (rows + 1) * (cols + 1)
-  std::int64_t n = 0, height = 0, width = 0, rows = 0, cols = 0;
-  std::int64_t patch_h = 0, stride_h = 0, patch_w = 0, stride_w = 0;
+  const double* deltas = nullptr;  ///< n * windows
+  float* maps = nullptr;           ///< n * map_size
+  double* sums = nullptr;          ///< workspace: n * padded_size
+  std::int64_t n = 0;
+  int rank = 0;
   int mean = 0;
+  std::int64_t length[kMaxAxes] = {};  ///< per sample axis
+  std::int64_t window[kMaxAxes] = {};
+  std::int64_t stride[kMaxAxes] = {};
+  std::int64_t count[kMaxAxes] = {};
+  std::int64_t map_length[kMaxAxes] = {};  ///< length, or 1 for a collapsed axis
+  std::int64_t map_size = 0;               ///< map elements per input
+  std::int64_t windows = 0;                ///< K
+  int active = 0;                          ///< number of axes with count > 1
+  std::int64_t padded[kMaxAxes] = {};       ///< count + 1 of active axis a (a < active)
+  std::int64_t padded_step[kMaxAxes] = {};  ///< element stride of active axis a in P
+  std::int64_t delta_step[kMaxAxes] = {};   ///< element stride of active axis a in the deltas
+  std::int64_t map_step[kMaxAxes] = {};     ///< element stride in P of SAMPLE axis d (0: count 1)
+  std::int64_t padded_size = 1;             ///< elements of P per input
 };
 
-/// Pass 1a for input i: S[0][*] = 0 and each grid row's running sum into S[a+1][1..].
-FASTOCCLUSION_HD void prefix_rows(const AccumulateParams& p, std::int64_t i, unsigned tid,
-                                  unsigned threads) {
-  const std::int64_t sc = p.cols + 1;
-  double* S = p.sums + i * (p.rows + 1) * sc;
-  const double* d = p.deltas + i * p.rows * p.cols;
-  for (std::int64_t b = tid; b < sc; b += threads) S[b] = 0.0;
-  for (std::int64_t a = tid; a < p.rows; a += threads) {
-    double* out = S + (a + 1) * sc;
-    const double* in = d + a * p.cols;
-    double running = 0.0;
-    out[0] = 0.0;
-    for (std::int64_t b = 0; b < p.cols; ++b) {
-      running += in[b];
-      out[b + 1] = running;
-    }
+/// Pass 1: element idx of the n * padded_size elements of P.
+FASTOCCLUSION_HD void pad_element(const AccumulateParams& p, std::int64_t idx) {
+  const std::int64_t input = idx / p.padded_size;
+  std::int64_t rest = idx - input * p.padded_size;
+  std::int64_t offset = 0;
+  bool zero = false;
+  FASTOCCLUSION_UNROLL
+  for (int a = kMaxAxes - 1; a >= 0; --a) {
+    if (a >= p.active) continue;
+    const std::int64_t c = rest % p.padded[a];
+    rest /= p.padded[a];
+    zero = zero || c == 0;
+    offset += (c - 1) * p.delta_step[a];
+  }
+  p.sums[idx] = zero ? 0.0 : p.deltas[input * p.windows + offset];
+}
+
+/// Lines of P along active axis a, over all inputs.
+FASTOCCLUSION_HD std::int64_t scan_lines(const AccumulateParams& p, int a) {
+  return p.n * (p.padded_size / p.padded[a]);
+}
+
+/// Pass 2 for active axis a: the running sum along line `line` (after pass 1 and the scans
+/// of the axes before a).
+FASTOCCLUSION_HD void scan_line(const AccumulateParams& p, int a, std::int64_t line) {
+  const std::int64_t inner = p.padded_step[a], length = p.padded[a];
+  const std::int64_t outer = line / inner;
+  double* x = p.sums + (outer * length * inner + (line - outer * inner));
+  double running = 0.0;  // x[0] is the zero slice
+  for (std::int64_t c = 1; c < length; ++c) {
+    running += x[c * inner];
+    x[c * inner] = running;
   }
 }
 
-/// Pass 1b for input i (after 1a completed for it): running sums down each column.
-FASTOCCLUSION_HD void prefix_cols(const AccumulateParams& p, std::int64_t i, unsigned tid,
-                                  unsigned threads) {
-  const std::int64_t sc = p.cols + 1;
-  double* S = p.sums + i * (p.rows + 1) * sc;
-  for (std::int64_t b = 1 + static_cast<std::int64_t>(tid); b < sc; b += threads) {
-    double running = 0.0;
-    for (std::int64_t a = 1; a <= p.rows; ++a) {
-      running += S[a * sc + b];
-      S[a * sc + b] = running;
+/// Pass 3: map element idx of the n * map_size elements. (Per-axis arrays are indexed by
+/// the sample axis, a constant after unrolling: they stay in registers.)
+FASTOCCLUSION_HD void map_element(const AccumulateParams& p, std::int64_t idx) {
+  const std::int64_t input = idx / p.map_size;
+  std::int64_t rest = idx - input * p.map_size;
+  std::int64_t lo[kMaxAxes] = {}, hi[kMaxAxes] = {};
+  bool covered = true;
+  FASTOCCLUSION_UNROLL
+  for (int d = kMaxAxes - 1; d >= 0; --d) {
+    if (d >= p.rank) continue;
+    const std::int64_t x = rest % p.map_length[d];
+    rest /= p.map_length[d];
+    const std::int64_t w = p.window[d], s = p.stride[d];
+    if (p.count[d] == 1) {
+      covered = covered && x < w;  // its one window, at 0 (a collapsed axis: x = 0)
+    } else {
+      const std::int64_t last = x / s;
+      hi[d] = last < p.count[d] - 1 ? last : p.count[d] - 1;
+      lo[d] = x >= w ? (x - w) / s + 1 : 0;
+      covered = covered && lo[d] <= hi[d];
     }
   }
-}
-
-/// Patches [lo, hi] of an axis cover position `pos`; empty when lo > hi.
-FASTOCCLUSION_HD void covering_range(std::int64_t pos, std::int64_t patch, std::int64_t stride,
-                                     std::int64_t count, std::int64_t& lo, std::int64_t& hi) {
-  hi = pos / stride;
-  if (hi > count - 1) hi = count - 1;
-  lo = pos >= patch ? (pos - patch) / stride + 1 : 0;
-}
-
-/// Pass 2: map element idx in [0, n*height*width).
-FASTOCCLUSION_HD void map_pixel(const AccumulateParams& p, std::int64_t idx) {
-  const std::int64_t plane = p.height * p.width;
-  const std::int64_t i = idx / plane;
-  const std::int64_t rem = idx - i * plane;
-  const std::int64_t y = rem / p.width;
-  const std::int64_t x = rem - y * p.width;
-  std::int64_t i0, i1, j0, j1;
-  covering_range(y, p.patch_h, p.stride_h, p.rows, i0, i1);
-  covering_range(x, p.patch_w, p.stride_w, p.cols, j0, j1);
   double value = 0.0;
-  if (i0 <= i1 && j0 <= j1) {
-    const std::int64_t sc = p.cols + 1;
-    const double* S = p.sums + i * (p.rows + 1) * sc;
-    value = S[(i1 + 1) * sc + (j1 + 1)] - S[i0 * sc + (j1 + 1)] - S[(i1 + 1) * sc + j0] +
-            S[i0 * sc + j0];
-    // Same operation order as the CPU: sum * (1 / rows covering) * (1 / cols covering).
-    if (p.mean) value = value * (1.0 / static_cast<double>(i1 - i0 + 1)) *
-                        (1.0 / static_cast<double>(j1 - j0 + 1));
+  if (covered) {
+    const double* P = p.sums + input * p.padded_size;
+    const unsigned corners = 1u << p.active;
+    for (unsigned corner = 0; corner < corners; ++corner) {
+      std::int64_t offset = 0;
+      bool negative = false;
+      unsigned bit = 0;  // active axis a takes bit a of the corner
+      FASTOCCLUSION_UNROLL
+      for (int d = 0; d < kMaxAxes; ++d) {
+        if (d >= p.rank || p.count[d] == 1) continue;
+        const bool low = ((corner >> bit++) & 1u) != 0;
+        offset += (low ? lo[d] : hi[d] + 1) * p.map_step[d];
+        negative = negative != low;
+      }
+      value += negative ? -P[offset] : P[offset];
+    }
+    if (p.mean) {
+      // The CPU's order: times 1 / (windows covering x) along each axis, first axis first.
+      FASTOCCLUSION_UNROLL
+      for (int d = 0; d < kMaxAxes; ++d) {
+        if (d < p.rank && p.count[d] > 1) {
+          value = value * (1.0 / static_cast<double>(hi[d] - lo[d] + 1));
+        }
+      }
+    }
   }
   p.maps[idx] = static_cast<float>(value);
 }

@@ -31,6 +31,10 @@ void throw_cuda_error(cudaError_t code, const char* call, const char* file, int 
 
 void report_cuda_error(cudaError_t code, const char* call, const char* file, int line) noexcept {
   (void)cudaGetLastError();
+  // The process is exiting and the runtime has already shut down (a buffer or guard
+  // destroyed by interpreter teardown after CUDA's own static teardown): its resources are
+  // gone with it, nothing to report (rmm does the same).
+  if (code == cudaErrorCudartUnloading) return;
   try {
     const std::string message = cuda_error_message(code, call, file, line);
     std::fprintf(stderr, "fastocclusion: %s (ignored)\n", message.c_str());

@@ -1,6 +1,5 @@
 #include "fastocclusion/cuda/device_buffer.hpp"
 
-#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -17,11 +16,11 @@ const char* dtype_name(DType dtype) noexcept {
   return dtype == DType::float64 ? "float64" : "float32";
 }
 
-DType parse_dtype(const char* name) {
-  FASTOCCLUSION_EXPECTS(name != nullptr, "dtype: expected \"float32\" or \"float64\", got null");
-  if (std::strcmp(name, "float32") == 0) return DType::float32;
-  if (std::strcmp(name, "float64") == 0) return DType::float64;
-  FASTOCCLUSION_EXPECTS(false, "dtype=\"" << name << "\": expected \"float32\" or \"float64\"");
+DType parse_dtype(std::string_view name) {
+  if (name == "float32") return DType::float32;
+  if (name == "float64") return DType::float64;
+  FASTOCCLUSION_EXPECTS(false, "dtype=" << ::fastocclusion::detail::quote_for_message(name)
+                                        << " is invalid, expected \"float32\" or \"float64\"");
   return DType::float32;  // unreachable
 }
 
@@ -82,13 +81,6 @@ void copy_device_to_host(void* dst, const void* src, std::size_t bytes, cudaStre
   FASTOCCLUSION_EXPECTS(dst != nullptr && src != nullptr, "copy: null pointer");
   FASTOCCLUSION_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
   FASTOCCLUSION_CUDA_TRY(cudaStreamSynchronize(stream));
-}
-
-void copy_device_to_device_async(void* dst, const void* src, std::size_t bytes,
-                                 cudaStream_t stream) {
-  if (bytes == 0) return;
-  FASTOCCLUSION_EXPECTS(dst != nullptr && src != nullptr, "copy: null pointer");
-  FASTOCCLUSION_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
 }
 
 }  // namespace fastocclusion::cuda

@@ -18,30 +18,53 @@ static_assert(sizeof(FillParams) + sizeof(IncrementalPlan) <= 4000,
               "incremental launch parameters exceed the 4 KB kernel parameter limit");
 
 template <int V, typename Index>
-__global__ void __launch_bounds__(kFillThreads)
-    fill_full_kernel(const FillParams p, std::int64_t count) {
-  fill_full_thread<V, Index>(p, count, blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, threadIdx.x);
+__global__ void __launch_bounds__(kThreads) copy_kernel(const FillParams p, std::int64_t count) {
+  copy_thread<V, Index>(p, count, blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, threadIdx.x);
+}
+
+template <typename Index>
+__global__ void __launch_bounds__(kThreads) box_kernel(const FillParams p, std::int64_t count) {
+  box_thread<Index>(p, count, blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, threadIdx.x);
 }
 
 template <int V, typename Index>
-__global__ void __launch_bounds__(kFillThreads)
-    fill_incremental_kernel(const FillParams p, const __grid_constant__ IncrementalPlan plan) {
-  fill_incremental_thread<V, Index>(p, plan, blockIdx.x, threadIdx.x);
+__global__ void __launch_bounds__(kThreads)
+    plan_copy_kernel(const FillParams p, const __grid_constant__ IncrementalPlan plan) {
+  plan_copy_thread<V, Index>(p, plan, blockIdx.x, threadIdx.x);
+}
+
+template <typename Index>
+__global__ void __launch_bounds__(kThreads)
+    plan_box_kernel(const FillParams p, const __grid_constant__ IncrementalPlan plan) {
+  plan_box_thread<Index>(p, plan, blockIdx.x, threadIdx.x);
 }
 
 struct CudaLaunch {
   template <int V, typename Index>
-  static void full(const FillParams& p, GridSize grid, std::int64_t count, cudaStream_t stream) {
+  static void copy(const FillParams& p, GridSize grid, std::int64_t count, cudaStream_t stream) {
     const dim3 blocks(static_cast<unsigned>(grid.x), static_cast<unsigned>(grid.y));
-    fill_full_kernel<V, Index><<<blocks, kFillThreads, 0, stream>>>(p, count);
+    copy_kernel<V, Index><<<blocks, kThreads, 0, stream>>>(p, count);
+    FASTOCCLUSION_CUDA_CHECK_LAUNCH();
+  }
+
+  template <typename Index>
+  static void box(const FillParams& p, GridSize grid, std::int64_t count, cudaStream_t stream) {
+    const dim3 blocks(static_cast<unsigned>(grid.x), static_cast<unsigned>(grid.y));
+    box_kernel<Index><<<blocks, kThreads, 0, stream>>>(p, count);
     FASTOCCLUSION_CUDA_CHECK_LAUNCH();
   }
 
   template <int V, typename Index>
-  static void incremental(const FillParams& p, const IncrementalPlan& plan, std::int64_t blocks,
-                          cudaStream_t stream) {
-    fill_incremental_kernel<V, Index>
-        <<<static_cast<unsigned>(blocks), kFillThreads, 0, stream>>>(p, plan);
+  static void plan_copy(const FillParams& p, const IncrementalPlan& plan, std::int64_t blocks,
+                        cudaStream_t stream) {
+    plan_copy_kernel<V, Index><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, plan);
+    FASTOCCLUSION_CUDA_CHECK_LAUNCH();
+  }
+
+  template <typename Index>
+  static void plan_box(const FillParams& p, const IncrementalPlan& plan, std::int64_t blocks,
+                       cudaStream_t stream) {
+    plan_box_kernel<Index><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, plan);
     FASTOCCLUSION_CUDA_CHECK_LAUNCH();
   }
 };
@@ -49,19 +72,21 @@ struct CudaLaunch {
 }  // namespace
 }  // namespace detail
 
-void fill_occluded_batch_async(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+void fill_occluded_batch_async(const float* inputs, std::int64_t n, const WindowGrid& grid,
                                const DeviceBaseline& baseline, std::int64_t start,
-                               std::int64_t count, float* batch, cudaStream_t stream) {
-  detail::run_fill<detail::CudaLaunch>(inputs, shape, grid, baseline, start, count, batch, stream);
+                               std::int64_t count, float* batch, std::int64_t stride,
+                               cudaStream_t stream) {
+  detail::run_fill<detail::CudaLaunch>(inputs, n, grid, baseline, start, count, batch, stride,
+                                       stream);
 }
 
-void fill_occluded_batch_incremental_async(const float* inputs, const InputShape& shape,
-                                           const PatchGrid& grid, const DeviceBaseline& baseline,
+void fill_occluded_batch_incremental_async(const float* inputs, std::int64_t n,
+                                           const WindowGrid& grid, const DeviceBaseline& baseline,
                                            std::int64_t start, std::int64_t count, float* batch,
                                            std::int64_t capacity, IncrementalFillState& state,
-                                           cudaStream_t stream) {
-  detail::run_incremental_fill<detail::CudaLaunch>(inputs, shape, grid, baseline, start, count,
-                                                   batch, capacity, state, stream);
+                                           std::int64_t stride, cudaStream_t stream) {
+  detail::run_incremental_fill<detail::CudaLaunch>(inputs, n, grid, baseline, start, count,
+                                                   batch, capacity, state, stride, stream);
 }
 
 }  // namespace fastocclusion::cuda

@@ -1,236 +1,279 @@
 // Device side of the batch fills: the parameters the kernels receive and the per-thread
-// bodies. Private to csrc/src/cuda.
+// bodies, private to csrc/src/cuda (__host__ __device__, see device_support.cuh; the
+// __global__ kernels in fill.cu only forward blockIdx/threadIdx/gridDim).
 //
-// The bodies are __host__ __device__ and take the block/thread indices as arguments, so a
-// host program can run them over an emulated grid and compare with the CPU fill (no GPU
-// needed to test the index arithmetic); the __global__ kernels in fill.cu only forward
-// blockIdx/threadIdx.
+// A fill is two passes over each slot, on one stream: COPY the slot's input sample (a
+// straight, coalesced copy, 16-byte vectors when aligned), then write the BOX of its window
+// from the baseline. The box is small against the sample, so writing it a second time costs
+// little (box floats against 2 x sample floats of copy traffic per slot) and keeps the copy
+// free of per-element tests. An incremental update restores the previous box and writes the
+// new one, each element of their union once.
 //
-// Indexing: within one image, offsets use `Index` (uint32 when h*w*c <= INT32_MAX, which
-// keeps the per-element divisions cheap, else uint64); slot and input offsets are 64-bit.
+// Geometry. The kernels see the grid with every axis that one window covers in full merged
+// into its outer neighbour (fill_host.hpp: an image window (ph, pw, C) over (H, W, C) is a
+// 2-D box of ph rows of pw*C floats); K and the window order are unchanged. The box of
+// window k is unravelled from k over the counts (row-major, first axis outer); element t of
+// a box is unravelled over the box extents (last axis fastest, so consecutive threads write
+// consecutive floats).
+//
+// Slot mapping (fill.hpp): slot j holds stream index s = start + j * slot_stride, i.e.
+// input s / K with window s % K.
+//
+// Indexing: within one sample, offsets, box elements and grid-stride steps use `Index`
+// (uint32 when the sample has <= INT32_MAX floats: every offset, and offset + step with
+// step < 2^24, stays below 2^32; else uint64); slot, input and stream offsets are int64.
 #pragma once
 
 #include <cstdint>
 
+#include "device_support.cuh"
 #include "fastocclusion/fill.hpp"
-
-#if defined(__CUDACC__)
-#define FASTOCCLUSION_HD __host__ __device__ __forceinline__
-#else
-#define FASTOCCLUSION_HD inline
-#endif
-#if defined(__CUDA_ARCH__)
-#define FASTOCCLUSION_UNROLL _Pragma("unroll")
-#else
-#define FASTOCCLUSION_UNROLL
-#endif
+#include "fastocclusion/geometry.hpp"
 
 namespace fastocclusion::cuda::detail {
 
-/// Threads per block of every fill kernel.
-constexpr unsigned kFillThreads = 256;
-/// Slots one incremental launch plans (its plan travels as a kernel parameter, < 4 KB).
+/// Slots one incremental plan covers (it travels as a kernel parameter, < 4 KB with FillParams).
 constexpr int kPlanSlots = 256;
 
 /// Everything a fill kernel needs, passed by value.
 struct FillParams {
-  const float* inputs = nullptr;    ///< NHWC, n*image floats
-  float* batch = nullptr;           ///< slots of `image` floats
+  const float* inputs = nullptr;    ///< n * sample floats
+  float* batch = nullptr;           ///< slots of `sample` floats
   const float* baseline = nullptr;  ///< device values (unused for scalar)
   int baseline_kind = 0;            ///< static_cast<int>(BaselineKind)
   float scalar = 0.0f;              ///< the scalar baseline
-  std::int64_t image = 0;           ///< h*w*c floats per input
-  std::int64_t row_len = 0;         ///< w*c floats per image row
-  std::int64_t channels = 0;
-  std::int64_t height = 0, width = 0;
-  std::int64_t patch_h = 0, stride_h = 0, patch_w = 0, stride_w = 0;
-  std::int64_t grid_cols = 0;  ///< patches per grid row
-  std::int64_t patches = 0;    ///< K
-  std::int64_t start = 0;      ///< stream index of slot 0
+  int rank = 0;                     ///< kernel axes (full-window axes merged), 1..kMaxAxes
+  std::int64_t length[kMaxAxes] = {};  ///< per kernel axis
+  std::int64_t window[kMaxAxes] = {};
+  std::int64_t stride[kMaxAxes] = {};
+  std::int64_t count[kMaxAxes] = {};
+  std::int64_t step[kMaxAxes] = {};  ///< floats between neighbours along the axis
+  std::int64_t sample = 0;           ///< floats per sample
+  std::int64_t windows = 0;          ///< K
+  std::int64_t volume = 0;           ///< floats of the largest box (product of windows)
+  std::int64_t start = 0;            ///< stream index of slot 0
+  std::int64_t slot_stride = 1;      ///< stream index step between slots
 };
 
-/// One incremental launch: `full_count` slots filled in full (slot[0 .. full_count)), then
-/// `inc_count` slots whose previous patch prev_patch[i] is restored before the new one is
-/// written (slot[full_count .. full_count + inc_count)). Block b serves full slot
-/// b / blocks_per_full when b < full_count * blocks_per_full, else incremental slot
-/// (b - full_count * blocks_per_full) / blocks_per_inc.
+/// The planned slots of one incremental call (up to kPlanSlots of them), in two launches:
+///  copy : blocks [0, full_count * blocks_per_copy), block b copies the input of slot
+///         slot[b / blocks_per_copy];
+///  box  : blocks [0, full_count * blocks_per_box) write the box of the full slots, then
+///         blocks_per_update blocks per updated slot slot[full_count + i] restore the box of
+///         prev_window[full_count + i] and write the new one.
 struct IncrementalPlan {
   std::int32_t full_count = 0;
-  std::int32_t inc_count = 0;
-  std::uint32_t blocks_per_full = 1;
-  std::uint32_t blocks_per_inc = 1;
+  std::int32_t update_count = 0;
+  std::uint32_t blocks_per_copy = 1;
+  std::uint32_t blocks_per_box = 1;
+  std::uint32_t blocks_per_update = 1;
   std::int32_t slot[kPlanSlots];
-  std::int64_t prev_patch[kPlanSlots];
+  std::int64_t prev_window[kPlanSlots];
 };
 
-/// Rows [r0, r1) and floats within a row [x0, x1) of one patch.
+/// The box of one window in kernel axes: [begin[d], begin[d] + extent[d]) for d < rank.
 template <typename Index>
-struct Rect {
-  Index r0, r1, x0, x1;
+struct Box {
+  Index begin[kMaxAxes];
+  Index extent[kMaxAxes];
+  Index volume;
 };
 
-FASTOCCLUSION_HD float load_readonly(const float* p) {
-#if defined(__CUDA_ARCH__)
-  return __ldg(p);
-#else
-  return *p;
-#endif
+/// The box of window k, 0 <= k < K.
+template <typename Index>
+FASTOCCLUSION_HD Box<Index> window_box(const FillParams& p, std::int64_t k) {
+  Box<Index> box;
+  box.volume = 1;
+  FASTOCCLUSION_UNROLL
+  for (int d = kMaxAxes - 1; d >= 0; --d) {
+    if (d >= p.rank) {
+      box.begin[d] = 0;
+      box.extent[d] = 1;
+      continue;
+    }
+    const std::int64_t i = k % p.count[d];
+    k /= p.count[d];
+    const std::int64_t anchor = i * p.stride[d];
+    const std::int64_t rest = p.length[d] - anchor;
+    box.begin[d] = static_cast<Index>(anchor);
+    box.extent[d] = static_cast<Index>(rest < p.window[d] ? rest : p.window[d]);
+    box.volume *= box.extent[d];
+  }
+  return box;
+}
+
+/// Element t (0 <= t < box.volume, last axis fastest) of `box`: its sample offset, and its
+/// coordinates in `at`.
+template <typename Index>
+FASTOCCLUSION_HD Index box_element(const FillParams& p, const Box<Index>& box, Index t,
+                                   Index (&at)[kMaxAxes]) {
+  Index offset = 0;
+  FASTOCCLUSION_UNROLL
+  for (int d = kMaxAxes - 1; d >= 0; --d) {
+    if (d >= p.rank) continue;
+    Index c = t;
+    if (d > 0) {
+      c = t % box.extent[d];
+      t /= box.extent[d];
+    }
+    at[d] = box.begin[d] + c;
+    offset += at[d] * static_cast<Index>(p.step[d]);
+  }
+  return offset;
 }
 
 template <typename Index>
-FASTOCCLUSION_HD Rect<Index> patch_rect(const FillParams& p, std::int64_t k) {
-  const std::int64_t pi = k / p.grid_cols, pj = k - pi * p.grid_cols;
-  const std::int64_t r0 = pi * p.stride_h, c0 = pj * p.stride_w;
-  const std::int64_t eh = p.height - r0 < p.patch_h ? p.height - r0 : p.patch_h;
-  const std::int64_t ew = p.width - c0 < p.patch_w ? p.width - c0 : p.patch_w;
-  return {static_cast<Index>(r0), static_cast<Index>(r0 + eh),
-          static_cast<Index>(c0 * p.channels), static_cast<Index>((c0 + ew) * p.channels)};
+FASTOCCLUSION_HD bool inside(const FillParams& p, const Box<Index>& box,
+                             const Index (&at)[kMaxAxes]) {
+  bool in = true;
+  FASTOCCLUSION_UNROLL
+  for (int d = 0; d < kMaxAxes; ++d) {
+    if (d < p.rank) in = in && at[d] >= box.begin[d] && at[d] - box.begin[d] < box.extent[d];
+  }
+  return in;
 }
 
+/// The baseline value at `offset` of input n.
 template <typename Index>
-FASTOCCLUSION_HD bool inside(const Rect<Index>& r, Index y, Index x) {
-  return y >= r.r0 && y < r.r1 && x >= r.x0 && x < r.x1;
-}
-
-/// Baseline value at `offset` (= y*row_len + x) of input n.
-template <typename Index>
-FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, Index offset, Index x) {
+FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, Index offset) {
   switch (static_cast<BaselineKind>(p.baseline_kind)) {
     case BaselineKind::scalar:
       return p.scalar;
-    case BaselineKind::per_channel:
-      return load_readonly(p.baseline + x % static_cast<Index>(p.channels));
-    case BaselineKind::per_image:
+    case BaselineKind::per_sample:
       return load_readonly(p.baseline + offset);
     case BaselineKind::per_input:
     default:
-      return load_readonly(p.baseline + n * p.image + static_cast<std::int64_t>(offset));
+      return load_readonly(p.baseline + n * p.sample + static_cast<std::int64_t>(offset));
   }
 }
 
-/// Copies `src` (one input) into `dst` (one slot), `V` floats per unit (V = 4: 16-byte
-/// vectors, needs 16-byte-aligned dst/src and image % 4 == 0), with the elements of `rect`
-/// replaced by the baseline. Units first, first + stride, ...
+/// Copies the sample `src` into `dst`, V floats per unit (V = 4: 16-byte vectors, needs
+/// 16-byte-aligned dst/src and sample % 4 == 0). Units first, first + step, ...
 template <int V, typename Index>
-FASTOCCLUSION_HD void fill_units(const FillParams& p, float* __restrict__ dst,
-                                 const float* __restrict__ src, const Rect<Index>& rect,
-                                 std::int64_t n, Index first, Index stride) {
+FASTOCCLUSION_HD void copy_units(const FillParams& p, float* __restrict__ dst,
+                                 const float* __restrict__ src, Index first, Index step) {
   static_assert(V == 1 || V == 4, "V is 1 or 4");
-  const Index units = static_cast<Index>(p.image / V);
-  const Index row_len = static_cast<Index>(p.row_len);
-  for (Index u = first; u < units; u += stride) {
-    const Index e = u * V;
-    Index y = e / row_len;
-    Index x = e - y * row_len;
-    float v[V];
+  const Index units = static_cast<Index>(p.sample / V);
+  for (Index u = first; u < units; u += step) {
     if constexpr (V == 4) {
 #if defined(__CUDA_ARCH__)
-      const float4 q = __ldg(reinterpret_cast<const float4*>(src) + u);
-      v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+      reinterpret_cast<float4*>(dst)[u] = __ldg(reinterpret_cast<const float4*>(src) + u);
 #else
-      for (int i = 0; i < 4; ++i) v[i] = src[e + static_cast<Index>(i)];
+      for (Index i = 0; i < 4; ++i) dst[u * 4 + i] = src[u * 4 + i];
 #endif
     } else {
-      v[0] = load_readonly(src + e);
+      dst[u] = load_readonly(src + u);
     }
-FASTOCCLUSION_UNROLL
-    for (int i = 0; i < V; ++i) {
-      if (i > 0 && ++x == row_len) {  // next element; wraps to the next row
-        x = 0;
-        ++y;
-      }
-      if (inside(rect, y, x)) v[i] = baseline_value(p, n, static_cast<Index>(e + i), x);
-    }
-    if constexpr (V == 4) {
-#if defined(__CUDA_ARCH__)
-      reinterpret_cast<float4*>(dst)[u] = make_float4(v[0], v[1], v[2], v[3]);
-#else
-      for (int i = 0; i < 4; ++i) dst[e + static_cast<Index>(i)] = v[i];
-#endif
-    } else {
-      dst[e] = v[0];
-    }
+  }
+}
+
+/// Writes the baseline over `box` of `dst` (a slot holding input n). Elements first,
+/// first + step, ...
+template <typename Index>
+FASTOCCLUSION_HD void write_box(const FillParams& p, float* __restrict__ dst, std::int64_t n,
+                                const Box<Index>& box, Index first, Index step) {
+  for (Index t = first; t < box.volume; t += step) {
+    Index at[kMaxAxes] = {};
+    const Index offset = box_element(p, box, t, at);
+    dst[offset] = baseline_value(p, n, offset);
   }
 }
 
 /// Restores the elements of `prev` from `src` and writes those of `next` from the baseline,
-/// each element of prev ∪ next once. Elements first, first + stride, ... of the sequence
-/// prev (row-major), then next minus prev (row-major).
+/// each element of prev ∪ next once: elements first, first + step, ... of the sequence
+/// prev then next (next's elements inside prev were written with prev's).
 template <typename Index>
-FASTOCCLUSION_HD void patch_update(const FillParams& p, float* __restrict__ dst,
-                                   const float* __restrict__ src, const Rect<Index>& prev,
-                                   const Rect<Index>& next, std::int64_t n, std::int64_t first,
-                                   std::int64_t stride) {
-  const std::int64_t prev_w = static_cast<std::int64_t>(prev.x1 - prev.x0);
-  const std::int64_t next_w = static_cast<std::int64_t>(next.x1 - next.x0);
-  const std::int64_t prev_area = prev_w * static_cast<std::int64_t>(prev.r1 - prev.r0);
-  const std::int64_t total = prev_area + next_w * static_cast<std::int64_t>(next.r1 - next.r0);
-  const Index row_len = static_cast<Index>(p.row_len);
-  for (std::int64_t t = first; t < total; t += stride) {
-    Index y, x;
-    if (t < prev_area) {
-      y = prev.r0 + static_cast<Index>(t / prev_w);
-      x = prev.x0 + static_cast<Index>(t % prev_w);
+FASTOCCLUSION_HD void update_boxes(const FillParams& p, float* __restrict__ dst,
+                                   const float* __restrict__ src, std::int64_t n,
+                                   const Box<Index>& prev, const Box<Index>& next,
+                                   std::int64_t first, std::int64_t step) {
+  const auto prev_volume = static_cast<std::int64_t>(prev.volume);
+  const std::int64_t total = prev_volume + static_cast<std::int64_t>(next.volume);
+  for (std::int64_t t = first; t < total; t += step) {
+    Index at[kMaxAxes] = {};
+    if (t < prev_volume) {
+      const Index offset = box_element(p, prev, static_cast<Index>(t), at);
+      dst[offset] = inside(p, next, at) ? baseline_value(p, n, offset)
+                                        : load_readonly(src + offset);
     } else {
-      const std::int64_t q = t - prev_area;
-      y = next.r0 + static_cast<Index>(q / next_w);
-      x = next.x0 + static_cast<Index>(q % next_w);
-      if (inside(prev, y, x)) continue;  // written in the first part
+      const Index offset = box_element(p, next, static_cast<Index>(t - prev_volume), at);
+      if (!inside(p, prev, at)) dst[offset] = baseline_value(p, n, offset);
     }
-    const Index offset = y * row_len + x;
-    dst[offset] = inside(next, y, x) ? baseline_value(p, n, offset, x)
-                                     : load_readonly(src + offset);
   }
 }
 
-/// One thread of the full fill: grid (gx, gy) of kFillThreads-thread blocks; block rows
-/// by, by + gy, ... are the slots, block columns split each slot's units.
+/// One thread of the full fill's copy: grid (gx, gy); block rows by, by + gy, ... are the
+/// slots, block columns split each slot's units.
 template <int V, typename Index>
-FASTOCCLUSION_HD void fill_full_thread(const FillParams& p, std::int64_t count, unsigned bx,
-                                       unsigned by, unsigned gx, unsigned gy, unsigned tid) {
+FASTOCCLUSION_HD void copy_thread(const FillParams& p, std::int64_t count, unsigned bx,
+                                  unsigned by, unsigned gx, unsigned gy, unsigned tid) {
   for (std::int64_t j = by; j < count; j += gy) {
-    const std::int64_t s = p.start + j;
-    const std::int64_t n = s / p.patches;
-    const std::int64_t k = s - n * p.patches;
-    fill_units<V, Index>(p, p.batch + j * p.image, p.inputs + n * p.image,
-                         patch_rect<Index>(p, k), n,
-                         static_cast<Index>(bx) * kFillThreads + tid,
-                         static_cast<Index>(gx) * kFillThreads);
+    const std::int64_t input = (p.start + j * p.slot_stride) / p.windows;
+    copy_units<V, Index>(p, p.batch + j * p.sample, p.inputs + input * p.sample,
+                         static_cast<Index>(bx) * kThreads + tid,
+                         static_cast<Index>(gx) * kThreads);
   }
 }
 
-/// One thread of an incremental launch (1-D grid, block b, see IncrementalPlan).
+/// One thread of the full fill's box pass, on the grid layout of copy_thread.
+template <typename Index>
+FASTOCCLUSION_HD void box_thread(const FillParams& p, std::int64_t count, unsigned bx,
+                                 unsigned by, unsigned gx, unsigned gy, unsigned tid) {
+  for (std::int64_t j = by; j < count; j += gy) {
+    const std::int64_t s = p.start + j * p.slot_stride;
+    const std::int64_t input = s / p.windows;
+    write_box<Index>(p, p.batch + j * p.sample, input,
+                     window_box<Index>(p, s - input * p.windows),
+                     static_cast<Index>(bx) * kThreads + tid, static_cast<Index>(gx) * kThreads);
+  }
+}
+
+/// One thread of a plan's copy launch (1-D grid, block b; see IncrementalPlan).
 template <int V, typename Index>
-FASTOCCLUSION_HD void fill_incremental_thread(const FillParams& p, const IncrementalPlan& plan,
-                                              unsigned b, unsigned tid) {
+FASTOCCLUSION_HD void plan_copy_thread(const FillParams& p, const IncrementalPlan& plan,
+                                       unsigned b, unsigned tid) {
+  const std::uint32_t index = b / plan.blocks_per_copy;
+  const std::uint32_t sub = b - index * plan.blocks_per_copy;
+  if (index >= static_cast<std::uint32_t>(plan.full_count)) return;
+  const std::int64_t j = plan.slot[index];
+  const std::int64_t input = (p.start + j * p.slot_stride) / p.windows;
+  copy_units<V, Index>(p, p.batch + j * p.sample, p.inputs + input * p.sample,
+                       static_cast<Index>(sub) * kThreads + tid,
+                       static_cast<Index>(plan.blocks_per_copy) * kThreads);
+}
+
+/// One thread of a plan's box launch (1-D grid, block b; see IncrementalPlan).
+template <typename Index>
+FASTOCCLUSION_HD void plan_box_thread(const FillParams& p, const IncrementalPlan& plan,
+                                      unsigned b, unsigned tid) {
   const std::uint64_t full_blocks =
-      static_cast<std::uint64_t>(plan.full_count) * plan.blocks_per_full;
+      static_cast<std::uint64_t>(plan.full_count) * plan.blocks_per_box;
   std::int64_t index;
-  std::uint32_t sub;
+  std::uint32_t sub, blocks;
   if (b < full_blocks) {
-    index = b / plan.blocks_per_full;
-    sub = b - static_cast<std::uint32_t>(index) * plan.blocks_per_full;
+    index = b / plan.blocks_per_box;
+    sub = b - static_cast<std::uint32_t>(index) * plan.blocks_per_box;
+    blocks = plan.blocks_per_box;
   } else {
     const std::uint64_t rest = b - full_blocks;
-    index = plan.full_count + static_cast<std::int64_t>(rest / plan.blocks_per_inc);
-    sub = static_cast<std::uint32_t>(rest % plan.blocks_per_inc);
+    index = plan.full_count + static_cast<std::int64_t>(rest / plan.blocks_per_update);
+    sub = static_cast<std::uint32_t>(rest % plan.blocks_per_update);
+    blocks = plan.blocks_per_update;
   }
-  if (index >= static_cast<std::int64_t>(plan.full_count) + plan.inc_count) return;
+  if (index >= std::int64_t{plan.full_count} + plan.update_count) return;
   const std::int64_t j = plan.slot[index];
-  const std::int64_t s = p.start + j;
-  const std::int64_t n = s / p.patches;
-  const std::int64_t k = s - n * p.patches;
-  float* dst = p.batch + j * p.image;
-  const float* src = p.inputs + n * p.image;
+  const std::int64_t s = p.start + j * p.slot_stride;
+  const std::int64_t input = s / p.windows;
+  const Box<Index> next = window_box<Index>(p, s - input * p.windows);
+  float* dst = p.batch + j * p.sample;
   if (index < plan.full_count) {
-    fill_units<V, Index>(p, dst, src, patch_rect<Index>(p, k), n,
-                         static_cast<Index>(sub) * kFillThreads + tid,
-                         static_cast<Index>(plan.blocks_per_full) * kFillThreads);
+    write_box<Index>(p, dst, input, next, static_cast<Index>(sub) * kThreads + tid,
+                     static_cast<Index>(blocks) * kThreads);
   } else {
-    patch_update<Index>(p, dst, src, patch_rect<Index>(p, plan.prev_patch[index]),
-                        patch_rect<Index>(p, k), n,
-                        static_cast<std::int64_t>(sub) * kFillThreads + tid,
-                        static_cast<std::int64_t>(plan.blocks_per_inc) * kFillThreads);
+    update_boxes<Index>(p, dst, p.inputs + input * p.sample, input,
+                        window_box<Index>(p, plan.prev_window[index]), next,
+                        static_cast<std::int64_t>(sub) * kThreads + tid,
+                        static_cast<std::int64_t>(blocks) * kThreads);
   }
 }
 

@@ -5,20 +5,22 @@
 // them with one that runs the bodies of fill_device.cuh over an emulated grid, exercising
 // exactly the checks, plans and grids of the shipped launchers.
 //
-// A Launch policy provides
-//   template <int V, class Index> static void full(const FillParams&, GridSize, std::int64_t count, cudaStream_t);
-//   template <int V, class Index> static void incremental(const FillParams&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
+// A Launch policy provides (GridSize: x blocks per slot, y slot rows; see fill_device.cuh)
+//   template <int V, class Index> static void copy(const FillParams&, GridSize, std::int64_t count, cudaStream_t);
+//   template <class Index>        static void box(const FillParams&, GridSize, std::int64_t count, cudaStream_t);
+//   template <int V, class Index> static void plan_copy(const FillParams&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
+//   template <class Index>        static void plan_box(const FillParams&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
-#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "fastocclusion/cuda/kernels.hpp"
 #include "fastocclusion/errors.hpp"
+#include "fastocclusion/fill.hpp"
 #include "fill_device.cuh"
 
 namespace fastocclusion::cuda::detail {
@@ -27,43 +29,71 @@ namespace fastocclusion::cuda::detail {
 constexpr std::int64_t kMaxBlocksPerSlot = 65535;
 /// Most block rows of the full fill (CUDA's gridDim.y limit); slots beyond loop.
 constexpr std::int64_t kMaxSlotRows = 65535;
+/// Copy units (V floats) per thread the copy grids aim at: a thread's per-slot set-up (the
+/// slot's input, a 64-bit division) is shared by a few 16-byte moves.
+constexpr std::int64_t kCopyUnitsPerThread = 4;
 
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a % b != 0); }
 
 /// The core's check_fill_arguments (fill.hpp): a scalar baseline travels by value, other
 /// kinds need their device pointer.
-inline void check_fill_arguments(const float* inputs, const InputShape& shape,
-                                 const PatchGrid& grid, const DeviceBaseline& baseline,
-                                 std::int64_t start, std::int64_t count, const float* batch) {
-  FASTOCCLUSION_ASSERT(grid.rows.count >= 1 && grid.cols.count >= 1 && grid.rows.stride >= 1 &&
-                           grid.cols.stride >= 1 && grid.rows.patch >= 1 && grid.cols.patch >= 1,
-                       "malformed patch grid");
+inline void check_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
+                       const DeviceBaseline& baseline, std::int64_t start, std::int64_t count,
+                       const float* batch, std::int64_t stride) {
   fastocclusion::check_fill_arguments(
-      inputs, shape, grid, baseline.kind == BaselineKind::scalar || baseline.values != nullptr,
-      start, count, batch);
+      inputs, n, grid, baseline.kind == BaselineKind::scalar || baseline.values != nullptr,
+      start, count, batch, stride);
 }
 
-inline FillParams make_fill_params(const float* inputs, const InputShape& shape,
-                                   const PatchGrid& grid, const DeviceBaseline& baseline,
-                                   std::int64_t start, float* batch) {
+/// The kernel axes of a (checked) grid: every axis with one window covering it in full
+/// (AxisGeometry::single_full_window) merged into its outer neighbour. Exact: a full axis
+/// of length L turns the neighbour's (length, window, stride) into L times them, and the
+/// box of a merged axis is contiguous over the two; K and the window order are unchanged
+/// (the merged axis had one window).
+inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
+  int rank = 0;
+  for (int d = 0; d < grid.rank; ++d) {
+    const AxisGeometry& a = grid.axes[d];
+    // An axis with one window uses anchor 0 only, whatever its stride (which may be any
+    // int64): it gets stride = length, so that the products below stay <= sample_size.
+    // With more windows, stride <= length - 1 (the last anchor lies inside the axis).
+    const std::int64_t stride = a.count == 1 ? a.length : a.stride;
+    if (rank > 0 && a.single_full_window()) {
+      p.length[rank - 1] *= a.length;
+      p.window[rank - 1] *= a.length;
+      p.stride[rank - 1] *= a.length;
+      continue;
+    }
+    p.length[rank] = a.length;
+    p.window[rank] = a.window;
+    p.stride[rank] = stride;
+    p.count[rank] = a.count;
+    ++rank;
+  }
+  p.rank = rank;
+  std::int64_t step = 1;
+  p.volume = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    p.step[d] = step;
+    step *= p.length[d];
+    p.volume *= p.window[d];
+  }
+}
+
+inline FillParams make_fill_params(const float* inputs, const WindowGrid& grid,
+                                   const DeviceBaseline& baseline, std::int64_t start,
+                                   std::int64_t stride, float* batch) {
   FillParams p;
   p.inputs = inputs;
   p.batch = batch;
-  p.baseline = baseline.values;
   p.baseline_kind = static_cast<int>(baseline.kind);
-  p.scalar = baseline.scalar;
-  p.image = shape.image_size();
-  p.row_len = shape.w * shape.c;
-  p.channels = shape.c;
-  p.height = shape.h;
-  p.width = shape.w;
-  p.patch_h = grid.rows.patch;
-  p.stride_h = grid.rows.stride;
-  p.patch_w = grid.cols.patch;
-  p.stride_w = grid.cols.stride;
-  p.grid_cols = grid.cols.count;
-  p.patches = grid.num_patches();
+  p.baseline = baseline.kind == BaselineKind::scalar ? nullptr : baseline.values;
+  p.scalar = baseline.kind == BaselineKind::scalar ? baseline.scalar : 0.0f;
+  set_kernel_axes(p, grid);
+  p.sample = grid.sample_size();
+  p.windows = grid.num_windows();
   p.start = start;
+  p.slot_stride = stride;
   return p;
 }
 
@@ -72,97 +102,115 @@ inline bool use_vectors(const FillParams& p) {
   const auto aligned16 = [](const void* ptr) {
     return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0;
   };
-  return p.image % 4 == 0 && aligned16(p.inputs) && aligned16(p.batch);
+  return p.sample % 4 == 0 && aligned16(p.inputs) && aligned16(p.batch);
 }
 
-/// 32-bit in-image offsets: every offset and every grid-stride step stays below 2^32.
+/// 32-bit in-sample indices: every offset, box element and grid-stride step stays below 2^32.
 inline bool use_32bit_index(const FillParams& p) {
-  return p.image <= std::numeric_limits<std::int32_t>::max();
+  return p.sample <= std::numeric_limits<std::int32_t>::max();
 }
 
 struct GridSize {
   std::int64_t x = 1, y = 1;
 };
 
-/// Grid of the full fill with V floats per thread: x splits a slot, y walks the slots.
-inline GridSize full_fill_grid(const FillParams& p, int vector_width, std::int64_t count) {
-  const std::int64_t units = p.image / vector_width;
-  return {std::min(ceil_div(units, kFillThreads), kMaxBlocksPerSlot),
+/// Grid of the full fill's copy, units of V floats, about kCopyUnitsPerThread per thread:
+/// x splits a slot, y walks the slots.
+inline GridSize copy_grid(const FillParams& p, int vector_width, std::int64_t count) {
+  return {std::clamp<std::int64_t>(
+              ceil_div(p.sample / vector_width, kThreads * kCopyUnitsPerThread), 1,
+              kMaxBlocksPerSlot),
           std::min(count, kMaxSlotRows)};
 }
 
-/// Sets the plan's blocks per slot and returns the number of blocks of its 1-D grid.
-inline std::int64_t incremental_blocks(const FillParams& p, int vector_width,
-                                       IncrementalPlan& plan) {
-  const std::int64_t units = p.image / vector_width;
-  const std::int64_t patch_floats = 2 * p.patch_h * p.patch_w * p.channels;  // two patches
-  plan.blocks_per_full = static_cast<std::uint32_t>(
-      std::clamp<std::int64_t>(ceil_div(units, kFillThreads), 1, kMaxBlocksPerSlot));
-  plan.blocks_per_inc = static_cast<std::uint32_t>(
-      std::clamp<std::int64_t>(ceil_div(patch_floats, kFillThreads), 1, kMaxBlocksPerSlot));
-  return std::int64_t{plan.full_count} * plan.blocks_per_full +
-         std::int64_t{plan.inc_count} * plan.blocks_per_inc;
+/// Grid of the full fill's box pass: x splits the largest box, y walks the slots.
+inline GridSize box_grid(const FillParams& p, std::int64_t count) {
+  return {std::clamp<std::int64_t>(ceil_div(p.volume, kThreads), 1, kMaxBlocksPerSlot),
+          std::min(count, kMaxSlotRows)};
+}
+
+/// Blocks of a plan's two launches.
+struct PlanBlocks {
+  std::int64_t copy = 0, box = 0;
+};
+
+/// Sets the plan's blocks per slot and returns the sizes of its two 1-D grids (0: no launch).
+inline PlanBlocks plan_blocks(const FillParams& p, int vector_width, IncrementalPlan& plan) {
+  const auto blocks_for = [](std::int64_t units) {
+    return static_cast<std::uint32_t>(
+        std::clamp<std::int64_t>(ceil_div(units, kThreads), 1, kMaxBlocksPerSlot));
+  };
+  plan.blocks_per_copy = blocks_for(ceil_div(p.sample / vector_width, kCopyUnitsPerThread));
+  plan.blocks_per_box = blocks_for(p.volume);
+  plan.blocks_per_update = blocks_for(2 * p.volume);  // 2 * volume <= 2 * sample: no overflow
+  return {std::int64_t{plan.full_count} * plan.blocks_per_copy,
+          std::int64_t{plan.full_count} * plan.blocks_per_box +
+              std::int64_t{plan.update_count} * plan.blocks_per_update};
 }
 
 /// The planning of an incremental call against the host mirror of the slots.
 struct IncrementalFillAccess {
-  /// Starts a call: when inputs, batch, baseline, sizes or grid differ from the session the
-  /// state remembers, forgets every slot (they all get a full fill).
-  static void begin(IncrementalFillState& state, const float* inputs, const InputShape& shape,
-                    const PatchGrid& grid, const DeviceBaseline& baseline, const float* batch,
+  /// Starts a call: when inputs, batch, baseline (kind, pointer, scalar), n, grid or
+  /// capacity differ from the session the state remembers, forgets every slot.
+  static void begin(IncrementalFillState& state, const float* inputs, std::int64_t n,
+                    const WindowGrid& grid, const DeviceBaseline& baseline, const float* batch,
                     std::int64_t capacity) {
-    const float scalar = baseline.kind == BaselineKind::scalar ? baseline.scalar : 0.0f;
-    state.begin(inputs, shape, grid, baseline.kind, baseline.values, scalar, batch, capacity);
+    const bool scalar = baseline.kind == BaselineKind::scalar;
+    state.begin(inputs, n, grid, baseline.kind, scalar ? nullptr : baseline.values,
+                scalar ? baseline.scalar : 0.0f, batch, capacity);
   }
 
   /// One plan per kPlanSlots slots of [0, count): a slot holding another input (or nothing
-  /// known) is filled in full, one holding the same input with another patch is updated,
-  /// one already holding (input, patch) is left out.
+  /// known) is filled in full, one holding the same input with another window is updated,
+  /// one already holding (input, window) is left out.
   static std::vector<IncrementalPlan> plan(IncrementalFillState& state, std::int64_t start,
-                                           std::int64_t count, std::int64_t patches) {
+                                           std::int64_t count, std::int64_t stride,
+                                           std::int64_t windows) {
     std::vector<IncrementalPlan> plans;
-    std::vector<std::int32_t> full, inc;
-    std::vector<std::int64_t> inc_prev;
+    std::vector<std::int32_t> full, update;
+    std::vector<std::int64_t> update_prev;
     const std::int64_t* slot_input = state.slot_inputs();
-    const std::int64_t* slot_patch = state.slot_patches();
+    const std::int64_t* slot_window = state.slot_windows();
     for (std::int64_t chunk = 0; chunk < count; chunk += kPlanSlots) {
       const std::int64_t end = std::min<std::int64_t>(count, chunk + kPlanSlots);
       full.clear();
-      inc.clear();
-      inc_prev.clear();
+      update.clear();
+      update_prev.clear();
       for (std::int64_t j = chunk; j < end; ++j) {
-        const std::int64_t n = (start + j) / patches, k = (start + j) % patches;
-        if (slot_input[j] != n) {
+        const std::int64_t s = start + j * stride;
+        const std::int64_t input = s / windows, k = s % windows;
+        if (slot_input[j] != input) {
           full.push_back(static_cast<std::int32_t>(j));
-        } else if (slot_patch[j] != k) {
-          inc.push_back(static_cast<std::int32_t>(j));
-          inc_prev.push_back(slot_patch[j]);
+        } else if (slot_window[j] != k) {
+          update.push_back(static_cast<std::int32_t>(j));
+          update_prev.push_back(slot_window[j]);
         }
       }
       IncrementalPlan& plan = plans.emplace_back();  // value-initialised: arrays zeroed
       plan.full_count = static_cast<std::int32_t>(full.size());
-      plan.inc_count = static_cast<std::int32_t>(inc.size());
+      plan.update_count = static_cast<std::int32_t>(update.size());
       std::copy(full.begin(), full.end(), plan.slot);
-      std::copy(inc.begin(), inc.end(), plan.slot + full.size());
-      std::copy(inc_prev.begin(), inc_prev.end(), plan.prev_patch + full.size());
+      std::copy(update.begin(), update.end(), plan.slot + full.size());
+      std::copy(update_prev.begin(), update_prev.end(), plan.prev_window + full.size());
     }
     return plans;
   }
 
   /// Records what slots [0, count) hold once the call's work is enqueued.
   static void commit(IncrementalFillState& state, std::int64_t start, std::int64_t count,
-                     std::int64_t patches) {
+                     std::int64_t stride, std::int64_t windows) {
     std::int64_t* slot_input = state.slot_inputs();
-    std::int64_t* slot_patch = state.slot_patches();
+    std::int64_t* slot_window = state.slot_windows();
     for (std::int64_t j = 0; j < count; ++j) {
-      slot_input[j] = (start + j) / patches;
-      slot_patch[j] = (start + j) % patches;
+      const std::int64_t s = start + j * stride;
+      slot_input[j] = s / windows;
+      slot_window[j] = s % windows;
     }
   }
 };
 
-/// Calls f(std::integral_constant<int, V>, Index{}) with the vector width (4 when aligned)
-/// and the in-image index type (32-bit when it fits) for `p`.
+/// Calls f(std::integral_constant<int, V>, Index{}) with the copy's vector width (4 when
+/// aligned) and the in-sample index type (32-bit when it fits) for `p`.
 template <typename F>
 void with_layout(const FillParams& p, F&& f) {
   using Four = std::integral_constant<int, 4>;
@@ -177,51 +225,58 @@ void with_layout(const FillParams& p, F&& f) {
   }
 }
 
-/// fill_occluded_batch_async over a Launch policy.
+/// fill_occluded_batch_async over a Launch policy: the copy, then the box pass.
 template <typename Launch>
-void run_fill(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+void run_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
               const DeviceBaseline& baseline, std::int64_t start, std::int64_t count,
-              float* batch, cudaStream_t stream) {
-  check_fill_arguments(inputs, shape, grid, baseline, start, count, batch);
+              float* batch, std::int64_t stride, cudaStream_t stream) {
+  check_fill(inputs, n, grid, baseline, start, count, batch, stride);
   if (count == 0) return;
-  const FillParams p = make_fill_params(inputs, shape, grid, baseline, start, batch);
+  const FillParams p = make_fill_params(inputs, grid, baseline, start, stride, batch);
   with_layout(p, [&](auto width, auto index) {
     constexpr int V = decltype(width)::value;
-    Launch::template full<V, decltype(index)>(p, full_fill_grid(p, V, count), count, stream);
+    using Index = decltype(index);
+    Launch::template copy<V, Index>(p, copy_grid(p, V, count), count, stream);
+    Launch::template box<Index>(p, box_grid(p, count), count, stream);
   });
 }
 
 /// fill_occluded_batch_incremental_async over a Launch policy.
 template <typename Launch>
-void run_incremental_fill(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+void run_incremental_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
                           const DeviceBaseline& baseline, std::int64_t start, std::int64_t count,
                           float* batch, std::int64_t capacity, IncrementalFillState& state,
-                          cudaStream_t stream) {
-  check_fill_arguments(inputs, shape, grid, baseline, start, count, batch);
-  FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count,
+                          std::int64_t stride, cudaStream_t stream) {
+  check_fill(inputs, n, grid, baseline, start, count, batch, stride);
+  std::int64_t values = 0;
+  // The CPU incremental fill's capacity check, message included.
+  FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count &&
+                            checked_multiply(capacity, grid.sample_size(), values),
                         "batch capacity=" << capacity << " is invalid, expected >= max(1, count="
-                                          << count << ")");
+                                          << count << ") and a buffer within int64");
   FASTOCCLUSION_EXPECTS(capacity <= std::numeric_limits<std::int32_t>::max(),
                         "batch capacity=" << capacity << " is too large, expected < 2^31");
-  IncrementalFillAccess::begin(state, inputs, shape, grid, baseline, batch, capacity);
+  IncrementalFillAccess::begin(state, inputs, n, grid, baseline, batch, capacity);
   if (count == 0) return;
-  const FillParams p = make_fill_params(inputs, shape, grid, baseline, start, batch);
-  std::vector<IncrementalPlan> plans = IncrementalFillAccess::plan(state, start, count, p.patches);
+  const FillParams p = make_fill_params(inputs, grid, baseline, start, stride, batch);
+  std::vector<IncrementalPlan> plans =
+      IncrementalFillAccess::plan(state, start, count, stride, p.windows);
   try {
     with_layout(p, [&](auto width, auto index) {
       constexpr int V = decltype(width)::value;
+      using Index = decltype(index);
       for (IncrementalPlan& plan : plans) {
-        const std::int64_t blocks = incremental_blocks(p, V, plan);
-        if (blocks == 0) continue;  // every slot of the chunk already holds its sample
-        FASTOCCLUSION_ASSERT(blocks <= std::numeric_limits<std::int32_t>::max(), "grid too large");
-        Launch::template incremental<V, decltype(index)>(p, plan, blocks, stream);
+        const PlanBlocks blocks = plan_blocks(p, V, plan);
+        // Within int32 by construction: <= kPlanSlots * kMaxBlocksPerSlot blocks.
+        if (blocks.copy > 0) Launch::template plan_copy<V, Index>(p, plan, blocks.copy, stream);
+        if (blocks.box > 0) Launch::template plan_box<Index>(p, plan, blocks.box, stream);
       }
     });
   } catch (...) {
     state.reset();  // some launches may have run: the mirror no longer knows the slots
     throw;
   }
-  IncrementalFillAccess::commit(state, start, count, p.patches);
+  IncrementalFillAccess::commit(state, start, count, stride, p.windows);
 }
 
 }  // namespace fastocclusion::cuda::detail

@@ -11,7 +11,9 @@
 //     a later cudaGetLastError) and throws cuda_error / cuda_out_of_memory with the file,
 //     line, call text, error name and cudaGetErrorString. Never aborts.
 // FASTOCCLUSION_CUDA_TRY_NOTHROW(call)  for destructors and other noexcept paths: on failure
-//     it writes the same message to stderr and carries on. Never throws, never aborts.
+//     it writes the same message to stderr and carries on; cudaErrorCudartUnloading (the
+//     process is exiting and the runtime already shut down) counts as success, silently.
+//     Never throws, never aborts.
 // FASTOCCLUSION_CUDA_CHECK_LAUNCH()     after a kernel launch: FASTOCCLUSION_CUDA_TRY on
 //     cudaGetLastError() (launch-configuration errors; faults of the kernel itself surface
 //     at a later synchronising call).
@@ -47,7 +49,8 @@ std::string cuda_error_message(cudaError_t code, const char* call, const char* f
 /// Clears the last-error slot, then throws cuda_out_of_memory or cuda_error.
 [[noreturn]] void throw_cuda_error(cudaError_t code, const char* call, const char* file,
                                    int line);
-/// Clears the last-error slot, then writes the message to stderr. Never throws.
+/// Clears the last-error slot, then writes the message to stderr (nothing for
+/// cudaErrorCudartUnloading). Never throws.
 void report_cuda_error(cudaError_t code, const char* call, const char* file, int line) noexcept;
 }  // namespace detail
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace fastocclusion::cuda {
@@ -16,14 +17,16 @@ enum class DType { float32, float64 };
 std::size_t dtype_size(DType dtype) noexcept;
 /// "float32" / "float64".
 const char* dtype_name(DType dtype) noexcept;
-/// Parses "float32" / "float64". Throws user_error naming `dtype` otherwise.
-DType parse_dtype(const char* name);
+/// Parses "float32" / "float64", the whole view: "float32\0x" is not "float32". Throws
+/// user_error naming `dtype` (the value escaped, a NUL byte shown as \x00) otherwise.
+DType parse_dtype(std::string_view name);
 
 /// prod(shape) elements of `dtype` in device memory of one device, compact row-major, at
 /// least 256-byte aligned (cudaMalloc's guarantee), zeroed at construction.
 /// Not copyable; movable. The destructor frees with cudaFree, which waits for the device's
 /// outstanding work, so freeing a buffer that a queued kernel still uses is safe; it never
-/// throws (a failure is reported on stderr).
+/// throws (a failure is reported on stderr, except cudaErrorCudartUnloading: a buffer freed
+/// while the process exits, after the CUDA runtime shut down, is silently gone).
 class DeviceBuffer {
  public:
   /// Allocates on `device` and zeroes synchronously (a cudaMemsetAsync on the legacy default
@@ -68,10 +71,5 @@ void copy_host_to_device(void* dst, const void* src, std::size_t bytes, cudaStre
 /// already queued there) and waits for it: on return `dst` holds the data.
 /// Call with the source's device current. Throws cuda_error. Synchronous.
 void copy_device_to_host(void* dst, const void* src, std::size_t bytes, cudaStream_t stream = 0);
-
-/// Enqueues a device-to-device copy of `bytes` on `stream`. Asynchronous; throws cuda_error
-/// when the copy cannot be enqueued.
-void copy_device_to_device_async(void* dst, const void* src, std::size_t bytes,
-                                 cudaStream_t stream = 0);
 
 }  // namespace fastocclusion::cuda

@@ -1,26 +1,30 @@
 // The CUDA kernels' launchers: occluded batches and sensitivity maps on the device.
 //
 // Same semantics as the CPU functions of fill.hpp and accumulate.hpp (the CPU is the oracle
-// of the GPU tests); only the memory is device memory.
+// of the GPU tests); only the memory is device memory. Layouts are those of the CPU
+// functions: a sample is a row-major float32 array of grid.sample_size() values over the
+// grid's axes (up to kMaxAxes), inputs and batches hold samples back to back.
 //
 // Common contract of every launcher here:
 //  * Pointers are device pointers of the CURRENT device (cudaSetDevice / DeviceGuard), and
 //    `stream` belongs to that device. 0 is the legacy default stream (this library is not
 //    built with --default-stream per-thread); cudaStreamPerThread works too.
-//  * Arguments are validated on the host, before anything is enqueued, with the same checks
-//    and messages as the CPU functions: fastocclusion::user_error (Python ValueError).
+//  * Arguments are validated on the host, before anything is enqueued, by the core's own
+//    checks (check_fill_arguments, map_size, check_window_grid), so the CPU and CUDA paths
+//    reject the same calls with the same messages: fastocclusion::user_error (Python
+//    ValueError).
 //  * `_async`: the work is enqueued on `stream` and the call returns without waiting. The
 //    buffers must stay allocated and must not be written by other streams until that work
 //    is done; results are visible to later work on `stream`. A launch failure throws
 //    cuda_error; a fault inside a kernel surfaces at the next synchronising call.
-//  * Nothing is allocated: no implicit synchronisation.
+//  * Nothing is allocated and nothing is copied between host and device: no implicit
+//    synchronisation. Kernel parameters (geometry, plans) travel by value.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "fastocclusion/accumulate.hpp"
 #include "fastocclusion/fill.hpp"
@@ -28,76 +32,94 @@
 
 namespace fastocclusion::cuda {
 
-/// What replaces the occluded values, for the device launchers.
-///  scalar      : `scalar` (passed by value; `values` is ignored and may be null)
-///  per_channel : values[c],                     c floats, device memory
-///  per_image   : values[(y*W + x)*C + c],       h*w*c floats, device memory
-///  per_input   : values[n*H*W*C + ...],         n*h*w*c floats, device memory
+/// What replaces the occluded values, for the device launchers (BaselineKind of fill.hpp).
+///  scalar     : `scalar`, passed by value; `values` is ignored and may be null
+///  per_sample : values[offset],                   grid.sample_size() floats, device memory
+///  per_input  : values[n * sample_size + offset], n * grid.sample_size() floats, device memory
 struct DeviceBaseline {
   BaselineKind kind = BaselineKind::scalar;
   const float* values = nullptr;
   float scalar = 0.0f;
 };
 
-/// Enqueues the fill of `count` occluded samples of the stream slice [start, start + count):
-/// slot j of `batch` receives input (start+j)/K with patch (start+j)%K (K = grid.num_patches(),
-/// row-major patches) set to the baseline. Same result as fastocclusion::fill_occluded_batch.
+/// Enqueues the fill of `count` occluded samples of the (input, window) stream: slot j of
+/// `batch` receives stream index s = start + j * stride, i.e. input s / K with window s % K
+/// (K = grid.num_windows(), row-major windows) set to the baseline. Same result, bit for
+/// bit, as fastocclusion::fill_occluded_batch. stride = 1 is the slice [start, start+count);
+/// a chunked sweep (fill.hpp) passes start = b, stride = C.
 ///
-/// inputs : NHWC float32, shape.n*h*w*c, contiguous, device; read only.
-/// baseline: as DeviceBaseline documents, sized for `shape`.
-/// batch  : float32, count*h*w*c, contiguous, device; must not overlap inputs or baseline.
-///          16-byte-aligned pointers and h*w*c % 4 == 0 take the vectorised path.
-/// Throws user_error if shape is invalid, the grid does not match (h, w), start < 0,
-/// count < 0, start + count > shape.n * K, or a needed pointer is null (count > 0).
+/// inputs  : float32, n * grid.sample_size(), contiguous, device; read only.
+/// baseline: as DeviceBaseline documents.
+/// batch   : float32, count * grid.sample_size(), contiguous, device; must not overlap
+///           inputs or baseline. 16-byte-aligned inputs and batch with sample_size % 4 == 0
+///           take the vectorised copy.
+/// Work: two kernels on `stream`, a copy of each slot's input (2 x sample floats of
+/// traffic per slot) and then the write of its window's box (box floats, plus as many
+/// baseline reads for an array baseline).
+/// Throws user_error as fastocclusion::check_fill_arguments (n, grid, stride, start,
+/// count, null pointers when count > 0; a scalar baseline needs no pointer).
 /// count == 0 enqueues nothing. Asynchronous (see the header comment).
-void fill_occluded_batch_async(const float* inputs, const InputShape& shape, const PatchGrid& grid,
+void fill_occluded_batch_async(const float* inputs, std::int64_t n, const WindowGrid& grid,
                                const DeviceBaseline& baseline, std::int64_t start,
-                               std::int64_t count, float* batch, cudaStream_t stream = 0);
+                               std::int64_t count, float* batch, std::int64_t stride = 1,
+                               cudaStream_t stream = 0);
 
 /// What each slot of a persistent device batch holds is kept on the HOST, in the core's
 /// fastocclusion::IncrementalFillState (fill.hpp): the launcher knows it without reading the
 /// device, plans each call on the host and passes the plan as kernel parameters (no upload,
 /// no synchronisation). Valid as long as the calls that use it execute in call order: one
-/// stream, or streams the caller orders. The baseline scalar is part of the session.
+/// stream, or streams the caller orders. The baseline scalar is part of the session (a new
+/// scalar forces a full fill); new values behind unchanged pointers need state.reset().
 using fastocclusion::IncrementalFillState;
 
-/// Same result as fill_occluded_batch_async, on a persistent batch of `capacity` slots:
-/// a slot that already holds the same input (after the previous call with this state) only
-/// gets its previous patch region restored from `inputs` and the new patch written; other
-/// slots are filled in full; a slot that already holds the same (input, patch) is untouched.
-/// Slots >= count keep their content. One kernel per 256 slots of the call.
+/// Same result as fill_occluded_batch_async (and as the CPU's incremental fill), on a
+/// persistent batch of `capacity` slots with the same strided slot mapping: a slot that
+/// already holds the same input (after the previous call with this state) only gets its
+/// previous window's box restored from `inputs` and the new box written (each element of
+/// the two boxes once: <= 2 x window volume writes); a slot already holding its
+/// (input, window) is untouched; other slots are filled in full (copy + box). Slots >= count
+/// keep their content. Per 256 slots of the call (one plan, a kernel parameter): one copy
+/// kernel when some slot needs a full fill, one box kernel when some slot changes.
 ///
-/// batch  : float32, capacity*h*w*c, contiguous, device.
-/// Throws user_error as fill_occluded_batch_async, and if capacity < max(1, count) or
-/// capacity >= 2^31. If a launch fails the state is reset (the next call fills in full).
-/// Asynchronous (see the header comment).
-void fill_occluded_batch_incremental_async(const float* inputs, const InputShape& shape,
-                                           const PatchGrid& grid, const DeviceBaseline& baseline,
+/// batch : float32, capacity * grid.sample_size(), contiguous, device.
+/// Throws user_error as fill_occluded_batch_async, and if capacity < max(1, count),
+/// capacity * sample_size exceeds int64 or capacity >= 2^31. If a launch fails the state is
+/// reset (the next call fills in full) and cuda_error propagates. Asynchronous.
+void fill_occluded_batch_incremental_async(const float* inputs, std::int64_t n,
+                                           const WindowGrid& grid, const DeviceBaseline& baseline,
                                            std::int64_t start, std::int64_t count, float* batch,
                                            std::int64_t capacity, IncrementalFillState& state,
-                                           cudaStream_t stream = 0);
+                                           std::int64_t stride = 1, cudaStream_t stream = 0);
 
-/// Bytes of device workspace accumulate_patch_deltas_async needs for `n` inputs:
-/// n * (rows + 1) * (cols + 1) float64 (each input's 2-D prefix sum of its delta grid).
-/// Throws user_error if n < 1.
-std::size_t accumulate_workspace_bytes(std::int64_t n, const PatchGrid& grid);
+/// Bytes of device workspace accumulate_window_deltas_async needs for `n` inputs:
+/// n * prod over the axes with count > 1 of (count + 1) float64 (each input's prefix sum
+/// of its delta grid, zero-padded in front along every such axis).
+/// Throws user_error if n < 1, the grid is malformed or the size exceeds int64.
+std::size_t accumulate_workspace_bytes(std::int64_t n, const WindowGrid& grid);
 
-/// Enqueues the maps of `n` inputs from their patch deltas; same result as
-/// fastocclusion::accumulate_patch_deltas up to float64 summation order (the float32 maps
-/// agree to about 1e-7 relative to the largest partial sum).
+/// Enqueues the maps of `n` inputs from their window deltas; same result as
+/// fastocclusion::accumulate_window_deltas up to float64 summation order (the float32 maps
+/// agree to float rounding plus ~1e-13 of the sum of |deltas| of the input).
 ///
-/// deltas    : float64, n*rows*cols, device (delta of patch k of input i at deltas[i*K + k]).
-/// maps      : float32, n*h*w, device; every element is written.
+/// deltas    : float64, n * K, device, row-major per input over grid counts (delta of
+///             window k of input i at deltas[i*K + k]).
+/// maps      : float32, n * map_size(grid, collapsed_axes), device, row-major per input
+///             over the sample shape with the collapsed axes of length 1; every element
+///             is written.
 /// workspace : device, >= accumulate_workspace_bytes(n, grid) bytes, 8-byte aligned;
 ///             scratch, overwritten.
-/// Method: per input a 2-D inclusive prefix sum S of the delta grid (one block per input);
-/// then each pixel reads the range of patch rows [i0, i1] and columns [j0, j1] covering it
-/// (closed form from the anchors) and takes the rectangle sum from 4 entries of S: O(1)
-/// per pixel and O(1) per patch. Mean divides by (i1-i0+1)*(j1-j0+1); 0 where none covers.
-/// Throws user_error if n < 1, a pointer is null or the workspace is too small.
+/// Method: per input an inclusive prefix sum P of the delta grid over the axes with
+/// count > 1 (one kernel to pad, one scan kernel per such axis); then each map element
+/// finds, per axis, the range [lo, hi] of windows covering it (closed form from the anchors,
+/// empty -> 0) and sums their deltas from the 2^m corners of P (inclusion-exclusion over the
+/// m axes with count > 1): O(1) per window and O(2^m) per map element. mean divides by the
+/// product of the per-axis numbers of covering windows.
+/// Throws user_error as the CPU function (n < 1, null pointers, a malformed grid, invalid
+/// collapsed_axes, sizes past int64) and if the workspace is too small or misaligned.
 /// Asynchronous (see the header comment).
-void accumulate_patch_deltas_async(const double* deltas, std::int64_t n, const PatchGrid& grid,
-                                   Reduction reduction, float* maps, void* workspace,
-                                   std::size_t workspace_bytes, cudaStream_t stream = 0);
+void accumulate_window_deltas_async(const double* deltas, std::int64_t n, const WindowGrid& grid,
+                                    std::uint32_t collapsed_axes, Reduction reduction,
+                                    float* maps, void* workspace, std::size_t workspace_bytes,
+                                    cudaStream_t stream = 0);
 
 }  // namespace fastocclusion::cuda

@@ -1,0 +1,35 @@
+// What the per-thread bodies of the kernels share, private to csrc/src/cuda.
+//
+// The bodies are __host__ __device__ and take their block/thread indices as arguments, so a
+// host program (tests/cpp/test_cuda_emulated.cpp) can run them over an emulated grid and
+// compare with the CPU functions; compiled by a host compiler, the macros below fall back
+// to plain C++.
+#pragma once
+
+#if defined(__CUDACC__)
+#define FASTOCCLUSION_HD __host__ __device__ __forceinline__
+#else
+#define FASTOCCLUSION_HD inline
+#endif
+#if defined(__CUDA_ARCH__)
+#define FASTOCCLUSION_UNROLL _Pragma("unroll")
+#else
+#define FASTOCCLUSION_UNROLL
+#endif
+
+namespace fastocclusion::cuda::detail {
+
+/// Threads per block of every kernel.
+constexpr unsigned kThreads = 256;
+
+/// A read through the read-only data cache on the device.
+template <typename T>
+FASTOCCLUSION_HD T load_readonly(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
+}  // namespace fastocclusion::cuda::detail

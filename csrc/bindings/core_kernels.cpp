@@ -52,14 +52,7 @@ bool overlaps(const py::array& a, const py::array& b) {
 // inputs: (N, *sample shape) float32. Returns N.
 std::int64_t input_count(const py::array& inputs, const fo::WindowGrid& grid) {
   require_array<float>(inputs, "inputs", false);
-  const std::vector<std::int64_t> shape = array_shape(inputs);
-  const std::vector<std::int64_t> sample = grid_shape(grid);
-  FASTOCCLUSION_EXPECTS(shape.size() == sample.size() + 1 && shape[0] >= 1 &&
-                            std::vector<std::int64_t>(shape.begin() + 1, shape.end()) == sample,
-                        "inputs: shape " << shape_string(shape) << " is invalid, expected (N, "
-                                         << shape_string(sample).substr(1) << " with N >= 1 (the"
-                                         << " grid's sample shape)");
-  return shape[0];
+  return leading_count(array_shape(inputs), grid_shape(grid), "inputs", "the grid's sample shape");
 }
 
 // The baseline: float32 of shape () (scalar), the sample shape, or (N,) + the sample shape.
@@ -114,16 +107,9 @@ py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid
   const std::uint32_t mask = axes_mask(collapsed_axes, grid.rank);
   fo::map_size(grid, mask);  // checks the collapsed axes
   require_array<double>(deltas, "deltas", false);
-  const std::vector<std::int64_t> counts = grid_counts(grid);
-  const std::vector<std::int64_t> dshape = array_shape(deltas);
-  FASTOCCLUSION_EXPECTS(dshape.size() == counts.size() + 1 && dshape[0] >= 1 &&
-                            std::vector<std::int64_t>(dshape.begin() + 1, dshape.end()) == counts,
-                        "deltas: shape " << shape_string(dshape) << " is invalid, expected (N, "
-                                         << shape_string(counts).substr(1)
-                                         << " with N >= 1 (the grid's window counts)");
-  const std::int64_t n = dshape[0];
-  std::vector<std::int64_t> mshape{n};
-  for (int d = 0; d < grid.rank; ++d) mshape.push_back(((mask >> d) & 1U) ? 1 : grid.axes[d].length);
+  const std::int64_t n = leading_count(array_shape(deltas), grid_counts(grid), "deltas",
+                                       "the grid's window counts");
+  const std::vector<std::int64_t> mshape = map_shape(n, grid, mask);
   py::array maps = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(mshape.begin(), mshape.end()));
   require_array<float>(maps, "out", true);
   FASTOCCLUSION_EXPECTS(array_shape(maps) == mshape, "out: shape " << shape_string(array_shape(maps))

@@ -1,0 +1,117 @@
+"""
+fastocclusion compiled core: window grids, occluded batch filling, map accumulation
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import typing
+__all__: list[str] = ['BUFFER_ALIGNMENT', 'HostBuffer', 'IncrementalFillState', 'WindowGrid', 'accumulate_window_deltas', 'fill_occluded_batch', 'num_threads', 'set_num_threads']
+class WindowGrid:
+    """
+    The windows of an occlusion sweep over the axes of one sample (SPEC §2, §5, §7):
+    per axis a window length, a stride and an edge mode ('valid' or 'cover'); windows are
+    enumerated in row-major order of their anchors (first axis outer).
+    """
+    def __eq__(self, arg0: WindowGrid) -> bool:
+        ...
+    def __getstate__(self) -> tuple[list[int], tuple, tuple, tuple]:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], window: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], edges: typing.Any = 'valid') -> None:
+        """
+        shape: one sample's shape (1 to 5 axes); window, stride: one size per axis;
+        edges: 'valid' | 'cover', or one per axis.
+        """
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, arg0: tuple) -> None:
+        ...
+    def spans(self, axis: typing.SupportsInt | typing.SupportsIndex) -> list[tuple[int, int]]:
+        """
+        (anchor, extent) of every window position along `axis`
+        """
+    def window_box(self, k: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+        """
+        ((begin, end) per axis) of window k
+        """
+    @property
+    def counts(self) -> tuple:
+        """
+        windows per axis
+        """
+    @property
+    def edges(self) -> tuple:
+        ...
+    @property
+    def num_windows(self) -> int:
+        ...
+    @property
+    def rank(self) -> int:
+        ...
+    @property
+    def sample_size(self) -> int:
+        ...
+    @property
+    def shape(self) -> tuple:
+        ...
+    @property
+    def stride(self) -> tuple:
+        ...
+    @property
+    def window(self) -> tuple:
+        ...
+class HostBuffer:
+    """
+    A 64-byte-aligned, zeroed float32 buffer; NumPy views it by the buffer protocol,
+    TensorFlow/PyTorch by DLPack, without a copy.
+    """
+    def __dlpack__(self, *, stream: typing.Any = None, max_version: typing.Any = None, dl_device: typing.Any = None, copy: typing.Any = None) -> typing.Any:
+        ...
+    def __dlpack_device__(self) -> tuple[int, int]:
+        ...
+    def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def data_ptr(self) -> int:
+        ...
+    @property
+    def nbytes(self) -> int:
+        ...
+    @property
+    def shape(self) -> tuple:
+        ...
+class IncrementalFillState:
+    """
+    What each slot of a persistent batch holds, for incremental fills.
+    """
+    def __init__(self) -> None:
+        ...
+    def reset(self) -> None:
+        """
+        Forget what every slot holds: the next fill is a full one.
+        """
+def accumulate_window_deltas(deltas: numpy.ndarray, grid: WindowGrid, reduction: str = 'sum', collapsed_axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], out: numpy.ndarray | None = None) -> numpy.ndarray:
+    """
+    Sensitivity maps (N, *map shape) float32 from window deltas (N, *grid.counts) float64.
+    The map shape is grid.shape with the collapsed axes of length 1 (only axes one window
+    covers in full may be collapsed: images (H, W, C) with windows (ph, pw, C) give
+    (H, W, 1) maps with collapsed_axes=(2,)).
+    """
+def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy.ndarray, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+    """
+    Write occluded samples of the (input, window) stream into out[:count]: slot j gets
+    stream index start + j*stride (stride 1: the slice [start, start+count)).
+    inputs (N, *grid.shape) float32; baseline float32 (), grid.shape or (N, *grid.shape);
+    out (B, *grid.shape) float32, B >= count; state: an IncrementalFillState for
+    incremental fills (only the previous and the new window of a slot are rewritten).
+    """
+def num_threads() -> int:
+    """
+    Threads the CPU kernels may use.
+    """
+def set_num_threads(threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Set the threads the CPU kernels may use (< 1: hardware concurrency).
+    """
+BUFFER_ALIGNMENT: int = 64

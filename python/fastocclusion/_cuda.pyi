@@ -1,0 +1,107 @@
+"""
+fastocclusion CUDA kernels: device buffers, occluded batch filling, map accumulation
+"""
+from __future__ import annotations
+import collections.abc
+import fastocclusion._core
+import numpy
+import typing
+__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'accumulate_window_deltas', 'device_count', 'driver_version', 'fill_occluded_batch', 'is_available', 'runtime_version', 'synchronize']
+class CudaError(RuntimeError):
+    pass
+class CudaOutOfMemoryError(CudaError):
+    pass
+class DeviceBuffer:
+    """
+    A zeroed float32/float64 buffer in device memory (256-byte aligned, row-major).
+    PyTorch, CuPy and JAX view it without a copy through DLPack.
+    """
+    @staticmethod
+    def from_host(array: numpy.ndarray, device: typing.SupportsInt | typing.SupportsIndex = 0) -> DeviceBuffer:
+        """
+        A new buffer holding a copy of a float32/float64 array (synchronous).
+        """
+    def __dlpack__(self, *, stream: typing.Any = None, max_version: typing.Any = None, dl_device: typing.Any = None, copy: typing.Any = None) -> typing.Any:
+        ...
+    def __dlpack_device__(self) -> tuple[int, int]:
+        ...
+    def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dtype: str = 'float32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        shape: >= 1 sizes, each >= 1; dtype: 'float32' | 'float64' (a str); zeroed (synchronous).
+        """
+    def __repr__(self) -> str:
+        ...
+    def copy_from_host(self, array: numpy.ndarray, stream: typing.Any = None) -> None:
+        """
+        Copy a C-contiguous array of the same dtype and shape in (synchronous).
+        """
+    def to_host(self, stream: typing.Any = None) -> numpy.ndarray:
+        """
+        A NumPy copy, after the work enqueued on the buffer (synchronous).
+        """
+    @property
+    def data_ptr(self) -> int:
+        ...
+    @property
+    def device(self) -> int:
+        ...
+    @property
+    def dtype(self) -> str:
+        ...
+    @property
+    def nbytes(self) -> int:
+        ...
+    @property
+    def ndim(self) -> int:
+        ...
+    @property
+    def shape(self) -> tuple:
+        ...
+    @property
+    def size(self) -> int:
+        ...
+class IncrementalFillState:
+    """
+    What each slot of a persistent device batch holds (kept on the host), for incremental fills.
+    """
+    def __init__(self) -> None:
+        ...
+    def reset(self) -> None:
+        """
+        Forget what every slot holds: the next fill is a full one.
+        """
+def accumulate_window_deltas(deltas: typing.Any, grid: fastocclusion._core.WindowGrid, reduction: str = 'sum', collapsed_axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], out: DeviceBuffer = None, *, stream: typing.Any = None) -> DeviceBuffer:
+    """
+    Sensitivity maps (N, *map shape) as a float32 DeviceBuffer from window deltas
+    (N, *grid.counts) float64 (a host ndarray or a DeviceBuffer); synchronous. The map
+    shape is grid.shape with the collapsed axes of length 1 (as _core's).
+    """
+def device_count() -> int:
+    """
+    Number of usable CUDA devices; 0 without a driver.
+    """
+def driver_version() -> int:
+    """
+    CUDA version the installed driver supports, 0 without a driver.
+    """
+def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, baseline: typing.Any, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: DeviceBuffer, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, stream: typing.Any = None) -> None:
+    """
+    Enqueue occluded samples of the (input, window) stream into out[:count] (asynchronous): slot j
+    gets stream index start + j*stride (stride 1: the slice [start, start+count)).
+    inputs: float32 DeviceBuffer (N, *grid.shape); grid: a fastocclusion._core.WindowGrid;
+    baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape);
+    out: float32 DeviceBuffer (B, *grid.shape), B >= count; state: an
+    IncrementalFillState for incremental fills; stream: see the module doc.
+    """
+def is_available() -> bool:
+    """
+    True when a CUDA driver and at least one device are usable; never raises.
+    """
+def runtime_version() -> int:
+    """
+    CUDA runtime version this module was built with, e.g. 13000.
+    """
+def synchronize(stream: typing.Any = None, device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    Wait until the work enqueued on `stream` (default: the legacy default stream) of `device` is done.
+    """

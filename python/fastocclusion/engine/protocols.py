@@ -10,6 +10,7 @@ assigns them, which NumPy and torch spell the same way.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import numpy as np
@@ -56,6 +57,10 @@ class Backend(Protocol):
     #: Not None when batches must be filled on a CUDA device (the device filler); None when
     #: they are filled in host memory.
     device_arrays: DeviceArrays | None
+
+    def calls(self) -> AbstractContextManager[Any]:
+        """A context entered once around all the model calls of a sweep (e.g. PyTorch's
+        inference mode), so that no call pays for entering it."""
 
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
         """What can be checked of the targets before any model call (ValueError)."""

@@ -131,6 +131,12 @@ class Sweep:
         self, targets: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
     ) -> tuple[np.ndarray, Any]:
         """(the targets used, the maps (N, *map shape) float32 from the filler)."""
+        with self.backend.calls():
+            return self._run(targets, reduction, collapsed_axes)
+
+    def _run(
+        self, targets: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
+    ) -> tuple[np.ndarray, Any]:
         targets, base = self.base_pass(targets)
         chunk, table = self._slot_table()
         # A slot's input changes only where its chunk crosses into the next input: targets
@@ -158,6 +164,12 @@ class Sweep:
         The map of class c equals the explain of the one-hot targets of class c.
         ValueError naming ``classes`` for an index outside the outputs, or naming the model
         for outputs other than (N, K); both known after the base pass only."""
+        with self.backend.calls():
+            return self._run_classes(classes, reduction, collapsed_axes)
+
+    def _run_classes(
+        self, classes: Any, reduction: str, collapsed_axes: tuple[int, ...]
+    ) -> tuple[np.ndarray, Any]:
         outputs = self._unperturbed_outputs()
         if len(outputs.shape) != 2:
             raise ValueError(

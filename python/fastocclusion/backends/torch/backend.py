@@ -61,7 +61,11 @@ class TorchBackend:
         self._on_gpu = uses_gpu_sweep(device, self.device)
         self._targets: torch.Tensor | None = None  # (N, ...) float32 on self.device
         self._gathered: torch.Tensor | None = None  # (batch, ...) targets of the batch's slots
-        self._view: tuple[Any, torch.Tensor] | None = None  # (buffer, its torch view)
+        # (buffer, its torch view, whether each call needs a copy to the model's device/dtype)
+        self._view: tuple[Any, torch.Tensor, bool] | None = None
+        self._targets_array: np.ndarray | None = None  # CPU targets and their gathered rows
+        self._gathered_array: np.ndarray | None = None
+        self._output_shape: torch.Size | None = None  # of the calls checked so far
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:
@@ -72,25 +76,33 @@ class TorchBackend:
     # -- model calls ------------------------------------------------------------------------
 
     def _batch(self, buffer: Any) -> torch.Tensor:
-        """The buffer as a tensor on the model's device: a zero-copy DLPack view (made once
-        per buffer) for a model where the buffer lives, else a copy."""
+        """The buffer as a tensor on the model's device, in the model's dtype: a zero-copy
+        DLPack view (made once per buffer) when it already is, else a copy per call."""
         if self._view is None or self._view[0] is not buffer:
             with torch.inference_mode(False):  # a normal tensor: it has a version counter
-                self._view = (buffer, torch.from_dlpack(buffer))
-        view = self._view[1]
-        return view if view.device == self.device else view.to(self.device)
+                view = torch.from_dlpack(buffer)
+            self._view = (buffer, view, view.device != self.device or view.dtype != self.dtype)
+        _, view, convert = self._view
+        return view.to(device=self.device, dtype=self.dtype) if convert else view
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Raw model outputs of a full batch; checks one output row per sample."""
+        """Raw model outputs of a full batch; checks one output row per sample (in full on the
+        first call of a sweep, then only that a tensor of the same shape comes back)."""
+        if torch.is_inference_mode_enabled():
+            outputs = self.model(batch)
+        else:
+            with torch.inference_mode():
+                outputs = self.model(batch)
+        if type(outputs) is torch.Tensor and outputs.shape == self._output_shape:
+            return outputs
+        outputs = model_output(outputs, self.model)
         size = batch.shape[0]
-        model_batch = batch if batch.dtype == self.dtype else batch.to(self.dtype)
-        with torch.inference_mode():
-            outputs = model_output(self.model(model_batch), self.model)
         if outputs.dim() == 0 or outputs.shape[0] != size:
             raise ValueError(
                 f"model: returned outputs of shape {tuple(outputs.shape)} for a batch of {size} "
                 f"inputs, expected a first dimension of {size} (one output per sample)"
             )
+        self._output_shape = outputs.shape
         return outputs
 
     def _checked_unchanged(self, batch: torch.Tensor, version: int | None) -> None:
@@ -100,6 +112,10 @@ class TorchBackend:
                 "or an in-place normalisation); fastocclusion reuses the batch buffer, expected "
                 "a model (and operator) that leaves its input unchanged: clone it first"
             )
+
+    def calls(self) -> Any:
+        """The context of a sweep's model calls: inference mode, entered once per sweep."""
+        return torch.inference_mode()
 
     def static_output_shape(self, buffer: Any) -> None:
         return None  # PyTorch models are not traced: the shape comes from the base pass
@@ -115,24 +131,34 @@ class TorchBackend:
         return outputs.detach().to("cpu", torch.float32).numpy().copy()
 
     def scores(self, buffer: Any, slots: Any, gather: bool) -> Any:
-        """Scores of a full batch. Gathering the targets is cheap here: ``gather`` (the same
-        slots as the previous call) is not needed to skip it."""
+        """Scores of a full batch; the slots' targets are gathered again only when the slots
+        changed inputs (``gather``)."""
         assert self._targets is not None and self._gathered is not None
-        index = slots if isinstance(slots, torch.Tensor) else torch.from_numpy(slots)
-        targets = torch.index_select(self._targets, 0, index.to(self.device), out=self._gathered)
+        if gather:
+            self._gather(slots)
+        targets = self._gathered
         batch = self._batch(buffer)
         version = None if batch.is_inference() else batch._version
         if self._score_fn is not None:
-            scores = self._score_fn(self._forward(batch).to(targets.device), targets)
+            scores = self._score_fn(self._forward(batch), targets)
         else:
-            model_batch = batch if batch.dtype == self.dtype else batch.to(self.dtype)
             with torch.inference_mode():
-                result = self.custom(self.model, model_batch, targets)  # type: ignore[misc]
+                result = self.custom(self.model, batch, targets)  # type: ignore[misc]
             scores = scores_tensor(result, batch.shape[0], self.name, self.device)
         self._checked_unchanged(batch, version)
         if self._on_gpu:
             return scores
-        return scores.to("cpu", torch.float64).numpy().reshape(len(index))
+        return scores.numpy() if scores.device.type == "cpu" else scores.cpu().numpy()
+
+    def _gather(self, slots: Any) -> None:
+        """The targets of the batch's slots into the persistent gathered-targets tensor: by
+        NumPy into its shared memory for targets on the CPU (cheaper than a torch op),
+        by index_select on the device otherwise."""
+        if self._gathered_array is not None and not isinstance(slots, torch.Tensor):
+            np.take(self._targets_array, slots, axis=0, out=self._gathered_array)
+            return
+        index = slots if isinstance(slots, torch.Tensor) else torch.from_numpy(slots)
+        torch.index_select(self._targets, 0, index.to(self.device), out=self._gathered)
 
     # -- targets ----------------------------------------------------------------------------
 
@@ -152,11 +178,15 @@ class TorchBackend:
         return np.asarray(targets, dtype=np.float32)
 
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
-        array = np.ascontiguousarray(targets, dtype=np.float32)
-        self._targets = torch.tensor(array, device=self.device)  # a copy: never the caller's
+        array = np.array(targets, dtype=np.float32)  # a copy: never the caller's
+        self._targets = torch.from_numpy(array).to(self.device)
         self._gathered = torch.empty(
             (batch,) + tuple(array.shape[1:]), dtype=torch.float32, device=self.device
         )
+        on_cpu = self.device.type == "cpu"
+        self._targets_array = array if on_cpu else None
+        self._gathered_array = self._gathered.numpy() if on_cpu else None
+        self._output_shape = None
 
     def scores_from_outputs(self, outputs: Any) -> Any:
         assert self._score_fn is not None and self._targets is not None

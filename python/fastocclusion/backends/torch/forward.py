@@ -77,7 +77,8 @@ class ForwardBackend:
 
     def _batch(self, buffer: Any) -> torch.Tensor:
         if self._view is None or self._view[0] is not buffer:
-            self._view = (buffer, torch.from_dlpack(buffer))
+            with torch.inference_mode(False):  # a normal tensor: it has a version counter
+                self._view = (buffer, torch.from_dlpack(buffer))
         batch = self._view[1]
         if batch.device != self.device or batch.dtype != self.dtype:
             batch = batch.to(device=self.device, dtype=self.dtype)
@@ -93,7 +94,7 @@ class ForwardBackend:
             ]
         args = [batch if k == self.swept else self._gathered[k] for k in range(len(self.inputs))]
         version = None if batch.is_inference() else batch._version
-        with torch.inference_mode():
+        with torch.inference_mode():  # a no-op inside the sweep's calls()
             outputs = model_output(self.forward(*args, *self.extra_args), self.forward)
         if version is not None and batch._version != version:
             raise ValueError(
@@ -106,6 +107,10 @@ class ForwardBackend:
                 f"{batch.shape[0]} examples, expected a first dimension of {batch.shape[0]}"
             )
         return outputs
+
+    def calls(self) -> Any:
+        """Inference mode, entered once around a sweep's calls."""
+        return torch.inference_mode()
 
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
         return None  # targets are checked by the front-end, as a TargetIndex

@@ -5,12 +5,13 @@ Usage:
     build-cpp/benchmarks/cpp/fastocclusion_bench --benchmark_format=json > bench.json
     python3 benchmarks/cpp/summarize.py bench.json          # or: ... | summarize.py -
 
-One row per (size, patch) axis point, stride patch/2 (benchmarks/cpp/axes.hpp):
+One row per (workload, size, patch) axis point, stride patch/2 (benchmarks/cpp/axes.hpp):
+images (H, W, 3) with windows (p, p, 3) and the volume (D, H, W, 1) with windows (p, p, p, 1).
   memcpy / fill GB/s     bytes written into the 32 slots per second (1 GB = 1e9 bytes)
   fill/memcpy            full-fill bandwidth as a percentage of the memcpy ceiling
   incr. speedup          full-fill time / incremental-fill time (steady state)
-  acc. speedup           naive per-patch scatter time / summed-area time, at stride
-                         patch/2 and at stride 1 (many patches)
+  acc. speedup           naive per-window scatter time / the library's accumulation time,
+                         at stride patch/2 and at stride 1 (many windows)
 
 With --benchmark_repetitions the median aggregate is used. --cpu-time uses CPU time
 instead of wall time: only meaningful when the run was single-threaded
@@ -25,8 +26,11 @@ import re
 import sys
 
 NAME = re.compile(
-    r"^(?P<family>BM_\w+)/size:(?P<size>\d+)/patch:(?P<patch>\d+)(?:/stride:(?P<stride>\d+))?"
+    r"^(?P<family>BM_\w+)(?:/(?P<workload>volume))?/size:(?P<size>\d+)/patch:(?P<patch>\d+)"
+    r"(?:/stride:(?P<stride>\d+))?"
 )
+# Row labels of the workloads (axes.hpp): images (H, W, 3), the volume (D, H, W, 1).
+SHAPES = {"image": "{0}x{0}x3", "volume": "{0}x{0}x{0}x1"}
 DENSE_STRIDE = 1  # axes.hpp kDenseStride
 TO_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 SAT, NAIVE = "BM_AccumulateSummedArea", "BM_AccumulateNaiveScatter"
@@ -39,11 +43,14 @@ FAMILIES = (
 )
 
 
-def load_runs(data: dict, use_cpu_time: bool) -> dict[tuple[int, int], dict[str, dict]]:
-    """Maps (size, patch) -> family -> {"seconds", "bytes", "patches"} per iteration."""
+Key = tuple[str, int, int]  # (workload, size, patch)
+
+
+def load_runs(data: dict, use_cpu_time: bool) -> dict[Key, dict[str, dict]]:
+    """Maps (workload, size, patch) -> family -> {"seconds", "bytes", "windows"} per iteration."""
     entries = data.get("benchmarks", [])
     has_median = any(e.get("aggregate_name") == "median" for e in entries)
-    runs: dict[tuple[int, int], dict[str, dict]] = {}
+    runs: dict[Key, dict[str, dict]] = {}
     for e in entries:
         if has_median and e.get("aggregate_name") != "median":
             continue
@@ -57,6 +64,7 @@ def load_runs(data: dict, use_cpu_time: bool) -> dict[tuple[int, int], dict[str,
         seconds = e["cpu_time"] * unit if use_cpu_time else real
         # bytes_per_second is measured against wall time (the benchmarks use UseRealTime).
         bytes_per_call = e.get("bytes_per_second", 0.0) * real
+        workload = match["workload"] or "image"
         size, patch = int(match["size"]), int(match["patch"])
         family = match["family"]
         if match["stride"] is not None:
@@ -65,10 +73,10 @@ def load_runs(data: dict, use_cpu_time: bool) -> dict[tuple[int, int], dict[str,
                 family += "@dense"
             elif stride != patch // 2:
                 continue
-        runs.setdefault((size, patch), {})[family] = {
+        runs.setdefault((workload, size, patch), {})[family] = {
             "seconds": seconds,
             "bytes": bytes_per_call,
-            "patches": int(e.get("patches", 0)),
+            "windows": int(e.get("windows", e.get("patches", 0))),
         }
     return runs
 
@@ -81,28 +89,28 @@ def ratio(num: float | None, den: float | None) -> float | None:
     return None if num is None or den is None or den == 0 else num / den
 
 
-def table(runs: dict[tuple[int, int], dict[str, dict]]) -> str:
+def table(runs: dict[Key, dict[str, dict]]) -> str:
     header = (
-        "| size | patch/stride | patches | memcpy GB/s | fill GB/s | fill/memcpy "
+        "| shape | patch/stride | windows | memcpy GB/s | fill GB/s | fill/memcpy "
         "| incr. GB/s (eff.) | incr. speedup | SAT µs | naive µs | acc. speedup "
         "| acc. speedup, stride 1 |"
     )
     lines = [header, "|---" * (header.count("|") - 1) + "|"]
-    for (size, patch), fam in sorted(runs.items()):
+    for (workload, size, patch), fam in sorted(runs.items()):
 
-        def seconds(name: str) -> float | None:
+        def seconds(name: str, fam: dict = fam) -> float | None:
             return fam[name]["seconds"] if name in fam else None
 
-        def gbps(name: str) -> float | None:
+        def gbps(name: str, fam: dict = fam) -> float | None:
             if name not in fam or fam[name]["seconds"] == 0:
                 return None
             return fam[name]["bytes"] / fam[name]["seconds"] / 1e9
 
-        patches = fam.get("BM_FillFull", fam.get("BM_AccumulateSummedArea", {})).get("patches")
+        windows = fam.get("BM_FillFull", fam.get("BM_AccumulateSummedArea", {})).get("windows")
         fill_pct = ratio(gbps("BM_FillFull"), gbps("BM_Memcpy"))
         sat, naive = seconds(SAT), seconds(NAIVE)
         lines.append(
-            f"| {size}x{size}x3 | {patch}/{patch // 2} | {fmt(patches, 'd')} "
+            f"| {SHAPES[workload].format(size)} | {patch}/{patch // 2} | {fmt(windows, 'd')} "
             f"| {fmt(gbps('BM_Memcpy'), '.2f')} | {fmt(gbps('BM_FillFull'), '.2f')} "
             f"| {fmt(None if fill_pct is None else 100 * fill_pct, '.0f')}% "
             f"| {fmt(gbps('BM_FillIncremental'), '.1f')} "

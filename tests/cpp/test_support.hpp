@@ -1,14 +1,17 @@
-// Shared helpers for the C++ tests: random cases, baseline setup and float comparisons.
+// Shared helpers for the C++ tests: random N-d cases, baselines, grids and comparisons.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "fastocclusion/errors.hpp"
 #include "fastocclusion/fill.hpp"
 #include "fastocclusion/geometry.hpp"
 #include "naive_reference.hpp"
@@ -37,116 +40,158 @@ inline std::vector<double> random_doubles(Rng& rng, std::int64_t size, double lo
   return v;
 }
 
-constexpr naive::BaselineLayout kAllLayouts[] = {
-    naive::BaselineLayout::scalar, naive::BaselineLayout::per_channel,
-    naive::BaselineLayout::per_image, naive::BaselineLayout::per_input};
+/// A grid of the library from per-axis sizes and cover flags (true: "cover").
+inline fastocclusion::WindowGrid make_grid(const naive::Shape& lengths, const naive::Shape& windows,
+                                           const naive::Shape& strides,
+                                           const std::vector<bool>& cover) {
+  fastocclusion::EdgeMode modes[fastocclusion::kMaxAxes] = {};
+  for (std::size_t d = 0; d < lengths.size() && d < cover.size(); ++d) {
+    if (d < static_cast<std::size_t>(fastocclusion::kMaxAxes)) {
+      modes[d] = cover[d] ? fastocclusion::EdgeMode::cover : fastocclusion::EdgeMode::valid;
+    }
+  }
+  return fastocclusion::make_window_grid(static_cast<int>(lengths.size()), lengths.data(),
+                                         windows.data(), strides.data(), modes);
+}
+
+/// The same cover flag on every axis.
+inline std::vector<bool> all_axes(std::size_t rank, bool cover) {
+  return std::vector<bool>(rank, cover);
+}
+
+/// The message of the user_error thrown by `fn`, failing the test if none is thrown.
+template <class Fn>
+std::string user_error_message(Fn&& fn) {
+  try {
+    fn();
+  } catch (const fastocclusion::user_error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a fastocclusion::user_error";
+  return {};
+}
+
+constexpr naive::BaselineLayout kAllLayouts[] = {naive::BaselineLayout::scalar,
+                                                 naive::BaselineLayout::per_sample,
+                                                 naive::BaselineLayout::per_input};
 
 inline fastocclusion::BaselineKind to_kind(naive::BaselineLayout layout) {
   switch (layout) {
-    case naive::BaselineLayout::scalar:
-      return fastocclusion::BaselineKind::scalar;
-    case naive::BaselineLayout::per_channel:
-      return fastocclusion::BaselineKind::per_channel;
-    case naive::BaselineLayout::per_image:
-      return fastocclusion::BaselineKind::per_image;
-    case naive::BaselineLayout::per_input:
-      return fastocclusion::BaselineKind::per_input;
+    case naive::BaselineLayout::scalar: return fastocclusion::BaselineKind::scalar;
+    case naive::BaselineLayout::per_sample: return fastocclusion::BaselineKind::per_sample;
+    case naive::BaselineLayout::per_input: return fastocclusion::BaselineKind::per_input;
   }
   return fastocclusion::BaselineKind::scalar;
 }
 
 inline const char* layout_name(naive::BaselineLayout layout) {
   switch (layout) {
-    case naive::BaselineLayout::scalar:
-      return "scalar";
-    case naive::BaselineLayout::per_channel:
-      return "per_channel";
-    case naive::BaselineLayout::per_image:
-      return "per_image";
-    case naive::BaselineLayout::per_input:
-      return "per_input";
+    case naive::BaselineLayout::scalar: return "scalar";
+    case naive::BaselineLayout::per_sample: return "per_sample";
+    case naive::BaselineLayout::per_input: return "per_input";
   }
   return "?";
 }
 
-/// Baseline values sized for `layout` over an (n, h, w, c) input; values lie outside the
-/// inputs' [-1, 1] range so an occluded element can never equal the input by chance.
-inline std::vector<float> random_baseline(Rng& rng, naive::BaselineLayout layout,
-                                          const fastocclusion::InputShape& s) {
-  std::int64_t size = 1;
-  switch (layout) {
-    case naive::BaselineLayout::scalar:
-      size = 1;
-      break;
-    case naive::BaselineLayout::per_channel:
-      size = s.c;
-      break;
-    case naive::BaselineLayout::per_image:
-      size = s.image_size();
-      break;
-    case naive::BaselineLayout::per_input:
-      size = s.n * s.image_size();
-      break;
-  }
-  return random_floats(rng, size, 2.0f, 3.0f);
+inline std::string shape_string(const naive::Shape& v) {
+  std::ostringstream os;
+  os << "(";
+  for (std::size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
+  os << ")";
+  return os.str();
 }
 
-/// One random occlusion problem: shape, geometry, baseline and inputs.
+/// One occlusion problem: n inputs of a sample shape, windows, strides, edges, baseline.
 struct FillCase {
-  fastocclusion::InputShape shape;
-  std::int64_t ph = 1, pw = 1, sh = 1, sw = 1;
-  bool cover = false;
+  std::int64_t n = 1;
+  naive::Shape lengths, windows, strides;
+  std::vector<bool> cover;
   naive::BaselineLayout layout = naive::BaselineLayout::scalar;
   std::vector<float> inputs;
   std::vector<float> baseline;
 
-  fastocclusion::PatchGrid grid() const {
-    return fastocclusion::make_patch_grid(shape.h, shape.w, ph, pw, sh, sw,
-                                          cover ? fastocclusion::EdgeMode::cover
-                                                : fastocclusion::EdgeMode::valid);
-  }
-  naive::Grid naive_grid() const {
-    return naive::make_grid(shape.h, shape.w, ph, pw, sh, sw, cover);
-  }
+  int rank() const { return static_cast<int>(lengths.size()); }
+  std::int64_t sample() const { return naive::volume(lengths); }
+  fastocclusion::WindowGrid grid() const { return make_grid(lengths, windows, strides, cover); }
+  naive::Grid naive_grid() const { return naive::make_grid(lengths, windows, strides, cover); }
   fastocclusion::Baseline core_baseline() const { return {to_kind(layout), baseline.data()}; }
-  std::int64_t stream_size() const { return shape.n * naive_grid().num_patches(); }
-  std::vector<float> expected(std::int64_t start, std::int64_t count) const {
-    return naive::fill(inputs, shape.h, shape.w, shape.c, naive_grid(), layout, baseline, start,
-                       count);
+  std::int64_t stream_size() const { return n * naive_grid().num_windows(); }
+  std::vector<float> expected(std::int64_t start, std::int64_t count,
+                              std::int64_t stride = 1) const {
+    return naive::fill(inputs, naive_grid(), layout, baseline, start, count, stride);
   }
   std::string describe() const {
     std::ostringstream os;
-    os << "shape=(" << shape.n << "," << shape.h << "," << shape.w << "," << shape.c
-       << ") patch=(" << ph << "," << pw << ") stride=(" << sh << "," << sw
-       << ") edges=" << (cover ? "cover" : "valid") << " baseline=" << layout_name(layout);
+    os << "n=" << n << " shape=" << shape_string(lengths) << " window=" << shape_string(windows)
+       << " stride=" << shape_string(strides) << " cover=";
+    for (bool c : cover) os << (c ? "1" : "0");
+    os << " baseline=" << layout_name(layout);
     return os.str();
   }
 };
 
-inline FillCase make_case(Rng& rng, fastocclusion::InputShape shape, std::int64_t ph,
-                          std::int64_t pw, std::int64_t sh, std::int64_t sw, bool cover,
+/// Baseline values sized for `layout`; they lie outside the inputs' [-1, 1] range so an
+/// occluded element can never equal the input by chance.
+inline std::vector<float> random_baseline(Rng& rng, naive::BaselineLayout layout,
+                                          std::int64_t n, std::int64_t sample) {
+  const std::int64_t size = layout == naive::BaselineLayout::scalar       ? 1
+                            : layout == naive::BaselineLayout::per_sample ? sample
+                                                                          : n * sample;
+  return random_floats(rng, size, 2.0f, 3.0f);
+}
+
+inline FillCase make_case(Rng& rng, std::int64_t n, naive::Shape lengths, naive::Shape windows,
+                          naive::Shape strides, std::vector<bool> cover,
                           naive::BaselineLayout layout) {
   FillCase fc;
-  fc.shape = shape;
-  fc.ph = ph;
-  fc.pw = pw;
-  fc.sh = sh;
-  fc.sw = sw;
-  fc.cover = cover;
+  fc.n = n;
+  fc.lengths = std::move(lengths);
+  fc.windows = std::move(windows);
+  fc.strides = std::move(strides);
+  fc.cover = std::move(cover);
   fc.layout = layout;
-  fc.inputs = random_floats(rng, shape.n * shape.image_size());
-  fc.baseline = random_baseline(rng, layout, shape);
+  fc.inputs = random_floats(rng, n * fc.sample());
+  fc.baseline = random_baseline(rng, layout, n, fc.sample());
   return fc;
 }
 
-/// A random small case: sizes up to 12, strides up to patch + 3 (gaps included).
-inline FillCase random_case(Rng& rng, naive::BaselineLayout layout) {
-  const std::int64_t channels[] = {1, 2, 3, 4, 16};
-  fastocclusion::InputShape s{uniform_int(rng, 1, 3), uniform_int(rng, 1, 12),
-                              uniform_int(rng, 1, 12), channels[uniform_int(rng, 0, 4)]};
-  const std::int64_t ph = uniform_int(rng, 1, s.h), pw = uniform_int(rng, 1, s.w);
-  return make_case(rng, s, ph, pw, uniform_int(rng, 1, ph + 3), uniform_int(rng, 1, pw + 3),
-                   uniform_int(rng, 0, 1) == 1, layout);
+/// An image case of SPEC §7: n inputs (H, W, C), windows (ph, pw, C), strides (sh, sw, C).
+inline FillCase image_case(Rng& rng, std::int64_t n, std::int64_t h, std::int64_t w,
+                           std::int64_t c, std::int64_t ph, std::int64_t pw, std::int64_t sh,
+                           std::int64_t sw, bool cover, naive::BaselineLayout layout) {
+  return make_case(rng, n, {h, w, c}, {ph, pw, c}, {sh, sw, c}, {cover, cover, cover}, layout);
+}
+
+/// Random per-axis sizes of rank 1..5 (rank 0: drawn): at most ~600 values per sample,
+/// strides up to window + 3 (gaps included), about one axis in five covered by one full
+/// window (like channels, so that it can be collapsed), a random edge mode per axis.
+struct RandomAxes {
+  naive::Shape lengths, windows, strides;
+  std::vector<bool> cover;
+  std::uint32_t full_axes = 0;  ///< bit d: axis d has one window over the whole axis
+};
+
+inline RandomAxes random_axes(Rng& rng, int rank = 0) {
+  if (rank == 0) rank = static_cast<int>(uniform_int(rng, 1, fastocclusion::kMaxAxes));
+  const std::int64_t max_length = rank <= 2 ? 12 : rank == 3 ? 8 : 5;
+  RandomAxes a;
+  for (int d = 0; d < rank; ++d) {
+    const std::int64_t length = uniform_int(rng, 1, max_length);
+    const bool full = uniform_int(rng, 0, 4) == 0;
+    const std::int64_t window = full ? length : uniform_int(rng, 1, length);
+    a.lengths.push_back(length);
+    a.windows.push_back(window);
+    a.strides.push_back(full ? uniform_int(rng, 1, length + 2) : uniform_int(rng, 1, window + 3));
+    a.cover.push_back(uniform_int(rng, 0, 1) == 1);
+    if (full) a.full_axes |= 1U << d;
+  }
+  return a;
+}
+
+/// A random small case of rank 1..5 (see random_axes), 1 to 3 inputs.
+inline FillCase random_case(Rng& rng, naive::BaselineLayout layout, int rank = 0) {
+  RandomAxes a = random_axes(rng, rank);
+  return make_case(rng, uniform_int(rng, 1, 3), a.lengths, a.windows, a.strides, a.cover, layout);
 }
 
 /// Bitwise-equal float ranges (the fill only copies values), reporting the first mismatch.
@@ -156,6 +201,25 @@ inline ::testing::AssertionResult same_floats(const float* actual, const float* 
     if (!(actual[i] == expected[i])) {
       return ::testing::AssertionFailure() << "first mismatch at element " << i << " of "
                                            << size << ": got " << actual[i] << ", expected "
+                                           << expected[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+/// Float maps against the double oracle: a float rounding of it, within a relative
+/// tolerance of a few float ulps and an absolute floor for values near zero.
+inline ::testing::AssertionResult close_maps(const std::vector<float>& actual,
+                                             const std::vector<double>& expected) {
+  if (actual.size() != expected.size()) {
+    return ::testing::AssertionFailure() << "size " << actual.size() << ", expected "
+                                         << expected.size();
+  }
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double tol = 4e-7 * std::fabs(expected[i]) + 1e-9;
+    if (!(std::fabs(static_cast<double>(actual[i]) - expected[i]) <= tol)) {
+      return ::testing::AssertionFailure() << "element " << i << " of " << actual.size()
+                                           << ": got " << actual[i] << ", expected "
                                            << expected[i];
     }
   }

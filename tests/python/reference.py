@@ -12,6 +12,7 @@ Shapes (SPEC §2):
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable, Sequence
 
@@ -314,6 +315,80 @@ def reference_accumulate(
     if reduction == "mean":
         maps = np.divide(maps, counts, out=np.zeros_like(maps), where=counts > 0)
     return maps.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# N-d windows (SPEC §7), for the core tests: the same definitions over up to five axes, by
+# Python loops over windows and boxes (independent of the compiled core)
+
+Box = tuple  # ((begin, end) per axis)
+
+
+def window_boxes(
+    shape: Sequence[int], window: Sequence[int], stride: Sequence[int], edges="valid"
+) -> list[Box]:
+    """((begin, end) per axis) of every window of one sample, in row-major order of the anchors
+    (first axis outer). edges: "valid" / "cover" for every axis, or one per axis."""
+    if isinstance(edges, str):
+        edges = [edges] * len(shape)
+    if not len(shape) == len(window) == len(stride) == len(edges):
+        raise ValueError("shape, window, stride and edges need one entry per axis")
+    per_axis = [
+        axis_anchors(length, w, s, e) for length, w, s, e in zip(shape, window, stride, edges)
+    ]
+    return [tuple((a, a + extent) for a, extent in spans) for spans in itertools.product(*per_axis)]
+
+
+def box_slices(box: Box) -> tuple[slice, ...]:
+    return tuple(slice(begin, end) for begin, end in box)
+
+
+def occlude_box(sample: np.ndarray, box: Box, baseline: np.ndarray) -> np.ndarray:
+    """A copy of one sample with the window `box` set to `baseline` (broadcast to the sample)."""
+    out = np.array(sample, dtype=np.float32, copy=True)
+    full = np.broadcast_to(np.asarray(baseline, dtype=np.float32), out.shape)
+    index = box_slices(box)
+    out[index] = full[index]
+    return out
+
+
+def reference_stream_nd(
+    inputs: np.ndarray, boxes: list[Box], baseline: np.ndarray, indices
+) -> np.ndarray:
+    """The samples at the given (input, window) stream indices s: input s // K with window
+    s % K set to the baseline. baseline: (), the sample shape, or (N,) + the sample shape."""
+    inputs = np.asarray(inputs, dtype=np.float32)
+    baseline = np.asarray(baseline, dtype=np.float32)
+    per_input = baseline.ndim == inputs.ndim and baseline.ndim > 0
+    out = np.empty((len(indices),) + inputs.shape[1:], dtype=np.float32)
+    for j, s in enumerate(indices):
+        n, k = divmod(int(s), len(boxes))
+        out[j] = occlude_box(inputs[n], boxes[k], baseline[n] if per_input else baseline)
+    return out
+
+
+def reference_accumulate_nd(
+    deltas: np.ndarray,
+    boxes: list[Box],
+    shape: Sequence[int],
+    reduction: str = "sum",
+    collapsed_axes: Sequence[int] = (),
+) -> np.ndarray:
+    """(N, *map shape) float32 maps from (N, K) or (N, *counts) float64 deltas, by scatter over
+    the sample shape; collapsed axes are then read at index 0 and kept with length 1."""
+    deltas = np.asarray(deltas, dtype=np.float64).reshape(len(deltas), -1)
+    maps = np.zeros((len(deltas),) + tuple(shape), dtype=np.float64)
+    counts = np.zeros(tuple(shape), dtype=np.float64)
+    for k, box in enumerate(boxes):
+        index = box_slices(box)
+        maps[(slice(None),) + index] += deltas[:, k].reshape((-1,) + (1,) * len(shape))
+        counts[index] += 1.0
+    if reduction == "mean":
+        maps = np.divide(maps, counts, out=np.zeros_like(maps), where=counts > 0)
+    elif reduction != "sum":
+        raise ValueError(f"reduction={reduction!r}")
+    keep = tuple(slice(0, 1) if d in collapsed_axes else slice(None) for d in range(len(shape)))
+    return maps[(slice(None),) + keep].astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------

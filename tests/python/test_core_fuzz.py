@@ -1,10 +1,11 @@
 """A hypothesis fuzz of every fastocclusion._core entry point against the NumPy reference.
 
-Valid and invalid arguments alike: each call either matches the reference or raises
-ValueError/TypeError, and never writes where it must not. Fast by default (a few examples per
-test); .ci/sanitizers runs it with many more examples (FASTOCCLUSION_FUZZ_EXAMPLES) against a
-_core built with AddressSanitizer and UndefinedBehaviorSanitizer. Derandomized: the same
-examples on every run for a given example count.
+Valid and invalid arguments alike, over window grids of rank 1..5 with per-axis windows,
+strides and edge modes: each call either matches the reference or raises ValueError/TypeError,
+and never writes where it must not. Fast by default (a few examples per test); .ci/sanitizers
+runs it with many more examples (FASTOCCLUSION_FUZZ_EXAMPLES) against a _core built with
+AddressSanitizer and UndefinedBehaviorSanitizer. Derandomized: the same examples on every run
+for a given example count.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fastocclusion import _core
-from reference import axis_anchors, patch_boxes, reference_accumulate, reference_stream
+from reference import axis_anchors, reference_accumulate_nd, reference_stream_nd, window_boxes
 
 EXAMPLES = int(os.environ.get("FASTOCCLUSION_FUZZ_EXAMPLES", "10"))
 INT64_MAX = 2**63 - 1
@@ -27,6 +28,7 @@ fuzz = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+EDGES = st.sampled_from(["valid", "cover"])
 
 
 @pytest.fixture(autouse=True)
@@ -36,29 +38,51 @@ def default_threads():
 
 
 @st.composite
+def axes(draw, rank=None, most=None, full_axes=False):
+    """(shape, window, stride, edges) of rank 1..5, at most ~400 values per sample. With
+    full_axes, about one axis in four has one window over all of it (collapsible)."""
+    rank = draw(st.integers(1, 5)) if rank is None else rank
+    most = {1: 16, 2: 9, 3: 6, 4: 4, 5: 3}[rank] if most is None else most
+    shape, window, stride, edges = [], [], [], []
+    for _ in range(rank):
+        length = draw(st.integers(1, most))
+        whole = full_axes and draw(st.integers(0, 3)) == 0
+        w = length if whole else draw(st.integers(1, length))
+        shape.append(length)
+        window.append(w)
+        stride.append(draw(st.integers(1, w + 2)))
+        edges.append(draw(EDGES))
+    if len(set(edges)) == 1 and draw(st.booleans()):
+        edges = edges[0]  # one str for every axis
+    return tuple(shape), tuple(window), tuple(stride), edges
+
+
+def baseline_for(kind, n, sample, rng):
+    if kind == "channel":  # a per-channel vector, broadcast by the caller
+        return np.ascontiguousarray(
+            np.broadcast_to(rng.uniform(-5, 5, sample[-1:]), sample), np.float32
+        )
+    sizes = {"scalar": (), "sample": sample, "input": (n,) + sample}
+    return rng.uniform(-5, 5, sizes[kind]).astype(np.float32)
+
+
+@st.composite
 def problem(draw):
     """A small fill/accumulate problem (test_fuzz_parallel_kernels takes the large work)."""
     n = draw(st.integers(1, 3))
-    h, w, c = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.sampled_from([1, 2, 3, 16]))
-    patch = (draw(st.integers(1, h)), draw(st.integers(1, w)))
-    stride = (draw(st.integers(1, h + 2)), draw(st.integers(1, w + 2)))
-    edges = draw(st.sampled_from(["valid", "cover"]))
-    kind = draw(st.sampled_from(["scalar", "channel", "image", "input"]))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    inputs = rng.normal(size=(n, h, w, c)).astype(np.float32)
-    sizes = {"scalar": (), "channel": (c,), "image": (h, w, c), "input": (n, h, w, c)}
-    baseline = rng.uniform(-5, 5, sizes[kind]).astype(np.float32)
-    grid = _core.PatchGrid(h, w, patch, stride, edges)
-    boxes = patch_boxes(h, w, patch, stride, edges)
+    shape, window, stride, edges = draw(axes())
+    kind = draw(st.sampled_from(["scalar", "channel", "sample", "input"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    inputs = rng.normal(size=(n,) + shape).astype(np.float32)
+    baseline = baseline_for(kind, n, shape, rng)
+    grid = _core.WindowGrid(shape, window, stride, edges)
+    boxes = window_boxes(shape, window, stride, edges)
     return inputs, baseline, grid, boxes
 
 
 def stream(inputs, baseline, boxes, indices):
     """Samples at the given stream indices, by the reference."""
-    return np.stack([reference_stream(inputs, boxes, baseline, int(s), 1)[0] for s in indices]) if len(
-        indices
-    ) else np.empty((0,) + inputs.shape[1:], np.float32)
+    return reference_stream_nd(inputs, boxes, baseline, indices)
 
 
 @fuzz
@@ -82,6 +106,7 @@ def test_fuzz_fill_any_arguments(case, data):
     valid = stride >= 1 and 0 <= start <= total and count >= 0 and count <= slots
     valid = valid and all(0 <= s < total for s in indices)
     event("valid call" if valid else "rejected call")
+    event(f"rank {grid.rank}")
     if not valid:
         with pytest.raises(ValueError):
             _core.fill_occluded_batch(inputs, grid, baseline, start, count, out, stride=stride)
@@ -119,25 +144,39 @@ def test_fuzz_fill_incremental_sessions(case, data):
 @given(st.data())
 def test_fuzz_parallel_kernels(data):
     """Work large enough for 2+ threads (parallel.hpp's kMinWorkPerThread = 2^18 floats per
-    thread): full, strided and incremental fills and the accumulation."""
+    thread): full, strided and incremental fills and the accumulation, on images (H, W, C)
+    with windows (ph, pw, C) or volumes (D, H, W, C) with 3-D windows."""
     _core.set_num_threads(data.draw(st.sampled_from([2, 3, 4, 64]), label="threads"))
     n = data.draw(st.integers(1, 2), label="n")
-    h, w = data.draw(st.integers(32, 48), label="h"), data.draw(st.integers(32, 48), label="w")
-    c = data.draw(st.sampled_from([16, 32]), label="c")
-    patch = (data.draw(st.integers(1, 6), label="ph"), data.draw(st.integers(1, 6), label="pw"))
-    # strides <= 3: at least 81 patches per input, more than the <= 36 slots below
-    stride = (data.draw(st.integers(1, 3), label="sh"), data.draw(st.integers(1, 3), label="sw"))
-    edges = data.draw(st.sampled_from(["valid", "cover"]), label="edges")
+    if data.draw(st.booleans(), label="volume"):
+        lengths = tuple(data.draw(st.integers(16, 20), label="side") for _ in range(3))
+        c = data.draw(st.sampled_from([4, 8]), label="c")
+    else:
+        lengths = tuple(data.draw(st.integers(32, 48), label="side") for _ in range(2))
+        c = data.draw(st.sampled_from([16, 32]), label="c")
+    shape = lengths + (c,)
+    window = tuple(data.draw(st.integers(1, 5), label="window") for _ in lengths) + (c,)
+    # at least 64 windows per input, more than the <= 36 slots below
+    low, high = (1, 3) if len(lengths) == 2 else (2, 3)
+    stride = tuple(data.draw(st.integers(low, high), label="stride") for _ in lengths)
+    stride += (c,)
+    edges = [data.draw(EDGES, label="edges") for _ in shape]
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    inputs = rng.normal(size=(n, h, w, c)).astype(np.float32)
-    baseline = rng.uniform(-5, 5, data.draw(st.sampled_from([(), (c,), (h, w, c), (n, h, w, c)]))).astype(np.float32)
-    grid = _core.PatchGrid(h, w, patch, stride, edges)
-    boxes = patch_boxes(h, w, patch, stride, edges)
+    inputs = rng.normal(size=(n,) + shape).astype(np.float32)
+    kind = data.draw(st.sampled_from(["scalar", "channel", "sample", "input"]), label="baseline")
+    baseline = baseline_for(kind, n, shape, rng)
+    grid = _core.WindowGrid(shape, window, stride, edges)
+    boxes = window_boxes(shape, window, stride, edges)
     total = n * len(boxes)
-    count = -(-(2 * 2**18) // inputs[0].size)  # 2 * kMinWorkPerThread floats or more + data.draw(st.integers(0, 4), label="extra")
-    out = np.full((count,) + inputs.shape[1:], np.nan, np.float32)
+    count = -(-(2 * 2**18) // inputs[0].size)  # 2 * kMinWorkPerThread floats or more
+    assert count <= 36 and total >= 64
+    out = np.full((count,) + shape, np.nan, np.float32)
     mode = data.draw(st.sampled_from(["full", "strided", "incremental"]), label="mode")
-    step = 1 if mode == "full" else data.draw(st.integers(1, (total - 1) // (count - 1)), label="stride")
+    step = (
+        1
+        if mode == "full"
+        else data.draw(st.integers(1, (total - 1) // (count - 1)), label="stride")
+    )
     start = data.draw(st.integers(0, total - 1 - (count - 1) * step), label="start")
     indices = [start + j * step for j in range(count)]
     if mode == "incremental":
@@ -151,46 +190,102 @@ def test_fuzz_parallel_kernels(data):
         _core.fill_occluded_batch(inputs, grid, baseline, start, count, out, stride=step)
     np.testing.assert_array_equal(out, stream(inputs, baseline, boxes, indices))
 
-    maps_n = -(-(2 * 2**18) // (h * w)) + data.draw(st.integers(0, 8), label="maps_extra")
-    deltas = rng.normal(size=(maps_n, grid.rows, grid.cols))
+    # Maps with the channel axis collapsed; work = maps x map size x rank >= 2 threads' worth.
+    map_size = int(np.prod(lengths))
+    maps_n = -(-(2 * 2**18) // (map_size * len(shape))) + data.draw(
+        st.integers(0, 8), label="maps_extra"
+    )
+    deltas = rng.normal(size=(maps_n,) + grid.counts)
     reduction = data.draw(st.sampled_from(["sum", "mean"]), label="reduction")
+    collapsed = (len(shape) - 1,)
     np.testing.assert_allclose(
-        _core.accumulate_patch_deltas(deltas, grid, reduction),
-        reference_accumulate(deltas, boxes, h, w, reduction),
+        _core.accumulate_window_deltas(deltas, grid, reduction, collapsed),
+        reference_accumulate_nd(deltas, boxes, shape, reduction, collapsed),
         rtol=1e-5,
         atol=1e-5,
     )
 
 
+@st.composite
+def accumulate_problem(draw):
+    n = draw(st.integers(1, 3))
+    shape, window, stride, edges = draw(axes(full_axes=True))
+    grid = _core.WindowGrid(shape, window, stride, edges)
+    full = [
+        d for d, (length, w) in enumerate(zip(shape, window)) if grid.counts[d] == 1 and w == length
+    ]
+    collapsed = tuple(d for d in full if draw(st.booleans()))
+    return n, grid, window_boxes(shape, window, stride, edges), collapsed
+
+
 @fuzz
-@given(problem(), st.sampled_from(["sum", "mean"]), st.booleans(), st.integers(0, 2**32 - 1))
+@given(
+    accumulate_problem(), st.sampled_from(["sum", "mean"]), st.booleans(), st.integers(0, 2**32 - 1)
+)
 def test_fuzz_accumulate(case, reduction, give_out, seed):
-    inputs, _, grid, boxes = case
-    n, h, w = inputs.shape[:3]
-    deltas = np.random.default_rng(seed).normal(size=(n, grid.rows, grid.cols))
-    out = np.full((n, h, w), np.nan, np.float32) if give_out else None
-    maps = _core.accumulate_patch_deltas(deltas, grid, reduction, out)
+    n, grid, boxes, collapsed = case
+    deltas = np.random.default_rng(seed).normal(size=(n,) + grid.counts)
+    map_shape = (n,) + tuple(1 if d in collapsed else length for d, length in enumerate(grid.shape))
+    out = np.full(map_shape, np.nan, np.float32) if give_out else None
+    maps = _core.accumulate_window_deltas(deltas, grid, reduction, collapsed, out)
     if give_out:
         assert maps is out or np.shares_memory(maps, out)
-    expected = reference_accumulate(deltas, boxes, h, w, reduction)
+    expected = reference_accumulate_nd(deltas, boxes, grid.shape, reduction, collapsed)
     np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-5)
 
 
 @fuzz
-@given(problem(), st.data())
+@given(accumulate_problem(), st.data())
 def test_fuzz_accumulate_bad_shapes(case, data):
-    inputs, _, grid, _ = case
-    n, h, w = inputs.shape[:3]
-    shape = data.draw(st.tuples(st.integers(0, 3), st.integers(0, grid.rows + 1), st.integers(0, grid.cols + 1)))
-    out_shape = data.draw(st.sampled_from([(n, h, w), (n, h + 1, w), (n + 1, h, w), (n, w, h)]))
-    deltas = np.zeros(shape)
+    """Any deltas/out shapes and collapsed axes: the right map, or a ValueError and no write."""
+    _, grid, _, collapsible = case
+    rank, counts, shape = grid.rank, grid.counts, grid.shape
+    collapsed = data.draw(
+        st.one_of(st.just(collapsible), st.lists(st.integers(-1, rank), max_size=3).map(tuple))
+    )
+    n = data.draw(st.integers(0, 3), label="n")
+    deltas_shape = (n,) + counts
+    change = data.draw(st.sampled_from(["none", "none", "count", "rank"]), label="deltas change")
+    if change == "count":
+        d = data.draw(st.integers(0, rank - 1))
+        deltas_shape = (
+            deltas_shape[: d + 1]
+            + (counts[d] + data.draw(st.sampled_from([-1, 1])),)
+            + deltas_shape[d + 2 :]
+        )
+    elif change == "rank":
+        deltas_shape = deltas_shape[: data.draw(st.integers(0, rank))] + (
+            () if data.draw(st.booleans()) else (1, 1)
+        )
+    map_shape = tuple(1 if d in collapsed else length for d, length in enumerate(shape))
+    out_shape = data.draw(
+        st.sampled_from(
+            [
+                (n,) + map_shape,
+                (n,) + map_shape,
+                (n + 1,) + map_shape,
+                (n,) + shape,
+                (n,) + map_shape[:-1],
+            ]
+        ),
+        label="out shape",
+    )
+    deltas = np.zeros(deltas_shape)
     out = np.full(out_shape, np.nan, np.float32)
-    if shape == (shape[0], grid.rows, grid.cols) and shape[0] >= 1 and out_shape == (shape[0], h, w):
-        _core.accumulate_patch_deltas(deltas, grid, "sum", out)
+    collapsed_ok = all(
+        0 <= d < rank and counts[d] == 1 and grid.window[d] == shape[d] for d in collapsed
+    )
+    valid = (
+        collapsed_ok and n >= 1 and deltas_shape == (n,) + counts and out_shape == (n,) + map_shape
+    )
+    event("valid call" if valid else "rejected call")
+    if valid:
+        _core.accumulate_window_deltas(deltas, grid, "sum", collapsed, out)
         np.testing.assert_array_equal(out, 0)
         return
     with pytest.raises(ValueError):
-        _core.accumulate_patch_deltas(deltas, grid, "sum", out)
+        _core.accumulate_window_deltas(deltas, grid, "sum", collapsed, out)
+    assert np.isnan(out).all(), "a rejected call wrote into out"
 
 
 SIZE = st.one_of(
@@ -200,66 +295,77 @@ SIZE = st.one_of(
 )
 
 
-def exact_count(length, patch, stride, edges):
-    count = -(-(length - patch + 1) // stride)
+def exact_count(length, window, stride, edges):
+    count = -(-(length - window + 1) // stride)
     if edges == "cover":
         last = (count - 1) * stride
-        if last + patch < length and last + stride < length:
+        if last + window < length and last + stride < length:
             count += 1
     return count
 
 
 @fuzz
-@given(st.tuples(SIZE, SIZE, SIZE), st.tuples(SIZE, SIZE, SIZE), st.sampled_from(["valid", "cover"]))
-def test_fuzz_patch_grid(rows_axis, cols_axis, edges):
-    """Any int64 sizes: exact counts, or a ValueError for invalid axes and counts past int64."""
-    args = (rows_axis[0], cols_axis[0], (rows_axis[1], cols_axis[1]), (rows_axis[2], cols_axis[2]), edges)
-    if not all(length >= 1 and 1 <= patch <= length and stride >= 1 for length, patch, stride in (rows_axis, cols_axis)):
+@given(st.lists(st.tuples(SIZE, SIZE, SIZE, EDGES), min_size=1, max_size=5), st.data())
+def test_fuzz_window_grid(axes_args, data):
+    """Any int64 sizes over 1 to 5 axes: exact counts and boxes, or a ValueError for invalid
+    axes and sizes past int64."""
+    shape, window, stride, edges = (tuple(a[i] for a in axes_args) for i in range(4))
+    if not all(length >= 1 and 1 <= w <= length and s >= 1 for length, w, s, _ in axes_args):
         with pytest.raises(ValueError):
-            _core.PatchGrid(*args)
+            _core.WindowGrid(shape, window, stride, list(edges))
         return
-    rows, cols = exact_count(*rows_axis, edges), exact_count(*cols_axis, edges)
-    if rows * cols > INT64_MAX:
+    size = 1
+    for length in shape:
+        size *= length
+    if size > INT64_MAX:
         with pytest.raises(ValueError, match="int64"):
-            _core.PatchGrid(*args)
+            _core.WindowGrid(shape, window, stride, list(edges))
         return
-    grid = _core.PatchGrid(*args)
-    assert (grid.rows, grid.cols, grid.num_patches) == (rows, cols, rows * cols)
-    if rows <= 100:
-        assert grid.row_spans() == axis_anchors(rows_axis[0], rows_axis[1], rows_axis[2], edges)
-    if cols <= 100:
-        assert grid.col_spans() == axis_anchors(cols_axis[0], cols_axis[1], cols_axis[2], edges)
+    grid = _core.WindowGrid(shape, window, stride, list(edges))
+    counts = tuple(exact_count(*a) for a in axes_args)
+    windows = 1
+    for c in counts:
+        windows *= c
+    assert (grid.counts, grid.num_windows, grid.sample_size) == (counts, windows, size)
+    for d, (length, w, s, e) in enumerate(axes_args):
+        if counts[d] <= 100 and length <= 2**40:
+            assert grid.spans(d) == axis_anchors(length, w, s, e)
+    k = data.draw(st.integers(0, windows - 1), label="k")
+    box, rest = [], k
+    for (length, w, s, _), count in reversed(list(zip(axes_args, counts))):
+        rest, i = divmod(rest, count)
+        box.append((i * s, i * s + min(w, length - i * s)))
+    assert grid.window_box(k) == tuple(reversed(box))
 
 
 OPTION = st.one_of(
     st.sampled_from(["valid", "cover", "sum", "mean"]),
     st.text(max_size=12),
     st.sampled_from(["valid", "cover", "sum", "mean"]).flatmap(
-        lambda name: st.tuples(st.text(max_size=3), st.text(max_size=3)).map(lambda t: t[0] + name + t[1])
+        lambda name: st.tuples(st.text(max_size=3), st.text(max_size=3)).map(
+            lambda t: t[0] + name + t[1]
+        )
     ),
     st.binary(max_size=8),
 )
 
 
 @fuzz
-@given(OPTION, OPTION)
-def test_fuzz_string_options(edges, reduction):
-    """Exactly the option names are accepted; other str is a ValueError, bytes a TypeError."""
-    if not isinstance(edges, str):
-        with pytest.raises(TypeError):
-            _core.PatchGrid(4, 4, (2, 2), (2, 2), edges)
+@given(OPTION, OPTION, st.booleans())
+def test_fuzz_string_options(edges, reduction, per_axis):
+    """Exactly the option names are accepted; other str is a ValueError, bytes refused."""
+    value = [edges, "valid"] if per_axis else edges
+    if not isinstance(edges, str) or edges not in ("valid", "cover"):
+        with pytest.raises((TypeError, ValueError), match="edges"):
+            _core.WindowGrid((4, 4), (2, 2), (2, 2), value)
         return
-    if edges not in ("valid", "cover"):
-        with pytest.raises(ValueError, match="edges="):
-            _core.PatchGrid(4, 4, (2, 2), (2, 2), edges)
-        return
-    grid = _core.PatchGrid(4, 4, (2, 2), (2, 2), edges)
-    deltas = np.ones((1, grid.rows, grid.cols))
+    grid = _core.WindowGrid((4, 4), (2, 2), (2, 2), value)
+    deltas = np.ones((1,) + grid.counts)
     if not isinstance(reduction, str):
         with pytest.raises(TypeError):
-            _core.accumulate_patch_deltas(deltas, grid, reduction)
+            _core.accumulate_window_deltas(deltas, grid, reduction)
     elif reduction not in ("sum", "mean"):
         with pytest.raises(ValueError, match="reduction="):
-            _core.accumulate_patch_deltas(deltas, grid, reduction)
+            _core.accumulate_window_deltas(deltas, grid, reduction)
     else:
-        np.testing.assert_array_equal(_core.accumulate_patch_deltas(deltas, grid, reduction), 1)
+        np.testing.assert_array_equal(_core.accumulate_window_deltas(deltas, grid, reduction), 1)

@@ -21,7 +21,7 @@ namespace {
 // `edges`: one str for every axis, or a sequence of one str per axis.
 std::vector<fo::EdgeMode> edge_modes(const py::object& edges, std::size_t rank) {
   if (py::isinstance<py::str>(edges)) {
-    return std::vector<fo::EdgeMode>(rank, fo::parse_edge_mode(edges.cast<StrArg>().value));
+    return std::vector<fo::EdgeMode>(rank, fo::parse_edge_mode(utf8_value(edges, "edges")));
   }
   FASTOCCLUSION_EXPECTS(py::isinstance<py::sequence>(edges) && !py::isinstance<py::bytes>(edges),
                         "edges: " << std::string(py::repr(edges)).substr(0, 80)
@@ -35,7 +35,7 @@ std::vector<fo::EdgeMode> edge_modes(const py::object& edges, std::size_t rank) 
     FASTOCCLUSION_EXPECTS(py::isinstance<py::str>(item),
                           "edges: " << std::string(py::repr(item)).substr(0, 80)
                                     << " is invalid, expected \"valid\" or \"cover\"");
-    modes.push_back(fo::parse_edge_mode(item.cast<StrArg>().value));
+    modes.push_back(fo::parse_edge_mode(utf8_value(item, "edges")));
   }
   return modes;
 }

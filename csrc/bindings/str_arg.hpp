@@ -10,6 +10,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
 #include <string>
 
 namespace fastocclusion::bindings {
@@ -17,6 +18,19 @@ namespace fastocclusion::bindings {
 struct StrArg {
   std::string value;  ///< UTF-8, full length
 };
+
+/// The UTF-8 value of a Python str, full length (NUL bytes included); ValueError naming
+/// `name` for a str that cannot be encoded (a lone surrogate). `text` must be a str.
+inline std::string utf8_value(pybind11::handle text, const char* name) {
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    throw std::invalid_argument(std::string(name) +
+                                ": a str that cannot be encoded as UTF-8 is invalid");
+  }
+  return std::string(data, static_cast<std::size_t>(size));
+}
 
 }  // namespace fastocclusion::bindings
 

@@ -169,13 +169,6 @@ def test_edges_must_be_str(value):
         small_grid(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="csrc/bindings/core_geometry.cpp edge_modes() converts with edges.cast<StrArg>(): a str "
-    "that is not UTF-8-encodable (a lone surrogate) fails the cast with pybind11's cast_error, "
-    "a RuntimeError that names nothing; expected a TypeError/ValueError naming edges",
-)
 @pytest.mark.parametrize("value", ["\ud800", ["valid", "\udcff"]])
 def test_edges_that_cannot_be_encoded_are_refused_naming_edges(value):
     with pytest.raises((TypeError, ValueError), match="edges"):

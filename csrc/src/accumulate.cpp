@@ -30,36 +30,57 @@ std::vector<double> inverse_coverage(const AxisGeometry& axis) {
 
 // Axis d of `in` (outer x count x inner) becomes axis d of `out` (outer x length x inner):
 // out[o, x, i] = sum over the windows covering x of in[o, w, i] (times the inverse coverage
-// for the mean), by a difference pass and a prefix sum along the axis.
-void expand_axis(const double* in, double* out, std::int64_t outer, std::int64_t inner,
-                 const AxisGeometry& axis, const double* inv_cover) {
+// for the mean), by a difference pass and a prefix sum along the axis, in float64 in `row`
+// (length x inner doubles, reused for every o), then stored as Out (double for an
+// intermediate axis, float for the last one).
+template <typename Out>
+void expand_axis(const double* in, Out* out, std::int64_t outer, std::int64_t inner,
+                 const AxisGeometry& axis, const double* inv_cover, double* row) {
   const std::int64_t length = axis.length;
-  std::fill_n(out, outer * length * inner, 0.0);
+  const std::int64_t span = length * inner;
   for (std::int64_t o = 0; o < outer; ++o) {
     const double* src = in + o * axis.count * inner;
-    double* dst = out + o * length * inner;
+    std::fill_n(row, span, 0.0);
     for (std::int64_t w = 0; w < axis.count; ++w) {
       const std::int64_t begin = axis.anchor(w), end = begin + axis.extent(w);
       const double* value = src + w * inner;
-      double* first = dst + begin * inner;
+      double* first = row + begin * inner;
       for (std::int64_t i = 0; i < inner; ++i) first[i] += value[i];
       if (end < length) {
-        double* past = dst + end * inner;
+        double* past = row + end * inner;
         for (std::int64_t i = 0; i < inner; ++i) past[i] -= value[i];
       }
     }
-    for (std::int64_t x = 1; x < length; ++x) {
-      double* row = dst + x * inner;
-      const double* previous = row - inner;
-      for (std::int64_t i = 0; i < inner; ++i) row[i] += previous[i];
-    }
-    if (inv_cover != nullptr) {
+    Out* dst = out + o * span;
+    if (inner == 1) {  // one running sum: the common last axis of a map
+      double running = 0.0;
       for (std::int64_t x = 0; x < length; ++x) {
-        double* row = dst + x * inner;
-        for (std::int64_t i = 0; i < inner; ++i) row[i] *= inv_cover[x];
+        running += row[x];
+        dst[x] = static_cast<Out>(inv_cover != nullptr ? running * inv_cover[x] : running);
       }
+      continue;
+    }
+    for (std::int64_t x = 1; x < length; ++x) {
+      double* current = row + x * inner;
+      const double* previous = current - inner;
+      for (std::int64_t i = 0; i < inner; ++i) current[i] += previous[i];
+    }
+    for (std::int64_t x = 0; x < length; ++x) {
+      const double* from = row + x * inner;
+      Out* to = dst + x * inner;
+      const double scale = inv_cover != nullptr ? inv_cover[x] : 1.0;
+      for (std::int64_t i = 0; i < inner; ++i) to[i] = static_cast<Out>(from[i] * scale);
     }
   }
+}
+
+// Scratch of the calling thread, kept between calls: a fresh map-sized allocation costs its
+// page faults on every call (worker threads are started per call: theirs go with them).
+std::vector<double>& scratch(int which, std::size_t size) {
+  thread_local std::vector<double> buffers[3];
+  std::vector<double>& buffer = buffers[which];
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer;
 }
 
 }  // namespace
@@ -99,8 +120,8 @@ void accumulate_window_deltas(const double* deltas, std::int64_t n, const Window
                         "deltas and maps must not be null");
   const std::int64_t size = map_size(grid, collapsed_axes);
   const std::int64_t windows = grid.num_windows();
-  std::int64_t total = 0;
-  FASTOCCLUSION_EXPECTS(checked_multiply(n, size, total) && checked_multiply(n, windows, total),
+  std::int64_t total = 0, stream = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(n, size, total) && checked_multiply(n, windows, stream),
                         "maps: " << n << " maps of " << size << " values from " << windows
                                  << " windows each overflow int64");
   // Per axis: its inverse coverage for the mean (nullptr: nothing to scale), and whether
@@ -111,28 +132,49 @@ void accumulate_window_deltas(const double* deltas, std::int64_t n, const Window
       inv_cover[d] = inverse_coverage(grid.axes[d]);
     }
   }
-  const int rank = grid.rank;
-  // Scratch: every intermediate array (lengths of the axes done, counts of the others) is
-  // at most the map size, since count <= length on every axis.
-  parallel_for(n, n * size * std::max(1, rank), [&](std::int64_t begin, std::int64_t end) {
-    std::vector<double> a(static_cast<std::size_t>(std::max(size, windows)));
-    std::vector<double> b(a.size());
+  // The axes to expand, in order; the last one writes the float map. Every intermediate
+  // array (lengths of the axes done, counts of the others) is at most the map size, since
+  // count <= length on every axis.
+  int expanded[kMaxAxes];
+  int steps = 0;
+  for (int d = 0; d < grid.rank; ++d) {
+    if (!collapsed(collapsed_axes, d)) expanded[steps++] = d;
+  }
+  std::int64_t longest_row = 1;  // length x inner of an expanded axis: <= the map size
+  for (int step = 0; step < steps; ++step) {
+    std::int64_t inner = 1;
+    for (int e = expanded[step] + 1; e < grid.rank; ++e) inner *= grid.axes[e].count;
+    longest_row = std::max(longest_row, grid.axes[expanded[step]].length * inner);
+  }
+  const auto map_values = static_cast<std::size_t>(size);
+  parallel_for(n, total, [&](std::int64_t begin, std::int64_t end) {
+    double* row = scratch(0, static_cast<std::size_t>(longest_row)).data();
+    double* ping = steps > 1 ? scratch(1, map_values).data() : nullptr;
+    double* pong = steps > 2 ? scratch(2, map_values).data() : nullptr;
     for (std::int64_t input = begin; input < end; ++input) {
-      std::copy_n(deltas + input * windows, windows, a.data());
+      const double* src = deltas + input * windows;
+      float* map = maps + input * size;
+      if (steps == 0) {  // every axis collapsed: one window, its delta everywhere (size 1)
+        map[0] = static_cast<float>(src[0]);
+        continue;
+      }
       std::int64_t dims[kMaxAxes];
-      for (int d = 0; d < rank; ++d) dims[d] = grid.axes[d].count;
-      for (int d = 0; d < rank; ++d) {
-        if (collapsed(collapsed_axes, d)) continue;  // count 1 stays 1
+      for (int d = 0; d < grid.rank; ++d) dims[d] = grid.axes[d].count;
+      for (int step = 0; step < steps; ++step) {
+        const int d = expanded[step];
         std::int64_t outer = 1, inner = 1;
         for (int e = 0; e < d; ++e) outer *= dims[e];
-        for (int e = d + 1; e < rank; ++e) inner *= dims[e];
-        expand_axis(a.data(), b.data(), outer, inner, grid.axes[d],
-                    inv_cover[d].empty() ? nullptr : inv_cover[d].data());
+        for (int e = d + 1; e < grid.rank; ++e) inner *= dims[e];
+        const double* inv = inv_cover[d].empty() ? nullptr : inv_cover[d].data();
+        if (step + 1 == steps) {
+          expand_axis(src, map, outer, inner, grid.axes[d], inv, row);
+        } else {
+          double* dst = step % 2 == 0 ? ping : pong;
+          expand_axis(src, dst, outer, inner, grid.axes[d], inv, row);
+          src = dst;
+        }
         dims[d] = grid.axes[d].length;
-        std::swap(a, b);
       }
-      float* map = maps + input * size;
-      for (std::int64_t i = 0; i < size; ++i) map[i] = static_cast<float>(a[static_cast<std::size_t>(i)]);
     }
   });
 }

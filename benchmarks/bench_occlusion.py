@@ -51,25 +51,29 @@ def model_calls_alone(model, cfg: Config, calls: int):
     import numpy as np
     import tensorflow as tf
 
-    batch = tf.constant(np.random.default_rng(1).random((cfg.batch_size,) + cfg.shape,
-                                                        dtype=np.float32))
+    batch = tf.constant(
+        np.random.default_rng(1).random((cfg.batch_size,) + cfg.shape, dtype=np.float32)
+    )
     # The strictest baseline: the traced concrete function, called directly (no argument
     # canonicalisation), on a batch that already is a tensor.
     call = tf.function(lambda b: model(b, training=False)).get_concrete_function(
-        tf.TensorSpec(batch.shape, tf.float32))
+        tf.TensorSpec(batch.shape, tf.float32)
+    )
     call(batch).numpy()
 
     def run():
         for _ in range(calls):
             call(batch).numpy()
+
     return run
 
 
 def ours(model, cfg: Config, x, y):
     from fastocclusion import Occlusion
 
-    method = Occlusion(model, batch_size=cfg.batch_size, patch_size=cfg.patch,
-                       patch_stride=cfg.stride)
+    method = Occlusion(
+        model, batch_size=cfg.batch_size, patch_size=cfg.patch, patch_stride=cfg.stride
+    )
     return lambda: method.explain(x, y).numpy()
 
 
@@ -78,8 +82,9 @@ def xplique_runner(model, cfg: Config, x, y):
         from xplique.attributions import Occlusion as XOcclusion
     except ImportError:
         return None
-    method = XOcclusion(model, batch_size=cfg.batch_size, patch_size=cfg.patch,
-                        patch_stride=cfg.stride)
+    method = XOcclusion(
+        model, batch_size=cfg.batch_size, patch_size=cfg.patch, patch_stride=cfg.stride
+    )
     return lambda: method.explain(x, y).numpy()
 
 
@@ -112,11 +117,16 @@ def bench_time(cfg: Config, repeats: int, with_xplique: bool) -> dict:
             times[name].append(time_once(fn))
     med = {name: statistics.median(v) for name, v in times.items()}
     best = {name: min(v) for name, v in times.items()}
-    row = {"config": cfg.name, "calls": calls, "ours_s": med["ours"], "calls_s": med["calls"],
-           "overhead": med["ours"] / med["calls"],
-           # Interference from a shared machine only adds time: the ratio of the fastest runs
-           # is the steadier estimate of what the code itself costs.
-           "overhead_best": best["ours"] / best["calls"]}
+    row = {
+        "config": cfg.name,
+        "calls": calls,
+        "ours_s": med["ours"],
+        "calls_s": med["calls"],
+        "overhead": med["ours"] / med["calls"],
+        # Interference from a shared machine only adds time: the ratio of the fastest runs
+        # is the steadier estimate of what the code itself costs.
+        "overhead_best": best["ours"] / best["calls"],
+    }
     if diff is not None:
         row["max_rel_diff_vs_xplique"] = diff
     if "xplique" in med:
@@ -129,8 +139,12 @@ def bench_time(cfg: Config, repeats: int, with_xplique: bool) -> dict:
 def child_peak_rss(cfg_name: str, mode: str) -> float:
     """Peak RSS (MB) of a fresh process running one explain (mode "ours") or the same
     model calls alone (mode "calls")."""
-    out = subprocess.run([sys.executable, __file__, "--child", cfg_name, mode],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", cfg_name, mode],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]
 
 
@@ -178,22 +192,28 @@ def bench_memory(cfg: Config, with_xplique: bool) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| config | model calls | ours (s) | calls alone (s) | ours / calls | "
-             "ours / calls (fastest runs) | "
-             "Xplique (s) | Xplique / calls | ours / Xplique | max rel. diff vs Xplique | "
-             "peak RSS extra (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| config | model calls | ours (s) | calls alone (s) | ours / calls | "
+        "ours / calls (fastest runs) | "
+        "Xplique (s) | Xplique / calls | ours / Xplique | max rel. diff vs Xplique | "
+        "peak RSS extra (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        def f(key, fmt):
+
+        def f(key, fmt, r=r):
             return format(r[key], fmt) if key in r else "–"
+
         extra = f("extra_mb", ".0f")
         if "xplique_extra_mb" in r:
             extra += f" (Xplique {r['xplique_extra_mb']:.0f})"
-        lines.append(f"| {r['config']} | {r['calls']} | {f('ours_s', '.3f')} | "
-                     f"{f('calls_s', '.3f')} | {f('overhead', '.3f')} | {f('overhead_best', '.3f')} | "
-                     f"{f('xplique_s', '.3f')} | "
-                     f"{f('xplique_overhead', '.2f')} | {f('ours_vs_xplique', '.3f')} | "
-                     f"{f('max_rel_diff_vs_xplique', '.1e')} | {extra} |")
+        lines.append(
+            f"| {r['config']} | {r['calls']} | {f('ours_s', '.3f')} | "
+            f"{f('calls_s', '.3f')} | {f('overhead', '.3f')} | {f('overhead_best', '.3f')} | "
+            f"{f('xplique_s', '.3f')} | "
+            f"{f('xplique_overhead', '.2f')} | {f('ours_vs_xplique', '.3f')} | "
+            f"{f('max_rel_diff_vs_xplique', '.1e')} | {extra} |"
+        )
     return "\n".join(lines)
 
 
@@ -201,8 +221,9 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
         return
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--configs", nargs="*", default=[c.name for c in CONFIGS])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-xplique", action="store_true")
@@ -212,8 +233,11 @@ def main() -> None:
     for cfg in CONFIGS:
         if cfg.name not in args.configs:
             continue
-        row = (bench_memory(cfg, not args.no_xplique) if cfg.memory
-               else bench_time(cfg, args.repeats, not args.no_xplique))
+        row = (
+            bench_memory(cfg, not args.no_xplique)
+            if cfg.memory
+            else bench_time(cfg, args.repeats, not args.no_xplique)
+        )
         print(json.dumps(row), flush=True)
         rows.append(row)
     table = markdown(rows)

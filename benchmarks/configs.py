@@ -31,18 +31,22 @@ def build_model(kind: str, shape: tuple[int, int, int]):
 
     keras.utils.set_random_seed(0)
     if kind == "small_cnn":
-        return keras.Sequential([
-            keras.Input(shape),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(10),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input(shape),
+                keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(10),
+            ]
+        )
     if kind == "gap_dense":
-        return keras.Sequential([
-            keras.Input(shape), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+        return keras.Sequential(
+            [keras.Input(shape), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)]
+        )
     if kind == "mobilenet":
         return keras.applications.MobileNetV2(
-            input_shape=shape, alpha=0.35, weights=None, classes=10)
+            input_shape=shape, alpha=0.35, weights=None, classes=10
+        )
     raise ValueError(f"model: {kind!r} is unknown")

@@ -64,8 +64,12 @@ class Report:
         return time.monotonic() - self.started
 
     def table(self, title: str, header: list[str], rows: list[list[Any]], note: str = "") -> None:
-        lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
-                 "|" + "|".join("---" for _ in header) + "|"]
+        lines = [
+            f"### {title}",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+        ]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
         if note:
             lines += ["", note]
@@ -94,10 +98,15 @@ class Report:
         print(f"=== {name}: {status['value']} {status['note']}", flush=True)
 
     def markdown(self) -> str:
-        head = ["# fastocclusion GPU device check", "",
-                "| stage | status | seconds | notes |", "|---|---|---|---|"]
-        head += [f"| {n} | {s} | {t:.1f} | {note.replace('|', '/')} |"
-                 for n, s, t, note in self.stages]
+        head = [
+            "# fastocclusion GPU device check",
+            "",
+            "| stage | status | seconds | notes |",
+            "|---|---|---|---|",
+        ]
+        head += [
+            f"| {n} | {s} | {t:.1f} | {note.replace('|', '/')} |" for n, s, t, note in self.stages
+        ]
         return "\n".join(head) + "\n\n" + "\n\n".join(self.sections) + "\n"
 
 
@@ -113,8 +122,9 @@ def out_path(name: str) -> Path | None:
 def run(cmd: list[str], log: list[str], timeout: float, cwd: Path | None = None) -> None:
     print("$ " + " ".join(cmd), flush=True)
     log.append("$ " + " ".join(cmd))
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
     log.append(proc.stdout)
     if proc.returncode != 0:
         print("\n".join(proc.stdout.splitlines()[-60:]), flush=True)
@@ -148,9 +158,13 @@ def find_python_include() -> str | None:
     import sysconfig
 
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [sysconfig.get_paths().get("include"), sysconfig.get_config_var("INCLUDEPY"),
-                  f"{sys.base_prefix}/include/{version}", f"/usr/include/{version}",
-                  f"/usr/local/include/{version}"]
+    candidates = [
+        sysconfig.get_paths().get("include"),
+        sysconfig.get_config_var("INCLUDEPY"),
+        f"{sys.base_prefix}/include/{version}",
+        f"/usr/include/{version}",
+        f"/usr/local/include/{version}",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "Python.h").exists():
             return str(candidate)
@@ -163,8 +177,12 @@ def find_pybind11_dir() -> str:
 
         return pybind11.get_cmake_dir()
     except Exception:  # noqa: BLE001
-        return subprocess.run([sys.executable, "-m", "pybind11", "--cmakedir"], check=True,
-                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        return subprocess.run(
+            [sys.executable, "-m", "pybind11", "--cmakedir"],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout.strip()
 
 
 def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Path:
@@ -174,15 +192,27 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
     cmake = find_tool("cmake")
     if cmake is None:
         raise RuntimeError("cmake not found (neither on the PATH nor beside this Python)")
-    configure = [cmake, "-S", str(REPO), "-B", str(build_dir),
-                 "-DFASTOCCLUSION_ENABLE_CUDA=ON", "-DFASTOCCLUSION_BUILD_PYTHON=ON",
-                 "-DBUILD_TESTING=OFF", "-DFASTOCCLUSION_BUILD_BENCHMARKS=OFF",
-                 "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_CUDA_ARCHITECTURES={args.cuda_arch}",
-                 f"-Dpybind11_DIR={find_pybind11_dir()}", f"-DPython_EXECUTABLE={sys.executable}"]
+    configure = [
+        cmake,
+        "-S",
+        str(REPO),
+        "-B",
+        str(build_dir),
+        "-DFASTOCCLUSION_ENABLE_CUDA=ON",
+        "-DFASTOCCLUSION_BUILD_PYTHON=ON",
+        "-DBUILD_TESTING=OFF",
+        "-DFASTOCCLUSION_BUILD_BENCHMARKS=OFF",
+        "-DCMAKE_BUILD_TYPE=Release",
+        f"-DCMAKE_CUDA_ARCHITECTURES={args.cuda_arch}",
+        f"-Dpybind11_DIR={find_pybind11_dir()}",
+        f"-DPython_EXECUTABLE={sys.executable}",
+    ]
     python_include = find_python_include()
     if python_include is None:
-        raise RuntimeError(f"Python.h not found for {sys.executable} (install the Python "
-                           "development headers, e.g. python3-dev)")
+        raise RuntimeError(
+            f"Python.h not found for {sys.executable} (install the Python "
+            "development headers, e.g. python3-dev)"
+        )
     configure.append(f"-DPython_INCLUDE_DIR={python_include}")
     nvcc = find_nvcc()
     if nvcc is None:
@@ -194,8 +224,11 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
     t0 = time.monotonic()
     try:
         run(configure, log, timeout=300)
-        run([cmake, "--build", str(build_dir), "-j", str(args.jobs), "--target", "_core", "_cuda"],
-            log, timeout=420)
+        run(
+            [cmake, "--build", str(build_dir), "-j", str(args.jobs), "--target", "_core", "_cuda"],
+            log,
+            timeout=420,
+        )
     finally:
         path = out_path("device_build.log")
         if path is not None:
@@ -203,8 +236,11 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
     seconds = time.monotonic() - t0
     package_root = scratch / "pkg"
     package = package_root / "fastocclusion"
-    shutil.copytree(REPO / "python" / "fastocclusion", package,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copytree(
+        REPO / "python" / "fastocclusion",
+        package,
+        ignore=shutil.ignore_patterns("__pycache__", "*.so"),
+    )
     built = {}
     for name in ("_core", "_cuda"):
         found = sorted(build_dir.glob(f"{name}*.so")) or sorted(build_dir.glob(f"**/{name}*.so"))
@@ -212,20 +248,27 @@ def build_modules(args: argparse.Namespace, report: Report, scratch: Path) -> Pa
             raise RuntimeError(f"the build produced no {name}*.so under {build_dir}")
         shutil.copy2(found[0], package / found[0].name)
         built[name] = found[0].name
-    report.table("Build", ["item", "value"], [
-        ["configure + build", f"{seconds:.0f} s"],
-        ["CUDA architectures", args.cuda_arch],
-        ["nvcc / cmake", f"{nvcc} / {cmake}"],
-        ["Python include", python_include],
-        ["modules", ", ".join(built.values())],
-    ])
+    report.table(
+        "Build",
+        ["item", "value"],
+        [
+            ["configure + build", f"{seconds:.0f} s"],
+            ["CUDA architectures", args.cuda_arch],
+            ["nvcc / cmake", f"{nvcc} / {cmake}"],
+            ["Python include", python_include],
+            ["modules", ", ".join(built.values())],
+        ],
+    )
     return package_root
 
 
 def use_package(package_root: Path) -> None:
     """Imports fastocclusion from package_root first (an editable install's finder aside)."""
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__
-                        and "skbc" not in type(f).__module__]
+    sys.meta_path[:] = [
+        f
+        for f in sys.meta_path
+        if "editable" not in type(f).__module__ and "skbc" not in type(f).__module__
+    ]
     sys.path.insert(0, str(package_root))
     for name in [m for m in sys.modules if m == "fastocclusion" or m.startswith("fastocclusion.")]:
         del sys.modules[name]
@@ -247,29 +290,57 @@ def random_config(rng: np.random.Generator, big: bool) -> dict[str, Any]:
     if rng.random() < 0.5:  # a channel-like last axis inside every window
         window[-1] = shape[-1]
     stride = tuple(int(rng.integers(1, w + 3)) for w in window)
-    return dict(n=int(rng.integers(1, 4)), shape=shape, window=tuple(window), stride=stride,
-                edges=tuple(str(e) for e in rng.choice(EDGE_MODES, rank)),
-                kind=str(rng.choice(["scalar", "sample", "input"])))
+    return dict(
+        n=int(rng.integers(1, 4)),
+        shape=shape,
+        window=tuple(window),
+        stride=stride,
+        edges=tuple(str(e) for e in rng.choice(EDGE_MODES, rank)),
+        kind=str(rng.choice(["scalar", "sample", "input"])),
+    )
 
 
 def collapsible(grid: Any) -> tuple[int, ...]:
-    return tuple(d for d in range(grid.rank)
-                 if grid.counts[d] == 1 and grid.window[d] == grid.shape[d])
+    return tuple(
+        d for d in range(grid.rank) if grid.counts[d] == 1 and grid.window[d] == grid.shape[d]
+    )
 
 
 def correctness_checks(core: Any, cuda: Any, report: Report, configs: int) -> None:
     rng = np.random.default_rng(2024)
-    fixed = [dict(n=1, shape=(1,), window=(1,), stride=(1,), edges="valid", kind="scalar"),
-             dict(n=2, shape=(9, 7, 16), window=(9, 7, 16), stride=(1, 1, 1), edges="valid",
-                  kind="input"),
-             dict(n=2, shape=(10, 10, 3), window=(2, 3, 3), stride=(4, 5, 3), edges="cover",
-                  kind="sample"),
-             dict(n=2, shape=(224, 224, 3), window=(16, 16, 3), stride=(8, 8, 3), edges="valid",
-                  kind="sample"),
-             dict(n=1, shape=(24, 24, 24, 2), window=(6, 5, 4, 2), stride=(3, 4, 5, 2),
-                  edges="cover", kind="input"),
-             dict(n=1, shape=(3, 4, 5, 6, 2), window=(2, 2, 3, 4, 1), stride=(1, 2, 2, 1, 1),
-                  edges="cover", kind="scalar")]
+    fixed = [
+        dict(n=1, shape=(1,), window=(1,), stride=(1,), edges="valid", kind="scalar"),
+        dict(
+            n=2, shape=(9, 7, 16), window=(9, 7, 16), stride=(1, 1, 1), edges="valid", kind="input"
+        ),
+        dict(
+            n=2, shape=(10, 10, 3), window=(2, 3, 3), stride=(4, 5, 3), edges="cover", kind="sample"
+        ),
+        dict(
+            n=2,
+            shape=(224, 224, 3),
+            window=(16, 16, 3),
+            stride=(8, 8, 3),
+            edges="valid",
+            kind="sample",
+        ),
+        dict(
+            n=1,
+            shape=(24, 24, 24, 2),
+            window=(6, 5, 4, 2),
+            stride=(3, 4, 5, 2),
+            edges="cover",
+            kind="input",
+        ),
+        dict(
+            n=1,
+            shape=(3, 4, 5, 6, 2),
+            window=(2, 2, 3, 4, 1),
+            stride=(1, 2, 2, 1, 1),
+            edges="cover",
+            kind="scalar",
+        ),
+    ]
     cases = fixed + [random_config(rng, big=i % 4 == 0) for i in range(configs)]
     counts: dict[tuple[str, int], list[int]] = {}
     failures: list[str] = []
@@ -284,8 +355,10 @@ def correctness_checks(core: Any, cuda: Any, report: Report, configs: int) -> No
         n, shape, kind = case["n"], case["shape"], case["kind"]
         grid = core.WindowGrid(shape, case["window"], case["stride"], case["edges"])
         rank = grid.rank
-        detail = (f"n={n} shape={shape} window={case['window']} stride={case['stride']} "
-                  f"edges={case['edges']} baseline={kind}")
+        detail = (
+            f"n={n} shape={shape} window={case['window']} stride={case['stride']} "
+            f"edges={case['edges']} baseline={kind}"
+        )
         inputs = rng.normal(size=(n, *shape)).astype(np.float32)
         sizes = {"scalar": (), "sample": shape, "input": (n, *shape)}
         baseline = rng.uniform(2, 3, sizes[kind]).astype(np.float32)
@@ -303,15 +376,23 @@ def correctness_checks(core: Any, cuda: Any, report: Report, configs: int) -> No
             out.copy_from_host(np.full(expected.shape, np.nan, np.float32))
             cuda.fill_occluded_batch(d_inputs, grid, d_base, start, count, out, stride=stride)
             ok = bool(np.array_equal(out.to_host(), expected, equal_nan=True))
-            record("full fill" if stride == 1 else "strided fill", rank, ok,
-                   f"{detail} start={start} count={count} stride={stride}")
+            record(
+                "full fill" if stride == 1 else "strided fill",
+                rank,
+                ok,
+                f"{detail} start={start} count={count} stride={stride}",
+            )
         # incremental fills: consecutive slices, then the chunked sweep order
         batch = int(rng.integers(1, min(total, 48) + 1))
         chunk = -(-total // batch)
-        orders = {"incremental fill": [(s, min(batch, total - s), 1)
-                                       for s in range(0, total, batch)][:40],
-                  "chunked sweep": [(b, (total - 1 - b) // chunk + 1, chunk)
-                                    for b in range(min(chunk, 40))]}
+        orders = {
+            "incremental fill": [(s, min(batch, total - s), 1) for s in range(0, total, batch)][
+                :40
+            ],
+            "chunked sweep": [
+                (b, (total - 1 - b) // chunk + 1, chunk) for b in range(min(chunk, 40))
+            ],
+        }
         for check, calls in orders.items():
             cpu = np.full((batch, *shape), np.nan, np.float32)
             out = cuda.DeviceBuffer(cpu.shape)
@@ -319,10 +400,12 @@ def correctness_checks(core: Any, cuda: Any, report: Report, configs: int) -> No
             cpu_state, gpu_state = core.IncrementalFillState(), cuda.IncrementalFillState()
             ok, where = True, ""
             for start, count, stride in calls:
-                core.fill_occluded_batch(inputs, grid, baseline, start, count, cpu, cpu_state,
-                                         stride=stride)
-                cuda.fill_occluded_batch(d_inputs, grid, d_base, start, count, out, gpu_state,
-                                         stride=stride)
+                core.fill_occluded_batch(
+                    inputs, grid, baseline, start, count, cpu, cpu_state, stride=stride
+                )
+                cuda.fill_occluded_batch(
+                    d_inputs, grid, d_base, start, count, out, gpu_state, stride=stride
+                )
                 if not np.array_equal(out.to_host(), cpu, equal_nan=True):
                     ok, where = False, f" start={start} count={count} stride={stride}"
                     break
@@ -332,25 +415,40 @@ def correctness_checks(core: Any, cuda: Any, report: Report, configs: int) -> No
         for collapsed in {(), collapsible(grid)}:
             for reduction in ("sum", "mean"):
                 expected_maps = core.accumulate_window_deltas(deltas, grid, reduction, collapsed)
-                got_maps = cuda.accumulate_window_deltas(deltas, grid, reduction,
-                                                         collapsed).to_host()
+                got_maps = cuda.accumulate_window_deltas(
+                    deltas, grid, reduction, collapsed
+                ).to_host()
                 scale = max(float(np.abs(expected_maps).max()), 1e-30)
                 ok = got_maps.shape == expected_maps.shape and bool(
-                    np.allclose(got_maps, expected_maps, rtol=1e-6, atol=1e-6 * scale))
-                record(f"maps ({reduction}{', collapsed' if collapsed else ''})", rank, ok,
-                       f"{detail} collapsed_axes={collapsed}")
+                    np.allclose(got_maps, expected_maps, rtol=1e-6, atol=1e-6 * scale)
+                )
+                record(
+                    f"maps ({reduction}{', collapsed' if collapsed else ''})",
+                    rank,
+                    ok,
+                    f"{detail} collapsed_axes={collapsed}",
+                )
     checks = sorted({check for check, _ in counts}, key=lambda c: (c.startswith("maps"), c))
     rows = []
     for check in checks:
-        rows.append([check] + [
-            "{}/{}".format(*counts[(check, r)]) if (check, r) in counts else "-"
-            for r in range(1, 6)])
+        rows.append(
+            [check]
+            + [
+                "{}/{}".format(*counts[(check, r)]) if (check, r) in counts else "-"
+                for r in range(1, 6)
+            ]
+        )
     passed = sum(v[0] for v in counts.values())
     total_checks = sum(v[1] for v in counts.values())
     note = f"**{passed}/{total_checks} passed**" + (
-        "; failures:\n" + "\n".join(f"- {f}" for f in failures) if failures else "")
-    report.table(f"GPU vs CPU on {len(cases)} N-d configurations (columns: sample rank)",
-                 ["check", "rank 1", "rank 2", "rank 3", "rank 4", "rank 5"], rows, note)
+        "; failures:\n" + "\n".join(f"- {f}" for f in failures) if failures else ""
+    )
+    report.table(
+        f"GPU vs CPU on {len(cases)} N-d configurations (columns: sample rank)",
+        ["check", "rank 1", "rank 2", "rank 3", "rank 4", "rank 5"],
+        rows,
+        note,
+    )
     if passed != total_checks:
         raise RuntimeError(f"{total_checks - passed} GPU/CPU mismatches")
 
@@ -386,8 +484,9 @@ class Timer:
         elif self.cupy is not None:
             self.cupy.cuda.runtime.deviceSynchronize()
 
-    def per_call_us(self, fn: Callable[[int], None], repeats: int,
-                    warmup: int) -> tuple[float, float]:
+    def per_call_us(
+        self, fn: Callable[[int], None], repeats: int, warmup: int
+    ) -> tuple[float, float]:
         """(device microseconds per call, host microseconds per call) for fn(i), i = 0.. ."""
         for i in range(warmup):
             fn(i)
@@ -429,8 +528,9 @@ class Timer:
             src = self.cupy.random.random(nbytes // 4, dtype=self.cupy.float32)
             dst = self.cupy.empty_like(src)
             kind = self.cupy.cuda.runtime.memcpyDeviceToDevice
-            return lambda _i: self.cupy.cuda.runtime.memcpyAsync(dst.data.ptr, src.data.ptr,
-                                                                 nbytes, kind, 0)
+            return lambda _i: self.cupy.cuda.runtime.memcpyAsync(
+                dst.data.ptr, src.data.ptr, nbytes, kind, 0
+            )
         src = np.random.default_rng(0).random(nbytes // 4, dtype=np.float32)
         dst = np.empty_like(src)
         return lambda _i: np.copyto(dst, src)
@@ -461,8 +561,9 @@ class Timer:
         return start.elapsed_time(stop) * 1e3 / (replays * calls)
 
 
-def time_problem(core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: int,
-                 quick: bool) -> tuple[list[Any], list[Any], float] | None:
+def time_problem(
+    core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: int, quick: bool
+) -> tuple[list[Any], list[Any], float] | None:
     """(fill row, map row, % of copy bandwidth) for windows of p along all but the last
     (channel) axis, batch 32 over 2 inputs; None when the stream is shorter than a batch."""
     batch, n_inputs = 32, 2
@@ -487,8 +588,15 @@ def time_problem(core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: 
         cuda.fill_occluded_batch(d_inputs, grid, 0.5, starts[i % len(starts)], batch, out)
 
     def full_on_current(i: int) -> None:  # for graph capture: PyTorch's current stream
-        cuda.fill_occluded_batch(d_inputs, grid, 0.5, starts[i % len(starts)], batch, out,
-                                 stream=timer.torch.cuda.current_stream())
+        cuda.fill_occluded_batch(
+            d_inputs,
+            grid,
+            0.5,
+            starts[i % len(starts)],
+            batch,
+            out,
+            stream=timer.torch.cuda.current_stream(),
+        )
 
     # The one sweep's order: C pairs per slot, batch b at start b with stride C, so each slot
     # walks the windows of one input and is updated in place.
@@ -497,8 +605,9 @@ def time_problem(core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: 
 
     def chunked(i: int) -> None:
         b = i % chunk
-        cuda.fill_occluded_batch(d_inputs, grid, 0.5, b, (total - 1 - b) // chunk + 1, out,
-                                 state, stride=chunk)
+        cuda.fill_occluded_batch(
+            d_inputs, grid, 0.5, b, (total - 1 - b) // chunk + 1, out, state, stride=chunk
+        )
 
     full_us, full_host_us = timer.per_call_us(full, repeats, warmup)
     inc_us, inc_host_us = timer.per_call_us(chunked, repeats, warmup)
@@ -512,11 +621,20 @@ def time_problem(core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: 
     pct = 100 * copy_us / full_us
     pct_graph = (100 * copy_graph_us / graph_us) if (graph_us and copy_graph_us) else None
     gbps = 2 * nbytes / (full_us * 1e-6) / 1e9
-    fill_row = ["x".join(map(str, shape)), "x".join(map(str, window)), grid.num_windows,
-                f"{copy_us:.1f}", f"{full_us:.1f}", f"{full_host_us:.1f}", f"{gbps:.0f}",
-                f"{pct:.0f}%",
-                f"{pct_graph:.0f}%" if pct_graph is not None else (graph_note or "n/a"),
-                f"{inc_us:.1f}", f"{inc_host_us:.1f}", f"{full_us / inc_us:.1f}x"]
+    fill_row = [
+        "x".join(map(str, shape)),
+        "x".join(map(str, window)),
+        grid.num_windows,
+        f"{copy_us:.1f}",
+        f"{full_us:.1f}",
+        f"{full_host_us:.1f}",
+        f"{gbps:.0f}",
+        f"{pct:.0f}%",
+        f"{pct_graph:.0f}%" if pct_graph is not None else (graph_note or "n/a"),
+        f"{inc_us:.1f}",
+        f"{inc_host_us:.1f}",
+        f"{full_us / inc_us:.1f}x",
+    ]
     # maps: synchronous calls (workspace, kernels, wait), the deltas already on the device
     deltas = rng.normal(size=(n_inputs, *grid.counts))
     d_deltas = cuda.DeviceBuffer.from_host(deltas)
@@ -537,9 +655,18 @@ def time_problem(core: Any, cuda: Any, timer: Timer, shape: tuple[int, ...], p: 
 
 def timing(core: Any, cuda: Any, report: Report, quick: bool) -> None:
     timer = Timer()
-    problems = ([((64, 64, 3), 8), ((64, 64, 3), 16), ((16, 16, 16, 1), 4)] if quick else
-                [((224, 224, 3), 8), ((224, 224, 3), 16), ((224, 224, 3), 32),
-                 ((512, 512, 3), 16), ((512, 512, 3), 32), ((64, 64, 64, 1), 8)])
+    problems = (
+        [((64, 64, 3), 8), ((64, 64, 3), 16), ((16, 16, 16, 1), 4)]
+        if quick
+        else [
+            ((224, 224, 3), 8),
+            ((224, 224, 3), 16),
+            ((224, 224, 3), 32),
+            ((512, 512, 3), 16),
+            ((512, 512, 3), 32),
+            ((64, 64, 64, 1), 8),
+        ]
+    )
     rows, map_rows = [], []
     worst_pct = math.inf
     for shape, p in problems:
@@ -550,18 +677,33 @@ def timing(core: Any, cuda: Any, report: Report, quick: bool) -> None:
             worst_pct = min(worst_pct, result[2])
     report.table(
         f"Fill kernels vs a device-to-device copy of the same bytes (batch 32, {timer.kind})",
-        ["input", "window", "K", "copy µs", "full µs", "full host µs", "full GB/s (r+w)",
-         "% of copy", "% of copy (graph)", "chunked incr. µs", "incr. host µs", "full/incr."],
+        [
+            "input",
+            "window",
+            "K",
+            "copy µs",
+            "full µs",
+            "full host µs",
+            "full GB/s (r+w)",
+            "% of copy",
+            "% of copy (graph)",
+            "chunked incr. µs",
+            "incr. host µs",
+            "full/incr.",
+        ],
         rows,
         "µs: device time per call from events around back-to-back calls (host µs: time to "
         "enqueue one call; when host µs >= device µs the loop is launch-bound). A full fill is "
         "two kernels: the copy of each slot's input, then the window's box. 'graph': the same "
         "calls replayed from a CUDA graph (kernel time only). 'chunked incr.': incremental "
         "fills in the sweep's chunked order (start b, stride C). Target: full fill >= 80% of "
-        f"copy bandwidth; worst here {worst_pct:.0f}%.")
+        f"copy bandwidth; worst here {worst_pct:.0f}%.",
+    )
     report.table(
         "Maps (mean, channel axis collapsed) for 2 inputs: one synchronous call",
-        ["input", "window", "K", "GPU ms (deltas on device)", "CPU ms (_core)"], map_rows)
+        ["input", "window", "K", "GPU ms (deltas on device)", "CPU ms (_core)"],
+        map_rows,
+    )
 
 
 # ---- 5. end to end ---------------------------------------------------------------------------
@@ -579,18 +721,25 @@ def end_to_end(report: Report, quick: bool) -> None:
 
         occlusion_cls = fastocclusion.Occlusion
     except Exception as error:  # noqa: BLE001
-        report.text("End to end",
-                    f"not available: fastocclusion.Occlusion failed to import ({error})")
+        report.text(
+            "End to end", f"not available: fastocclusion.Occlusion failed to import ({error})"
+        )
         raise SkipStage("Occlusion not importable") from None
 
     class SmallCNN(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.features = torch.nn.Sequential(
-                torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
-                torch.nn.Conv2d(16, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
-                torch.nn.Conv2d(32, 64, 3, stride=2, padding=1), torch.nn.ReLU(),
-                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+                torch.nn.Conv2d(3, 16, 3, stride=2, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.Conv2d(32, 64, 3, stride=2, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.AdaptiveAvgPool2d(1),
+                torch.nn.Flatten(),
+                torch.nn.Linear(64, 10),
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:  # NHWC in
             return torch.softmax(self.features(x.permute(0, 3, 1, 2)), dim=-1)
@@ -603,12 +752,16 @@ def end_to_end(report: Report, quick: bool) -> None:
     inputs = rng.random((n, size, size, 3), dtype=np.float32)
     targets = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
     try:
-        explainer = occlusion_cls(model, batch_size=batch, patch_size=patch, patch_stride=stride,
-                                  device="gpu")
+        explainer = occlusion_cls(
+            model, batch_size=batch, patch_size=patch, patch_stride=stride, device="gpu"
+        )
         maps = explainer.explain(inputs, targets)
     except Exception as error:  # noqa: BLE001
-        report.text("End to end", f"not available: Occlusion(torch model, device='gpu') failed: "
-                                  f"{type(error).__name__}: {error}")
+        report.text(
+            "End to end",
+            f"not available: Occlusion(torch model, device='gpu') failed: "
+            f"{type(error).__name__}: {error}",
+        )
         raise SkipStage("Occlusion(device='gpu') not available") from None
     side = math.ceil((size - patch + 1) / stride)
     calls = math.ceil(n / batch) + math.ceil(n * side * side / batch)
@@ -639,11 +792,30 @@ def end_to_end(report: Report, quick: bool) -> None:
     shape = tuple(getattr(maps, "shape", ()))
     report.table(
         "End to end: Occlusion(device='gpu') vs the model calls alone",
-        ["input", "N", "patch/stride", "batch", "model calls", "ours ms", "calls alone ms",
-         "ratio"],
-        [[f"{size}x{size}x3", n, f"{patch}/{stride}", batch, calls, f"{t_ours * 1e3:.1f}",
-          f"{t_model * 1e3:.1f}", f"{t_ours / t_model:.3f}"]],
-        f"Maps shape {shape}. Target ratio <= 1.05. Medians of interleaved runs after a warm-up.")
+        [
+            "input",
+            "N",
+            "patch/stride",
+            "batch",
+            "model calls",
+            "ours ms",
+            "calls alone ms",
+            "ratio",
+        ],
+        [
+            [
+                f"{size}x{size}x3",
+                n,
+                f"{patch}/{stride}",
+                batch,
+                calls,
+                f"{t_ours * 1e3:.1f}",
+                f"{t_model * 1e3:.1f}",
+                f"{t_ours / t_model:.3f}",
+            ]
+        ],
+        f"Maps shape {shape}. Target ratio <= 1.05. Medians of interleaved runs after a warm-up.",
+    )
 
 
 # ---- 6. pytest --------------------------------------------------------------------------------
@@ -657,15 +829,25 @@ def run_pytest(package_root: Path, report: Report, timeout: float) -> None:
         f"sys.path.insert(0, {str(package_root)!r})\n"
         "import pytest\n"
         "sys.exit(pytest.main(['tests/python/test_cuda.py', '-q', '-rs', '--noconftest',"
-        " '-p', 'no:cacheprovider']))\n")
+        " '-p', 'no:cacheprovider']))\n"
+    )
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     lines = proc.stdout.strip().splitlines()
     print("\n".join(lines[-40:]), flush=True)
     summary = lines[-1] if lines else "(no output)"
-    report.table("pytest tests/python/test_cuda.py", ["exit code", "summary", "seconds"],
-                 [[proc.returncode, summary, f"{time.monotonic() - t0:.0f}"]])
+    report.table(
+        "pytest tests/python/test_cuda.py",
+        ["exit code", "summary", "seconds"],
+        [[proc.returncode, summary, f"{time.monotonic() - t0:.0f}"]],
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"pytest exited with {proc.returncode}: {summary}")
 
@@ -680,19 +862,27 @@ def environment(report: Report) -> None:
             module = importlib.import_module(name)
             extra = ""
             if name == "torch":
-                device = (module.cuda.get_device_name(0) if module.cuda.is_available()
-                          else "none")
+                device = module.cuda.get_device_name(0) if module.cuda.is_available() else "none"
                 extra = f", CUDA {module.version.cuda}, device: {device}"
             rows.append([name, module.__version__ + extra])
         except Exception as error:  # noqa: BLE001
             rows.append([name, f"not available ({type(error).__name__})"])
-    for tool, cmd in (("nvcc", [find_nvcc() or "nvcc", "--version"]),
-                      ("cmake", [find_tool("cmake") or "cmake", "--version"]),
-                      ("nvidia-smi", ["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                                      "--format=csv,noheader"])):
+    for tool, cmd in (
+        ("nvcc", [find_nvcc() or "nvcc", "--version"]),
+        ("cmake", [find_tool("cmake") or "cmake", "--version"]),
+        (
+            "nvidia-smi",
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+        ),
+    ):
         try:
-            text = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  timeout=30).stdout.strip().splitlines()
+            text = (
+                subprocess.run(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30
+                )
+                .stdout.strip()
+                .splitlines()
+            )
             fallback = text[0] if tool != "nvcc" else text[-1]
             line = next((t for t in text if "release" in t), fallback)
             rows.append([tool, line.strip()])
@@ -703,17 +893,23 @@ def environment(report: Report) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cpu-dry-run", action="store_true",
-                        help="build and import only, then stop (for machines without a GPU)")
+    parser.add_argument(
+        "--cpu-dry-run",
+        action="store_true",
+        help="build and import only, then stop (for machines without a GPU)",
+    )
     parser.add_argument("--build-dir", default=str(REPO / "build-device"))
     parser.add_argument("--cuda-arch", default="90", help="CMAKE_CUDA_ARCHITECTURES (default 90)")
     parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 2, 16))
-    parser.add_argument("--package-dir", help="skip the build: import fastocclusion (with _core "
-                        "and _cuda) from this directory")
+    parser.add_argument(
+        "--package-dir",
+        help="skip the build: import fastocclusion (with _core and _cuda) from this directory",
+    )
     parser.add_argument("--configs", type=int, default=40, help="random correctness configurations")
     parser.add_argument("--quick", action="store_true", help="small timing sizes (smoke test)")
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["checks", "timing", "e2e", "pytest"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["checks", "timing", "e2e", "pytest"]
+    )
     args = parser.parse_args()
 
     report = Report()
@@ -733,9 +929,11 @@ def main() -> int:
         core = importlib.import_module("fastocclusion._core")
         cuda = importlib.import_module("fastocclusion._cuda")
         gpu = bool(cuda.is_available())
-        status["note"] = (f"{cuda.__file__}; is_available()={gpu}, "
-                          f"device_count()={cuda.device_count()}, "
-                          f"runtime {cuda.runtime_version()}, driver {cuda.driver_version()}")
+        status["note"] = (
+            f"{cuda.__file__}; is_available()={gpu}, "
+            f"device_count()={cuda.device_count()}, "
+            f"runtime {cuda.runtime_version()}, driver {cuda.driver_version()}"
+        )
     imported = cuda is not None
 
     def gpu_stage(name: str, needed_s: float, fn: Callable[[], None]) -> None:
@@ -751,16 +949,21 @@ def main() -> int:
             fn()
 
     if args.cpu_dry_run:
-        message = ("dry run: built and imported fastocclusion._core and _cuda; "
-                   + ("a GPU is present but the dry run stops here" if gpu else
-                      "no GPU present (is_available() is False), so the GPU stages were not run"))
+        message = "dry run: built and imported fastocclusion._core and _cuda; " + (
+            "a GPU is present but the dry run stops here"
+            if gpu
+            else "no GPU present (is_available() is False), so the GPU stages were not run"
+        )
         report.text("Dry run", message)
     else:
         gpu_stage("checks", 20, lambda: correctness_checks(core, cuda, report, args.configs))
         gpu_stage("timing", 20, lambda: timing(core, cuda, report, args.quick))
         gpu_stage("e2e", 30, lambda: end_to_end(report, args.quick))
-        gpu_stage("pytest", 60, lambda: run_pytest(
-            package_root, report, max(60.0, TOTAL_BUDGET_S - report.elapsed())))
+        gpu_stage(
+            "pytest",
+            60,
+            lambda: run_pytest(package_root, report, max(60.0, TOTAL_BUDGET_S - report.elapsed())),
+        )
 
     text = report.markdown()
     print("\n" + "=" * 80 + "\n" + text, flush=True)

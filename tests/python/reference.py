@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,9 @@ ModelFn = Callable[[np.ndarray], np.ndarray]
 # Geometry (SPEC §2, §5)
 
 
-def axis_anchors(length: int, patch: int, stride: int, edges: str = "valid") -> list[tuple[int, int]]:
+def axis_anchors(
+    length: int, patch: int, stride: int, edges: str = "valid"
+) -> list[tuple[int, int]]:
     """(anchor, extent) of every patch along one axis.
 
     valid: anchors i * stride for i = 0 .. ceil((length - patch + 1) / stride) - 1.
@@ -165,7 +167,9 @@ def detection_score(predicted: np.ndarray, target: np.ndarray, variant: str) -> 
 
 def make_detection_scorer(variant: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     def score(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return np.array([detection_score(outputs[i], targets[i], variant) for i in range(len(outputs))])
+        return np.array(
+            [detection_score(outputs[i], targets[i], variant) for i in range(len(outputs))]
+        )
 
     return score
 
@@ -303,7 +307,11 @@ def reference_stream(
 
 
 def reference_accumulate(
-    deltas: np.ndarray, boxes: list[tuple[int, int, int, int]], height: int, width: int, reduction="sum"
+    deltas: np.ndarray,
+    boxes: list[tuple[int, int, int, int]],
+    height: int,
+    width: int,
+    reduction="sum",
 ) -> np.ndarray:
     """(N, H, W) float32 maps from (N, K) or (N, rows, cols) float64 deltas, by scatter."""
     deltas = np.asarray(deltas, dtype=np.float64).reshape(len(deltas), -1)
@@ -400,7 +408,9 @@ class LinearNumpyModel:
 
     def __init__(self, input_shape: tuple[int, ...], outputs: int = 4, seed: int = 0):
         rng = np.random.default_rng(seed)
-        self.weights = rng.normal(0, 1 / np.sqrt(np.prod(input_shape)), (int(np.prod(input_shape)), outputs))
+        self.weights = rng.normal(
+            0, 1 / np.sqrt(np.prod(input_shape)), (int(np.prod(input_shape)), outputs)
+        )
         self.input_shape = tuple(input_shape)
         self.calls: list[tuple[int, ...]] = []
 
@@ -408,7 +418,9 @@ class LinearNumpyModel:
         batch = np.asarray(batch)
         self.calls.append(batch.shape)
         if batch.shape[1:] != self.input_shape:
-            raise ValueError(f"model: got a batch of shape {batch.shape}, expected (B,) + {self.input_shape}")
+            raise ValueError(
+                f"model: got a batch of shape {batch.shape}, expected (B,) + {self.input_shape}"
+            )
         flat = batch.reshape(len(batch), -1).astype(np.float64)
         return np.tanh(flat @ self.weights).astype(np.float32)
 

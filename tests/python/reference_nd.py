@@ -22,17 +22,24 @@ def anchors(length: int, window: int, stride: int, edges: str) -> list[tuple[int
     return spans
 
 
-def window_boxes(shape: Sequence[int], window: Sequence[int], stride: Sequence[int],
-                 edges: str) -> list[tuple[slice, ...]]:
+def window_boxes(
+    shape: Sequence[int], window: Sequence[int], stride: Sequence[int], edges: str
+) -> list[tuple[slice, ...]]:
     """Every window of one sample as a tuple of slices, row-major (first axis outer)."""
     per_axis = [anchors(n, w, s, edges) for n, w, s in zip(shape, window, stride)]
     return [tuple(slice(b, e) for b, e in combo) for combo in itertools.product(*per_axis)]
 
 
-def occlusion_nd(model: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray,
-                 targets: np.ndarray, window: Sequence[int], stride: Sequence[int],
-                 baseline: np.ndarray, edges: str = "valid", reduction: str = "sum"
-                 ) -> np.ndarray:
+def occlusion_nd(
+    model: Callable[[np.ndarray], np.ndarray],
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    window: Sequence[int],
+    stride: Sequence[int],
+    baseline: np.ndarray,
+    edges: str = "valid",
+    reduction: str = "sum",
+) -> np.ndarray:
     """Maps (N, *sample shape) float64 of sum(model(x) * target): for every window, the
     drop of the score when the window is set to ``baseline`` (broadcast to one sample),
     credited to every element of the window (sum, or mean over the covering windows)."""

@@ -42,7 +42,9 @@ def imports_of(path: Path) -> list[tuple[str, list[str]]]:
             found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.module, [alias.name for alias in node.names]))
-    return [(m, names) for m, names in found if m == "fastocclusion" or m.startswith("fastocclusion.")]
+    return [
+        (m, names) for m, names in found if m == "fastocclusion" or m.startswith("fastocclusion.")
+    ]
 
 
 def target_modules(module: str, names: list[str], known: dict[str, Path]) -> list[str]:
@@ -75,7 +77,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)) is not None:
                 return cycle
         state[node] = 2
@@ -96,8 +98,10 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_import_cycle():
     graph = import_graph()
     # The graph is read right (lazy imports inside functions count too).
-    assert "fastocclusion.engine.sweep" in graph["fastocclusion.occlusion"] or \
-        "fastocclusion.engine" in graph["fastocclusion.occlusion"]
+    assert (
+        "fastocclusion.engine.sweep" in graph["fastocclusion.occlusion"]
+        or "fastocclusion.engine" in graph["fastocclusion.occlusion"]
+    )
     assert "fastocclusion.backends.torch" in graph["fastocclusion.backends"]
     assert find_cycle(graph) is None
 
@@ -106,12 +110,23 @@ def test_imports_point_down():
     """engine: no backend, front-end or CLI; backends: no front-end; no backend imports
     another backend."""
     layers = {
-        "fastocclusion.engine": ("fastocclusion.backends", "fastocclusion.occlusion",
-                                 "fastocclusion.cli", "fastocclusion.demo", "fastocclusion.plot"),
-        "fastocclusion.backends.tensorflow": ("fastocclusion.backends.torch",
-                                              "fastocclusion.occlusion", "fastocclusion.cli"),
-        "fastocclusion.backends.torch": ("fastocclusion.backends.tensorflow",
-                                         "fastocclusion.occlusion", "fastocclusion.cli"),
+        "fastocclusion.engine": (
+            "fastocclusion.backends",
+            "fastocclusion.occlusion",
+            "fastocclusion.cli",
+            "fastocclusion.demo",
+            "fastocclusion.plot",
+        ),
+        "fastocclusion.backends.tensorflow": (
+            "fastocclusion.backends.torch",
+            "fastocclusion.occlusion",
+            "fastocclusion.cli",
+        ),
+        "fastocclusion.backends.torch": (
+            "fastocclusion.backends.tensorflow",
+            "fastocclusion.occlusion",
+            "fastocclusion.cli",
+        ),
     }
     for name, targets in import_graph().items():
         for layer, forbidden in layers.items():
@@ -127,12 +142,23 @@ def test_no_private_names_imported_across_modules():
             assert not private, f"{name} imports private {private} from {module}"
 
 
-@pytest.mark.parametrize("module", ["fastocclusion", "fastocclusion.engine",
-                                    "fastocclusion.occlusion", "fastocclusion.backends",
-                                    "fastocclusion.arrays", "fastocclusion.tasks"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "fastocclusion",
+        "fastocclusion.engine",
+        "fastocclusion.occlusion",
+        "fastocclusion.backends",
+        "fastocclusion.arrays",
+        "fastocclusion.tasks",
+    ],
+)
 def test_framework_free_layers_import_no_framework(module):
-    code = (f"import sys, {module}; "
-            "print(sorted(m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=120)
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert done.stdout.strip() == "[]"

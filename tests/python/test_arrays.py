@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import LinearNumpyModel
 
 from fastocclusion import Occlusion
 from fastocclusion.arrays import to_numpy
-from reference import LinearNumpyModel
 
 
 def test_numpy_arrays_are_not_copied_and_lists_are_read():
@@ -17,8 +17,9 @@ def test_numpy_arrays_are_not_copied_and_lists_are_read():
     assert to_numpy(True, "x").dtype == bool
 
 
-@pytest.mark.parametrize("bad", [np.array(["a", "b"]), [["a"]], {"a": 1}, object(),
-                                 np.array([1 + 2j])])
+@pytest.mark.parametrize(
+    "bad", [np.array(["a", "b"]), [["a"]], {"a": 1}, object(), np.array([1 + 2j])]
+)
 def test_non_numeric_values_raise_naming_the_argument(bad):
     with pytest.raises(TypeError, match=r"^occlusion_value: "):
         to_numpy(bad, "occlusion_value")
@@ -42,8 +43,9 @@ def test_torch_tensors_with_grad_inference_and_views():
     with torch.inference_mode():
         inference = torch.arange(4.0)
     np.testing.assert_array_equal(to_numpy(inference, "x"), [0, 1, 2, 3])
-    np.testing.assert_array_equal(to_numpy(torch.arange(6.0).reshape(2, 3).T, "x"),
-                                  np.arange(6.0).reshape(2, 3).T)
+    np.testing.assert_array_equal(
+        to_numpy(torch.arange(6.0).reshape(2, 3).T, "x"), np.arange(6.0).reshape(2, 3).T
+    )
     with pytest.raises(TypeError, match="^x: dtype complex64"):
         to_numpy(torch.ones(2, dtype=torch.complex64), "x")
 
@@ -59,6 +61,7 @@ def test_a_torch_baseline_with_grad_is_a_valid_occlusion_value():
     y = np.eye(3, dtype=np.float32)[[0, 2]]
     value = torch.full((2,), 0.25, requires_grad=True)
     got = Occlusion(model, patch_size=2, patch_stride=2, occlusion_value=value).explain(x, y)
-    expected = Occlusion(model, patch_size=2, patch_stride=2,
-                         occlusion_value=np.full(2, 0.25, np.float32)).explain(x, y)
+    expected = Occlusion(
+        model, patch_size=2, patch_stride=2, occlusion_value=np.full(2, 0.25, np.float32)
+    ).explain(x, y)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))

@@ -31,8 +31,10 @@ class Net(torch.nn.Module):
 
 
 def assert_same(ours, theirs) -> None:
-    for a, b in zip(ours if isinstance(ours, tuple) else (ours,),
-                    theirs if isinstance(theirs, tuple) else (theirs,)):
+    for a, b in zip(
+        ours if isinstance(ours, tuple) else (ours,),
+        theirs if isinstance(theirs, tuple) else (theirs,),
+    ):
         assert a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
         scale = max(float(b.abs().max()), 1e-3)
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * scale)
@@ -58,27 +60,41 @@ def test_random_cases_equal_captums(c):
     rng = np.random.default_rng(seed)
     model = Net(shape, 5, seed)
     x = torch.from_numpy(rng.normal(size=(n,) + shape).astype(np.float32))
-    baseline = {"none": None, "scalar": 0.7,
-                "sample": torch.from_numpy(rng.normal(size=shape).astype(np.float32)),
-                "per-example": torch.from_numpy(rng.normal(size=(n,) + shape).astype(np.float32))
-                }[baseline_kind]
+    baseline = {
+        "none": None,
+        "scalar": 0.7,
+        "sample": torch.from_numpy(rng.normal(size=shape).astype(np.float32)),
+        "per-example": torch.from_numpy(rng.normal(size=(n,) + shape).astype(np.float32)),
+    }[baseline_kind]
     labels = rng.integers(0, 5, n)
-    target = {"int": int(labels[0]), "list": [int(v) for v in labels],
-              "tensor": torch.from_numpy(labels)}[target_kind]
-    args = dict(sliding_window_shapes=window, strides=stride, baselines=baseline, target=target,
-                perturbations_per_eval=ppe)
-    assert_same(Occlusion(model).attribute(x, **args),
-                captum_attr.Occlusion(model).attribute(x, **args))
+    target = {
+        "int": int(labels[0]),
+        "list": [int(v) for v in labels],
+        "tensor": torch.from_numpy(labels),
+    }[target_kind]
+    args = dict(
+        sliding_window_shapes=window,
+        strides=stride,
+        baselines=baseline,
+        target=target,
+        perturbations_per_eval=ppe,
+    )
+    assert_same(
+        Occlusion(model).attribute(x, **args), captum_attr.Occlusion(model).attribute(x, **args)
+    )
 
 
 def test_image_windows_over_channels_and_one_map_per_channel():
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(6))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(6)
+    )
     x = torch.rand(2, 3, 9, 8)
     model(x)  # materialise the lazy layer
     for window, stride in (((3, 3, 3), (3, 2, 2)), ((1, 4, 4), (1, 2, 2))):
         args = dict(sliding_window_shapes=window, strides=stride, target=[1, 4])
-        assert_same(Occlusion(model).attribute(x, **args),
-                    captum_attr.Occlusion(model).attribute(x, **args))
+        assert_same(
+            Occlusion(model).attribute(x, **args), captum_attr.Occlusion(model).attribute(x, **args)
+        )
 
 
 def test_tuple_inputs_extra_args_and_targets_of_several_axes():
@@ -90,19 +106,24 @@ def test_tuple_inputs_extra_args_and_targets_of_several_axes():
         picked = target if not isinstance(target, list) or len(target[0]) == 2 else None
         if picked is None:  # a list of one-axis tuples leaves (N, 3): not one value each
             with pytest.raises(ValueError, match="target: the selected outputs"):
-                Occlusion(forward).attribute((a, b), ((2,), (3,)), target=target,
-                                             additional_forward_args=(2.0,))
+                Occlusion(forward).attribute(
+                    (a, b), ((2,), (3,)), target=target, additional_forward_args=(2.0,)
+                )
             continue
-        args = dict(sliding_window_shapes=((2,), (3,)), strides=((1,), (2,)),
-                    baselines=(0.5, torch.zeros(6)), target=target,
-                    additional_forward_args=(2.0,))
+        args = dict(
+            sliding_window_shapes=((2,), (3,)),
+            strides=((1,), (2,)),
+            baselines=(0.5, torch.zeros(6)),
+            target=target,
+            additional_forward_args=(2.0,),
+        )
         ours = Occlusion(forward).attribute((a, b), **args)
         assert isinstance(ours, tuple) and len(ours) == 2
         assert_same(ours, captum_attr.Occlusion(forward).attribute((a, b), **args))
 
 
 def test_scalar_outputs_without_target_and_float64_inputs():
-    model = lambda x: (x ** 2).sum(dim=(1, 2))  # noqa: E731 - one value per example
+    model = lambda x: (x**2).sum(dim=(1, 2))  # noqa: E731 - one value per example
     x = torch.rand(2, 4, 5, dtype=torch.float64)
     args = dict(sliding_window_shapes=(2, 3), strides=(1, 2))
     ours = Occlusion(model).attribute(x, **args)

@@ -28,15 +28,26 @@ CLASSES = 3
 
 # -- help, version, light import ----------------------------------------------------------
 
+
 def test_help_lists_the_commands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "demo" in out and "explain" in out and "usage: fastocclusion" in out
     assert main(["explain", "--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--model", "--images", "--patch-size", "--patch-stride", "--target",
-                 "--batch-size", "--occlusion-value", "--edges", "--reduction", "--out",
-                 "--scale"):
+    for flag in (
+        "--model",
+        "--images",
+        "--patch-size",
+        "--patch-stride",
+        "--target",
+        "--batch-size",
+        "--occlusion-value",
+        "--edges",
+        "--reduction",
+        "--out",
+        "--scale",
+    ):
         assert flag in out
 
 
@@ -51,39 +62,53 @@ def test_no_command_prints_help_and_fails(capsys):
 
 
 def test_import_is_light_and_python_m_works():
-    code = ("import sys, fastocclusion.cli; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'PIL') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=60)
+    code = (
+        "import sys, fastocclusion.cli; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'PIL') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert done.stdout.strip() == "[]"
-    done = subprocess.run([sys.executable, "-m", "fastocclusion", "--version"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "fastocclusion", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert done.stdout.strip() == f"fastocclusion {fastocclusion.__version__}"
 
 
 # -- explain ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A tiny saved Keras model and two PNGs (RGB 20x16, grayscale 12x12)."""
     root = tmp_path_factory.mktemp("cli")
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 3)),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(CLASSES, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(CLASSES, activation="softmax"),
+        ]
+    )
     model_path = root / "tiny.keras"
     model.save(model_path)
     rng = np.random.default_rng(3)
     first, second = root / "first.png", root / "second.png"
     Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(first)
     Image.fromarray(rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8), mode="L").save(second)
-    return {"root": root, "model": str(model_path), "keras": model,
-            "images": [str(first), str(second)]}
+    return {
+        "root": root,
+        "model": str(model_path),
+        "keras": model,
+        "images": [str(first), str(second)],
+    }
 
 
 def _reference_input(path: str) -> np.ndarray:
@@ -93,31 +118,55 @@ def _reference_input(path: str) -> np.ndarray:
         return np.asarray(image, dtype=np.float32) / 255.0
 
 
-def _reference_map(model, x: np.ndarray, label: int, patch: int, stride: int,
-                   value: float) -> np.ndarray:
+def _reference_map(
+    model, x: np.ndarray, label: int, patch: int, stride: int, value: float
+) -> np.ndarray:
     """Occlusion by hand (SPEC §1-2): valid anchors, sum of deltas over covering patches."""
     anchors = range(0, SIZE - patch + 1, stride)
     boxes = [(r, c) for r in anchors for c in anchors]
     occluded = np.repeat(x[None], len(boxes), axis=0)
     for k, (r, c) in enumerate(boxes):
-        occluded[k, r:r + patch, c:c + patch] = value
+        occluded[k, r : r + patch, c : c + patch] = value
     base = model.predict(x[None], verbose=0)[0, label]
     scores = model.predict(occluded, verbose=0)[:, label]
     phi = np.zeros((SIZE, SIZE))
     for (r, c), score in zip(boxes, scores):
-        phi[r:r + patch, c:c + patch] += float(base) - float(score)
+        phi[r : r + patch, c : c + patch] += float(base) - float(score)
     return phi
 
 
 def _explain(files, out, *extra: str) -> int:
-    return main(["explain", "--model", files["model"], "--images", *files["images"],
-                 "--out", str(out), *extra])
+    return main(
+        [
+            "explain",
+            "--model",
+            files["model"],
+            "--images",
+            *files["images"],
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_explain_matches_a_naive_reference(files, tmp_path, capsys):
     out = tmp_path / "maps"
-    assert _explain(files, out, "--patch-size", "4", "--patch-stride", "3",
-                    "--batch-size", "7", "--occlusion-value", "0.5") == 0
+    assert (
+        _explain(
+            files,
+            out,
+            "--patch-size",
+            "4",
+            "--patch-stride",
+            "3",
+            "--batch-size",
+            "7",
+            "--occlusion-value",
+            "0.5",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     maps = np.load(out / "maps.npy")
     assert maps.shape == (2, SIZE, SIZE) and maps.dtype == np.float32
@@ -134,7 +183,10 @@ def test_explain_matches_a_naive_reference(files, tmp_path, capsys):
         assert f"class {label} " in line
         assert f"max {hmap.max():.4g}" in line and f"min {hmap.min():.4g}" in line
     assert sorted(p.name for p in out.iterdir()) == [
-        "first_occlusion.png", "maps.npy", "second_occlusion.png"]
+        "first_occlusion.png",
+        "maps.npy",
+        "second_occlusion.png",
+    ]
 
 
 def test_explain_target_edges_reduction_and_scale(files, tmp_path):
@@ -142,17 +194,14 @@ def test_explain_target_edges_reduction_and_scale(files, tmp_path):
     inputs = [_reference_input(path) / 2.0 for path in files["images"]]  # --scale 510
     top = model.predict(np.stack(inputs), verbose=0).argmax(axis=1)
     target = next(k for k in range(CLASSES) if k not in top)  # not what the default explains
-    common = ["--patch-size", "5", "--patch-stride", "5", "--target", str(target),
-              "--scale", "510"]
+    common = ["--patch-size", "5", "--patch-stride", "5", "--target", str(target), "--scale", "510"]
     assert _explain(files, tmp_path / "t", *common) == 0
     maps = np.load(tmp_path / "t" / "maps.npy")
     for x, hmap in zip(inputs, maps):
-        np.testing.assert_allclose(hmap, _reference_map(model, x, target, 5, 5, 0.0),
-                                   atol=1e-5)
+        np.testing.assert_allclose(hmap, _reference_map(model, x, target, 5, 5, 0.0), atol=1e-5)
         assert np.all(hmap[10:, :] == 0) and np.all(hmap[:, 10:] == 0)  # valid: 2 uncovered
     # cover: clipped patches reach the last rows and columns; mean divides by coverage
-    assert _explain(files, tmp_path / "c", *common, "--edges", "cover",
-                    "--reduction", "mean") == 0
+    assert _explain(files, tmp_path / "c", *common, "--edges", "cover", "--reduction", "mean") == 0
     covered = np.load(tmp_path / "c" / "maps.npy")
     np.testing.assert_allclose(covered[:, :10, :10], maps[:, :10, :10], atol=1e-6)
     assert np.all(np.abs(covered[:, 10:, :]).sum(axis=(1, 2)) > 0)
@@ -164,10 +213,30 @@ def test_explain_repeated_stems_get_distinct_files(files, tmp_path):
     copy = twin / "first.png"
     copy.write_bytes(Path(files["images"][0]).read_bytes())
     out = tmp_path / "out"
-    assert main(["explain", "--model", files["model"], "--images", files["images"][0],
-                 str(copy), "--patch-size", "6", "--patch-stride", "6", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                files["model"],
+                "--images",
+                files["images"][0],
+                str(copy),
+                "--patch-size",
+                "6",
+                "--patch-stride",
+                "6",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == [
-        "first_2_occlusion.png", "first_occlusion.png", "maps.npy"]
+        "first_2_occlusion.png",
+        "first_occlusion.png",
+        "maps.npy",
+    ]
     maps = np.load(out / "maps.npy")
     np.testing.assert_array_equal(maps[0], maps[1])
 
@@ -180,35 +249,85 @@ def _error(capsys, code: int) -> str:
 def test_explain_errors_exit_2_naming_the_argument(files, tmp_path, capsys):
     root = files["root"]
     missing = str(tmp_path / "nope.png")
-    err = _error(capsys, main(["explain", "--model", files["model"], "--images", missing,
-                               "--out", str(tmp_path / "o")]))
+    err = _error(
+        capsys,
+        main(
+            [
+                "explain",
+                "--model",
+                files["model"],
+                "--images",
+                missing,
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        ),
+    )
     assert "--images" in err and "nope.png" in err and "does not exist" in err
 
     not_image = tmp_path / "text.png"
     not_image.write_text("not an image")
-    err = _error(capsys, main(["explain", "--model", files["model"], "--images",
-                               str(not_image), "--out", str(tmp_path / "o")]))
+    err = _error(
+        capsys,
+        main(
+            [
+                "explain",
+                "--model",
+                files["model"],
+                "--images",
+                str(not_image),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        ),
+    )
     assert "--images" in err and "text.png" in err and "not a readable image" in err
 
     bad_model = tmp_path / "broken.keras"
     bad_model.write_bytes(b"garbage")
-    err = _error(capsys, main(["explain", "--model", str(bad_model), "--images",
-                               *files["images"], "--out", str(tmp_path / "o")]))
+    err = _error(
+        capsys,
+        main(
+            [
+                "explain",
+                "--model",
+                str(bad_model),
+                "--images",
+                *files["images"],
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        ),
+    )
     assert "--model" in err and "broken.keras" in err and "could not be loaded" in err
 
-    err = _error(capsys, main(["explain", "--model", str(root / "none.keras"), "--images",
-                               *files["images"], "--out", str(tmp_path / "o")]))
+    err = _error(
+        capsys,
+        main(
+            [
+                "explain",
+                "--model",
+                str(root / "none.keras"),
+                "--images",
+                *files["images"],
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        ),
+    )
     assert "--model" in err and "none.keras" in err
 
     for target in ("3", "-1"):
-        err = _error(capsys, _explain(files, tmp_path / "o", "--target", target,
-                                      "--patch-size", "4"))
+        err = _error(
+            capsys, _explain(files, tmp_path / "o", "--target", target, "--patch-size", "4")
+        )
         assert f"--target: {target} is invalid" in err and "0..2" in err
 
     err = _error(capsys, _explain(files, tmp_path / "o", "--patch-size", "13"))
     assert "--patch-size: 13" in err and "12x12" in err
-    err = _error(capsys, _explain(files, tmp_path / "o", "--patch-size", "4",
-                                  "--patch-stride", "4,20"))
+    err = _error(
+        capsys, _explain(files, tmp_path / "o", "--patch-size", "4", "--patch-stride", "4,20")
+    )
     assert "--patch-stride: (4, 20)" in err
     err = _error(capsys, _explain(files, tmp_path / "o", "--patch-size", "0"))
     assert "--patch-size" in err and "expected an integer >= 1" in err
@@ -228,6 +347,7 @@ def test_explain_errors_exit_2_naming_the_argument(files, tmp_path, capsys):
 
 # -- the demo -----------------------------------------------------------------------------
 
+
 def test_demo_dataset_is_deterministic_and_its_masks_are_the_shapes():
     from fastocclusion.demo import make_dataset
 
@@ -242,7 +362,7 @@ def test_demo_dataset_is_deterministic_and_its_masks_are_the_shapes():
     for label, mask in zip(labels, masks):
         rows, cols = np.nonzero(mask)
         assert rows.min() > 0 and cols.min() > 0 and rows.max() < 31 and cols.max() < 31
-        box = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         assert box.shape[0] == box.shape[1] and 9 <= box.shape[0] <= 13
         assert box.all() == (label == 0)  # squares fill their box, discs miss the corners
 
@@ -270,8 +390,9 @@ def test_last_stats_count_the_model_calls_the_explainer_makes():
 
         def __call__(self, x):
             self.calls.assign_add(1)
-            return tf.stack([tf.reduce_sum(x, axis=[1, 2, 3]), tf.reduce_max(x, axis=[1, 2, 3])],
-                            axis=1)
+            return tf.stack(
+                [tf.reduce_sum(x, axis=[1, 2, 3]), tf.reduce_max(x, axis=[1, 2, 3])], axis=1
+            )
 
     for n, batch in ((3, 5), (2, 64)):
         model = Counting()
@@ -284,16 +405,22 @@ def test_last_stats_count_the_model_calls_the_explainer_makes():
         # one base pass (raw outputs: the default targets, and the base scores from them),
         # then the sweep of 16 patches per input
         assert stats.model_calls == -(-n // batch) + -(-(n * 16) // batch)
-        assert (stats.inputs, stats.patches_per_input, stats.perturbed_samples,
-                stats.batch_size) == (n, 16, n * 16, batch)
+        assert (
+            stats.inputs,
+            stats.patches_per_input,
+            stats.perturbed_samples,
+            stats.batch_size,
+        ) == (n, 16, n * 16, batch)
         assert 0 < stats.model_seconds <= stats.total_seconds
         assert stats.overhead_seconds == stats.total_seconds - stats.model_seconds
 
 
 def test_demo_quick_run(tmp_path, capsys):
     out = tmp_path / "demo.png"
-    assert main(["demo", "--samples", "200", "--epochs", "1", "--explain", "4",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["demo", "--samples", "200", "--epochs", "1", "--explain", "4", "--out", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     with Image.open(out) as png:
         assert png.format == "PNG" and png.size[0] > 200
@@ -302,8 +429,11 @@ def test_demo_quick_run(tmp_path, capsys):
     assert float(match.group(1)) == int(match.group(2)) / 4
     assert 0.05 < float(match.group(3)) < 0.2
     assert re.search(r"held-out accuracy [0-9.]+", printed)
-    match = re.search(r"time: explain ([0-9.]+) s = model calls ([0-9.]+) s \(([0-9.]+)%\) "
-                      r"\+ fastocclusion ([0-9.]+) s \(([0-9.]+)%\)", printed)
+    match = re.search(
+        r"time: explain ([0-9.]+) s = model calls ([0-9.]+) s \(([0-9.]+)%\) "
+        r"\+ fastocclusion ([0-9.]+) s \(([0-9.]+)%\)",
+        printed,
+    )
     assert match, printed  # no minus sign: the split is measured inside the call
     total, inside, _, rest, _ = map(float, match.groups())
     assert abs(total - inside - rest) <= 0.0015
@@ -312,16 +442,27 @@ def test_demo_quick_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("missing", [("PIL",), ("matplotlib",), ("PIL", "matplotlib")])
 def test_commands_that_write_pngs_without_the_plot_extra_fail_at_once_in_one_line(
-        tmp_path, missing):
+    tmp_path, missing
+):
     (tmp_path / "m.keras").write_bytes(b"not read")
     (tmp_path / "a.png").write_bytes(b"not read")
     hide = "; ".join(f"sys.modules[{name!r}] = None" for name in missing)  # as if not installed
-    for argv in (["demo", "--out", str(tmp_path / "d.png")],
-                 ["explain", "--model", str(tmp_path / "m.keras"), "--images",
-                  str(tmp_path / "a.png"), "--out", str(tmp_path / "maps")]):
+    for argv in (
+        ["demo", "--out", str(tmp_path / "d.png")],
+        [
+            "explain",
+            "--model",
+            str(tmp_path / "m.keras"),
+            "--images",
+            str(tmp_path / "a.png"),
+            "--out",
+            str(tmp_path / "maps"),
+        ],
+    ):
         code = f"import sys; {hide}; from fastocclusion.cli import main; sys.exit(main({argv!r}))"
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr  # no traceback
@@ -334,10 +475,25 @@ def test_commands_that_write_pngs_without_the_plot_extra_fail_at_once_in_one_lin
 
 def test_demo_prints_no_tensorflow_start_up_lines(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "fastocclusion", "demo", "--samples", "64", "--epochs", "1",
-         "--explain", "2", "--out", str(tmp_path / "demo.png")],
-        capture_output=True, text=True, timeout=300,
-        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+        [
+            sys.executable,
+            "-m",
+            "fastocclusion",
+            "demo",
+            "--samples",
+            "64",
+            "--epochs",
+            "1",
+            "--explain",
+            "2",
+            "--out",
+            str(tmp_path / "demo.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr
     assert "pointing game" in done.stdout

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import patch_boxes, reference_accumulate, reference_accumulate_nd, window_boxes
 
 from fastocclusion import _core
-from reference import patch_boxes, reference_accumulate, reference_accumulate_nd, window_boxes
 
 
 def grid_and_boxes(shape, window, stride, edges="valid"):

@@ -80,6 +80,7 @@ def test_dlpack_device_is_cpu():
 @pytest.mark.torch
 def test_torch_from_dlpack_is_no_copy_and_outlives_buffer():
     import torch
+
     buf, values = filled((5, 3))
     tensor = torch.from_dlpack(buf)
     assert tensor.data_ptr() == buf.data_ptr
@@ -95,6 +96,7 @@ def test_torch_from_dlpack_is_no_copy_and_outlives_buffer():
 
 def test_tensorflow_from_dlpack_is_no_copy_and_outlives_buffer():
     import tensorflow as tf
+
     buf, values = filled((4, 6, 3))
     tensor = tf.experimental.dlpack.from_dlpack(buf.__dlpack__())
     assert tensor.dtype == tf.float32 and tuple(tensor.shape) == (4, 6, 3)

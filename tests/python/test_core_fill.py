@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import patch_boxes, reference_stream, reference_stream_nd, window_boxes
 
 from fastocclusion import _core
-from reference import patch_boxes, reference_stream, reference_stream_nd, window_boxes
 
 # "channel" is a vector over the last axis, broadcast to the sample shape by the caller (the
 # core takes (), the sample shape or (N,) + the sample shape).

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from reference import axis_anchors, reference_accumulate_nd, reference_stream_nd, window_boxes
 
 from fastocclusion import _core
-from reference import axis_anchors, reference_accumulate_nd, reference_stream_nd, window_boxes
 
 EXAMPLES = int(os.environ.get("FASTOCCLUSION_FUZZ_EXAMPLES", "10"))
 INT64_MAX = 2**63 - 1

@@ -7,9 +7,9 @@ import pickle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import axis_anchors, patch_boxes, window_boxes
 
 from fastocclusion import _core
-from reference import axis_anchors, patch_boxes, window_boxes
 
 
 def make_grid(shape, window, stride, edges="valid"):

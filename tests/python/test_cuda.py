@@ -106,8 +106,9 @@ def cpu_fill(inputs, grid, baseline, start, count, capacity, state=None, out=Non
 
 def collapsible(grid) -> tuple[int, ...]:
     """The axes one window covers in full (their maps may be collapsed)."""
-    return tuple(d for d in range(grid.rank)
-                 if grid.counts[d] == 1 and grid.window[d] == grid.shape[d])
+    return tuple(
+        d for d in range(grid.rank) if grid.counts[d] == 1 and grid.window[d] == grid.shape[d]
+    )
 
 
 # ---- full fills ---------------------------------------------------------------------------
@@ -137,8 +138,9 @@ def test_fill_matches_cpu(case, kind):
         expected = cpu_fill(inputs, grid, baseline, start, count, capacity, stride=stride)
         out = poisoned_device(expected.shape)
         _cuda.fill_occluded_batch(d_inputs, grid, d_baseline, start, count, out, stride=stride)
-        np.testing.assert_array_equal(out.to_host(), expected,
-                                      err_msg=f"start={start} count={count} stride={stride}")
+        np.testing.assert_array_equal(
+            out.to_host(), expected, err_msg=f"start={start} count={count} stride={stride}"
+        )
 
 
 def test_fill_never_reads_outside_its_slots_of_the_stream():
@@ -147,8 +149,7 @@ def test_fill_never_reads_outside_its_slots_of_the_stream():
     inputs = np.arange(4 * 36 * 2, dtype=np.float32).reshape(4, *shape)
     grid = _core.WindowGrid(shape, (3, 3, 2), (3, 3, 2))  # 4 windows per input
     out = poisoned_device((4, *shape))
-    _cuda.fill_occluded_batch(_cuda.DeviceBuffer.from_host(inputs), grid, -1.0, 1, 4, out,
-                              stride=3)
+    _cuda.fill_occluded_batch(_cuda.DeviceBuffer.from_host(inputs), grid, -1.0, 1, 4, out, stride=3)
     got = out.to_host()
     for j in range(4):
         n, k = divmod(1 + 3 * j, grid.num_windows)
@@ -183,8 +184,9 @@ def test_incremental_fill_matches_cpu(case, kind):
     calls += [(b, (total - 1 - b) // chunk + 1, chunk) for b in range(min(chunk, 12))]
     for start, count, stride in calls:
         cpu_fill(inputs, grid, baseline, start, count, batch, cpu_state, cpu_out, stride)
-        _cuda.fill_occluded_batch(d_inputs, grid, d_baseline, start, count, gpu_out, gpu_state,
-                                  stride=stride)
+        _cuda.fill_occluded_batch(
+            d_inputs, grid, d_baseline, start, count, gpu_out, gpu_state, stride=stride
+        )
         got = gpu_out.to_host()
         message = f"start={start}, count={count}, stride={stride}"
         np.testing.assert_array_equal(got, cpu_out, err_msg=message)
@@ -235,8 +237,9 @@ def test_fill_states_are_not_shared_between_cpu_and_device():
     grid = _core.WindowGrid((4,), (2,), (1,))
     inputs = _cuda.DeviceBuffer((1, 4))
     with pytest.raises(TypeError):
-        _cuda.fill_occluded_batch(inputs, grid, 0.0, 0, 1, _cuda.DeviceBuffer((1, 4)),
-                                  _core.IncrementalFillState())
+        _cuda.fill_occluded_batch(
+            inputs, grid, 0.0, 0, 1, _cuda.DeviceBuffer((1, 4)), _core.IncrementalFillState()
+        )
 
 
 # ---- maps ---------------------------------------------------------------------------------
@@ -256,8 +259,9 @@ def test_accumulate_matches_cpu(case, reduction):
         assert from_host.dtype == "float32" and from_host.shape == expected.shape
         np.testing.assert_allclose(from_host.to_host(), expected, rtol=1e-6, atol=1e-6 * scale)
         out = poisoned_device(expected.shape)
-        result = _cuda.accumulate_window_deltas(_cuda.DeviceBuffer.from_host(deltas), grid,
-                                                reduction, collapsed, out)
+        result = _cuda.accumulate_window_deltas(
+            _cuda.DeviceBuffer.from_host(deltas), grid, reduction, collapsed, out
+        )
         assert result.data_ptr == out.data_ptr
         np.testing.assert_allclose(out.to_host(), expected, rtol=1e-6, atol=1e-6 * scale)
 
@@ -265,7 +269,8 @@ def test_accumulate_matches_cpu(case, reduction):
 def test_accumulate_many_windows_keeps_float64_precision():
     grid = _core.WindowGrid((64, 64, 3), (16, 16, 3), (1, 1, 3))  # 2401 windows
     deltas = np.full((1, *grid.counts), 0.1) + np.linspace(0, 1e-6, grid.num_windows).reshape(
-        1, *grid.counts)
+        1, *grid.counts
+    )
     expected = _core.accumulate_window_deltas(deltas, grid, "sum", (2,))
     got = _cuda.accumulate_window_deltas(deltas, grid, "sum", (2,)).to_host()
     assert got.shape == (1, 64, 64, 1)
@@ -297,7 +302,7 @@ def test_device_buffer_round_trip(dtype):
 
 
 def _torch_cuda():
-    torch = pytest.importorskip("torch", reason="needs PyTorch: pip install \".[torch]\"")
+    torch = pytest.importorskip("torch", reason='needs PyTorch: pip install ".[torch]"')
     if not torch.cuda.is_available():
         pytest.skip("PyTorch has no CUDA device")
     return torch
@@ -334,13 +339,14 @@ def test_fill_on_a_torch_side_stream_then_dlpack():
         total = view.sum(dim=(1, 2, 3))
     torch.cuda.synchronize()
     expected = cpu_fill(inputs, grid, zero, 3, 16, 16)
-    np.testing.assert_allclose(total.cpu().numpy(), expected.sum(axis=(1, 2, 3)), rtol=1e-4,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        total.cpu().numpy(), expected.sum(axis=(1, 2, 3)), rtol=1e-4, atol=1e-3
+    )
     # A default-stream consumer gets the data after the side-stream fill as well.
-    _cuda.fill_occluded_batch(d_inputs, grid, 1.0, 0, 16, out, stride=2,
-                              stream=side.cuda_stream)
-    np.testing.assert_array_equal(torch.from_dlpack(out).cpu().numpy(),
-                                  cpu_fill(inputs, grid, one, 0, 16, 16, stride=2))
+    _cuda.fill_occluded_batch(d_inputs, grid, 1.0, 0, 16, out, stride=2, stream=side.cuda_stream)
+    np.testing.assert_array_equal(
+        torch.from_dlpack(out).cpu().numpy(), cpu_fill(inputs, grid, one, 0, 16, 16, stride=2)
+    )
 
 
 def test_dlpack_to_cupy():
@@ -390,8 +396,9 @@ def test_bad_fill_arguments_raise_value_errors():
     with pytest.raises(ValueError, match="dtype float64"):
         _cuda.fill_occluded_batch(_cuda.DeviceBuffer((2, 4, 4, 3), "float64"), grid, 0.0, 0, 2, out)
     with pytest.raises(ValueError, match="inputs: shape"):
-        _cuda.fill_occluded_batch(inputs, _core.WindowGrid((5, 4, 3), (2, 2, 3), (2, 2, 3)), 0.0,
-                                  0, 2, out)
+        _cuda.fill_occluded_batch(
+            inputs, _core.WindowGrid((5, 4, 3), (2, 2, 3), (2, 2, 3)), 0.0, 0, 2, out
+        )
 
 
 def test_bad_buffers_and_maps_raise_value_errors():
@@ -438,6 +445,7 @@ def test_out_of_memory_is_a_typed_error_and_leaves_the_module_usable():
     # The failure was cleared: the next launch does not report it again.
     grid = _core.WindowGrid((2, 2), (1, 1), (1, 1))
     out = _cuda.DeviceBuffer((4, 2, 2))
-    _cuda.fill_occluded_batch(_cuda.DeviceBuffer.from_host(np.ones((1, 2, 2), np.float32)), grid,
-                              0.0, 0, 4, out)
+    _cuda.fill_occluded_batch(
+        _cuda.DeviceBuffer.from_host(np.ones((1, 2, 2), np.float32)), grid, 0.0, 0, 4, out
+    )
     assert out.to_host().sum() == 12.0

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from fastocclusion import Occlusion
 from reference import LinearNumpyModel
 from reference_nd import occlusion_nd
+
+from fastocclusion import Occlusion
 
 CLASSES = 4
 
@@ -56,12 +56,18 @@ def test_volumes_match_the_nd_reference(case):
     y = onehot(rng, n)
     value = baseline_value(kind, shape, 3, rng)
     model = LinearNumpyModel(shape, outputs=CLASSES, seed=seed % 7)
-    maps = Occlusion(model, batch_size=int(rng.integers(1, 20)),
-                     patch_size=patch[0] if as_int else patch,
-                     patch_stride=stride[0] if as_int else stride, occlusion_value=value,
-                     edges=edges, reduction=reduction).explain(x, y)
-    expected = occlusion_nd(model.reference_fn, x, y, patch + (shape[3],), stride + (shape[3],),
-                            value, edges, reduction)
+    maps = Occlusion(
+        model,
+        batch_size=int(rng.integers(1, 20)),
+        patch_size=patch[0] if as_int else patch,
+        patch_stride=stride[0] if as_int else stride,
+        occlusion_value=value,
+        edges=edges,
+        reduction=reduction,
+    ).explain(x, y)
+    expected = occlusion_nd(
+        model.reference_fn, x, y, patch + (shape[3],), stride + (shape[3],), value, edges, reduction
+    )
     close(maps, expected[..., :1])  # every channel has the same value: maps keep one
 
 
@@ -75,8 +81,11 @@ def test_channels_first_equals_the_channels_last_transpose(rank, kind):
     x_first = np.ascontiguousarray(x_last.transpose(order))
     y = onehot(rng, 2)
     value_last = baseline_value(kind, last_shape, len(last_shape) - 1, rng)
-    value_first = (value_last if kind != "full"
-                   else np.ascontiguousarray(value_last.transpose(np.array(order[1:]) - 1)))
+    value_first = (
+        value_last
+        if kind != "full"
+        else np.ascontiguousarray(value_last.transpose(np.array(order[1:]) - 1))
+    )
     weights = LinearNumpyModel(last_shape, outputs=CLASSES)
 
     def first_model(batch):  # the same function of the channels-first layout
@@ -85,29 +94,49 @@ def test_channels_first_equals_the_channels_last_transpose(rank, kind):
 
     options = dict(patch_size=2, patch_stride=(1,) * (rank - 2), edges="cover", batch_size=9)
     last = np.asarray(Occlusion(weights, occlusion_value=value_last, **options).explain(x_last, y))
-    first = np.asarray(Occlusion(first_model, occlusion_value=value_first,
-                                 data_format="channels_first", **options).explain(x_first, y))
+    first = np.asarray(
+        Occlusion(
+            first_model, occlusion_value=value_first, data_format="channels_first", **options
+        ).explain(x_first, y)
+    )
     assert first.shape == (2, 1) + last_shape[:-1]
     np.testing.assert_allclose(first, last.transpose(order), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
     ("shape", "data_format"),
-    [((2, 6, 5, 3), "channels_last"), ((2, 3, 6, 5), "channels_first"), ((2, 7, 5), None),
-     ((3, 9), None), ((2, 3, 4, 5, 2), "channels_last"), ((2, 2, 3, 4, 5), "channels_first")],
+    [
+        ((2, 6, 5, 3), "channels_last"),
+        ((2, 3, 6, 5), "channels_first"),
+        ((2, 7, 5), None),
+        ((3, 9), None),
+        ((2, 3, 4, 5, 2), "channels_last"),
+        ((2, 2, 3, 4, 5), "channels_first"),
+    ],
 )
 @pytest.mark.parametrize("classes", [None, [2], [3, 0, 3]])
 def test_explain_classes_equals_one_explain_per_class(shape, data_format, classes):
     rng = np.random.default_rng(len(shape))
     x = rng.normal(size=shape).astype(np.float32)
     model = LinearNumpyModel(shape[1:], outputs=CLASSES)
-    options = dict(patch_size=2, patch_stride=1, batch_size=7, edges="cover", reduction="mean",
-                   data_format=data_format or "channels_last", occlusion_value=0.3)
+    options = dict(
+        patch_size=2,
+        patch_stride=1,
+        batch_size=7,
+        edges="cover",
+        reduction="mean",
+        data_format=data_format or "channels_last",
+        occlusion_value=0.3,
+    )
     explainer = Occlusion(model, **options)
     maps = np.asarray(explainer.explain_classes(x, classes))
     chosen = list(range(CLASSES)) if classes is None else classes
-    singles = [np.asarray(Occlusion(model, **options).explain(
-        x, np.eye(CLASSES, dtype=np.float32)[[c] * len(x)])) for c in chosen]
+    singles = [
+        np.asarray(
+            Occlusion(model, **options).explain(x, np.eye(CLASSES, dtype=np.float32)[[c] * len(x)])
+        )
+        for c in chosen
+    ]
     if data_format == "channels_first":
         expected = np.concatenate(singles, axis=1)  # (N, 1, ...) maps: classes on axis 1
     elif data_format == "channels_last":
@@ -147,7 +176,8 @@ def test_layout_options_and_patch_axes_are_checked():
         Occlusion(model, patch_size=(2, 2)).explain(volumes, targets)
     with pytest.raises(ValueError, match=r"patch_stride: \(1, 1, 1\) is invalid for images"):
         Occlusion(LinearNumpyModel((4, 5, 1), 3), patch_stride=(1, 1, 1)).explain(
-            np.zeros((1, 4, 5, 1), np.float32), targets)
+            np.zeros((1, 4, 5, 1), np.float32), targets
+        )
     with pytest.raises(ValueError, match="patch_size: 4 along axis 1 is larger than the input"):
         Occlusion(model, patch_size=(4, 1, 1)).explain(volumes, targets)
     with pytest.raises(ValueError, match=r"inputs: shape .* \(rank 6\) is invalid"):

@@ -26,7 +26,11 @@ def batch() -> np.ndarray:
 def keras_model() -> keras.Model:
     keras.utils.set_random_seed(0)
     return keras.Sequential(
-        [keras.Input((FEATURES,)), keras.layers.Dropout(0.9), keras.layers.Dense(CLASSES, activation="softmax")]
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dropout(0.9),
+            keras.layers.Dense(CLASSES, activation="softmax"),
+        ]
     )
 
 
@@ -56,7 +60,9 @@ class Affine(tf.Module):
         return tf.matmul(x, self.w)
 
 
-def check_adapter(adapter: ModelAdapter, batch: np.ndarray, expected: np.ndarray, atol: float = 1e-6) -> None:
+def check_adapter(
+    adapter: ModelAdapter, batch: np.ndarray, expected: np.ndarray, atol: float = 1e-6
+) -> None:
     for given in (batch, tf.constant(batch)):
         out = adapter(given)
         assert isinstance(out, tf.Tensor) and out.dtype == tf.float32
@@ -150,7 +156,9 @@ def test_tflite(tflite_bytes: bytes, keras_model: keras.Model, batch: np.ndarray
     adapter = adapt_model(spy)
     assert adapter.kind == "tflite"
     for rows in (2, 2, 5, 5, 1, 2):
-        np.testing.assert_allclose(adapter(batch[:rows]).numpy(), expected[:rows], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            adapter(batch[:rows]).numpy(), expected[:rows], rtol=1e-5, atol=1e-6
+        )
     assert spy.resizes == [[2, FEATURES], [5, FEATURES], [1, FEATURES], [2, FEATURES]]
 
 

@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from reference import LinearNumpyModel
 
 from fastocclusion import Occlusion
-from reference import LinearNumpyModel
 
 SHAPE = (3, 6, 5, 2)  # N, H, W, C
 
@@ -26,7 +26,9 @@ def assert_message(error: BaseException, *words: str) -> None:
         assert re.search(word, message, re.IGNORECASE), f"{word!r} not in {message!r}"
 
 
-def run_expecting_error(options: dict, inputs=None, targets="good", model=None, errors=(TypeError, ValueError)):
+def run_expecting_error(
+    options: dict, inputs=None, targets="good", model=None, errors=(TypeError, ValueError)
+):
     """Constructs and explains inside pytest.raises; returns (exception, model)."""
     x, y = good_data()
     model = model if model is not None else LinearNumpyModel(SHAPE[1:], outputs=4)
@@ -57,7 +59,13 @@ def test_bad_patch_size_or_stride(name, value):
 
 @pytest.mark.parametrize(
     ("shape", "patch"),
-    [((3, 6, 5, 2), 7), ((3, 6, 5, 2), (2, 6)), ((3, 6, 5, 2), (7, 1)), ((2, 8, 3), (2, 4)), ((2, 4), 5)],
+    [
+        ((3, 6, 5, 2), 7),
+        ((3, 6, 5, 2), (2, 6)),
+        ((3, 6, 5, 2), (7, 1)),
+        ((2, 8, 3), (2, 4)),
+        ((2, 4), 5),
+    ],
 )
 def test_patch_larger_than_input(shape, patch):
     model = LinearNumpyModel(shape[1:], outputs=4)
@@ -68,7 +76,9 @@ def test_patch_larger_than_input(shape, patch):
     assert model.calls == []
 
 
-@pytest.mark.parametrize("operator", [42, 3.5, "nonsense", "segmentation semantic", object(), (lambda model, x: x)])
+@pytest.mark.parametrize(
+    "operator", [42, 3.5, "nonsense", "segmentation semantic", object(), (lambda model, x: x)]
+)
 def test_bad_operator(operator):
     error, model = run_expecting_error(dict(operator=operator))
     assert_message(error, "operator")
@@ -97,7 +107,9 @@ def test_non_finite_baseline(value):
     assert model.calls == []
 
 
-@pytest.mark.parametrize("value", ["zero", np.array(["a", "b"]), np.array([None, 1.0], dtype=object)], ids=str)
+@pytest.mark.parametrize(
+    "value", ["zero", np.array(["a", "b"]), np.array([None, 1.0], dtype=object)], ids=str
+)
 def test_non_numeric_baseline(value):
     error, model = run_expecting_error(dict(occlusion_value=value))
     assert_message(error, "occlusion_value")
@@ -122,14 +134,21 @@ def test_wrong_input_rank(shape):
 
 
 def test_empty_inputs():
-    error, model = run_expecting_error({}, np.zeros((0, 6, 5, 2), np.float32), np.zeros((0, 4), np.float32))
+    error, model = run_expecting_error(
+        {}, np.zeros((0, 6, 5, 2), np.float32), np.zeros((0, 4), np.float32)
+    )
     assert_message(error, "inputs")
     assert model.calls == []
 
 
 @pytest.mark.parametrize(
     "inputs",
-    [np.full(SHAPE, "a"), np.full(SHAPE, None, dtype=object), np.zeros(SHAPE, np.complex64), [["a", "b"]]],
+    [
+        np.full(SHAPE, "a"),
+        np.full(SHAPE, None, dtype=object),
+        np.zeros(SHAPE, np.complex64),
+        [["a", "b"]],
+    ],
     ids=["str", "object", "complex", "list of str"],
 )
 def test_non_numeric_inputs(inputs):
@@ -176,7 +195,9 @@ class ShapedModel(LinearNumpyModel):
         return np.resize(outputs, (len(outputs),) + self.out_shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("out_shape", [None, (3, 4), (6,)], ids=["scalar", "(3, 4) per sample", "(6,) vs 4 targets"])
+@pytest.mark.parametrize(
+    "out_shape", [None, (3, 4), (6,)], ids=["scalar", "(3, 4) per sample", "(6,) vs 4 targets"]
+)
 def test_model_output_not_reducible_to_one_score(out_shape):
     # sum(f(x) * y, -1) with y (N, 4): a scalar, an (N, 3) result or an (N, 6) * (N, 4) product
     # is not one score per sample. Reading the output shape costs at most the base pass.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import LinearNumpyModel
 
 from fastocclusion import Occlusion
-from reference import LinearNumpyModel
 
 
 def test_progress_bar_counts_every_perturbed_sample(capsys):
@@ -14,8 +14,11 @@ def test_progress_bar_counts_every_perturbed_sample(capsys):
     model = LinearNumpyModel(x.shape[1:])
     plain = Occlusion(model, batch_size=4, patch_size=2, patch_stride=2).explain(x).numpy()
     capsys.readouterr()
-    shown = Occlusion(model, batch_size=4, patch_size=2, patch_stride=2,
-                      progress=True).explain(x).numpy()
+    shown = (
+        Occlusion(model, batch_size=4, patch_size=2, patch_stride=2, progress=True)
+        .explain(x)
+        .numpy()
+    )
     err = capsys.readouterr().err
     np.testing.assert_array_equal(shown, plain)
     total = 3 * 4 * 3  # inputs x patch rows x patch columns

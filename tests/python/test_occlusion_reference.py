@@ -11,34 +11,53 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fastocclusion import Occlusion, Tasks
 from reference import (
     LinearNumpyModel,
+    assert_maps_close,
     box_iou,
     class_similarity,
     detection_score,
-    assert_maps_close,
     reference_coverage,
     reference_occlusion,
     reference_scores,
 )
 
+from fastocclusion import Occlusion, Tasks
 
-def check(model, model_fn, inputs, targets, *, operator=None, ref_operator="same", explain_inputs=None,
-          explain_targets="same", **options):
+
+def check(
+    model,
+    model_fn,
+    inputs,
+    targets,
+    *,
+    operator=None,
+    ref_operator="same",
+    explain_inputs=None,
+    explain_targets="same",
+    **options,
+):
     """Runs Occlusion(model, **options).explain and compares with the reference."""
     ref_operator = operator if ref_operator == "same" else ref_operator
     explainer = Occlusion(model, operator=operator, **options)
     explain_targets = targets if isinstance(explain_targets, str) else explain_targets
-    result = explainer.explain(inputs if explain_inputs is None else explain_inputs, explain_targets)
+    result = explainer.explain(
+        inputs if explain_inputs is None else explain_inputs, explain_targets
+    )
     assert isinstance(result, tf.Tensor) and result.dtype == tf.float32
-    geometry = {k: options[k] for k in ("patch_size", "patch_stride", "occlusion_value", "edges", "reduction")
-                if k in options}
+    geometry = {
+        k: options[k]
+        for k in ("patch_size", "patch_stride", "occlusion_value", "edges", "reduction")
+        if k in options
+    }
     expected = reference_occlusion(model_fn, inputs, targets, ref_operator, **geometry)
     scale = float(np.max(np.abs(reference_scores(model_fn, inputs, targets, ref_operator))))
-    coverage = reference_coverage(np.shape(inputs), options.get("patch_size", 3), options.get("patch_stride", 3),
-                                  options.get("edges", "valid"))
+    coverage = reference_coverage(
+        np.shape(inputs),
+        options.get("patch_size", 3),
+        options.get("patch_stride", 3),
+        options.get("edges", "valid"),
+    )
     assert_maps_close(result.numpy(), expected, scale, coverage)
     return result
 
@@ -48,15 +67,21 @@ def check(model, model_fn, inputs, targets, *, operator=None, ref_operator="same
 
 def test_reference_by_hand():
     # IoU and class similarity with SPEC's epsilons.
-    assert box_iou(np.array([0, 0, 2, 2.0]), np.array([1, 1, 3, 3.0])) == pytest.approx(1 / (7 + 1e-4), rel=1e-12)
-    assert class_similarity(np.array([1.0, 0]), np.array([3.0, 4])) == pytest.approx(3 / (5 + 1e-4), rel=1e-12)
+    assert box_iou(np.array([0, 0, 2, 2.0]), np.array([1, 1, 3, 3.0])) == pytest.approx(
+        1 / (7 + 1e-4), rel=1e-12
+    )
+    assert class_similarity(np.array([1.0, 0]), np.array([3.0, 4])) == pytest.approx(
+        3 / (5 + 1e-4), rel=1e-12
+    )
     predicted = np.array([[0, 0, 2, 2, 0.5, 1, 0], [0, 0, 1, 1, 1.0, 0, 1], [0] * 7], dtype=float)
     target = np.array([[0, 0, 2, 2, 0.1, 1, 0], [0] * 7], dtype=float)  # one box + padding
     iou = 4 / (4 + 1e-4)
     sim = 1 / (1 + 1e-4)
     assert detection_score(predicted, target, "object detection") == pytest.approx(iou * 0.5 * sim)
     assert detection_score(predicted, target, "object detection box position") == pytest.approx(iou)
-    assert detection_score(predicted, target, "object detection box class") == pytest.approx(iou * sim)
+    assert detection_score(predicted, target, "object detection box class") == pytest.approx(
+        iou * sim
+    )
     assert detection_score(predicted, np.zeros((2, 7)), "object detection") == 0.0
     # A linear model, unit patches, zero baseline: phi = sum over channels of x * w.
     rng = np.random.default_rng(0)
@@ -64,13 +89,19 @@ def test_reference_by_hand():
     inputs = rng.normal(size=(2, 4, 3, 2)).astype(np.float32)
     linear = lambda batch: np.einsum("nhwc,hwc->n", batch.astype(np.float64), weights)[:, None]  # noqa: E731
     maps = reference_occlusion(linear, inputs, np.ones((2, 1)), patch_size=1, patch_stride=1)
-    np.testing.assert_allclose(maps[..., 0], np.sum(inputs * weights, axis=-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        maps[..., 0], np.sum(inputs * weights, axis=-1), rtol=1e-5, atol=1e-6
+    )
     # Patch 2, stride 1 on a 1x3 row of ones, weights 1: deltas 2, 2 -> phi = 2, 4, 2; mean 2, 2, 2.
     ones = np.ones((1, 3), np.float32)
     row_sum = lambda batch: batch.sum(axis=1, keepdims=True)  # noqa: E731
-    np.testing.assert_array_equal(reference_occlusion(row_sum, ones, np.ones((1, 1)), None, 2, 1), [[2, 4, 2]])
     np.testing.assert_array_equal(
-        reference_occlusion(row_sum, ones, np.ones((1, 1)), None, 2, 1, reduction="mean"), [[2, 2, 2]])
+        reference_occlusion(row_sum, ones, np.ones((1, 1)), None, 2, 1), [[2, 4, 2]]
+    )
+    np.testing.assert_array_equal(
+        reference_occlusion(row_sum, ones, np.ones((1, 1)), None, 2, 1, reduction="mean"),
+        [[2, 2, 2]],
+    )
 
 
 FAMILY_GEOMETRY = {  # patch_size, patch_stride per family fixture
@@ -99,8 +130,17 @@ def test_keras_families_and_input_kinds(family, kind, request):
     case = request.getfixturevalue(family)
     patch, stride = FAMILY_GEOMETRY[family]
     explain_inputs, explain_targets = as_kind(kind, case.inputs, case.targets)
-    result = check(case.model, case.model_fn, case.inputs, case.targets, explain_inputs=explain_inputs,
-                   explain_targets=explain_targets, patch_size=patch, patch_stride=stride, batch_size=7)
+    result = check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        case.targets,
+        explain_inputs=explain_inputs,
+        explain_targets=explain_targets,
+        patch_size=patch,
+        patch_stride=stride,
+        batch_size=7,
+    )
     expected_shape = case.inputs.shape[:3] + (1,) if case.inputs.ndim == 4 else case.inputs.shape
     assert tuple(result.shape) == expected_shape
 
@@ -134,7 +174,13 @@ CUSTOM_SCORERS = {
     custom_operator_extra_arg: lambda out, y: 3.0 * np.max(out * y, -1),
 }
 
-CLASSIFICATION_OPERATORS = [None, Tasks.CLASSIFICATION, "classification", Tasks.REGRESSION, "regression"]
+CLASSIFICATION_OPERATORS = [
+    None,
+    Tasks.CLASSIFICATION,
+    "classification",
+    Tasks.REGRESSION,
+    "regression",
+]
 
 
 @pytest.mark.parametrize("operator", CLASSIFICATION_OPERATORS, ids=str)
@@ -142,22 +188,51 @@ CLASSIFICATION_OPERATORS = [None, Tasks.CLASSIFICATION, "classification", Tasks.
 def test_prediction_operators(family, operator, request):
     case = request.getfixturevalue(family)
     patch, stride = FAMILY_GEOMETRY[family]
-    check(case.model, case.model_fn, case.inputs, case.targets, operator=operator, ref_operator=None,
-          patch_size=patch, patch_stride=stride)
+    check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        case.targets,
+        operator=operator,
+        ref_operator=None,
+        patch_size=patch,
+        patch_stride=stride,
+    )
 
 
 @pytest.mark.parametrize("operator", list(CUSTOM_SCORERS), ids=lambda f: f.__name__)
 def test_custom_operator(image_case, operator):
-    check(image_case.model, image_case.model_fn, image_case.inputs, image_case.targets, operator=operator,
-          ref_operator=CUSTOM_SCORERS[operator], patch_size=2, patch_stride=(2, 3), batch_size=5)
+    check(
+        image_case.model,
+        image_case.model_fn,
+        image_case.inputs,
+        image_case.targets,
+        operator=operator,
+        ref_operator=CUSTOM_SCORERS[operator],
+        patch_size=2,
+        patch_stride=(2, 3),
+        batch_size=5,
+    )
 
 
-@pytest.mark.parametrize("operator", [Tasks.SEMANTIC_SEGMENTATION, "semantic segmentation"], ids=str)
+@pytest.mark.parametrize(
+    "operator", [Tasks.SEMANTIC_SEGMENTATION, "semantic segmentation"], ids=str
+)
 @pytest.mark.parametrize("edges", ["valid", "cover"])
 def test_semantic_segmentation(segmentation_case, operator, edges):
     case = segmentation_case
-    check(case.model, case.model_fn, case.inputs, case.targets, operator=operator,
-          ref_operator="semantic segmentation", patch_size=3, patch_stride=3, edges=edges, batch_size=6)
+    check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        case.targets,
+        operator=operator,
+        ref_operator="semantic segmentation",
+        patch_size=3,
+        patch_stride=3,
+        edges=edges,
+        batch_size=6,
+    )
 
 
 DETECTION_TASKS = {
@@ -173,19 +248,45 @@ DETECTION_TASKS = {
 def test_object_detection_variants(detection_case, name, by_name):
     case = detection_case
     operator = name if by_name else DETECTION_TASKS[name]
-    check(case.model, case.model_fn, case.inputs, case.targets, operator=operator, ref_operator=name,
-          patch_size=(3, 2), patch_stride=2, batch_size=8)
+    check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        case.targets,
+        operator=operator,
+        ref_operator=name,
+        patch_size=(3, 2),
+        patch_stride=2,
+        batch_size=8,
+    )
 
 
 def test_object_detection_single_box_targets_and_padding(detection_case):
     case = detection_case
     single = case.targets[:, 0, :]  # (N, 4+1+K): one box per image
-    check(case.model, case.model_fn, case.inputs, single, operator="object detection",
-          patch_size=4, patch_stride=2, batch_size=4)
+    check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        single,
+        operator="object detection",
+        patch_size=4,
+        patch_stride=2,
+        batch_size=4,
+    )
     padded = case.targets.copy()
     padded[1] = 0.0  # an image with no target box scores 0 and gets a zero map
-    result = check(case.model, case.model_fn, case.inputs, padded, operator=Tasks.OBJECT_DETECTION,
-                   ref_operator="object detection", patch_size=4, patch_stride=2, batch_size=4)
+    result = check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        padded,
+        operator=Tasks.OBJECT_DETECTION,
+        ref_operator="object detection",
+        patch_size=4,
+        patch_stride=2,
+        batch_size=4,
+    )
     assert not np.any(result.numpy()[1])
 
 
@@ -204,23 +305,55 @@ IMAGE_BASELINES = {
 @pytest.mark.parametrize("edges", ["valid", "cover"])
 @pytest.mark.parametrize("baseline", sorted(IMAGE_BASELINES))
 def test_image_baselines_edges_reductions(image_case, baseline, edges, reduction):
-    check(image_case.model, image_case.model_fn, image_case.inputs, image_case.targets,
-          occlusion_value=IMAGE_BASELINES[baseline], edges=edges, reduction=reduction,
-          patch_size=(4, 3), patch_stride=(3, 2), batch_size=32)
+    check(
+        image_case.model,
+        image_case.model_fn,
+        image_case.inputs,
+        image_case.targets,
+        occlusion_value=IMAGE_BASELINES[baseline],
+        edges=edges,
+        reduction=reduction,
+        patch_size=(4, 3),
+        patch_stride=(3, 2),
+        batch_size=32,
+    )
 
 
 @pytest.mark.parametrize("baseline", ["scalar", "per-feature", "full"])
 def test_timeseries_and_tabular_baselines(timeseries_case, tabular_case, baseline):
     rng = np.random.default_rng(10)
-    values = {"scalar": -0.3, "per-feature": rng.normal(size=4).astype(np.float32),
-              "full": rng.normal(size=(12, 4)).astype(np.float32)}
+    values = {
+        "scalar": -0.3,
+        "per-feature": rng.normal(size=4).astype(np.float32),
+        "full": rng.normal(size=(12, 4)).astype(np.float32),
+    }
     case = timeseries_case
-    check(case.model, case.model_fn, case.inputs, case.targets, occlusion_value=values[baseline],
-          patch_size=(2, 3), patch_stride=(3, 1), edges="cover", reduction="mean")
-    tab = {"scalar": 1.5, "per-feature": rng.normal(size=10).astype(np.float32),
-           "full": rng.normal(size=10).astype(np.float32)}
-    check(tabular_case.model, tabular_case.model_fn, tabular_case.inputs, tabular_case.targets,
-          occlusion_value=tab[baseline], patch_size=4, patch_stride=3, edges="cover")
+    check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        case.targets,
+        occlusion_value=values[baseline],
+        patch_size=(2, 3),
+        patch_stride=(3, 1),
+        edges="cover",
+        reduction="mean",
+    )
+    tab = {
+        "scalar": 1.5,
+        "per-feature": rng.normal(size=10).astype(np.float32),
+        "full": rng.normal(size=10).astype(np.float32),
+    }
+    check(
+        tabular_case.model,
+        tabular_case.model_fn,
+        tabular_case.inputs,
+        tabular_case.targets,
+        occlusion_value=tab[baseline],
+        patch_size=4,
+        patch_stride=3,
+        edges="cover",
+    )
 
 
 # ---- targets=None, dtypes ---------------------------------------------------------------------
@@ -230,15 +363,36 @@ def test_timeseries_and_tabular_baselines(timeseries_case, tabular_case, baselin
 def test_targets_none_uses_top_class(family, request):
     case = request.getfixturevalue(family)
     patch, stride = FAMILY_GEOMETRY[family]
-    check(case.model, case.model_fn, case.inputs, None, patch_size=patch, patch_stride=stride, batch_size=7)
+    check(
+        case.model,
+        case.model_fn,
+        case.inputs,
+        None,
+        patch_size=patch,
+        patch_stride=stride,
+        batch_size=7,
+    )
 
 
 def test_integer_and_float64_inputs_are_cast(image_case):
     pixels = np.random.default_rng(11).integers(0, 3, image_case.inputs.shape).astype(np.uint8)
-    check(image_case.model, image_case.model_fn, pixels, image_case.targets, patch_size=3, patch_stride=2)
+    check(
+        image_case.model,
+        image_case.model_fn,
+        pixels,
+        image_case.targets,
+        patch_size=3,
+        patch_stride=2,
+    )
     wide = image_case.inputs.astype(np.float64)
-    check(image_case.model, image_case.model_fn, wide, image_case.targets.astype(np.float64),
-          patch_size=3, patch_stride=2)
+    check(
+        image_case.model,
+        image_case.model_fn,
+        wide,
+        image_case.targets.astype(np.float64),
+        patch_size=3,
+        patch_stride=2,
+    )
 
 
 # ---- NumPy callables, random geometry ---------------------------------------------------------
@@ -254,11 +408,16 @@ def numpy_case(draw):
     else:
         h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
         shape = (n, h, w, draw(st.sampled_from([1, 3]))) if family == "image" else (n, h, w)
-        patch = draw(st.one_of(st.integers(1, min(h, w)), st.tuples(st.integers(1, h), st.integers(1, w))))
+        patch = draw(
+            st.one_of(st.integers(1, min(h, w)), st.tuples(st.integers(1, h), st.integers(1, w)))
+        )
         stride = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4))))
     baseline_kind = draw(st.sampled_from(["scalar", "last axis", "full"]))
     return dict(
-        shape=shape, patch=patch, stride=stride, baseline_kind=baseline_kind,
+        shape=shape,
+        patch=patch,
+        stride=stride,
+        baseline_kind=baseline_kind,
         batch_size=draw(st.sampled_from([1, 7, 32, None])),
         edges=draw(st.sampled_from(["valid", "cover"])),
         reduction=draw(st.sampled_from(["sum", "mean"])),
@@ -275,11 +434,23 @@ def test_numpy_callables_random_geometry(case):
     model = LinearNumpyModel(shape[1:], outputs=4, seed=case["seed"] % 1000)
     inputs = rng.normal(size=shape).astype(np.float32)
     targets = None if case["targets_none"] else rng.uniform(0, 1, (shape[0], 4)).astype(np.float32)
-    baseline = {"scalar": float(rng.normal()), "last axis": rng.normal(size=shape[-1]).astype(np.float32),
-                "full": rng.normal(size=shape[1:]).astype(np.float32)}[case["baseline_kind"]]
-    check(model, model.reference_fn, inputs, targets, patch_size=case["patch"], patch_stride=case["stride"],
-          occlusion_value=baseline, edges=case["edges"], reduction=case["reduction"],
-          batch_size=case["batch_size"])
+    baseline = {
+        "scalar": float(rng.normal()),
+        "last axis": rng.normal(size=shape[-1]).astype(np.float32),
+        "full": rng.normal(size=shape[1:]).astype(np.float32),
+    }[case["baseline_kind"]]
+    check(
+        model,
+        model.reference_fn,
+        inputs,
+        targets,
+        patch_size=case["patch"],
+        patch_stride=case["stride"],
+        occlusion_value=baseline,
+        edges=case["edges"],
+        reduction=case["reduction"],
+        batch_size=case["batch_size"],
+    )
     if case["batch_size"] is not None:
         assert {c[0] for c in model.calls} == {case["batch_size"]}, model.calls
     else:
@@ -289,7 +460,9 @@ def test_numpy_callables_random_geometry(case):
 # ---- the model's view: fixed batch shapes, untouched caller arrays ----------------------------
 
 
-@pytest.mark.parametrize(("targets_none", "batch_size"), [(False, 7), (True, 7), (False, None), (True, None)])
+@pytest.mark.parametrize(
+    ("targets_none", "batch_size"), [(False, 7), (True, 7), (False, None), (True, None)]
+)
 def test_traced_model_sees_one_shape(image_case, targets_none, batch_size):
     traces = []
 
@@ -300,8 +473,15 @@ def test_traced_model_sees_one_shape(image_case, targets_none, batch_size):
 
     targets = None if targets_none else image_case.targets
     # 3 inputs x 12 patches = 36 samples: not a multiple of 7, the last call is padded.
-    check(traced, image_case.model_fn, image_case.inputs, targets, patch_size=3, patch_stride=(2, 3),
-          batch_size=batch_size)
+    check(
+        traced,
+        image_case.model_fn,
+        image_case.inputs,
+        targets,
+        patch_size=3,
+        patch_stride=(2, 3),
+        batch_size=batch_size,
+    )
     assert len(traces) == 1, traces
     assert traces[0][1:] == (9, 8, 3) and (batch_size is None or traces[0][0] == batch_size), traces
 
@@ -312,7 +492,15 @@ def test_every_call_has_batch_size_samples(batch_size):
     inputs = rng.normal(size=(3, 6, 5, 2)).astype(np.float32)
     targets = rng.uniform(size=(3, 4)).astype(np.float32)
     model = LinearNumpyModel(inputs.shape[1:], outputs=4, seed=3)
-    check(model, model.reference_fn, inputs, targets, patch_size=2, patch_stride=(2, 1), batch_size=batch_size)
+    check(
+        model,
+        model.reference_fn,
+        inputs,
+        targets,
+        patch_size=2,
+        patch_stride=(2, 1),
+        batch_size=batch_size,
+    )
     assert model.calls and all(shape == (batch_size, 6, 5, 2) for shape in model.calls), model.calls
     # The stream is packed across inputs: ceil(36 / batch_size) sweep calls (3 calls, not 3 x 2,
     # for batch_size 7... 32), plus at most two passes over the 3 unperturbed inputs.
@@ -324,9 +512,17 @@ def test_callers_arrays_are_unchanged(image_case, segmentation_case):
     targets = image_case.targets.copy()
     baseline = np.random.default_rng(13).normal(size=(9, 8, 3)).astype(np.float32)
     originals = inputs.copy(), targets.copy(), baseline.copy()
-    Occlusion(image_case.model, patch_size=2, patch_stride=2, occlusion_value=baseline).explain(inputs, targets)
-    Occlusion(image_case.model, patch_size=2, patch_stride=2, occlusion_value=baseline,
-              edges="cover", reduction="mean")(inputs, None)
+    Occlusion(image_case.model, patch_size=2, patch_stride=2, occlusion_value=baseline).explain(
+        inputs, targets
+    )
+    Occlusion(
+        image_case.model,
+        patch_size=2,
+        patch_stride=2,
+        occlusion_value=baseline,
+        edges="cover",
+        reduction="mean",
+    )(inputs, None)
     for after, before in zip((inputs, targets, baseline), originals):
         np.testing.assert_array_equal(after, before)
     # Non-contiguous and float64 views of a larger array: the base stays unchanged too.
@@ -335,6 +531,7 @@ def test_callers_arrays_are_unchanged(image_case, segmentation_case):
     Occlusion(image_case.model, patch_size=3, patch_stride=3).explain(base[:, :, ::2], targets)
     np.testing.assert_array_equal(base, base_before)
     masks = segmentation_case.targets.copy()
-    Occlusion(segmentation_case.model, operator="semantic segmentation", patch_size=4, patch_stride=4).explain(
-        segmentation_case.inputs, masks)
+    Occlusion(
+        segmentation_case.model, operator="semantic segmentation", patch_size=4, patch_stride=4
+    ).explain(segmentation_case.inputs, masks)
     np.testing.assert_array_equal(masks, segmentation_case.targets)

@@ -11,10 +11,10 @@ import threading
 import numpy as np
 import pytest
 import tensorflow as tf
+from reference import assert_maps_close, reference_coverage, reference_occlusion
 
 import fastocclusion
 from fastocclusion import Occlusion
-from reference import assert_maps_close, reference_coverage, reference_occlusion
 
 RNG = np.random.default_rng(11)
 SHAPE = (3, 8, 8, 3)
@@ -33,11 +33,16 @@ def expected(targets=TARGETS, **options) -> np.ndarray:
 
 
 def check(maps, reference) -> None:
-    assert_maps_close(np.asarray(maps), reference, score_scale=float(np.abs(reference).max()),
-                      coverage=reference_coverage(SHAPE, 2, 2))
+    assert_maps_close(
+        np.asarray(maps),
+        reference,
+        score_scale=float(np.abs(reference).max()),
+        coverage=reference_coverage(SHAPE, 2, 2),
+    )
 
 
 # -- models that write into their input --------------------------------------------------
+
 
 def inplace_model(x: np.ndarray) -> np.ndarray:
     x -= 0.5  # the issue's reproducer: writes into the batch it was given
@@ -52,14 +57,17 @@ class InplaceProba:
         return x.reshape(len(x), -1) @ W
 
 
-@pytest.mark.parametrize("model", [inplace_model, InplaceProba()], ids=["callable", "predict_proba"])
+@pytest.mark.parametrize(
+    "model", [inplace_model, InplaceProba()], ids=["callable", "predict_proba"]
+)
 @pytest.mark.parametrize("targets", [TARGETS, None], ids=["targets", "top-class"])
 @pytest.mark.parametrize("batch_size", [8, 5, None])
 def test_a_numpy_model_that_writes_into_its_input_gets_correct_maps(model, targets, batch_size):
     caller_inputs = INPUTS.copy()
     with pytest.warns(RuntimeWarning, match="model: writes into its input array in place"):
-        maps = Occlusion(model, batch_size=batch_size, patch_size=2,
-                         patch_stride=2).explain(caller_inputs, targets)
+        maps = Occlusion(model, batch_size=batch_size, patch_size=2, patch_stride=2).explain(
+            caller_inputs, targets
+        )
     check(maps, expected(targets))
     np.testing.assert_array_equal(caller_inputs, INPUTS)  # the caller's data never changes
 
@@ -79,8 +87,10 @@ def test_a_model_that_keeps_its_batches_gets_read_only_views_it_cannot_unlock():
         kept.append(x)
         return clean_model(x)
 
-    check(Occlusion(keeping, batch_size=8, patch_size=2, patch_stride=2).explain(INPUTS, TARGETS),
-          expected())
+    check(
+        Occlusion(keeping, batch_size=8, patch_size=2, patch_stride=2).explain(INPUTS, TARGETS),
+        expected(),
+    )
     assert kept and not kept[0].flags.writeable
     with pytest.raises(ValueError):
         kept[0].setflags(write=True)
@@ -102,11 +112,14 @@ def test_tensorflow_models_cannot_write_into_the_batch():
     """Keras / tf.function models get immutable tensors: nothing to copy, maps exact."""
     weights = tf.constant(W)
     model = tf.function(lambda x: tf.matmul(tf.reshape(x - 0.5, (tf.shape(x)[0], -1)), weights))
-    check(Occlusion(model, batch_size=8, patch_size=2, patch_stride=2).explain(INPUTS, TARGETS),
-          expected())
+    check(
+        Occlusion(model, batch_size=8, patch_size=2, patch_stride=2).explain(INPUTS, TARGETS),
+        expected(),
+    )
 
 
 # -- unknown output rank ------------------------------------------------------------------
+
 
 def numpy_function_model() -> tf.types.experimental.GenericFunction:
     """A tf.function over tf.numpy_function: tracing cannot tell its output's rank."""
@@ -120,18 +133,21 @@ def numpy_function_model() -> tf.types.experimental.GenericFunction:
 @pytest.mark.parametrize("targets", [TARGETS, None], ids=["targets", "top-class"])
 @pytest.mark.parametrize("operator", [None, "classification"])
 def test_a_model_of_unknown_output_rank_works_like_the_reference(targets, operator):
-    maps = Occlusion(numpy_function_model(), batch_size=8, operator=operator, patch_size=2,
-                     patch_stride=2).explain(INPUTS, targets)
+    maps = Occlusion(
+        numpy_function_model(), batch_size=8, operator=operator, patch_size=2, patch_stride=2
+    ).explain(INPUTS, targets)
     check(maps, expected(targets))
 
 
 def test_targets_of_the_wrong_shape_for_a_model_of_unknown_rank_fail_clearly():
     with pytest.raises(ValueError, match="targets"):
-        Occlusion(numpy_function_model(), batch_size=8, patch_size=2,
-                  patch_stride=2).explain(INPUTS, np.eye(7, dtype=np.float32)[[0, 1, 2]])
+        Occlusion(numpy_function_model(), batch_size=8, patch_size=2, patch_stride=2).explain(
+            INPUTS, np.eye(7, dtype=np.float32)[[0, 1, 2]]
+        )
 
 
 # -- re-entrant explain -------------------------------------------------------------------
+
 
 def test_explain_called_from_inside_its_own_model_raises_instead_of_hanging():
     holder: dict[str, Occlusion] = {}
@@ -173,19 +189,26 @@ def test_a_second_instance_may_be_used_from_inside_a_model():
             nested.append(np.asarray(inner.explain(INPUTS, TARGETS)))
         return clean_model(x)
 
-    check(Occlusion(outer_model, batch_size=8, patch_size=2,
-                    patch_stride=2).explain(INPUTS, TARGETS), expected())
+    check(
+        Occlusion(outer_model, batch_size=8, patch_size=2, patch_stride=2).explain(INPUTS, TARGETS),
+        expected(),
+    )
     check(nested[0], expected())
 
 
 # -- thread control -------------------------------------------------------------------------
 
+
 def test_thread_control_is_public_and_checked():
     try:
         fastocclusion.set_num_threads(1)
         assert fastocclusion.get_num_threads() == 1
-        check(Occlusion(clean_model, batch_size=8, patch_size=2,
-                        patch_stride=2).explain(INPUTS, TARGETS), expected())
+        check(
+            Occlusion(clean_model, batch_size=8, patch_size=2, patch_stride=2).explain(
+                INPUTS, TARGETS
+            ),
+            expected(),
+        )
         fastocclusion.set_num_threads(0)
         assert fastocclusion.get_num_threads() >= 1
         for bad in (-1, 1.5, "2", True):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from reference import LinearNumpyModel, assert_maps_close, reference_occlusion
 
 from fastocclusion import Occlusion
-from reference import LinearNumpyModel, assert_maps_close, reference_occlusion
 
 
 def _data(shape, seed):
@@ -28,8 +28,9 @@ def test_alternating_shapes_and_inputs_match_the_reference():
     method = Occlusion(ByShape(), batch_size=5, patch_size=3, patch_stride=2)
     for round_, shape in enumerate([small, large, small, small, large]):
         x = _data(shape, round_)  # new inputs every call, same shapes recur
-        expected = reference_occlusion(models[shape[1:]].reference_fn, x, None,
-                                       patch_size=3, patch_stride=2)
+        expected = reference_occlusion(
+            models[shape[1:]].reference_fn, x, None, patch_size=3, patch_stride=2
+        )
         assert_maps_close(method.explain(x).numpy(), expected, score_scale=1.0, coverage=4)
 
 
@@ -38,8 +39,10 @@ def test_concurrent_explains_on_one_instance_are_correct():
     model = LinearNumpyModel(shape[1:])
     method = Occlusion(model, batch_size=6, patch_size=2, patch_stride=2)
     inputs = [_data(shape, seed) for seed in range(6)]
-    expected = [reference_occlusion(model.reference_fn, x, None, patch_size=2, patch_stride=2)
-                for x in inputs]
+    expected = [
+        reference_occlusion(model.reference_fn, x, None, patch_size=2, patch_stride=2)
+        for x in inputs
+    ]
     results: dict[int, np.ndarray] = {}
     errors: list[BaseException] = []
 

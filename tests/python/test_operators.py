@@ -62,17 +62,22 @@ def ref_detection(preds: np.ndarray, targets: np.ndarray, task: Tasks) -> np.nda
 
 def scores(task: Tasks | str, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     op = resolve_operator(task)
-    result = op.scores_from_outputs(tf.constant(outputs, tf.float32), tf.constant(targets, tf.float32))
+    result = op.scores_from_outputs(
+        tf.constant(outputs, tf.float32), tf.constant(targets, tf.float32)
+    )
     assert result.dtype == tf.float32
     assert result.shape == (len(outputs),)
     return result.numpy()
 
 
-def random_boxes(rng: np.random.Generator, batch: int, count: int, classes: int, pad: float) -> np.ndarray:
+def random_boxes(
+    rng: np.random.Generator, batch: int, count: int, classes: int, pad: float
+) -> np.ndarray:
     corner = rng.uniform(0, 4, size=(batch, count, 2))
     boxes = np.concatenate([corner, corner + rng.uniform(1, 6, size=(batch, count, 2))], axis=-1)
     rows = np.concatenate(
-        [boxes, rng.uniform(0, 1, (batch, count, 1)), rng.normal(size=(batch, count, classes))], axis=-1
+        [boxes, rng.uniform(0, 1, (batch, count, 1)), rng.normal(size=(batch, count, classes))],
+        axis=-1,
     )
     rows[rng.uniform(size=(batch, count)) < pad] = 0.0
     return rows.astype(np.float32)
@@ -83,8 +88,13 @@ def random_boxes(rng: np.random.Generator, batch: int, count: int, classes: int,
 
 def test_tasks_names_match_spec() -> None:
     assert [t.value for t in Tasks] == [
-        "classification", "regression", "semantic segmentation", "object detection",
-        "object detection box position", "object detection box proba", "object detection box class",
+        "classification",
+        "regression",
+        "semantic segmentation",
+        "object detection",
+        "object detection box position",
+        "object detection box proba",
+        "object detection box class",
     ]
 
 
@@ -149,7 +159,8 @@ def test_custom_callables_accepted_and_called() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [lambda m, x: x, lambda m: m, lambda m, x, y, z: x, lambda m, x, y, *, k: x],
+    "bad",
+    [lambda m, x: x, lambda m: m, lambda m, x, y, z: x, lambda m, x, y, *, k: x],
 )
 def test_custom_callables_with_wrong_arity_rejected(bad: object) -> None:
     with pytest.raises(TypeError, match=r"operator .*three positional arguments"):
@@ -173,7 +184,9 @@ def test_vector_scores(task: str) -> None:
     np.testing.assert_allclose(scores(task, out, tgt), expected, rtol=1e-5, atol=1e-5)
     # through __call__ with a model
     op = resolve_operator(task)
-    np.testing.assert_allclose(op(lambda x: x * 2.0, out, tgt).numpy(), 2 * np.array(expected), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        op(lambda x: x * 2.0, out, tgt).numpy(), 2 * np.array(expected), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_vector_scores_higher_rank_and_rank1() -> None:
@@ -183,16 +196,22 @@ def test_vector_scores_higher_rank_and_rank1() -> None:
     full = rng.normal(size=(3, 4, 5)).astype(np.float32)
     exp_class = [sum(out[i, a] @ per_class[i] for a in range(4)) for i in range(3)]
     exp_full = [np.sum(out[i] * full[i]) for i in range(3)]
-    np.testing.assert_allclose(scores("classification", out, per_class), exp_class, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        scores("classification", out, per_class), exp_class, rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(scores("classification", out, full), exp_full, rtol=1e-5, atol=1e-5)
     flat = rng.normal(size=(4,)).astype(np.float32)
-    np.testing.assert_allclose(scores("regression", flat, np.ones((4, 1), np.float32)), flat, rtol=1e-6)
+    np.testing.assert_allclose(
+        scores("regression", flat, np.ones((4, 1), np.float32)), flat, rtol=1e-6
+    )
 
 
 def test_segmentation_scores() -> None:
     rng = np.random.default_rng(2)
     out = rng.normal(size=(3, 6, 5, 2)).astype(np.float32)
-    mask = (rng.uniform(size=out.shape) < 0.3).astype(np.float32) * rng.uniform(1, 2, size=out.shape)
+    mask = (rng.uniform(size=out.shape) < 0.3).astype(np.float32) * rng.uniform(
+        1, 2, size=out.shape
+    )
     mask = mask.astype(np.float32)
     mask[2] = 0.0  # empty mask -> 0
     expected = []
@@ -226,14 +245,21 @@ def test_detection_identical_boxes() -> None:
 
 def test_detection_partial_disjoint_best_and_average() -> None:
     pred = np.array([[box(1, 1, 3, 3), box(10, 10, 11, 11), box(0, 0, 2, 1)]], np.float32)
-    # partial: target (0,0,2,2) vs (1,1,3,3): inter 1, union 7; vs (0,0,2,1): inter 2, union 4 -> best 2/4
+    # partial: target (0,0,2,2) vs (1,1,3,3): inter 1, union 7; vs (0,0,2,1): inter 2, union 4
+    # -> best 2/4
     one = np.array([[box(0, 0, 2, 2)]], np.float32)
-    np.testing.assert_allclose(scores(Tasks.OBJECT_DETECTION_BOX_POSITION, pred, one), [2 / (4 + 1e-4)], rtol=1e-6)
+    np.testing.assert_allclose(
+        scores(Tasks.OBJECT_DETECTION_BOX_POSITION, pred, one), [2 / (4 + 1e-4)], rtol=1e-6
+    )
     # disjoint target -> 0; two targets averaged
     far = box(20, 20, 21, 22)
     two = np.array([[box(0, 0, 2, 2), far]], np.float32)
-    np.testing.assert_allclose(scores(Tasks.OBJECT_DETECTION_BOX_POSITION, pred, two), [1 / (4 + 1e-4)], rtol=1e-6)
-    np.testing.assert_allclose(scores(Tasks.OBJECT_DETECTION_BOX_POSITION, pred, np.array([[far]], np.float32)), [0.0])
+    np.testing.assert_allclose(
+        scores(Tasks.OBJECT_DETECTION_BOX_POSITION, pred, two), [1 / (4 + 1e-4)], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        scores(Tasks.OBJECT_DETECTION_BOX_POSITION, pred, np.array([[far]], np.float32)), [0.0]
+    )
 
 
 def test_detection_padding_and_empty() -> None:
@@ -250,11 +276,14 @@ def test_detection_padding_and_empty() -> None:
 
 
 def test_detection_padding_never_wins_a_negative_max() -> None:
-    # class logits of opposite sign: the only real prediction scores < 0; a padding row must not give 0.
+    # class logits of opposite sign: the only real prediction scores < 0; a padding row must not
+    # give 0.
     pred = np.array([[box(0, 0, 2, 2, classes=(-1.0, 0.0)), [0.0] * 7]], np.float32)
     tgt = np.array([[box(0, 0, 2, 2, classes=(1.0, 0.0))]], np.float32)
     got = scores(Tasks.OBJECT_DETECTION_BOX_CLASS, pred, tgt)
-    np.testing.assert_allclose(got, ref_detection(pred, tgt, Tasks.OBJECT_DETECTION_BOX_CLASS), rtol=1e-6)
+    np.testing.assert_allclose(
+        got, ref_detection(pred, tgt, Tasks.OBJECT_DETECTION_BOX_CLASS), rtol=1e-6
+    )
     assert got[0] < -0.99
 
 
@@ -274,16 +303,22 @@ def test_builtins_trace_in_tf_function() -> None:
     rng = np.random.default_rng(4)
     preds = random_boxes(rng, 4, 5, 2, pad=0.2)
     targets = random_boxes(rng, 4, 3, 2, pad=0.2)
-    vectors = rng.normal(size=(4, 5, 7)).astype(np.float32), rng.normal(size=(4, 7)).astype(np.float32)
+    vectors = (
+        rng.normal(size=(4, 5, 7)).astype(np.float32),
+        rng.normal(size=(4, 7)).astype(np.float32),
+    )
     masks = rng.normal(size=(4, 5, 7)).astype(np.float32), np.ones((4, 5, 7), np.float32)
     cases = [(t, (preds, targets)) for t in DETECTION_TASKS]
     cases += [(Tasks.CLASSIFICATION, vectors), (Tasks.SEMANTIC_SEGMENTATION, masks)]
     for task, (preds, targets) in cases:
         op = resolve_operator(task)
         traced = tf.function(op.scores_from_outputs)
-        np.testing.assert_allclose(traced(tf.constant(preds), tf.constant(targets)).numpy(),
-                                   op.scores_from_outputs(tf.constant(preds), tf.constant(targets)).numpy(),
-                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            traced(tf.constant(preds), tf.constant(targets)).numpy(),
+            op.scores_from_outputs(tf.constant(preds), tf.constant(targets)).numpy(),
+            rtol=1e-6,
+            atol=1e-7,
+        )
 
 
 # ---------------------------------------------------------------------------------- validation

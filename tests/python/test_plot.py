@@ -93,8 +93,9 @@ def test_plot_maps_grid_geometry_titles_and_shared_scale():
         np.testing.assert_allclose(_drawn(ax)[1], maps[i, ..., 0])
         assert ax.images[1].get_clim() == pytest.approx((-limit, limit))
     # lists work too, and cols larger than N shrinks to one row; per-map scales
-    fig = plot.plot_maps(list(images[:2]), [m[..., 0] for m in maps[:2]], cols=8,
-                         shared_scale=False, colorbar=False)
+    fig = plot.plot_maps(
+        list(images[:2]), [m[..., 0] for m in maps[:2]], cols=8, shared_scale=False, colorbar=False
+    )
     assert [ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes] == [(1, 2), (1, 2)]
     for ax, m in zip(fig.axes, maps[:2]):
         assert ax.images[1].get_clim() == pytest.approx((-np.abs(m).max(), np.abs(m).max()))
@@ -112,9 +113,9 @@ def test_save_overlay_writes_a_png_with_the_map_where_it_belongs(tmp_path):
         rgb = np.asarray(png.convert("RGB"), dtype=np.float64)
     h, w, _ = rgb.shape
     assert h > 100 and w > 100
-    hot = rgb[h // 8: 3 * h // 8, w // 8: 3 * w // 8].mean(axis=(0, 1))
-    cold = rgb[5 * h // 8: 7 * h // 8, w // 8: 3 * w // 8].mean(axis=(0, 1))
-    zero = rgb[h // 8: 7 * h // 8, 5 * w // 8: 7 * w // 8].mean(axis=(0, 1))
+    hot = rgb[h // 8 : 3 * h // 8, w // 8 : 3 * w // 8].mean(axis=(0, 1))
+    cold = rgb[5 * h // 8 : 7 * h // 8, w // 8 : 3 * w // 8].mean(axis=(0, 1))
+    zero = rgb[h // 8 : 7 * h // 8, 5 * w // 8 : 7 * w // 8].mean(axis=(0, 1))
     assert hot[0] > max(hot[1], hot[2]) + 30  # positive: red
     assert cold[2] > max(cold[0], cold[1]) + 30  # negative: blue
     assert zero.max() - zero.min() < 10  # zero: neutral (no cyan or olive cast)

@@ -16,14 +16,9 @@ import textwrap
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="needs PyTorch: pip install \".[torch]\"")
+torch = pytest.importorskip("torch", reason='needs PyTorch: pip install ".[torch]"')
 pytestmark = pytest.mark.torch
 
-from fastocclusion import Occlusion, Tasks, _core  # noqa: E402
-from fastocclusion import tasks as fo_tasks  # noqa: E402
-from fastocclusion.backends.torch import TorchBackend, TorchCallable  # noqa: E402
-from fastocclusion.backends.torch.operators import builtin_scores  # noqa: E402
-from fastocclusion.engine import fillers  # noqa: E402
 from reference import (  # noqa: E402
     OPERATOR_SCORERS,
     assert_maps_close,
@@ -31,6 +26,12 @@ from reference import (  # noqa: E402
     reference_occlusion,
     reference_scores,
 )
+
+from fastocclusion import Occlusion, Tasks, _core  # noqa: E402
+from fastocclusion import tasks as fo_tasks  # noqa: E402
+from fastocclusion.backends.torch import TorchBackend, TorchCallable  # noqa: E402
+from fastocclusion.backends.torch.operators import builtin_scores  # noqa: E402
+from fastocclusion.engine import fillers  # noqa: E402
 
 NUM_CLASSES = 5
 NUM_BOXES = 4
@@ -69,7 +70,9 @@ class SeriesNet(torch.nn.Module):
 
 def mlp(width=10, outputs=3, seed=2):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(width, 8), torch.nn.Tanh(), torch.nn.Linear(8, outputs))
+    return torch.nn.Sequential(
+        torch.nn.Linear(width, 8), torch.nn.Tanh(), torch.nn.Linear(8, outputs)
+    )
 
 
 class SegmentationNet(torch.nn.Module):
@@ -96,15 +99,19 @@ class DetectionNet(torch.nn.Module):
         raw = self.dense(x.flatten(1)).reshape(-1, NUM_BOXES, 5 + NUM_CLASSES)
         corner = 0.5 * torch.sigmoid(raw[..., 0:2])
         size = 0.05 + 0.45 * torch.sigmoid(raw[..., 2:4])
-        return torch.cat([corner, corner + size, torch.sigmoid(raw[..., 4:5]),
-                          torch.softmax(raw[..., 5:], -1)], -1)
+        return torch.cat(
+            [corner, corner + size, torch.sigmoid(raw[..., 4:5]), torch.softmax(raw[..., 5:], -1)],
+            -1,
+        )
 
 
 def numpy_fn(model):
     """What the reference calls: the same model over NumPy batches."""
+
     def call(batch):
         with torch.no_grad():
             return model(torch.from_numpy(np.ascontiguousarray(batch))).detach().numpy()
+
     return call
 
 
@@ -128,8 +135,17 @@ def detection_targets(seed=6, n=3):
     return targets
 
 
-def check(model, inputs, targets, *, operator=None, ref_operator="same", explain_inputs=None,
-          reference_fn=None, **options):
+def check(
+    model,
+    inputs,
+    targets,
+    *,
+    operator=None,
+    ref_operator="same",
+    explain_inputs=None,
+    reference_fn=None,
+    **options,
+):
     """Occlusion(model).explain against the reference; returns the result."""
     ref_operator = operator if ref_operator == "same" else ref_operator
     if isinstance(ref_operator, Tasks):
@@ -139,12 +155,19 @@ def check(model, inputs, targets, *, operator=None, ref_operator="same", explain
     assert isinstance(result, torch.Tensor) and result.dtype == torch.float32
     fn = reference_fn or numpy_fn(model)
     targets_np = None if targets is None else np.asarray(targets)
-    geometry = {k: options[k] for k in ("patch_size", "patch_stride", "occlusion_value", "edges", "reduction")
-                if k in options}
+    geometry = {
+        k: options[k]
+        for k in ("patch_size", "patch_stride", "occlusion_value", "edges", "reduction")
+        if k in options
+    }
     expected = reference_occlusion(fn, inputs, targets_np, ref_operator, **geometry)
     scale = float(np.max(np.abs(reference_scores(fn, inputs, targets_np, ref_operator))))
-    coverage = reference_coverage(np.shape(inputs), options.get("patch_size", 3), options.get("patch_stride", 3),
-                                  options.get("edges", "valid"))
+    coverage = reference_coverage(
+        np.shape(inputs),
+        options.get("patch_size", 3),
+        options.get("patch_stride", 3),
+        options.get("edges", "valid"),
+    )
     assert_maps_close(result.cpu().numpy(), expected, scale, coverage)
     return result
 
@@ -170,18 +193,30 @@ def test_families_and_input_kinds(family, input_kind, targets_kind):
     explain_inputs = torch.from_numpy(inputs.copy()) if input_kind == "torch" else None
     if input_kind == "torch" and targets is not None:
         targets = torch.from_numpy(targets)
-    result = check(model, inputs, targets, explain_inputs=explain_inputs, patch_size=patch,
-                   patch_stride=stride, batch_size=7)
+    result = check(
+        model,
+        inputs,
+        targets,
+        explain_inputs=explain_inputs,
+        patch_size=patch,
+        patch_stride=stride,
+        batch_size=7,
+    )
     expected = shape[:3] + (1,) if len(shape) == 4 else shape
     assert tuple(result.shape) == expected and result.device.type == "cpu"
 
 
-@pytest.mark.parametrize("operator", [None, Tasks.CLASSIFICATION, "classification", Tasks.REGRESSION,
-                                      "regression"], ids=str)
+@pytest.mark.parametrize(
+    "operator",
+    [None, Tasks.CLASSIFICATION, "classification", Tasks.REGRESSION, "regression"],
+    ids=str,
+)
 def test_vector_operators_with_weighted_targets(operator):
     inputs = rng_inputs(12, (4, 10))
     targets = np.random.default_rng(13).uniform(0, 1, (4, 3)).astype(np.float32)
-    check(mlp(), inputs, targets, operator=operator, ref_operator=None, patch_size=3, patch_stride=2)
+    check(
+        mlp(), inputs, targets, operator=operator, ref_operator=None, patch_size=3, patch_stride=2
+    )
 
 
 def test_scalar_outputs_and_batch_size_none():
@@ -199,18 +234,48 @@ def test_semantic_segmentation(edges):
     inputs = rng_inputs(16, (2, 8, 8, 2))
     masks = (rng.uniform(size=(2, 8, 8, 3)) < 0.3).astype(np.float32)
     masks[:, 0, 0, 0] = 1.0  # never an empty mask
-    check(SegmentationNet(), inputs, masks, operator=Tasks.SEMANTIC_SEGMENTATION, patch_size=3,
-          patch_stride=3, edges=edges, batch_size=6)
+    check(
+        SegmentationNet(),
+        inputs,
+        masks,
+        operator=Tasks.SEMANTIC_SEGMENTATION,
+        patch_size=3,
+        patch_stride=3,
+        edges=edges,
+        batch_size=6,
+    )
 
 
-@pytest.mark.parametrize("name", ["object detection", "object detection box position",
-                                  "object detection box proba", "object detection box class"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "object detection",
+        "object detection box position",
+        "object detection box proba",
+        "object detection box class",
+    ],
+)
 def test_object_detection_variants(name):
     inputs = rng_inputs(17, (3, 8, 8, 3))
     targets = detection_targets()
-    check(DetectionNet(), inputs, targets, operator=name, patch_size=(3, 2), patch_stride=2, batch_size=8)
-    check(DetectionNet(), inputs, targets[:, 0], operator=Tasks(name), patch_size=4, patch_stride=2,
-          batch_size=5)  # one box per image
+    check(
+        DetectionNet(),
+        inputs,
+        targets,
+        operator=name,
+        patch_size=(3, 2),
+        patch_stride=2,
+        batch_size=8,
+    )
+    check(
+        DetectionNet(),
+        inputs,
+        targets[:, 0],
+        operator=Tasks(name),
+        patch_size=4,
+        patch_stride=2,
+        batch_size=5,
+    )  # one box per image
 
 
 def custom_operator(model, inputs, targets):
@@ -222,30 +287,65 @@ def numpy_operator(model, inputs, targets, scale=3.0):  # returns NumPy (B, 1)
     return scale * (model(inputs) * targets).amax(-1, keepdim=True).numpy()
 
 
-@pytest.mark.parametrize("operator, scorer", [
-    (custom_operator, lambda out, y: np.sum(out * y, -1) - 0.5 * np.sum(out * out, -1)),
-    (numpy_operator, lambda out, y: 3.0 * np.max(out * y, -1)),
-], ids=["torch", "numpy"])
+@pytest.mark.parametrize(
+    "operator, scorer",
+    [
+        (custom_operator, lambda out, y: np.sum(out * y, -1) - 0.5 * np.sum(out * out, -1)),
+        (numpy_operator, lambda out, y: 3.0 * np.max(out * y, -1)),
+    ],
+    ids=["torch", "numpy"],
+)
 def test_custom_operators(operator, scorer):
     inputs = rng_inputs(18, (3, 8, 9, 3))
-    check(ImageNet(), inputs, one_hot(19, 3), operator=operator, ref_operator=scorer, patch_size=2,
-          patch_stride=(2, 3), batch_size=5)
-    check(ImageNet(), inputs, None, operator=operator, ref_operator=scorer, patch_size=4, patch_stride=4)
+    check(
+        ImageNet(),
+        inputs,
+        one_hot(19, 3),
+        operator=operator,
+        ref_operator=scorer,
+        patch_size=2,
+        patch_stride=(2, 3),
+        batch_size=5,
+    )
+    check(
+        ImageNet(),
+        inputs,
+        None,
+        operator=operator,
+        ref_operator=scorer,
+        patch_size=4,
+        patch_stride=4,
+    )
 
 
 def test_baselines_and_mean_reduction():
     inputs = rng_inputs(20, (2, 8, 9, 3))
     for value in (0.7, np.array([0.5, -1.0, 2.0], np.float32), rng_inputs(21, (8, 9, 3))):
-        check(ImageNet(), inputs, one_hot(22, 2), occlusion_value=value, patch_size=3, patch_stride=2,
-              reduction="mean", edges="cover", batch_size=4)
+        check(
+            ImageNet(),
+            inputs,
+            one_hot(22, 2),
+            occlusion_value=value,
+            patch_size=3,
+            patch_stride=2,
+            reduction="mean",
+            edges="cover",
+            batch_size=4,
+        )
 
 
 def test_torch_callable_and_float64_model():
     weights = torch.from_numpy(np.random.default_rng(23).normal(size=(10, 3)).astype(np.float32))
     wrapped = TorchCallable(lambda x: torch.tanh(x @ weights))
     inputs = rng_inputs(24, (3, 10))
-    check(wrapped, inputs, None, patch_size=2, patch_stride=2,
-          reference_fn=lambda b: np.tanh(b @ weights.numpy()))
+    check(
+        wrapped,
+        inputs,
+        None,
+        patch_size=2,
+        patch_stride=2,
+        reference_fn=lambda b: np.tanh(b @ weights.numpy()),
+    )
     double = mlp().double()  # batches are cast to the model's dtype
     expected_fn = lambda b: double(torch.from_numpy(b).double()).detach().numpy()  # noqa: E731
     check(double, inputs, None, patch_size=3, patch_stride=3, reference_fn=expected_fn)
@@ -292,10 +392,14 @@ def test_bad_input_fails_before_any_model_call():
     with pytest.raises(ValueError, match=r"targets: shape \(2, 3\).*number of inputs \(3\)"):
         Occlusion(model).explain(inputs, np.ones((2, 3)))
     seg = Counting(SegmentationNet())
-    with pytest.raises(ValueError, match="targets: None is invalid for the 'semantic segmentation'"):
+    with pytest.raises(
+        ValueError, match="targets: None is invalid for the 'semantic segmentation'"
+    ):
         Occlusion(seg, operator="semantic segmentation").explain(rng_inputs(0, (1, 8, 8, 2)))
     with pytest.raises(ValueError, match="targets: None is invalid for the 'object detection'"):
-        Occlusion(Counting(DetectionNet()), operator="object detection").explain(rng_inputs(0, (1, 8, 8, 3)))
+        Occlusion(Counting(DetectionNet()), operator="object detection").explain(
+            rng_inputs(0, (1, 8, 8, 3))
+        )
     assert model.calls == 0 and seg.calls == 0
     with pytest.raises(ValueError, match=r"operator 'segmentation' is not a known task"):
         Occlusion(model, operator="segmentation")
@@ -344,7 +448,9 @@ def test_device_option():
     cpu = Occlusion(mlp(), device="cpu").explain(inputs)
     torch.testing.assert_close(Occlusion(mlp(), device="auto").explain(inputs), cpu)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match=r"device: 'gpu' is invalid.*torch.cuda.is_available\(\)"):
+        with pytest.raises(
+            ValueError, match=r"device: 'gpu' is invalid.*torch.cuda.is_available\(\)"
+        ):
             Occlusion(mlp(), device="gpu")
     with pytest.raises(ValueError, match="device: 'tpu' is invalid"):
         Occlusion(mlp(), device="tpu")
@@ -357,13 +463,16 @@ def test_torch_path_never_imports_tensorflow():
         import fastocclusion
         model = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.Softmax(-1))
         for operator in (None, fastocclusion.Tasks.REGRESSION, lambda m, x, y: (m(x) * y).sum(-1)):
-            maps = fastocclusion.Occlusion(model, patch_size=2, patch_stride=2, operator=operator).explain(
-                np.ones((2, 6), np.float32), None)
+            explainer = fastocclusion.Occlusion(
+                model, patch_size=2, patch_stride=2, operator=operator)
+            maps = explainer.explain(np.ones((2, 6), np.float32), None)
             assert isinstance(maps, torch.Tensor) and maps.shape == (2, 6)
         assert "tensorflow" not in sys.modules, "tensorflow was imported"
         print("ok")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
@@ -437,13 +546,15 @@ class FakeCuda:
     def __init__(self):
         self.fills = []
 
-    def fill_occluded_batch(self, inputs, grid, baseline, start, count, out, state=None, *,
-                            stride=1, stream=None):
+    def fill_occluded_batch(
+        self, inputs, grid, baseline, start, count, out, state=None, *, stride=1, stream=None
+    ):
         assert state is not None  # always incremental
         self.fills.append((start, count, stride))
-        values = (np.array(baseline, np.float32) if isinstance(baseline, float) else baseline.array)
-        _core.fill_occluded_batch(inputs.array, grid, values, start, count, out.array, state,
-                                  stride=stride)
+        values = np.array(baseline, np.float32) if isinstance(baseline, float) else baseline.array
+        _core.fill_occluded_batch(
+            inputs.array, grid, values, start, count, out.array, state, stride=stride
+        )
 
     def accumulate_window_deltas(self, deltas, grid, reduction, collapsed_axes, *, stream=None):
         maps = _core.accumulate_window_deltas(deltas.array, grid, reduction, collapsed_axes)
@@ -462,8 +573,12 @@ class FakeDeviceArrays:
         return torch.as_tensor(values)
 
     def empty(self, shape, dtype):
-        return torch.empty(shape, dtype={np.dtype(np.float64): torch.float64,
-                                         np.dtype(np.int64): torch.int64}[np.dtype(dtype)])
+        return torch.empty(
+            shape,
+            dtype={np.dtype(np.float64): torch.float64, np.dtype(np.int64): torch.int64}[
+                np.dtype(dtype)
+            ],
+        )
 
     def concatenate(self, arrays):
         return torch.cat(arrays)
@@ -492,9 +607,16 @@ def test_device_sweep_logic_on_the_cpu(case):
     value = [0.3, np.array([0.5, -1.0, 2.0], np.float32), rng_inputs(case, (8, 9, 3))][case % 3]
     operator = [None, custom_operator][case % 2]
     targets = None if case % 4 == 3 else one_hot(case, 3)
-    options = dict(batch_size=batch, patch_size=(2, 3), patch_stride=(1, 2), occlusion_value=value,
-                   operator=operator)
-    result, fake = explain_with_fake_device(ImageNet(), rng_inputs(50 + case, (3, 8, 9, 3)), targets, **options)
+    options = dict(
+        batch_size=batch,
+        patch_size=(2, 3),
+        patch_stride=(1, 2),
+        occlusion_value=value,
+        operator=operator,
+    )
+    result, fake = explain_with_fake_device(
+        ImageNet(), rng_inputs(50 + case, (3, 8, 9, 3)), targets, **options
+    )
     host = Occlusion(ImageNet(), **options).explain(rng_inputs(50 + case, (3, 8, 9, 3)), targets)
     torch.testing.assert_close(result, host, rtol=1e-5, atol=1e-6)
     total = 3 * 7 * 4  # N * K
@@ -509,7 +631,9 @@ def test_device_sweep_segmentation_and_detection_on_the_cpu():
     got, _ = explain_with_fake_device(SegmentationNet(), inputs, masks, **options)
     torch.testing.assert_close(got, Occlusion(SegmentationNet(), **options).explain(inputs, masks))
     boxes, inputs = detection_targets(), rng_inputs(62, (3, 8, 8, 3))
-    options = dict(operator="object detection box class", batch_size=7, patch_size=2, patch_stride=2)
+    options = dict(
+        operator="object detection box class", batch_size=7, patch_size=2, patch_stride=2
+    )
     got, _ = explain_with_fake_device(DetectionNet(), inputs, boxes, **options)
     torch.testing.assert_close(got, Occlusion(DetectionNet(), **options).explain(inputs, boxes))
 
@@ -529,7 +653,8 @@ gpu = pytest.mark.skipif(not _gpu_ready(), reason="needs a CUDA device and fasto
 
 @pytest.fixture
 def exact_float32(monkeypatch):
-    """GPU convolutions in full float32 (cuDNN's TF32 default would differ from the CPU by ~1e-3)."""
+    """GPU convolutions in full float32 (cuDNN's TF32 default would differ from the CPU by
+    ~1e-3)."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
 
@@ -550,9 +675,15 @@ def test_gpu_explain_matches_cpu(seed, exact_float32):
         patch = tuple(int(v) for v in rng.integers(1, 5, 2))
         stride = tuple(int(v) for v in rng.integers(1, 4, 2))
     value = [0.0, float(rng.normal()), rng_inputs(seed + 1, shape[1:])][seed % 3]
-    options = dict(batch_size=int(rng.integers(1, 40)), patch_size=patch, patch_stride=stride,
-                   occlusion_value=value, edges=["valid", "cover"][seed % 2],
-                   reduction=["sum", "mean"][(seed // 2) % 2], operator=[None, custom_operator][seed % 2])
+    options = dict(
+        batch_size=int(rng.integers(1, 40)),
+        patch_size=patch,
+        patch_stride=stride,
+        occlusion_value=value,
+        edges=["valid", "cover"][seed % 2],
+        reduction=["sum", "mean"][(seed // 2) % 2],
+        operator=[None, custom_operator][seed % 2],
+    )
     targets = None if seed % 4 == 0 else one_hot(seed, n, 3 if family == "tabular" else NUM_CLASSES)
     cpu = Occlusion(make(), device="cpu", **options).explain(inputs, targets)
     explainer = Occlusion(make().cuda(), device="gpu", **options)
@@ -562,7 +693,9 @@ def test_gpu_explain_matches_cpu(seed, exact_float32):
     coverage = reference_coverage(shape, patch, stride, options["edges"])
     torch.testing.assert_close(on_gpu.cpu(), cpu, rtol=1e-4, atol=1e-5 * coverage)
     # a CUDA model on the host sweep (batches copied) agrees too
-    host = Occlusion(make().cuda(), device="cpu", **options).explain(torch.from_numpy(inputs).cuda(), targets)
+    host = Occlusion(make().cuda(), device="cpu", **options).explain(
+        torch.from_numpy(inputs).cuda(), targets
+    )
     torch.testing.assert_close(host.cpu(), cpu, rtol=1e-4, atol=1e-5 * coverage)
 
 
@@ -573,8 +706,12 @@ def test_gpu_segmentation_detection_and_auto(exact_float32):
     inputs = rng_inputs(71, (2, 8, 8, 2))
     options = dict(operator="semantic segmentation", batch_size=5)
     cpu = Occlusion(SegmentationNet(), **options).explain(inputs, masks)
-    torch.testing.assert_close(Occlusion(SegmentationNet().cuda(), **options).explain(inputs, masks).cpu(), cpu,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        Occlusion(SegmentationNet().cuda(), **options).explain(inputs, masks).cpu(),
+        cpu,
+        rtol=1e-4,
+        atol=1e-5,
+    )
     boxes, inputs = detection_targets(), rng_inputs(72, (3, 8, 8, 3))
     options = dict(operator="object detection", batch_size=7, patch_size=2, patch_stride=2)
     cpu = Occlusion(DetectionNet(), **options).explain(inputs, boxes)

@@ -8,9 +8,9 @@ import inspect
 import numpy as np
 import pytest
 import tensorflow as tf
+from reference import LinearNumpyModel, occlude, patch_boxes, reference_occlusion
 
 from fastocclusion import Occlusion
-from reference import LinearNumpyModel, occlude, patch_boxes, reference_occlusion
 
 RNG = np.random.default_rng(3)
 
@@ -21,12 +21,15 @@ def model_for(shape: tuple[int, ...]) -> LinearNumpyModel:
 
 # -- attributes ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("shape", "shown_after"),
     [((2, 6, 6, 3), (3, 3)), ((2, 7, 5), (3, 3)), ((2, 9), 3)],
     ids=["images", "time series", "tabular"],
 )
-def test_an_int_patch_is_kept_and_reads_as_a_pair_after_explaining_planar_inputs(shape, shown_after):
+def test_an_int_patch_is_kept_and_reads_as_a_pair_after_explaining_planar_inputs(
+    shape, shown_after
+):
     explainer = Occlusion(model_for(shape), patch_size=3, patch_stride=3, occlusion_value=0.5)
     assert explainer.patch_size == 3 and explainer.patch_stride == 3
     assert explainer.occlusion_value == 0.5 and isinstance(explainer.occlusion_value, float)
@@ -37,8 +40,13 @@ def test_an_int_patch_is_kept_and_reads_as_a_pair_after_explaining_planar_inputs
 
 def test_given_values_are_kept_as_given():
     value = np.array([0.1, 0.2, 0.3], dtype=np.float64)
-    explainer = Occlusion(model_for((1, 6, 6, 3)), batch_size=7, patch_size=(2, 3),
-                          patch_stride=np.int64(2), occlusion_value=value)
+    explainer = Occlusion(
+        model_for((1, 6, 6, 3)),
+        batch_size=7,
+        patch_size=(2, 3),
+        patch_stride=np.int64(2),
+        occlusion_value=value,
+    )
     assert explainer.patch_size == (2, 3) and explainer.batch_size == 7
     assert type(explainer.patch_stride) is np.int64
     assert explainer.occlusion_value is value
@@ -55,8 +63,13 @@ def test_an_instance_that_explained_images_still_explains_tabular_data():
     rows = RNG.normal(size=(2, 9)).astype(np.float32)
     maps = explainer.explain(rows, np.eye(3)[[0, 2]])
     np.testing.assert_allclose(
-        maps, reference_occlusion(explainer.model.reference_fn, rows, np.eye(3)[[0, 2]],
-                                  patch_size=3, patch_stride=2), rtol=1e-5, atol=1e-6)
+        maps,
+        reference_occlusion(
+            explainer.model.reference_fn, rows, np.eye(3)[[0, 2]], patch_size=3, patch_stride=2
+        ),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_setting_an_attribute_is_checked_and_used():
@@ -67,8 +80,9 @@ def test_setting_an_attribute_is_checked_and_used():
     explainer.patch_size = 2
     explainer.patch_stride = (1, 2)
     explainer.occlusion_value = -1.0
-    expected = reference_occlusion(explainer.model.reference_fn, x, y, patch_size=2,
-                                   patch_stride=(1, 2), occlusion_value=-1.0)
+    expected = reference_occlusion(
+        explainer.model.reference_fn, x, y, patch_size=2, patch_stride=(1, 2), occlusion_value=-1.0
+    )
     np.testing.assert_allclose(explainer.explain(x, y), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="patch_size: 0 is invalid"):
         explainer.patch_size = 0
@@ -89,10 +103,17 @@ def test_call_has_xpliques_signature():
 
 # -- static helpers --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("input_shape", "patch", "stride"),
-    [((2, 2, 1), (1, 1), (1, 1)), ((5, 5, 3), (2, 2), (2, 2)), ((4, 3), (2, 2), (1, 1)),
-     ((7, 6, 2), (3, 2), (2, 3)), ((5,), 2, 2), ((9,), 3, 1)],
+    [
+        ((2, 2, 1), (1, 1), (1, 1)),
+        ((5, 5, 3), (2, 2), (2, 2)),
+        ((4, 3), (2, 2), (1, 1)),
+        ((7, 6, 2), (3, 2), (2, 3)),
+        ((5,), 2, 2),
+        ((9,), 3, 1),
+    ],
 )
 def test_get_masks_are_the_patches_of_the_reference(input_shape, patch, stride):
     masks = Occlusion._get_masks(input_shape, patch, stride)
@@ -133,8 +154,9 @@ def test_apply_masks_equals_occluding_each_patch(shape):
 
 def test_compute_sensitivity_of_xpliques_docstring_example():
     masks = Occlusion._get_masks((2, 2, 1), (1, 1), (1, 1))
-    sensitivity = Occlusion._compute_sensitivity(tf.constant([1.0]),
-                                                 tf.constant([1.0, 0.0, 10.0, -1.0]), masks)
+    sensitivity = Occlusion._compute_sensitivity(
+        tf.constant([1.0]), tf.constant([1.0, 0.0, 10.0, -1.0]), masks
+    )
     np.testing.assert_array_equal(sensitivity.numpy(), [[[0.0, 1.0], [-9.0, 2.0]]])
 
 
@@ -149,5 +171,4 @@ def test_the_helpers_compose_into_explain():
     occluded = np.concatenate([Occlusion._apply_masks(sample, masks, 0.5).numpy() for sample in x])
     scores = np.sum(model.reference_fn(occluded) * np.repeat(y, masks.shape[0], axis=0), axis=-1)
     maps = Occlusion._compute_sensitivity(base, scores, masks).numpy()
-    np.testing.assert_allclose(explainer.explain(x, y).numpy()[..., 0], maps, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(explainer.explain(x, y).numpy()[..., 0], maps, rtol=1e-5, atol=1e-6)

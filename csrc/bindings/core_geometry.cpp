@@ -3,7 +3,9 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common.hpp"
@@ -40,9 +42,13 @@ std::vector<fo::EdgeMode> edge_modes(const py::object& edges, std::size_t rank) 
   return modes;
 }
 
+// `region`: None (the whole sample) or one (begin, end) pair per axis.
+using Region = std::optional<std::vector<std::pair<std::int64_t, std::int64_t>>>;
+
 fo::WindowGrid make_grid(const std::vector<std::int64_t>& shape,
                          const std::vector<std::int64_t>& window,
-                         const std::vector<std::int64_t>& stride, const py::object& edges) {
+                         const std::vector<std::int64_t>& stride, const py::object& edges,
+                         const Region& region) {
   FASTOCCLUSION_EXPECTS(shape.size() >= 1 && shape.size() <= static_cast<std::size_t>(fo::kMaxAxes),
                         "shape: " << shape_string(shape) << " is invalid, expected 1 to "
                                   << fo::kMaxAxes << " axes (one sample, no batch axis)");
@@ -55,8 +61,19 @@ fo::WindowGrid make_grid(const std::vector<std::int64_t>& shape,
                                    << shape_string(shape) << ", expected " << shape.size()
                                    << " sizes");
   const std::vector<fo::EdgeMode> modes = edge_modes(edges, shape.size());
+  std::vector<std::int64_t> begins, ends;
+  if (region) {
+    FASTOCCLUSION_EXPECTS(region->size() == shape.size(),
+                          "region: " << region->size() << " (begin, end) pairs for a sample of "
+                                     << shape.size() << " axes, expected " << shape.size());
+    for (const auto& [begin, end] : *region) {
+      begins.push_back(begin);
+      ends.push_back(end);
+    }
+  }
   return fo::make_window_grid(static_cast<int>(shape.size()), shape.data(), window.data(),
-                              stride.data(), modes.data());
+                              stride.data(), modes.data(), region ? begins.data() : nullptr,
+                              region ? ends.data() : nullptr);
 }
 
 template <typename Field>
@@ -64,6 +81,10 @@ py::tuple per_axis(const fo::WindowGrid& g, Field field) {
   py::tuple t(static_cast<std::size_t>(g.rank));
   for (int d = 0; d < g.rank; ++d) t[static_cast<std::size_t>(d)] = py::cast(field(g.axes[d]));
   return t;
+}
+
+py::tuple region_of(const fo::WindowGrid& g) {
+  return per_axis(g, [](const fo::AxisGeometry& a) { return std::make_pair(a.begin, a.end); });
 }
 
 py::tuple edges_of(const fo::WindowGrid& g) {
@@ -79,9 +100,10 @@ void register_geometry(py::module_& m) {
       "per axis a window length, a stride and an edge mode ('valid' or 'cover'); windows are\n"
       "enumerated in row-major order of their anchors (first axis outer).")
       .def(py::init(&make_grid), py::arg("shape"), py::arg("window"), py::arg("stride"),
-           py::arg("edges") = "valid",
+           py::arg("edges") = "valid", py::arg("region") = py::none(),
            "shape: one sample's shape (1 to 5 axes); window, stride: one size per axis;\n"
-           "edges: 'valid' | 'cover', or one per axis.")
+           "edges: 'valid' | 'cover', or one per axis; region: None (the whole sample) or\n"
+           "one (begin, end) pair per axis: the windows lie in that box, anchored at begin.")
       .def_property_readonly("rank", [](const fo::WindowGrid& g) { return g.rank; })
       .def_property_readonly("shape", [](const fo::WindowGrid& g) {
         return per_axis(g, [](const fo::AxisGeometry& a) { return a.length; });
@@ -96,6 +118,7 @@ void register_geometry(py::module_& m) {
         return per_axis(g, [](const fo::AxisGeometry& a) { return a.count; });
       }, "windows per axis")
       .def_property_readonly("edges", &edges_of)
+      .def_property_readonly("region", &region_of, "(begin, end) of the windows' box per axis")
       .def_property_readonly("num_windows", &fo::WindowGrid::num_windows)
       .def_property_readonly("sample_size", &fo::WindowGrid::sample_size)
       .def("spans", [](const fo::WindowGrid& g, int axis) {
@@ -128,27 +151,34 @@ void register_geometry(py::module_& m) {
           [](const fo::WindowGrid& g) {
             return py::make_tuple(grid_shape(g), per_axis(g, [](const fo::AxisGeometry& a) { return a.window; }),
                                   per_axis(g, [](const fo::AxisGeometry& a) { return a.stride; }),
-                                  edges_of(g));
+                                  edges_of(g), region_of(g));
           },
           [](const py::tuple& t) {
-            FASTOCCLUSION_EXPECTS(t.size() == 4, "WindowGrid: a pickled state of " << t.size()
-                                                     << " items is invalid, expected 4");
+            FASTOCCLUSION_EXPECTS(t.size() == 5, "WindowGrid: a pickled state of " << t.size()
+                                                     << " items is invalid, expected 5");
             return make_grid(t[0].cast<std::vector<std::int64_t>>(),
                              t[1].cast<std::vector<std::int64_t>>(),
-                             t[2].cast<std::vector<std::int64_t>>(), t[3]);
+                             t[2].cast<std::vector<std::int64_t>>(), t[3], t[4].cast<Region>());
           }))
       .def("__repr__", [](const fo::WindowGrid& g) {
         std::vector<std::int64_t> window, stride;
-        std::string edges = "(";
+        std::string edges = "(", region = "(";
+        bool whole = true;
         for (int d = 0; d < g.rank; ++d) {
-          window.push_back(g.axes[d].window);
-          stride.push_back(g.axes[d].stride);
-          edges += std::string(d ? ", '" : "'") + fo::edge_mode_name(g.axes[d].mode) + "'";
+          const fo::AxisGeometry& a = g.axes[d];
+          window.push_back(a.window);
+          stride.push_back(a.stride);
+          edges += std::string(d ? ", '" : "'") + fo::edge_mode_name(a.mode) + "'";
+          region += std::string(d ? ", (" : "(") + std::to_string(a.begin) + ", " +
+                    std::to_string(a.end) + ")";
+          whole = whole && a.begin == 0 && a.end == a.length;
         }
         edges += g.rank == 1 ? ",)" : ")";
+        region += g.rank == 1 ? ",)" : ")";
         return "WindowGrid(shape=" + shape_string(grid_shape(g)) + ", window=" +
                shape_string(window) + ", stride=" + shape_string(stride) + ", edges=" + edges +
-               ", counts=" + shape_string(grid_counts(g)) + ")";
+               (whole ? "" : ", region=" + region) + ", counts=" + shape_string(grid_counts(g)) +
+               ")";
       });
 }
 

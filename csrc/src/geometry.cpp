@@ -17,29 +17,37 @@ const char* edge_mode_name(EdgeMode mode) noexcept {
 }
 
 AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t window, std::int64_t stride,
-                                EdgeMode mode, int axis) {
+                                EdgeMode mode, int axis, std::int64_t begin, std::int64_t end) {
   FASTOCCLUSION_EXPECTS(length >= 1, "axis " << axis << ": length " << length
                                              << " is invalid, expected >= 1");
+  if (end < 0) end = length;
+  FASTOCCLUSION_EXPECTS(begin >= 0 && begin < end && end <= length,
+                        "region [" << begin << ", " << end << ") along axis " << axis
+                                   << " is invalid, expected 0 <= begin < end <= " << length);
+  const std::int64_t span = end - begin;
   FASTOCCLUSION_EXPECTS(window >= 1, "window=" << window << " along axis " << axis
                                                << " is invalid, expected >= 1");
   FASTOCCLUSION_EXPECTS(stride >= 1, "stride=" << stride << " along axis " << axis
                                                << " is invalid, expected >= 1");
-  FASTOCCLUSION_EXPECTS(window <= length, "window=" << window << " along axis " << axis
-                                                    << " is larger than the axis (" << length
-                                                    << "), expected <= " << length);
+  FASTOCCLUSION_EXPECTS(window <= span, "window=" << window << " along axis " << axis
+                                                  << " is larger than "
+                                                  << (span == length ? "the axis (" : "its region (")
+                                                  << span << "), expected <= " << span);
   AxisGeometry a;
   a.length = length;
   a.window = window;
   a.stride = stride;
+  a.begin = begin;
+  a.end = end;
   a.mode = mode;
-  // ceil((L - w + 1) / s) = (L - w) / s + 1 for L - w >= 0, without the overflow of
-  // L - w + s: at least one anchor, the last at most L - w.
-  a.count = (length - window) / stride + 1;
+  // ceil((S - w + 1) / s) = (S - w) / s + 1 for S - w >= 0 (S the region's span), without
+  // the overflow of S - w + s: at least one anchor, the last at most end - w.
+  a.count = (span - window) / stride + 1;
   if (mode == EdgeMode::cover) {
-    // The last valid window ends at last + w <= L; the next anchor is last + s. Both are
-    // compared as "L - last > w" and "L - last > s" so that nothing overflows.
-    const std::int64_t last = (a.count - 1) * stride;  // <= L - w: no overflow
-    const std::int64_t rest = length - last;           // >= w
+    // The last valid window ends at last + w <= S; the next anchor is last + s. Both are
+    // compared as "S - last > w" and "S - last > s" so that nothing overflows.
+    const std::int64_t last = (a.count - 1) * stride;  // <= S - w: no overflow
+    const std::int64_t rest = span - last;             // >= w
     if (rest > window && rest > stride) a.count += 1;
   }
   return a;
@@ -92,7 +100,8 @@ void check_products(const WindowGrid& g) {
 }  // namespace
 
 WindowGrid make_window_grid(int rank, const std::int64_t* lengths, const std::int64_t* windows,
-                            const std::int64_t* strides, const EdgeMode* modes) {
+                            const std::int64_t* strides, const EdgeMode* modes,
+                            const std::int64_t* begins, const std::int64_t* ends) {
   FASTOCCLUSION_EXPECTS(rank >= 1 && rank <= kMaxAxes,
                         "sample rank " << rank << " is invalid, expected 1 to " << kMaxAxes
                                        << " axes (the batch axis excluded)");
@@ -101,8 +110,12 @@ WindowGrid make_window_grid(int rank, const std::int64_t* lengths, const std::in
                         "lengths, windows, strides and modes must not be null");
   WindowGrid g;
   g.rank = rank;
+  FASTOCCLUSION_EXPECTS((begins == nullptr) == (ends == nullptr),
+                        "region: expected both begins and ends, or neither");
   for (int d = 0; d < rank; ++d) {
-    g.axes[d] = make_axis_geometry(lengths[d], windows[d], strides[d], modes[d], d);
+    g.axes[d] = make_axis_geometry(lengths[d], windows[d], strides[d], modes[d], d,
+                                   begins != nullptr ? begins[d] : 0,
+                                   ends != nullptr ? ends[d] : -1);
   }
   check_products(g);
   return g;
@@ -114,10 +127,12 @@ void check_window_grid(const WindowGrid& g) {
                                              << kMaxAxes);
   for (int d = 0; d < g.rank; ++d) {
     const AxisGeometry& a = g.axes[d];
-    FASTOCCLUSION_EXPECTS(a.length >= 1 && a.window >= 1 && a.window <= a.length &&
-                              a.stride >= 1 && a.count >= 1 &&
-                              a.count <= (a.length - 1) / a.stride + 1,
-                          "window grid: axis " << d << " (length " << a.length << ", window "
+    FASTOCCLUSION_EXPECTS(a.length >= 1 && a.begin >= 0 && a.begin < a.end &&
+                              a.end <= a.length && a.window >= 1 &&
+                              a.window <= a.end - a.begin && a.stride >= 1 && a.count >= 1 &&
+                              a.count <= (a.end - a.begin - 1) / a.stride + 1,
+                          "window grid: axis " << d << " (length " << a.length << ", region ["
+                                               << a.begin << ", " << a.end << "), window "
                                                << a.window << ", stride " << a.stride
                                                << ", count " << a.count << ") is malformed");
   }

@@ -14,14 +14,15 @@ class WindowGrid:
     """
     def __eq__(self, arg0: WindowGrid) -> bool:
         ...
-    def __getstate__(self) -> tuple[list[int], tuple, tuple, tuple]:
+    def __getstate__(self) -> tuple[list[int], tuple, tuple, tuple, tuple]:
         ...
     def __hash__(self) -> int:
         ...
-    def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], window: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], edges: typing.Any = 'valid') -> None:
+    def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], window: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], edges: typing.Any = 'valid', region: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]] | None = None) -> None:
         """
         shape: one sample's shape (1 to 5 axes); window, stride: one size per axis;
-        edges: 'valid' | 'cover', or one per axis.
+        edges: 'valid' | 'cover', or one per axis; region: None (the whole sample) or
+        one (begin, end) pair per axis: the windows lie in that box, anchored at begin.
         """
     def __repr__(self) -> str:
         ...
@@ -49,6 +50,11 @@ class WindowGrid:
     @property
     def rank(self) -> int:
         ...
+    @property
+    def region(self) -> tuple:
+        """
+        (begin, end) of the windows' box per axis
+        """
     @property
     def sample_size(self) -> int:
         ...

@@ -16,6 +16,7 @@ maps of a channels-first input equal those of its channels-last transpose.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,12 +74,47 @@ def spatial_sizes(value: tuple[int, ...], layout: InputLayout, name: str) -> tup
     return value
 
 
+def check_region(region: object, layout: InputLayout) -> tuple[tuple[int, int], ...] | None:
+    """None, or one (begin, end) pair of ints per spatial axis with 0 <= begin < end <= the
+    axis's length; ValueError naming ``region`` otherwise."""
+    if region is None:
+        return None
+    spatial = len(layout.spatial_axes)
+    try:
+        pairs = tuple((int(b), int(e)) for b, e in region)  # type: ignore[union-attr]
+        ints = all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            for pair in region  # type: ignore[union-attr]
+            for v in pair
+        )
+    except (TypeError, ValueError):
+        pairs, ints = (), False
+    if not ints or len(pairs) != spatial:
+        raise ValueError(
+            f"region: {region!r} is invalid for {layout.family} {layout.shape}, expected "
+            f"{spatial} (begin, end) pairs of ints (one per patch axis)"
+        )
+    for (begin, end), axis in zip(pairs, layout.spatial_axes):
+        length = layout.sample_shape[axis]
+        if not 0 <= begin < end <= length:
+            raise ValueError(
+                f"region: ({begin}, {end}) along axis {axis + 1} is invalid, expected "
+                f"0 <= begin < end <= {length}"
+            )
+    return pairs
+
+
 def window_geometry(
-    layout: InputLayout, patch: tuple[int, ...], stride: tuple[int, ...], edges: str
+    layout: InputLayout,
+    patch: tuple[int, ...],
+    stride: tuple[int, ...],
+    edges: str,
+    region: tuple[tuple[int, int], ...] | None = None,
 ) -> WindowGeometry:
     """The engine's windows for this layout: the patch on the spatial axes, the whole
-    channel axis (collapsed in the maps). ValueError naming patch_size for a patch larger
-    than the input."""
+    channel axis (collapsed in the maps); within ``region`` (one (begin, end) pair per
+    spatial axis, checked by check_region) when given. ValueError naming patch_size for a
+    patch larger than the input (or the region)."""
     if layout.family == "tabular" and (len(patch) != 1 or len(stride) != 1):
         raise ValueError(
             f"patch_size/patch_stride: {patch}/{stride} is invalid for tabular inputs "
@@ -88,16 +124,31 @@ def window_geometry(
     stride = spatial_sizes(stride, layout, "patch_stride")
     sample = layout.sample_shape
     window, steps = list(sample), list(sample)
-    for axis, size, step in zip(layout.spatial_axes, patch, stride):
+    spans = [(0, length) for length in sample]
+    for index, (axis, size, step) in enumerate(zip(layout.spatial_axes, patch, stride)):
         length = sample[axis]
         if size > length:
             raise ValueError(
                 f"patch_size: {size} along axis {axis + 1} is larger than the input "
                 f"(shape {layout.shape}, length {length}), expected <= {length}"
             )
+        if region is not None:
+            spans[axis] = region[index]
+            if size > spans[axis][1] - spans[axis][0]:
+                raise ValueError(
+                    f"patch_size: {size} along axis {axis + 1} is larger than the region "
+                    f"{spans[axis]}, expected <= {spans[axis][1] - spans[axis][0]}"
+                )
         window[axis], steps[axis] = size, step
     collapsed = () if layout.channel_axis is None else (layout.channel_axis,)
-    return WindowGeometry(sample, tuple(window), tuple(steps), edges, collapsed_axes=collapsed)
+    return WindowGeometry(
+        sample,
+        tuple(window),
+        tuple(steps),
+        edges,
+        collapsed_axes=collapsed,
+        region=None if region is None else tuple(spans),
+    )
 
 
 def sample_baseline(baseline: np.ndarray, layout: InputLayout) -> np.ndarray:

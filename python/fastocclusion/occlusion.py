@@ -22,7 +22,13 @@ import numpy as np
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import DeviceFiller, ExplainStats, HostFiller, Sweep
 from fastocclusion.inputs import prepare_inputs, read_inputs
-from fastocclusion.layouts import DATA_FORMATS, input_layout, sample_baseline, window_geometry
+from fastocclusion.layouts import (
+    DATA_FORMATS,
+    check_region,
+    input_layout,
+    sample_baseline,
+    window_geometry,
+)
 from fastocclusion.options import (
     DEVICES,
     EDGES,
@@ -169,14 +175,16 @@ class Occlusion:
         """``explain(inputs, labels)``: Xplique's call signature."""
         return self.explain(inputs, labels)
 
-    def explain(self, inputs: Any, targets: Any = None) -> Any:
+    def explain(self, inputs: Any, targets: Any = None, *, region: Any = None) -> Any:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, D, H, W, 1) for
         volumes ((N, 1, H, W) / (N, 1, D, H, W) channels first), (N, T, W) for time series,
         (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
-        models)."""
-        return self._serialised(self._explain, inputs, targets)
+        models). ``region``: a box of interest, one (begin, end) pair per patch axis (e.g.
+        ((r0, r1), (c0, c1)) for images): only the patches inside it are evaluated (fewer
+        model calls), anchored at its corner, and the maps are 0 outside it."""
+        return self._serialised(self._explain, inputs, targets, region)
 
-    def explain_classes(self, inputs: Any, classes: Any = None) -> Any:
+    def explain_classes(self, inputs: Any, classes: Any = None, *, region: Any = None) -> Any:
         """One map per class from the model calls of a single sweep: the model's raw (N, K)
         outputs are kept for every perturbed batch. ``classes``: class indices (default: all
         K). Maps (N, H, W, len(classes)) for channels-last images (the class axis takes the
@@ -184,11 +192,11 @@ class Occlusion:
         for time series, (N, W, classes) for tabular data. Class c's map equals
         ``explain(inputs, one_hot(c))`` with the classification operator, for the calls of
         one explain. Needs a built-in classification or regression operator and (N, K)
-        outputs (ValueError otherwise)."""
-        return self._serialised(self._explain_classes, inputs, classes)
+        outputs (ValueError otherwise). ``region`` as for ``explain``."""
+        return self._serialised(self._explain_classes, inputs, classes, region)
 
-    def _serialised(self, run: Any, inputs: Any, argument: Any) -> Any:
-        """``run(inputs, argument)`` as the framework's tensor, one call at a time per
+    def _serialised(self, run: Any, inputs: Any, argument: Any, region: Any) -> Any:
+        """``run(inputs, argument, region)`` as the framework's tensor, one call at a time per
         instance."""
         me = threading.get_ident()
         if self._explaining_thread == me:
@@ -202,20 +210,23 @@ class Occlusion:
         with self._explain_lock:
             self._explaining_thread = me
             try:
-                return self._backend.wrap_result(run(inputs, argument))
+                return self._backend.wrap_result(run(inputs, argument, region))
             finally:
                 self._explaining_thread = None
 
     # -- the pipeline -------------------------------------------------------------------
 
-    def _prepare(self, inputs: Any, targets: Any) -> tuple[Any, ...]:
+    def _prepare(self, inputs: Any, targets: Any, region: Any) -> tuple[Any, ...]:
         """Everything checked before any model call: (sweep, layout, geometry, targets)."""
         x, y = read_inputs(inputs, targets)
         array = prepare_inputs(x)
         layout = input_layout(array.shape, self.data_format)
         n = array.shape[0]
         self._backend.check_targets(y, n)
-        geometry = window_geometry(layout, self._patch_size, self._patch_stride, self.edges)
+        box = check_region(region, layout)
+        geometry = window_geometry(
+            layout, self._patch_size, self._patch_stride, self.edges, region=box
+        )
         grid = geometry.grid()
         if layout.family != "tabular":
             self._show_patch_axes(len(layout.spatial_axes))
@@ -242,15 +253,15 @@ class Occlusion:
             model_seconds=sweep.model_seconds,
         )
 
-    def _explain(self, inputs: Any, targets: Any) -> Any:
+    def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:
         """The maps, as the filler gives them (NumPy, or a device array)."""
         started = time.perf_counter()
-        sweep, _, geometry, y = self._prepare(inputs, targets)
+        sweep, _, geometry, y = self._prepare(inputs, targets, region)
         _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
         self._record(sweep, started)
         return maps
 
-    def _explain_classes(self, inputs: Any, classes: Any) -> Any:
+    def _explain_classes(self, inputs: Any, classes: Any, region: Any) -> Any:
         started = time.perf_counter()
         if self._backend.target_kind != "vector":
             raise ValueError(
@@ -258,7 +269,7 @@ class Occlusion:
                 "(or regression) operator, whose score of class c is output c"
             )
         chosen = check_classes(classes)
-        sweep, layout, geometry, _ = self._prepare(inputs, None)
+        sweep, layout, geometry, _ = self._prepare(inputs, None, region)
         chosen, maps = sweep.run_classes(chosen, self.reduction, geometry.collapsed_axes)
         self._record(sweep, started)
         n, count = sweep.n, len(chosen)

@@ -24,15 +24,18 @@ struct Span {
 
 /// SPEC §2 / §5: valid anchors are 0, s, 2s, ... while the window fits; "cover" adds one
 /// clipped window at the next stride step when the far edge is left uncovered and that
-/// step still starts inside the axis. Expects 1 <= w <= length, s >= 1.
+/// step still starts inside the axis. Within a region of interest [begin, end) (end < 0:
+/// the whole axis), the same from begin, the window fitting before end. Expects
+/// 1 <= w <= end - begin, s >= 1.
 inline std::vector<Span> axis_spans(std::int64_t length, std::int64_t w, std::int64_t s,
-                                    bool cover) {
+                                    bool cover, std::int64_t begin = 0, std::int64_t end = -1) {
+  if (end < 0) end = length;
   std::vector<Span> spans;
-  for (std::int64_t a = 0; a + w <= length; a += s) spans.push_back({a, w});
+  for (std::int64_t a = begin; a + w <= end; a += s) spans.push_back({a, w});
   if (cover) {
     const std::int64_t last = spans.back().anchor;
     const std::int64_t next = last + s;
-    if (last + w < length && next < length) spans.push_back({next, std::min(w, length - next)});
+    if (last + w < end && next < end) spans.push_back({next, std::min(w, end - next)});
   }
   return spans;
 }
@@ -115,12 +118,15 @@ struct Grid {
   }
 };
 
+/// begins/ends: the region of interest of every axis (empty: the whole sample).
 inline Grid make_grid(const Shape& lengths, const Shape& windows, const Shape& strides,
-                      const std::vector<bool>& cover) {
+                      const std::vector<bool>& cover, const Shape& begins = {},
+                      const Shape& ends = {}) {
   Grid g;
   g.lengths = lengths;
   for (std::size_t d = 0; d < lengths.size(); ++d) {
-    g.axes.push_back(axis_spans(lengths[d], windows[d], strides[d], cover[d]));
+    g.axes.push_back(axis_spans(lengths[d], windows[d], strides[d], cover[d],
+                                begins.empty() ? 0 : begins[d], ends.empty() ? -1 : ends[d]));
   }
   return g;
 }

@@ -36,7 +36,7 @@ std::vector<float> run(const WindowGrid& grid, const std::vector<double>& deltas
 // The naive maps of a random problem, read at index 0 of the collapsed axes.
 std::vector<double> expected_maps(const test_support::RandomAxes& a, const std::vector<double>& deltas,
                                   std::int64_t n, bool mean, std::uint32_t collapsed) {
-  const auto grid = naive::make_grid(a.lengths, a.windows, a.strides, a.cover);
+  const auto grid = naive::make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends);
   return naive::collapse(naive::accumulate(deltas, n, grid, mean), n, a.lengths, collapsed);
 }
 
@@ -49,7 +49,7 @@ TEST(Accumulate, RandomGridsOfRankOneToFiveMatchNaiveScatterForSumAndMean) {
   test_support::Rng rng(41);
   for (int trial = 0; trial < 400; ++trial) {
     const auto a = test_support::random_axes(rng, 1 + trial % fastocclusion::kMaxAxes);
-    const auto grid = make_grid(a.lengths, a.windows, a.strides, a.cover);
+    const auto grid = make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends);
     const std::int64_t n = test_support::uniform_int(rng, 1, 3);
     const auto deltas = test_support::random_doubles(rng, n * grid.num_windows());
     const std::uint32_t collapsed = trial % 2 == 0 ? 0 : random_subset(rng, a.full_axes);
@@ -72,12 +72,14 @@ TEST(Accumulate, ManyInputsTakeTheParallelPath) {
     std::uint32_t collapsed;
   };
   const Case cases[] = {
-      {6, {{64, 48}, {7, 5}, {3, 2}, {true, true}, 0}, 0},
-      {8, {{40, 40, 3}, {5, 4, 3}, {2, 3, 3}, {true, false, false}, 4}, 4},  // images, (H, W, 1)
-      {4, {{12, 16, 16}, {3, 5, 4}, {2, 3, 3}, {true, true, false}, 0}, 0},  // a volume
+      {6, {{64, 48}, {7, 5}, {3, 2}, {true, true}, 0, {}, {}}, 0},
+      {8, {{40, 40, 3}, {5, 4, 3}, {2, 3, 3}, {true, false, false}, 4, {}, {}}, 4},  // images, (H, W, 1)
+      {4, {{12, 16, 16}, {3, 5, 4}, {2, 3, 3}, {true, true, false}, 0, {}, {}}, 0},
+      // a region of interest: maps are 0 outside it
+      {3, {{20, 18}, {4, 3}, {2, 2}, {true, false}, 0, {3, 5}, {17, 12}}, 0},  // a volume
   };
   for (const Case& c : cases) {
-    const auto grid = make_grid(c.axes.lengths, c.axes.windows, c.axes.strides, c.axes.cover);
+    const auto grid = make_grid(c.axes.lengths, c.axes.windows, c.axes.strides, c.axes.cover, c.axes.begins, c.axes.ends);
     const auto deltas = test_support::random_doubles(rng, c.n * grid.num_windows());
     for (const bool mean : {false, true}) {
       EXPECT_TRUE(close_maps(run(grid, deltas, c.n, mean ? Reduction::mean : Reduction::sum, c.collapsed),
@@ -122,13 +124,14 @@ TEST(Accumulate, UncoveredPixelsAreExactlyZeroAndCoveredOnesAreNot) {
 TEST(Accumulate, MeanDividesBySeparableCoverageCount) {
   // Constant deltas: the mean is that constant wherever any window covers.
   const test_support::RandomAxes cases[] = {
-      {{13, 9}, {4, 3}, {1, 2}, {true, true}, 0},
-      {{7, 5, 6, 4}, {3, 2, 6, 2}, {2, 2, 1, 3}, {true, false, true, true}, 4},
+      {{13, 9}, {4, 3}, {1, 2}, {true, true}, 0, {}, {}},
+      {{7, 5, 6, 4}, {3, 2, 6, 2}, {2, 2, 1, 3}, {true, false, true, true}, 4, {}, {}},
+      {{9, 8}, {3, 2}, {2, 1}, {true, false}, 0, {2, 1}, {9, 6}},
   };
   for (const auto& a : cases) {
-    const auto grid = make_grid(a.lengths, a.windows, a.strides, a.cover);
+    const auto grid = make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends);
     const std::vector<double> deltas(static_cast<std::size_t>(grid.num_windows()), -0.75);
-    const auto ngrid = naive::make_grid(a.lengths, a.windows, a.strides, a.cover);
+    const auto ngrid = naive::make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends);
     const auto counts = naive::accumulate(std::vector<double>(deltas.size(), 1.0), 1, ngrid, false);
     const auto mean = run(grid, deltas, 1, Reduction::mean);
     const auto sum = run(grid, deltas, 1, Reduction::sum);

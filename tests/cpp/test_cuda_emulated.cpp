@@ -98,19 +98,22 @@ class Floats {
 struct Axis {
   std::int64_t length, window, stride;
   EdgeMode mode = EdgeMode::valid;
+  std::int64_t begin = 0, end = -1;  // region of interest (end < 0: the whole axis)
 };
 
 WindowGrid grid_of(const std::vector<Axis>& axes) {
-  std::vector<std::int64_t> lengths, windows, strides;
+  std::vector<std::int64_t> lengths, windows, strides, begins, ends;
   std::vector<EdgeMode> modes;
   for (const Axis& a : axes) {
     lengths.push_back(a.length);
     windows.push_back(a.window);
     strides.push_back(a.stride);
     modes.push_back(a.mode);
+    begins.push_back(a.begin);
+    ends.push_back(a.end < 0 ? a.length : a.end);
   }
   return fo::make_window_grid(static_cast<int>(axes.size()), lengths.data(), windows.data(),
-                              strides.data(), modes.data());
+                              strides.data(), modes.data(), begins.data(), ends.data());
 }
 
 std::string describe(const WindowGrid& g) {
@@ -118,10 +121,10 @@ std::string describe(const WindowGrid& g) {
   os << "grid[";
   for (int d = 0; d < g.rank; ++d) {
     const fo::AxisGeometry& a = g.axes[d];
-    os << (d ? " " : "") << a.length << "/" << a.window << "/" << a.stride << "/"
-       << fo::edge_mode_name(a.mode) << "x" << a.count;
+    os << (d ? " " : "") << a.length << "[" << a.begin << "," << a.end << ")/" << a.window
+       << "/" << a.stride << "/" << fo::edge_mode_name(a.mode) << "x" << a.count;
   }
-  return os.str() + "] (length/window/stride/edges x count)";
+  return os.str() + "] (length[region)/window/stride/edges x count)";
 }
 
 // Rank 1 + trial % 5; then by trial / 5 % 8: tiny axes, general, full-window axes (merged by
@@ -147,10 +150,16 @@ WindowGrid random_grid(Rng& rng, int trial) {
     a.length = (a.length + 1) / 2;
     size *= a.length;
   }
+  // One grid in four restricts its windows to a region of interest.
+  const bool region = uniform_int(rng, 0, 3) == 0;
   for (std::size_t d = 0; d < axes.size(); ++d) {
     Axis& a = axes[d];
-    a.window = uniform_int(rng, 1, a.length);
     const bool full = pick == 5 || (pick == 2 && (d + 1 == axes.size() || uniform_int(rng, 0, 1) == 1));
+    if (region && !full) {
+      a.begin = uniform_int(rng, 0, a.length - 1);
+      a.end = uniform_int(rng, a.begin + 1, a.length);
+    }
+    a.window = uniform_int(rng, 1, (a.end < 0 ? a.length : a.end) - a.begin);
     if (full) a.window = a.length;
     a.stride = uniform_int(rng, 1, a.window + 3);
     if (pick == 4) {

@@ -168,8 +168,9 @@ TEST(Geometry, RandomGridsOfRankOneToFiveMatchTheNaiveGrid) {
     SCOPED_TRACE("shape=" + test_support::shape_string(a.lengths) +
                  " window=" + test_support::shape_string(a.windows) +
                  " stride=" + test_support::shape_string(a.strides));
-    const WindowGrid grid = make_grid(a.lengths, a.windows, a.strides, a.cover);
-    const naive::Grid expected = naive::make_grid(a.lengths, a.windows, a.strides, a.cover);
+    const WindowGrid grid = make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends);
+    const naive::Grid expected =
+        naive::make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends);
     ASSERT_EQ(grid.rank, rank);
     EXPECT_EQ(grid.sample_size(), naive::volume(a.lengths));
     ASSERT_EQ(grid.num_windows(), expected.num_windows());
@@ -375,3 +376,31 @@ TEST(ParseEdgeMode, ReadsTheWholeStringNotUpToTheFirstNul) {
 }
 
 }  // namespace
+
+TEST(GeometryRegion, AnchorsStartAtTheRegionAndWindowsFitBeforeItsEnd) {
+  // length 12, region [3, 11): valid windows of 3 at stride 2 start at 3, 5, 7 (the next,
+  // 9, would end past 11); cover adds 9 clipped to [9, 11).
+  const auto valid = make_axis_geometry(12, 3, 2, EdgeMode::valid, 0, 3, 11);
+  EXPECT_EQ(valid.count, 3);
+  EXPECT_EQ(valid.anchor(0), 3);
+  EXPECT_EQ(valid.anchor(2), 7);
+  EXPECT_EQ(valid.extent(2), 3);
+  const auto cover = make_axis_geometry(12, 3, 2, EdgeMode::cover, 0, 3, 11);
+  EXPECT_EQ(cover.count, 4);
+  EXPECT_EQ(cover.anchor(3), 9);
+  EXPECT_EQ(cover.extent(3), 2);
+  // the region's end reached by the valid windows: nothing to add
+  EXPECT_EQ(make_axis_geometry(12, 3, 2, EdgeMode::cover, 0, 3, 10).count, 3);
+  EXPECT_FALSE(make_axis_geometry(5, 5, 1, EdgeMode::valid, 0, 0, 5).single_full_window() ==
+               make_axis_geometry(6, 5, 1, EdgeMode::valid, 0, 1, 6).single_full_window());
+  EXPECT_FALSE(valid == make_axis_geometry(12, 3, 2, EdgeMode::valid));
+}
+
+TEST(GeometryRegion, BadRegionsAreUserErrorsNamingTheAxis) {
+  EXPECT_THROW(make_axis_geometry(10, 2, 1, EdgeMode::valid, 1, 4, 4), user_error);   // empty
+  EXPECT_THROW(make_axis_geometry(10, 2, 1, EdgeMode::valid, 1, -1, 5), user_error);  // < 0
+  EXPECT_THROW(make_axis_geometry(10, 2, 1, EdgeMode::valid, 1, 2, 11), user_error);  // > L
+  const auto message = user_error_message([] { make_axis_geometry(10, 4, 1, EdgeMode::valid, 2, 3, 6); });
+  EXPECT_NE(message.find("axis 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("its region (3)"), std::string::npos) << message;
+}

@@ -116,7 +116,7 @@ TEST(CheckWindowGrid, AcceptsEveryMadeGridAndRejectsMalformedOnes) {
   test_support::Rng rng(5);
   for (int trial = 0; trial < 50; ++trial) {
     const auto a = test_support::random_axes(rng);
-    EXPECT_NO_THROW(fastocclusion::check_window_grid(make_grid(a.lengths, a.windows, a.strides, a.cover)));
+    EXPECT_NO_THROW(fastocclusion::check_window_grid(make_grid(a.lengths, a.windows, a.strides, a.cover, a.begins, a.ends)));
   }
   const WindowGrid good = make_grid({6, 7, 3}, {2, 3, 3}, {2, 2, 3}, all_axes(3, true));
   const auto rejects = [&good](auto&& change, const char* what) {
@@ -132,11 +132,14 @@ TEST(CheckWindowGrid, AcceptsEveryMadeGridAndRejectsMalformedOnes) {
   rejects([](WindowGrid& g) { g.axes[0].window = 7; }, "window > length");
   rejects([](WindowGrid& g) { g.axes[2].stride = 0; }, "stride 0");
   rejects([](WindowGrid& g) { g.axes[0].length = 0; }, "length 0");
+  rejects([](WindowGrid& g) { g.axes[0].begin = 3; }, "window past the region's end");
+  rejects([](WindowGrid& g) { g.axes[1].end = 0; }, "empty region");
   const std::int64_t huge = std::int64_t{1} << 40;
   const auto sizes = user_error_message([huge] {
     WindowGrid g = make_grid({8, 8}, {1, 1}, {1, 1}, all_axes(2, false));
     for (int d = 0; d < 2; ++d) {
       g.axes[d].length = huge;  // 2^80 values in a sample
+      g.axes[d].end = huge;
       g.axes[d].count = huge;
     }
     fastocclusion::check_window_grid(g);

@@ -40,10 +40,13 @@ inline std::vector<double> random_doubles(Rng& rng, std::int64_t size, double lo
   return v;
 }
 
-/// A grid of the library from per-axis sizes and cover flags (true: "cover").
+/// A grid of the library from per-axis sizes and cover flags (true: "cover"), over the
+/// regions of interest [begins[d], ends[d]) (empty: the whole sample).
 inline fastocclusion::WindowGrid make_grid(const naive::Shape& lengths, const naive::Shape& windows,
                                            const naive::Shape& strides,
-                                           const std::vector<bool>& cover) {
+                                           const std::vector<bool>& cover,
+                                           const naive::Shape& begins = {},
+                                           const naive::Shape& ends = {}) {
   fastocclusion::EdgeMode modes[fastocclusion::kMaxAxes] = {};
   for (std::size_t d = 0; d < lengths.size() && d < cover.size(); ++d) {
     if (d < static_cast<std::size_t>(fastocclusion::kMaxAxes)) {
@@ -51,7 +54,9 @@ inline fastocclusion::WindowGrid make_grid(const naive::Shape& lengths, const na
     }
   }
   return fastocclusion::make_window_grid(static_cast<int>(lengths.size()), lengths.data(),
-                                         windows.data(), strides.data(), modes);
+                                         windows.data(), strides.data(), modes,
+                                         begins.empty() ? nullptr : begins.data(),
+                                         ends.empty() ? nullptr : ends.data());
 }
 
 /// The same cover flag on every axis.
@@ -106,14 +111,19 @@ struct FillCase {
   std::int64_t n = 1;
   naive::Shape lengths, windows, strides;
   std::vector<bool> cover;
+  naive::Shape begins, ends;  ///< regions of interest (empty: the whole sample)
   naive::BaselineLayout layout = naive::BaselineLayout::scalar;
   std::vector<float> inputs;
   std::vector<float> baseline;
 
   int rank() const { return static_cast<int>(lengths.size()); }
   std::int64_t sample() const { return naive::volume(lengths); }
-  fastocclusion::WindowGrid grid() const { return make_grid(lengths, windows, strides, cover); }
-  naive::Grid naive_grid() const { return naive::make_grid(lengths, windows, strides, cover); }
+  fastocclusion::WindowGrid grid() const {
+    return make_grid(lengths, windows, strides, cover, begins, ends);
+  }
+  naive::Grid naive_grid() const {
+    return naive::make_grid(lengths, windows, strides, cover, begins, ends);
+  }
   fastocclusion::Baseline core_baseline() const { return {to_kind(layout), baseline.data()}; }
   std::int64_t stream_size() const { return n * naive_grid().num_windows(); }
   std::vector<float> expected(std::int64_t start, std::int64_t count,
@@ -125,6 +135,7 @@ struct FillCase {
     os << "n=" << n << " shape=" << shape_string(lengths) << " window=" << shape_string(windows)
        << " stride=" << shape_string(strides) << " cover=";
     for (bool c : cover) os << (c ? "1" : "0");
+    if (!begins.empty()) os << " region=" << shape_string(begins) << "-" << shape_string(ends);
     os << " baseline=" << layout_name(layout);
     return os.str();
   }
@@ -169,16 +180,29 @@ struct RandomAxes {
   naive::Shape lengths, windows, strides;
   std::vector<bool> cover;
   std::uint32_t full_axes = 0;  ///< bit d: axis d has one window over the whole axis
+  naive::Shape begins, ends;    ///< regions of interest (empty: the whole sample)
 };
 
 inline RandomAxes random_axes(Rng& rng, int rank = 0) {
   if (rank == 0) rank = static_cast<int>(uniform_int(rng, 1, fastocclusion::kMaxAxes));
   const std::int64_t max_length = rank <= 2 ? 12 : rank == 3 ? 8 : 5;
   RandomAxes a;
+  // About one case in three restricts the windows to a region of interest (a random
+  // sub-range of every axis that is not covered by one full window).
+  const bool region = uniform_int(rng, 0, 2) == 0;
   for (int d = 0; d < rank; ++d) {
     const std::int64_t length = uniform_int(rng, 1, max_length);
     const bool full = uniform_int(rng, 0, 4) == 0;
-    const std::int64_t window = full ? length : uniform_int(rng, 1, length);
+    std::int64_t begin = 0, end = length;
+    if (region && !full) {
+      begin = uniform_int(rng, 0, length - 1);
+      end = uniform_int(rng, begin + 1, length);
+    }
+    if (region) {
+      a.begins.push_back(begin);
+      a.ends.push_back(end);
+    }
+    const std::int64_t window = full ? length : uniform_int(rng, 1, end - begin);
     a.lengths.push_back(length);
     a.windows.push_back(window);
     a.strides.push_back(full ? uniform_int(rng, 1, length + 2) : uniform_int(rng, 1, window + 3));
@@ -191,7 +215,11 @@ inline RandomAxes random_axes(Rng& rng, int rank = 0) {
 /// A random small case of rank 1..5 (see random_axes), 1 to 3 inputs.
 inline FillCase random_case(Rng& rng, naive::BaselineLayout layout, int rank = 0) {
   RandomAxes a = random_axes(rng, rank);
-  return make_case(rng, uniform_int(rng, 1, 3), a.lengths, a.windows, a.strides, a.cover, layout);
+  FillCase fc =
+      make_case(rng, uniform_int(rng, 1, 3), a.lengths, a.windows, a.strides, a.cover, layout);
+  fc.begins = a.begins;
+  fc.ends = a.ends;
+  return fc;
 }
 
 /// Bitwise-equal float ranges (the fill only copies values), reporting the first mismatch.

@@ -10,23 +10,32 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def anchors(length: int, window: int, stride: int, edges: str) -> list[tuple[int, int]]:
+def anchors(
+    length: int, window: int, stride: int, edges: str, region: tuple[int, int] | None = None
+) -> list[tuple[int, int]]:
     """(begin, end) of the windows along one axis: valid anchors 0, s, 2s, ... while the
     window fits; "cover" adds one clipped window at the next stride step when the far edge
-    is left uncovered and that step starts inside the axis."""
-    spans = [(a, a + window) for a in range(0, length - window + 1, stride)]
+    is left uncovered and that step starts inside the axis. Within a region (begin, end):
+    the same, counted from its begin and fitting before its end."""
+    start, stop = region if region is not None else (0, length)
+    spans = [(a, a + window) for a in range(start, stop - window + 1, stride)]
     if edges == "cover":
         last = spans[-1][0]
-        if last + window < length and last + stride < length:
-            spans.append((last + stride, length))
+        if last + window < stop and last + stride < stop:
+            spans.append((last + stride, stop))
     return spans
 
 
 def window_boxes(
-    shape: Sequence[int], window: Sequence[int], stride: Sequence[int], edges: str
+    shape: Sequence[int],
+    window: Sequence[int],
+    stride: Sequence[int],
+    edges: str,
+    region: Sequence[tuple[int, int]] | None = None,
 ) -> list[tuple[slice, ...]]:
     """Every window of one sample as a tuple of slices, row-major (first axis outer)."""
-    per_axis = [anchors(n, w, s, edges) for n, w, s in zip(shape, window, stride)]
+    regions = list(region) if region is not None else [None] * len(shape)
+    per_axis = [anchors(n, w, s, edges, r) for n, w, s, r in zip(shape, window, stride, regions)]
     return [tuple(slice(b, e) for b, e in combo) for combo in itertools.product(*per_axis)]
 
 
@@ -39,6 +48,7 @@ def occlusion_nd(
     baseline: np.ndarray,
     edges: str = "valid",
     reduction: str = "sum",
+    region: Sequence[tuple[int, int]] | None = None,
 ) -> np.ndarray:
     """Maps (N, *sample shape) float64 of sum(model(x) * target): for every window, the
     drop of the score when the window is set to ``baseline`` (broadcast to one sample),
@@ -46,7 +56,7 @@ def occlusion_nd(
     inputs = np.asarray(inputs, np.float32)
     sample = inputs.shape[1:]
     baseline = np.broadcast_to(np.asarray(baseline, np.float32), sample)
-    boxes = window_boxes(sample, window, stride, edges)
+    boxes = window_boxes(sample, window, stride, edges, region)
     maps = np.zeros(inputs.shape, np.float64)
     counts = np.zeros(sample, np.float64)
     for box in boxes:

@@ -185,3 +185,80 @@ def test_layout_options_and_patch_axes_are_checked():
     explainer = Occlusion(model, patch_size=2, patch_stride=1)
     explainer.explain(volumes, targets)
     assert explainer.patch_size == (2, 2, 2) and explainer.patch_stride == (1, 1, 1)
+
+
+@st.composite
+def region_case(draw):
+    rank = draw(st.sampled_from([2, 3, 4, 5]))  # tabular, series, images, volumes
+    shape = tuple(draw(st.integers(2, 7)) for _ in range(rank - 1))
+    if rank >= 4:
+        shape = shape[:-1] + (draw(st.integers(1, 2)),)
+    spatial = len(shape) - (1 if rank >= 4 else 0)
+    region = []
+    for length in shape[:spatial]:
+        begin = draw(st.integers(0, length - 1))
+        region.append((begin, draw(st.integers(begin + 1, length))))
+    patch = tuple(draw(st.integers(1, e - b)) for b, e in region)
+    stride = tuple(draw(st.integers(1, p + 1)) for p in patch)
+    edges = draw(st.sampled_from(["valid", "cover"]))
+    reduction = draw(st.sampled_from(["sum", "mean"]))
+    return shape, spatial, tuple(region), patch, stride, edges, reduction, draw(st.integers(0, 99))
+
+
+@given(region_case())
+def test_a_region_of_interest_restricts_the_windows_and_zeroes_the_rest(case):
+    shape, spatial, region, patch, stride, edges, reduction, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2,) + shape).astype(np.float32)
+    y = onehot(rng, 2)
+    model = LinearNumpyModel(shape, outputs=CLASSES, seed=seed % 5)
+    explainer = Occlusion(
+        model,
+        batch_size=5,
+        patch_size=patch,
+        patch_stride=stride,
+        occlusion_value=0.5,
+        edges=edges,
+        reduction=reduction,
+    )
+    maps = explainer.explain(x, y, region=region)
+    channels = shape[spatial:]  # () or (C,): every window spans all channels
+    full_region = list(region) + [(0, c) for c in channels]
+    expected = occlusion_nd(
+        model.reference_fn,
+        x,
+        y,
+        patch + channels,
+        stride + channels,
+        0.5,
+        edges,
+        reduction,
+        full_region,
+    )
+    close(maps, expected[..., :1] if channels else expected)
+    inside = tuple(slice(b, e) for b, e in region)
+    outside = np.ones(shape[:spatial], bool)
+    outside[inside] = False
+    assert not np.asarray(maps).reshape((2,) + shape[:spatial])[:, outside].any()
+    # fewer model calls than the whole input's sweep
+    whole = Occlusion(model, batch_size=5, patch_size=patch, patch_stride=stride, edges=edges)
+    whole.explain(x, y)
+    assert explainer.last_stats.model_calls <= whole.last_stats.model_calls
+
+
+def test_region_bad_values_name_region():
+    x = np.zeros((1, 6, 5, 1), np.float32)
+    y = np.eye(3, dtype=np.float32)[[0]]
+    model = LinearNumpyModel((6, 5, 1), outputs=3)
+    for bad, match in [
+        (((0, 7), (0, 5)), r"region: \(0, 7\) along axis 1"),
+        (((2, 2), (0, 5)), r"region: \(2, 2\) along axis 1"),
+        (((0, 6),), "expected 2 .begin, end. pairs"),
+        ("box", "region: 'box' is invalid"),
+        (((0.5, 3), (0, 5)), "pairs of ints"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            Occlusion(model).explain(x, y, region=bad)
+    with pytest.raises(ValueError, match=r"patch_size: 3 along axis 2 is larger than the region"):
+        Occlusion(model, patch_size=3).explain(x, y, region=((0, 6), (1, 3)))
+    assert model.calls == []

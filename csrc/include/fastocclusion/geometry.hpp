@@ -39,33 +39,43 @@ EdgeMode parse_edge_mode(std::string_view name);
 /// "valid" / "cover".
 const char* edge_mode_name(EdgeMode mode) noexcept;
 
-/// The anchors along one axis. Anchor i is i * stride, its extent min(window, length - anchor).
-/// For i < count (as make_axis_geometry builds it) anchor(i) <= length - 1: no overflow.
+/// The anchors along one axis of `length`, within its region of interest [begin, end) (the
+/// whole axis by default): anchor i is begin + i * stride, its extent
+/// min(window, end - anchor). For i < count (as make_axis_geometry builds it)
+/// anchor(i) <= end - 1: no overflow. Positions outside the region are covered by no window.
 struct AxisGeometry {
   std::int64_t length = 0;
   std::int64_t window = 0;
   std::int64_t stride = 0;
   std::int64_t count = 0;  ///< number of anchors, >= 1
+  std::int64_t begin = 0;  ///< the region of interest: [begin, end), 0 <= begin < end <= length
+  std::int64_t end = 0;
   EdgeMode mode = EdgeMode::valid;  ///< how it was built (not part of the geometry: see ==)
 
-  constexpr std::int64_t anchor(std::int64_t i) const noexcept { return i * stride; }
+  constexpr std::int64_t anchor(std::int64_t i) const noexcept { return begin + i * stride; }
   constexpr std::int64_t extent(std::int64_t i) const noexcept {
-    const std::int64_t rest = length - i * stride;
+    const std::int64_t rest = end - anchor(i);
     return rest < window ? rest : window;
   }
   /// True when the axis has one window and it covers the whole axis.
-  constexpr bool single_full_window() const noexcept { return count == 1 && window == length; }
+  constexpr bool single_full_window() const noexcept {
+    return count == 1 && window == length && begin == 0;
+  }
   /// The same windows (the mode that made them aside: "cover" that adds nothing is "valid").
   constexpr bool operator==(const AxisGeometry& o) const noexcept {
-    return length == o.length && window == o.window && stride == o.stride && count == o.count;
+    return length == o.length && window == o.window && stride == o.stride && count == o.count &&
+           begin == o.begin && end == o.end;
   }
 };
 
 /// Builds the anchors of one axis, for any int64 sizes (no intermediate overflow: a stride
-/// past the axis gives count 1). Throws user_error naming axis `axis` when length < 1,
-/// window < 1, stride < 1 or window > length. Never returns count == 0.
+/// past the region gives count 1), over its region [begin, end) (end < 0: the axis's
+/// length). Throws user_error naming axis `axis` when length < 1, window < 1, stride < 1,
+/// the region is not within [0, length) or is empty, or window > end - begin. Never
+/// returns count == 0.
 AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t window, std::int64_t stride,
-                                EdgeMode mode, int axis = 0);
+                                EdgeMode mode, int axis = 0, std::int64_t begin = 0,
+                                std::int64_t end = -1);
 
 /// Per-axis [begin, end) of one window (axes [0, rank) are meaningful).
 struct Box {
@@ -88,10 +98,13 @@ struct WindowGrid {
 };
 
 /// Builds the grid of a sample of `rank` axes: lengths[d], windows[d], strides[d], modes[d]
-/// for d < rank. Throws user_error when rank is outside [1, kMaxAxes], for an axis as
+/// for d < rank, and the region of interest [begins[d], ends[d]) of every axis (both null:
+/// the whole sample). Throws user_error when rank is outside [1, kMaxAxes], for an axis as
 /// make_axis_geometry does, or when the sample size or the number of windows exceeds int64.
 WindowGrid make_window_grid(int rank, const std::int64_t* lengths, const std::int64_t* windows,
-                            const std::int64_t* strides, const EdgeMode* modes);
+                            const std::int64_t* strides, const EdgeMode* modes,
+                            const std::int64_t* begins = nullptr,
+                            const std::int64_t* ends = nullptr);
 
 /// Throws user_error unless `grid` could come from make_window_grid (kernels re-check
 /// grids that reach them, since a caller may build one by hand).

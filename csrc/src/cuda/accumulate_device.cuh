@@ -11,8 +11,9 @@
 //           so that after the m launches P[c] = sum of deltas over the windows [0, c_a) per
 //           axis (an inclusive prefix sum, shifted by the padding).
 //  3. maps: per map element, per axis the range [lo, hi] of the windows covering it
-//           (closed form from the anchors: window i covers x iff i*s <= x < i*s + w, extents
-//           clipped at the edge only where x could not lie anyway), 0 where a range is
+//           (closed form from the anchors: window i covers x iff b + i*s <= x < b + i*s + w,
+//           b the region's begin, for x in the region [b, e); extents clipped at the region's
+//           end only where x could not lie anyway), 0 where a range is
 //           empty; then the sum over the box [lo, hi] of windows from the 2^m corners of P
 //           (inclusion-exclusion).
 #pragma once
@@ -36,6 +37,8 @@ struct AccumulateParams {
   std::int64_t window[kMaxAxes] = {};
   std::int64_t stride[kMaxAxes] = {};
   std::int64_t count[kMaxAxes] = {};
+  std::int64_t begin[kMaxAxes] = {};  ///< region of interest [begin, end) (anchors from begin)
+  std::int64_t end[kMaxAxes] = {};
   std::int64_t map_length[kMaxAxes] = {};  ///< length, or 1 for a collapsed axis
   std::int64_t map_size = 0;               ///< map elements per input
   std::int64_t windows = 0;                ///< K
@@ -95,12 +98,15 @@ FASTOCCLUSION_HD void map_element(const AccumulateParams& p, std::int64_t idx) {
     const std::int64_t x = rest % p.map_length[d];
     rest /= p.map_length[d];
     const std::int64_t w = p.window[d], s = p.stride[d];
+    const std::int64_t r = x - p.begin[d];  // relative to the region's first anchor
     if (p.count[d] == 1) {
-      covered = covered && x < w;  // its one window, at 0 (a collapsed axis: x = 0)
+      covered = covered && r >= 0 && r < w;  // its one window (a collapsed axis: x = r = 0)
+    } else if (r < 0 || x >= p.end[d]) {
+      covered = false;  // outside the region of interest
     } else {
-      const std::int64_t last = x / s;
+      const std::int64_t last = r / s;
       hi[d] = last < p.count[d] - 1 ? last : p.count[d] - 1;
-      lo[d] = x >= w ? (x - w) / s + 1 : 0;
+      lo[d] = r >= w ? (r - w) / s + 1 : 0;
       covered = covered && lo[d] <= hi[d];
     }
   }

@@ -77,6 +77,8 @@ inline AccumulateParams make_accumulate_params(const double* deltas, std::int64_
     p.window[d] = a.window;
     p.stride[d] = a.stride;
     p.count[d] = a.count;
+    p.begin[d] = a.begin;
+    p.end[d] = a.end;
     p.map_length[d] = ((collapsed_axes >> d) & 1U) != 0 ? 1 : a.length;
     p.map_size *= p.map_length[d];
     if (a.count > 1) {

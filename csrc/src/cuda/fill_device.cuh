@@ -47,6 +47,8 @@ struct FillParams {
   std::int64_t window[kMaxAxes] = {};
   std::int64_t stride[kMaxAxes] = {};
   std::int64_t count[kMaxAxes] = {};
+  std::int64_t begin[kMaxAxes] = {};  ///< region of interest [begin, end) (anchors from begin)
+  std::int64_t end[kMaxAxes] = {};
   std::int64_t step[kMaxAxes] = {};  ///< floats between neighbours along the axis
   std::int64_t sample = 0;           ///< floats per sample
   std::int64_t windows = 0;          ///< K
@@ -93,8 +95,8 @@ FASTOCCLUSION_HD Box<Index> window_box(const FillParams& p, std::int64_t k) {
     }
     const std::int64_t i = k % p.count[d];
     k /= p.count[d];
-    const std::int64_t anchor = i * p.stride[d];
-    const std::int64_t rest = p.length[d] - anchor;
+    const std::int64_t anchor = p.begin[d] + i * p.stride[d];
+    const std::int64_t rest = p.end[d] - anchor;
     box.begin[d] = static_cast<Index>(anchor);
     box.extent[d] = static_cast<Index>(rest < p.window[d] ? rest : p.window[d]);
     box.volume *= box.extent[d];

@@ -62,12 +62,16 @@ inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
       p.length[rank - 1] *= a.length;
       p.window[rank - 1] *= a.length;
       p.stride[rank - 1] *= a.length;
+      p.begin[rank - 1] *= a.length;
+      p.end[rank - 1] *= a.length;
       continue;
     }
     p.length[rank] = a.length;
     p.window[rank] = a.window;
     p.stride[rank] = stride;
     p.count[rank] = a.count;
+    p.begin[rank] = a.begin;
+    p.end[rank] = a.end;
     ++rank;
   }
   p.rank = rank;

@@ -20,6 +20,8 @@ class WindowGeometry:
     edges : "valid" | "cover" for every axis.
     collapsed_axes : axes that one window covers in full and that the maps keep with length
         1 (e.g. the channels of an image: maps (H, W, 1)).
+    region : None, or a (begin, end) pair per axis: the windows lie in that box, anchored at
+        its begin; the maps are 0 outside it, and fewer windows mean fewer model calls.
     """
 
     sample_shape: tuple[int, ...]
@@ -27,10 +29,13 @@ class WindowGeometry:
     stride: tuple[int, ...]
     edges: str = "valid"
     collapsed_axes: tuple[int, ...] = ()
+    region: tuple[tuple[int, int], ...] | None = None
 
     def grid(self) -> _core.WindowGrid:
         """The compiled grid (ValueError from the core for inconsistent sizes)."""
-        return _core.WindowGrid(self.sample_shape, self.window, self.stride, self.edges)
+        return _core.WindowGrid(
+            self.sample_shape, self.window, self.stride, self.edges, region=self.region
+        )
 
     @property
     def map_shape(self) -> tuple[int, ...]:

@@ -47,6 +47,8 @@ class TFBackend:
         self._concrete: dict[tuple[Any, ...], Any] = {}
         self._views: dict[int, tuple[Any, Any]] = {}
         self._score_call: Any = None
+        self._outputs_call: Any = None
+        self._epilogue: bool | None = None
         # The per-sample output shape seen by the last base pass, for models whose traced
         # output has an unknown rank (a tf.function over tf.numpy_function, say).
         self._output_tail: tuple[int, ...] | None = None
@@ -190,6 +192,9 @@ class TFBackend:
         )
         self._checked_shape = None
         self._score_call = None
+        self._outputs_call = None
+        # Scores in NumPy from the raw outputs (None: decided at the first call).
+        self._epilogue: bool | None = None
 
     def scores_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
         """(N,) float64 scores of the unperturbed inputs from their outputs (no model call)."""
@@ -204,6 +209,37 @@ class TFBackend:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""
         return self._tf.convert_to_tensor(maps)
 
+    def _scores_in_numpy(self, batch: Any, size: int) -> np.ndarray | None:
+        """Classification and regression on (B, K) outputs: the model's raw outputs (its
+        traced concrete function, or the NumPy model itself), then sum(outputs * targets) in
+        NumPy — cheaper per call than the same two ops inside TensorFlow's executor. None
+        (and never again this sweep) when the operator or the outputs are not of that kind;
+        then the TensorFlow operator scores this batch's outputs."""
+        if self._epilogue is None and self.operator.target_kind != "vector":
+            self._epilogue = False
+            return None
+        if self._outputs_fn is not None:
+            if self._outputs_call is None:
+                self._outputs_call = self._traced(self._outputs_fn, batch)
+            outputs = self._outputs_call(batch).numpy()
+        else:
+            outputs = np.asarray(self._numpy_call(self.adapter.numpy_outputs, batch))
+        targets = self._gathered_view
+        if self._epilogue is None:
+            self._epilogue = (
+                outputs.ndim == 2 and outputs.dtype == np.float32 and outputs.shape == targets.shape
+            )
+            if not self._epilogue:  # score these outputs the general way, no second call
+                tf = self._tf
+                scores = self.operator.validate_scores(
+                    self.operator.scores_from_outputs(
+                        tf.convert_to_tensor(outputs, dtype=tf.float32), self._gathered_tensor
+                    ),
+                    size,
+                )
+                return scores.numpy().reshape(size)
+        return np.einsum("bk,bk->b", outputs, targets)
+
     # -- the sweep -----------------------------------------------------------------------
 
     def scores(self, buffer: Any, slot_inputs: np.ndarray, gather: bool) -> np.ndarray:
@@ -214,8 +250,12 @@ class TFBackend:
         assert self._targets is not None and self._gathered_view is not None
         if gather:
             np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
-        targets = self._gathered_tensor
         batch = self._model_input(buffer)
+        if self._epilogue is not False:
+            scores = self._scores_in_numpy(batch, len(slot_inputs))
+            if scores is not None:
+                return scores
+        targets = self._gathered_tensor
         if self._scores_fn is not None:
             if self._score_call is None:
                 self._score_call = self._traced(self._scores_fn, batch, targets)

@@ -193,7 +193,7 @@ class ModelAdapter:
             # Inside tf.function: run eagerly through numpy_function. Its static shape is unknown;
             # use the per-sample output shape of the last eager call when there was one.
             outputs = tf.numpy_function(
-                self._numpy_call, [tf.cast(batch, tf.float32)], tf.float32, stateful=True
+                self.numpy_outputs, [tf.cast(batch, tf.float32)], tf.float32, stateful=True
             )
             if self.output_tail is not None:
                 outputs.set_shape((batch.shape[0], *self.output_tail))
@@ -202,7 +202,8 @@ class ModelAdapter:
         self.output_tail = tuple(outputs.shape[1:])
         return outputs
 
-    def _numpy_call(self, batch: np.ndarray) -> np.ndarray:
+    def numpy_outputs(self, batch: np.ndarray) -> np.ndarray:
+        """The model's float32 outputs of a NumPy batch, as NumPy (not traced)."""
         outputs = _single_output(self._call(np.asarray(batch, dtype=np.float32)), self.model)
         if isinstance(outputs, tf.Tensor):
             outputs = outputs.numpy()

@@ -222,6 +222,11 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
+def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The parsed arguments of these names, as keyword arguments."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _quiet_tensorflow() -> None:
     """Imports TensorFlow and Keras without their start-up log lines (oneDNN notes, CUDA
     probing errors on a machine without a GPU), which TF_CPP_MIN_LOG_LEVEL does not stop:
@@ -247,14 +252,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from fastocclusion.demo import run_demo
 
-    run_demo(
-        out=args.out,
-        seed=args.seed,
-        epochs=args.epochs,
-        samples=args.samples,
-        explain=args.explain,
-        batch_size=args.batch_size,
-    )
+    run_demo(**_options(args, "out", "seed", "epochs", "samples", "explain", "batch_size"))
     return 0
 
 
@@ -370,12 +368,15 @@ def _run_explain(args: argparse.Namespace) -> int:
     try:
         explainer = Occlusion(
             model,
-            batch_size=args.batch_size,
-            patch_size=args.patch_size,
-            patch_stride=args.patch_stride,
-            occlusion_value=args.occlusion_value,
-            edges=args.edges,
-            reduction=args.reduction,
+            **_options(
+                args,
+                "batch_size",
+                "patch_size",
+                "patch_stride",
+                "occlusion_value",
+                "edges",
+                "reduction",
+            ),
         )
         maps = explainer.explain(images, targets).numpy()[..., 0]
     except (ValueError, TypeError) as error:

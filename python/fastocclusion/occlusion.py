@@ -48,6 +48,27 @@ __all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion"]
 AUTO_BATCH_BYTES = 256 * 1024 * 1024
 
 
+class _KeptAsGiven:
+    """An option kept as the user gave it (Xplique keeps its attributes so), checked when
+    set: the value reads back as given (``_<name>_shown``), the checked form is
+    ``_<name>``, which the explainer uses."""
+
+    def __init__(self, check: Any) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return instance.__dict__[f"_{self.name}_shown"]
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[f"_{self.name}"] = self.check(value, self.name)
+        instance.__dict__[f"_{self.name}_shown"] = value
+
+
 class Occlusion:
     """Occlusion sensitivity (Zeiler & Fergus 2014) with Xplique's API.
 
@@ -113,32 +134,9 @@ class Occlusion:
     # -- Xplique's attributes: kept as given; an int patch becomes (p, p) after the first
     # explain of images or time series, as Xplique's does. Checked when set.
 
-    @property
-    def patch_size(self) -> Any:
-        return self._patch_size_shown
-
-    @patch_size.setter
-    def patch_size(self, value: Any) -> None:
-        self._patch_size = check_sizes(value, "patch_size")
-        self._patch_size_shown = value
-
-    @property
-    def patch_stride(self) -> Any:
-        return self._patch_stride_shown
-
-    @patch_stride.setter
-    def patch_stride(self, value: Any) -> None:
-        self._patch_stride = check_sizes(value, "patch_stride")
-        self._patch_stride_shown = value
-
-    @property
-    def occlusion_value(self) -> Any:
-        return self._occlusion_value_given
-
-    @occlusion_value.setter
-    def occlusion_value(self, value: Any) -> None:
-        self._baseline = check_occlusion_value(value)
-        self._occlusion_value_given = value
+    patch_size = _KeptAsGiven(check_sizes)
+    patch_stride = _KeptAsGiven(check_sizes)
+    occlusion_value = _KeptAsGiven(lambda value, name: check_occlusion_value(value))
 
     def _show_patch_axes(self, axes: int) -> None:
         """After explaining images or time series, an int patch size/stride reads (p, p)
@@ -230,7 +228,7 @@ class Occlusion:
         grid = geometry.grid()
         if layout.family != "tabular":
             self._show_patch_axes(len(layout.spatial_axes))
-        baseline = sample_baseline(self._baseline, layout)
+        baseline = sample_baseline(self._occlusion_value, layout)
         batch = self._resolve_batch_size(grid.num_windows, array)
         arrays = self._backend.device_arrays
         if arrays is not None:

@@ -51,6 +51,38 @@ inline std::vector<std::int64_t> grid_counts(const WindowGrid& grid) {
   return counts;
 }
 
+/// The window lengths of a grid, per axis (a window_mask baseline's shape).
+inline std::vector<std::int64_t> grid_windows(const WindowGrid& grid) {
+  std::vector<std::int64_t> windows;
+  for (int d = 0; d < grid.rank; ++d) windows.push_back(grid.axes[d].window);
+  return windows;
+}
+
+/// The window-shaped importance of a blend: the window lengths, 1 on the collapsed axes.
+inline std::vector<std::int64_t> importance_shape(const WindowGrid& grid,
+                                                  std::uint32_t collapsed_axes) {
+  std::vector<std::int64_t> shape;
+  for (int d = 0; d < grid.rank; ++d) {
+    shape.push_back(((collapsed_axes >> d) & 1U) != 0 ? 1 : grid.axes[d].window);
+  }
+  return shape;
+}
+
+/// The `baseline_kind` option of the fills: "auto" (the kind follows the baseline's shape:
+/// (), the sample shape, (N, *sample shape)), "per_window" ((N, *grid.counts): one value per
+/// input and window) or "window_mask" (grid.window: the input times the mask).
+enum class BaselineChoice { automatic, per_window, window_mask };
+
+inline BaselineChoice parse_baseline_kind(const std::string& name) {
+  if (name == "auto") return BaselineChoice::automatic;
+  if (name == "per_window") return BaselineChoice::per_window;
+  if (name == "window_mask") return BaselineChoice::window_mask;
+  FASTOCCLUSION_EXPECTS(false, "baseline_kind=" << detail::quote_for_message(name)
+                                                << " is invalid, expected \"auto\", "
+                                                   "\"per_window\" or \"window_mask\"");
+  return BaselineChoice::automatic;
+}
+
 /// (leading..., sample shape...): the shape of `leading` samples of `grid`.
 inline std::vector<std::int64_t> batch_shape(std::int64_t leading, const std::vector<std::int64_t>& sample) {
   std::vector<std::int64_t> shape{leading};

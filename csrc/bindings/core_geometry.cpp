@@ -27,7 +27,7 @@ std::vector<fo::EdgeMode> edge_modes(const py::object& edges, std::size_t rank) 
   }
   FASTOCCLUSION_EXPECTS(py::isinstance<py::sequence>(edges) && !py::isinstance<py::bytes>(edges),
                         "edges: " << std::string(py::repr(edges)).substr(0, 80)
-                                  << " is invalid, expected \"valid\", \"cover\" or a sequence of "
+                                  << " is invalid, expected \"valid\", \"cover\", \"shift\" or a sequence of "
                                   << rank << " of them");
   const auto items = edges.cast<py::sequence>();
   FASTOCCLUSION_EXPECTS(items.size() == rank, "edges: " << items.size() << " modes for a sample of "
@@ -36,7 +36,7 @@ std::vector<fo::EdgeMode> edge_modes(const py::object& edges, std::size_t rank) 
   for (const py::handle item : items) {
     FASTOCCLUSION_EXPECTS(py::isinstance<py::str>(item),
                           "edges: " << std::string(py::repr(item)).substr(0, 80)
-                                    << " is invalid, expected \"valid\" or \"cover\"");
+                                    << " is invalid, expected \"valid\", \"cover\" or \"shift\"");
     modes.push_back(fo::parse_edge_mode(utf8_value(item, "edges")));
   }
   return modes;
@@ -97,12 +97,13 @@ void register_geometry(py::module_& m) {
   py::class_<fo::WindowGrid>(
       m, "WindowGrid",
       "The windows of an occlusion sweep over the axes of one sample (SPEC §2, §5, §7):\n"
-      "per axis a window length, a stride and an edge mode ('valid' or 'cover'); windows are\n"
+      "per axis a window length, a stride and an edge mode ('valid', 'cover' or 'shift'); windows are\n"
       "enumerated in row-major order of their anchors (first axis outer).")
       .def(py::init(&make_grid), py::arg("shape"), py::arg("window"), py::arg("stride"),
            py::arg("edges") = "valid", py::arg("region") = py::none(),
            "shape: one sample's shape (1 to 5 axes); window, stride: one size per axis;\n"
-           "edges: 'valid' | 'cover', or one per axis; region: None (the whole sample) or\n"
+           "edges: 'valid' | 'cover' | 'shift' (the last window moved back to end at the edge, as\n"
+           "MONAI's sliding windows), or one per axis; region: None (the whole sample) or\n"
            "one (begin, end) pair per axis: the windows lie in that box, anchored at begin.")
       .def_property_readonly("rank", [](const fo::WindowGrid& g) { return g.rank; })
       .def_property_readonly("shape", [](const fo::WindowGrid& g) {

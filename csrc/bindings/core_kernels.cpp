@@ -55,11 +55,27 @@ std::int64_t input_count(const py::array& inputs, const fo::WindowGrid& grid) {
   return leading_count(array_shape(inputs), grid_shape(grid), "inputs", "the grid's sample shape");
 }
 
-// The baseline: float32 of shape () (scalar), the sample shape, or (N,) + the sample shape.
-fo::Baseline baseline_view(const py::array& baseline, std::int64_t n, const fo::WindowGrid& grid) {
+// The baseline: float32 of shape () (scalar), the sample shape or (N,) + the sample shape
+// ("auto"); (N, *grid.counts) ("per_window"); grid.window ("window_mask").
+fo::Baseline baseline_view(const py::array& baseline, std::int64_t n, const fo::WindowGrid& grid,
+                           BaselineChoice choice) {
   require_array<float>(baseline, "baseline", false);
   const auto* values = static_cast<const float*>(baseline.data());
   const std::vector<std::int64_t> shape = array_shape(baseline);
+  if (choice == BaselineChoice::per_window) {
+    const std::vector<std::int64_t> expected = batch_shape(n, grid_counts(grid));
+    FASTOCCLUSION_EXPECTS(shape == expected, "baseline: shape " << shape_string(shape)
+                                                                << " is invalid for per_window, expected (N, *grid.counts) "
+                                                                << shape_string(expected));
+    return {fo::BaselineKind::per_window, values};
+  }
+  if (choice == BaselineChoice::window_mask) {
+    const std::vector<std::int64_t> expected = grid_windows(grid);
+    FASTOCCLUSION_EXPECTS(shape == expected, "baseline: shape " << shape_string(shape)
+                                                                << " is invalid for window_mask, expected grid.window "
+                                                                << shape_string(expected));
+    return {fo::BaselineKind::window_mask, values};
+  }
   const std::vector<std::int64_t> sample = grid_shape(grid);
   if (shape.empty()) return {fo::BaselineKind::scalar, values};
   if (shape == sample) return {fo::BaselineKind::per_sample, values};
@@ -73,9 +89,10 @@ fo::Baseline baseline_view(const py::array& baseline, std::int64_t n, const fo::
 
 void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py::array& baseline,
                   std::int64_t start, std::int64_t count, py::array out, CpuFillState* state,
-                  std::int64_t stride) {
+                  std::int64_t stride, const StrArg& baseline_kind) {
+  const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
   const std::int64_t n = input_count(inputs, grid);
-  const fo::Baseline base = baseline_view(baseline, n, grid);
+  const fo::Baseline base = baseline_view(baseline, n, grid, choice);
   require_array<float>(out, "out", true);
   const std::vector<std::int64_t> sample = grid_shape(grid);
   const std::vector<std::int64_t> out_shape = array_shape(out);
@@ -125,6 +142,58 @@ py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid
   return maps;
 }
 
+py::array window_means_binding(const py::array& inputs, const fo::WindowGrid& grid,
+                               std::optional<py::array> out) {
+  const std::int64_t n = input_count(inputs, grid);
+  const std::vector<std::int64_t> shape = batch_shape(n, grid_counts(grid));
+  py::array means = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  require_array<float>(means, "out", true);
+  FASTOCCLUSION_EXPECTS(array_shape(means) == shape, "out: shape " << shape_string(array_shape(means))
+                                                                   << " is invalid, expected "
+                                                                   << shape_string(shape));
+  FASTOCCLUSION_EXPECTS(!overlaps(means, inputs), "out: must not share memory with inputs");
+  const auto* in = static_cast<const float*>(inputs.data());
+  auto* m = static_cast<float*>(means.mutable_data());
+  {
+    py::gil_scoped_release release;
+    fo::window_means(in, n, grid, m);
+  }
+  return means;
+}
+
+py::array blend_binding(const py::array& values, const fo::WindowGrid& grid,
+                        const py::array& importance, const std::vector<int>& collapsed_axes,
+                        std::optional<py::array> out) {
+  const std::uint32_t mask = axes_mask(collapsed_axes, grid.rank);
+  fo::map_size(grid, mask);  // checks the collapsed axes
+  require_array<double>(values, "values", false);
+  const std::int64_t n = leading_count(array_shape(values), grid_counts(grid), "values",
+                                       "the grid's window counts");
+  require_array<float>(importance, "importance", false);
+  const std::vector<std::int64_t> ishape = importance_shape(grid, mask);
+  FASTOCCLUSION_EXPECTS(array_shape(importance) == ishape,
+                        "importance: shape " << shape_string(array_shape(importance))
+                                             << " is invalid, expected the window's "
+                                             << shape_string(ishape)
+                                             << " (1 on the collapsed axes)");
+  const std::vector<std::int64_t> mshape = map_shape(n, grid, mask);
+  py::array maps = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(mshape.begin(), mshape.end()));
+  require_array<float>(maps, "out", true);
+  FASTOCCLUSION_EXPECTS(array_shape(maps) == mshape, "out: shape " << shape_string(array_shape(maps))
+                                                                   << " is invalid, expected "
+                                                                   << shape_string(mshape));
+  FASTOCCLUSION_EXPECTS(!overlaps(maps, values) && !overlaps(maps, importance),
+                        "out: must not share memory with values or importance");
+  const auto* v = static_cast<const double*>(values.data());
+  const auto* w = static_cast<const float*>(importance.data());
+  auto* m = static_cast<float*>(maps.mutable_data());
+  {
+    py::gil_scoped_release release;
+    fo::blend_window_values(v, n, grid, mask, w, m);
+  }
+  return maps;
+}
+
 }  // namespace
 
 void register_cpu_kernels(py::module_& m) {
@@ -137,12 +206,29 @@ void register_cpu_kernels(py::module_& m) {
 
   m.def("fill_occluded_batch", &fill_binding, py::arg("inputs"), py::arg("grid"), py::arg("baseline"),
         py::arg("start"), py::arg("count"), py::arg("out"), py::arg("state") = nullptr,
-        py::kw_only(), py::arg("stride") = 1,
+        py::kw_only(), py::arg("stride") = 1, py::arg("baseline_kind") = "auto",
         "Write occluded samples of the (input, window) stream into out[:count]: slot j gets\n"
         "stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
-        "inputs (N, *grid.shape) float32; baseline float32 (), grid.shape or (N, *grid.shape);\n"
-        "out (B, *grid.shape) float32, B >= count; state: an IncrementalFillState for\n"
-        "incremental fills (only the previous and the new window of a slot are rewritten).");
+        "inputs (N, *grid.shape) float32; baseline float32, by baseline_kind: 'auto': (),\n"
+        "grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input\n"
+        "and window (e.g. window_means); 'window_mask': grid.window, the box gets the input\n"
+        "times the mask; out (B, *grid.shape) float32, B >= count; state: an\n"
+        "IncrementalFillState for incremental fills (only the previous and the new window of a\n"
+        "slot are rewritten).");
+
+  m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
+        py::arg("out") = py::none(),
+        "The mean of every window's box per input, (N, *grid.counts) float32 (float64 sums):\n"
+        "the 'per_window' baseline of MONAI's mean_patch. inputs (N, *grid.shape) float32.");
+
+  m.def("blend_window_values", &blend_binding, py::arg("values"), py::arg("grid"),
+        py::arg("importance"), py::arg("collapsed_axes") = std::vector<int>{},
+        py::arg("out") = py::none(),
+        "Maps (N, *map shape) float32 blending per-window values (N, *grid.counts) float64 with\n"
+        "window-shaped weights: at x, sum importance[x - anchor] * value / sum importance[x -\n"
+        "anchor] over the windows covering x (0 where none). importance float32, finite > 0, of\n"
+        "shape grid.window with 1 on the collapsed axes (MONAI's gaussian blending; a constant\n"
+        "importance is accumulate_window_deltas(..., 'mean')).");
 
   m.def("accumulate_window_deltas", &accumulate_binding, py::arg("deltas"), py::arg("grid"),
         py::arg("reduction") = "sum", py::arg("collapsed_axes") = std::vector<int>{},

@@ -51,9 +51,29 @@ struct BaselineArg {
 };
 
 // The baseline: a number (scalar, by value) or a float32 DeviceBuffer of the sample shape
-// (per_sample) or (N, *sample shape) (per_input).
-BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::WindowGrid& grid) {
+// (per_sample) or (N, *sample shape) (per_input) ("auto"); a float32 DeviceBuffer of shape
+// (N, *grid.counts) ("per_window") or grid.window ("window_mask").
+BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::WindowGrid& grid,
+                          BaselineChoice choice) {
   const std::vector<std::int64_t> sample = grid_shape(grid);
+  if (choice != BaselineChoice::automatic) {
+    const bool per_window = choice == BaselineChoice::per_window;
+    const std::vector<std::int64_t> expected =
+        per_window ? batch_shape(n, grid_counts(grid)) : grid_windows(grid);
+    FASTOCCLUSION_EXPECTS(py::isinstance<PyDeviceBuffer>(baseline),
+                          "baseline: " << std::string(py::str(py::type::of(baseline)))
+                                       << " is invalid, expected a float32 DeviceBuffer of shape "
+                                       << shape_string(expected));
+    auto& b = baseline.cast<PyDeviceBuffer&>();
+    require_dtype(b, fc::DType::float32, "baseline");
+    FASTOCCLUSION_EXPECTS(b.buffer->shape() == expected,
+                          "baseline: shape " << shape_string(b.buffer->shape())
+                                             << " is invalid, expected "
+                                             << shape_string(expected));
+    const fo::BaselineKind kind =
+        per_window ? fo::BaselineKind::per_window : fo::BaselineKind::window_mask;
+    return {{kind, b.buffer->data_as<float>(), 0.0f}, &b};
+  }
   if (py::isinstance<PyDeviceBuffer>(baseline)) {
     auto& b = baseline.cast<PyDeviceBuffer&>();
     require_dtype(b, fc::DType::float32, "baseline");
@@ -82,9 +102,11 @@ BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::
 
 void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::object& baseline,
                   std::int64_t start, std::int64_t count, PyDeviceBuffer& out,
-                  CudaFillState* state, std::int64_t stride, const py::object& stream) {
+                  CudaFillState* state, std::int64_t stride, const StrArg& baseline_kind,
+                  const py::object& stream) {
+  const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
   const std::int64_t n = input_count(inputs, grid);
-  const BaselineArg base = baseline_view(baseline, n, grid);
+  const BaselineArg base = baseline_view(baseline, n, grid, choice);
   require_dtype(out, fc::DType::float32, "out");
   const std::vector<std::int64_t> sample = grid_shape(grid);
   const std::vector<std::int64_t>& out_shape = out.buffer->shape();
@@ -118,6 +140,63 @@ void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::
   });
 }
 
+// The per-window values of a map kernel (deltas, values): a float64 DeviceBuffer, or a
+// host float64 ndarray that upload() copies to the device once every check has passed.
+struct WindowValues {
+  std::shared_ptr<PyDeviceBuffer> buffer;
+  py::array host;
+  std::vector<std::int64_t> shape;
+};
+
+WindowValues window_values(const py::object& obj, const char* name) {
+  WindowValues v;
+  if (py::isinstance<PyDeviceBuffer>(obj)) {
+    v.buffer = obj.cast<std::shared_ptr<PyDeviceBuffer>>();
+    require_dtype(*v.buffer, fc::DType::float64, name);
+    v.shape = v.buffer->buffer->shape();
+    return v;
+  }
+  FASTOCCLUSION_EXPECTS(py::isinstance<py::array>(obj),
+                        name << ": " << std::string(py::str(py::type::of(obj)))
+                             << " is invalid, expected a float64 ndarray or DeviceBuffer");
+  v.host = py::cast<py::array>(obj);
+  FASTOCCLUSION_EXPECTS(has_dtype(v.host, fc::DType::float64),
+                        name << ": dtype " << std::string(py::str(v.host.dtype()))
+                             << " is invalid, expected float64");
+  v.shape = std::vector<std::int64_t>(v.host.shape(), v.host.shape() + v.host.ndim());
+  return v;
+}
+
+// The device of a map call: out's, else the values', else the current one.
+int maps_device(const std::shared_ptr<PyDeviceBuffer>& out, const WindowValues& values,
+                const char* name) {
+  int device = 0;
+  if (out) device = out->buffer->device();
+  else if (values.buffer) device = values.buffer->buffer->device();
+  else FASTOCCLUSION_CUDA_TRY(cudaGetDevice(&device));
+  if (values.buffer) require_device(*values.buffer, device, name);
+  return device;
+}
+
+// `out` checked against the maps' shape, or a new buffer.
+std::shared_ptr<PyDeviceBuffer> maps_buffer(std::shared_ptr<PyDeviceBuffer> out,
+                                            const std::vector<std::int64_t>& mshape, int device) {
+  if (!out) return make_buffer(mshape, fc::DType::float32, device);
+  require_dtype(*out, fc::DType::float32, "out");
+  FASTOCCLUSION_EXPECTS(out->buffer->shape() == mshape,
+                        "out: shape " << shape_string(out->buffer->shape())
+                                      << " is invalid, expected " << shape_string(mshape));
+  return out;
+}
+
+void upload(WindowValues& v, int device, const py::object& stream, const char* name) {
+  if (v.buffer) return;
+  const py::array contiguous =
+      py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(v.host);
+  v.buffer = make_buffer(v.shape, fc::DType::float64, device);
+  copy_from_host(*v.buffer, contiguous, stream, name);
+}
+
 std::shared_ptr<PyDeviceBuffer> accumulate_binding(const py::object& deltas_obj,
                                                    const fo::WindowGrid& grid,
                                                    const StrArg& reduction,
@@ -128,60 +207,91 @@ std::shared_ptr<PyDeviceBuffer> accumulate_binding(const py::object& deltas_obj,
   const std::uint32_t mask = axes_mask(collapsed_axes, grid.rank);
   fo::map_size(grid, mask);  // checks the grid and the collapsed axes
   const cudaStream_t s = stream_from(stream);
-  // deltas: a float64 DeviceBuffer, or a host float64 array uploaded here.
-  std::shared_ptr<PyDeviceBuffer> deltas;
-  std::vector<std::int64_t> dshape;
-  py::array host;
-  if (py::isinstance<PyDeviceBuffer>(deltas_obj)) {
-    deltas = deltas_obj.cast<std::shared_ptr<PyDeviceBuffer>>();
-    require_dtype(*deltas, fc::DType::float64, "deltas");
-    dshape = deltas->buffer->shape();
-  } else {
-    FASTOCCLUSION_EXPECTS(py::isinstance<py::array>(deltas_obj),
-                          "deltas: " << std::string(py::str(py::type::of(deltas_obj)))
-                                     << " is invalid, expected a float64 ndarray or DeviceBuffer");
-    host = py::cast<py::array>(deltas_obj);
-    FASTOCCLUSION_EXPECTS(has_dtype(host, fc::DType::float64),
-                          "deltas: dtype " << std::string(py::str(host.dtype()))
-                                           << " is invalid, expected float64");
-    dshape = std::vector<std::int64_t>(host.shape(), host.shape() + host.ndim());
-  }
-  const std::int64_t n = leading_count(dshape, grid_counts(grid), "deltas",
+  WindowValues deltas = window_values(deltas_obj, "deltas");
+  const std::int64_t n = leading_count(deltas.shape, grid_counts(grid), "deltas",
                                        "the grid's window counts");
-  int device = 0;
-  if (out) device = out->buffer->device();
-  else if (deltas) device = deltas->buffer->device();
-  else FASTOCCLUSION_CUDA_TRY(cudaGetDevice(&device));
-  if (deltas) require_device(*deltas, device, "deltas");
-  const std::vector<std::int64_t> mshape = map_shape(n, grid, mask);
-  if (out) {
-    require_dtype(*out, fc::DType::float32, "out");
-    FASTOCCLUSION_EXPECTS(out->buffer->shape() == mshape,
-                          "out: shape " << shape_string(out->buffer->shape())
-                                        << " is invalid, expected " << shape_string(mshape));
-  } else {
-    out = make_buffer(mshape, fc::DType::float32, device);
-  }
-  if (!deltas) {
-    const py::array contiguous =
-        py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(host);
-    deltas = make_buffer(dshape, fc::DType::float64, device);
-    copy_from_host(*deltas, contiguous, stream, "deltas");
-  }
+  const int device = maps_device(out, deltas, "deltas");
+  out = maps_buffer(out, map_shape(n, grid, mask), device);
+  upload(deltas, device, stream, "deltas");
   const std::size_t work_bytes = fc::accumulate_workspace_bytes(n, grid);
   auto workspace = make_buffer({static_cast<std::int64_t>(work_bytes / sizeof(double))},
                                fc::DType::float64, device);
   fc::DeviceGuard guard(device);
-  deltas->use_on(s);
+  deltas.buffer->use_on(s);
   out->use_on(s);
   workspace->use_on(s);
-  const auto* d = deltas->buffer->data_as<double>();
+  const auto* d = deltas.buffer->buffer->data_as<double>();
   auto* maps = out->buffer->data_as<float>();
   void* work = workspace->buffer->data();
   {
     py::gil_scoped_release release;
     fc::accumulate_window_deltas_async(d, n, grid, mask, red, maps, work, work_bytes, s);
     fc::synchronize(s);  // synchronous by contract; the workspace is freed on return
+  }
+  return out;
+}
+
+std::shared_ptr<PyDeviceBuffer> blend_binding(const py::object& values_obj,
+                                              const fo::WindowGrid& grid,
+                                              const py::array& importance,
+                                              const std::vector<int>& collapsed_axes,
+                                              std::shared_ptr<PyDeviceBuffer> out,
+                                              const py::object& stream) {
+  const std::uint32_t mask = axes_mask(collapsed_axes, grid.rank);
+  fo::map_size(grid, mask);  // checks the grid and the collapsed axes
+  const cudaStream_t s = stream_from(stream);
+  WindowValues values = window_values(values_obj, "values");
+  const std::int64_t n = leading_count(values.shape, grid_counts(grid), "values",
+                                       "the grid's window counts");
+  // The importance: a host array, checked here (the launcher cannot read device memory).
+  FASTOCCLUSION_EXPECTS(has_dtype(importance, fc::DType::float32),
+                        "importance: dtype " << std::string(py::str(importance.dtype()))
+                                             << " is invalid, expected float32");
+  const std::vector<std::int64_t> ishape = importance_shape(grid, mask);
+  const std::vector<std::int64_t> given(importance.shape(), importance.shape() + importance.ndim());
+  FASTOCCLUSION_EXPECTS(given == ishape, "importance: shape " << shape_string(given)
+                                                              << " is invalid, expected the window's "
+                                                              << shape_string(ishape)
+                                                              << " (1 on the collapsed axes)");
+  const py::array weights =
+      py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(importance);
+  fo::check_importance(static_cast<const float*>(weights.data()),
+                       fo::importance_size(grid, mask));
+  const int device = maps_device(out, values, "values");
+  out = maps_buffer(out, map_shape(n, grid, mask), device);
+  upload(values, device, stream, "values");
+  auto weights_buffer = make_buffer(ishape, fc::DType::float32, device);
+  copy_from_host(*weights_buffer, weights, stream, "importance");
+  fc::DeviceGuard guard(device);
+  values.buffer->use_on(s);
+  out->use_on(s);
+  weights_buffer->use_on(s);
+  const auto* v = values.buffer->buffer->data_as<double>();
+  const auto* w = weights_buffer->buffer->data_as<float>();
+  auto* maps = out->buffer->data_as<float>();
+  {
+    py::gil_scoped_release release;
+    fc::blend_window_values_async(v, n, grid, mask, w, maps, s);
+    fc::synchronize(s);  // synchronous: the uploaded importance is freed on return
+  }
+  return out;
+}
+
+std::shared_ptr<PyDeviceBuffer> window_means_binding(PyDeviceBuffer& inputs,
+                                                     const fo::WindowGrid& grid,
+                                                     const py::object& stream) {
+  const std::int64_t n = input_count(inputs, grid);
+  const int device = inputs.buffer->device();
+  auto out = make_buffer(batch_shape(n, grid_counts(grid)), fc::DType::float32, device);
+  const cudaStream_t s = stream_from(stream);
+  fc::DeviceGuard guard(device);
+  inputs.use_on(s);
+  out->use_on(s);
+  const auto* in = inputs.buffer->data_as<float>();
+  auto* means = out->buffer->data_as<float>();
+  {
+    py::gil_scoped_release release;
+    fc::window_means_async(in, n, grid, means, s);
   }
   return out;
 }
@@ -197,12 +307,14 @@ void register_cuda_kernels(py::module_& m) {
   m.def("fill_occluded_batch", &fill_binding, py::arg("inputs"), py::arg("grid"),
         py::arg("baseline"), py::arg("start"), py::arg("count"), py::arg("out"),
         py::arg("state") = nullptr, py::kw_only(), py::arg("stride") = 1,
-        py::arg("stream") = py::none(),
+        py::arg("baseline_kind") = "auto", py::arg("stream") = py::none(),
         "Enqueue occluded samples of the (input, window) stream into out[:count] "
         "(asynchronous): slot j\n"
         "gets stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
         "inputs: float32 DeviceBuffer (N, *grid.shape); grid: a fastocclusion._core.WindowGrid;\n"
-        "baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape);\n"
+        "baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape)\n"
+        "(baseline_kind 'auto'), of (N, *grid.counts) ('per_window') or grid.window\n"
+        "('window_mask'), as _core's;\n"
         "out: float32 DeviceBuffer (B, *grid.shape), B >= count; state: an\n"
         "IncrementalFillState for incremental fills; stream: see the module doc.");
 
@@ -212,6 +324,19 @@ void register_cuda_kernels(py::module_& m) {
         "Sensitivity maps (N, *map shape) as a float32 DeviceBuffer from window deltas\n"
         "(N, *grid.counts) float64 (a host ndarray or a DeviceBuffer); synchronous. The map\n"
         "shape is grid.shape with the collapsed axes of length 1 (as _core's).");
+
+  m.def("blend_window_values", &blend_binding, py::arg("values"), py::arg("grid"),
+        py::arg("importance"), py::arg("collapsed_axes") = std::vector<int>{},
+        py::arg("out") = nullptr, py::kw_only(), py::arg("stream") = py::none(),
+        "Maps (N, *map shape) as a float32 DeviceBuffer blending per-window values\n"
+        "(N, *grid.counts) float64 (a host ndarray or a DeviceBuffer) with window-shaped\n"
+        "weights (importance: a host float32 ndarray, finite > 0, of grid.window with 1 on\n"
+        "the collapsed axes); synchronous; as _core's, bit for bit.");
+
+  m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
+        py::kw_only(), py::arg("stream") = py::none(),
+        "The mean of every window's box per input, a float32 DeviceBuffer (N, *grid.counts)\n"
+        "(asynchronous): the 'per_window' baseline of MONAI's mean_patch, as _core's.");
 }
 
 }  // namespace fastocclusion::bindings

@@ -12,22 +12,38 @@ namespace {
 
 constexpr std::size_t kFloat = sizeof(float);
 
-// Sets window k of `dst` (a copy of input n) to the baseline.
-void write_window(float* dst, const WindowGrid& g, std::int64_t sample, const Baseline& b,
-                  std::int64_t n, std::int64_t k) {
+// Sets window k of `dst` (a copy of input n, `src`) to the baseline.
+void write_window(float* dst, const float* src, const WindowGrid& g, std::int64_t sample,
+                  const Baseline& b, std::int64_t n, std::int64_t k) {
   const float* source = b.kind == BaselineKind::per_input ? b.values + n * sample : b.values;
-  for_each_run(g, g.window_box(k), [&](std::int64_t offset, std::int64_t length) {
-    if (b.kind == BaselineKind::scalar) {
-      std::fill_n(dst + offset, length, b.values[0]);
-    } else {
-      std::memcpy(dst + offset, source + offset, static_cast<std::size_t>(length) * kFloat);
-    }
-  });
+  const float value = b.kind == BaselineKind::per_window ? b.values[n * g.num_windows() + k]
+                                                         : b.values[0];
+  for_each_run(g, g.window_box(k),
+               [&](std::int64_t offset, std::int64_t length, std::int64_t window_offset) {
+                 switch (b.kind) {
+                   case BaselineKind::scalar:
+                   case BaselineKind::per_window:
+                     std::fill_n(dst + offset, length, value);
+                     break;
+                   case BaselineKind::window_mask: {
+                     const float* mask = b.values + window_offset;
+                     for (std::int64_t i = 0; i < length; ++i) {
+                       dst[offset + i] = src[offset + i] * mask[i];
+                     }
+                     break;
+                   }
+                   case BaselineKind::per_sample:
+                   case BaselineKind::per_input:
+                   default:
+                     std::memcpy(dst + offset, source + offset,
+                                 static_cast<std::size_t>(length) * kFloat);
+                 }
+               });
 }
 
 // Copies window k's region of `src` back into `dst`.
 void restore_window(float* dst, const float* src, const WindowGrid& g, std::int64_t k) {
-  for_each_run(g, g.window_box(k), [&](std::int64_t offset, std::int64_t length) {
+  for_each_run(g, g.window_box(k), [&](std::int64_t offset, std::int64_t length, std::int64_t) {
     std::memcpy(dst + offset, src + offset, static_cast<std::size_t>(length) * kFloat);
   });
 }
@@ -39,6 +55,43 @@ std::int64_t window_volume(const WindowGrid& g) {
 }
 
 }  // namespace
+
+std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& grid) noexcept {
+  switch (kind) {
+    case BaselineKind::per_sample: return grid.sample_size();
+    case BaselineKind::per_input: return n * grid.sample_size();
+    case BaselineKind::per_window: return n * grid.num_windows();
+    case BaselineKind::window_mask: return window_volume(grid);
+    case BaselineKind::scalar:
+    default: return 1;
+  }
+}
+
+void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out) {
+  FASTOCCLUSION_EXPECTS(n >= 1, "inputs: n=" << n << " is invalid, expected >= 1 input");
+  FASTOCCLUSION_EXPECTS(inputs != nullptr && out != nullptr, "inputs and out must not be null");
+  check_window_grid(grid);
+  const std::int64_t sample = grid.sample_size(), windows = grid.num_windows();
+  std::int64_t total = 0, values = 0;
+  FASTOCCLUSION_EXPECTS(checked_multiply(n, windows, total) &&
+                            checked_multiply(n, sample, values),
+                        "inputs: " << n << " inputs of " << windows << " windows overflow int64");
+  std::int64_t work = 0;
+  if (!checked_multiply(total, window_volume(grid), work)) work = values;  // saturate: large
+  parallel_for(total, work, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t s = begin; s < end; ++s) {
+      const float* src = inputs + (s / windows) * sample;
+      const Box box = grid.window_box(s % windows);
+      double sum = 0.0;
+      std::int64_t volume = 1;
+      for (int d = 0; d < grid.rank; ++d) volume *= box.end[d] - box.begin[d];
+      for_each_run(grid, box, [&](std::int64_t offset, std::int64_t length, std::int64_t) {
+        for (std::int64_t i = 0; i < length; ++i) sum += static_cast<double>(src[offset + i]);
+      });
+      out[s] = static_cast<float>(sum / static_cast<double>(volume));
+    }
+  });
+}
 
 void check_fill_arguments(const float* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
@@ -83,8 +136,9 @@ void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& 
       const std::int64_t s = start + j * stride;
       const std::int64_t input = s / windows;
       float* dst = batch + j * sample;
-      std::memcpy(dst, inputs + input * sample, sample_bytes);
-      write_window(dst, grid, sample, baseline, input, s % windows);
+      const float* src = inputs + input * sample;
+      std::memcpy(dst, src, sample_bytes);
+      write_window(dst, src, grid, sample, baseline, input, s % windows);
     }
   });
 }
@@ -154,11 +208,11 @@ void fill_occluded_batch_incremental(const float* inputs, std::int64_t n, const 
       if (slot_input[j] == input) {
         if (slot_window[j] != k) {
           restore_window(dst, src, grid, slot_window[j]);
-          write_window(dst, grid, sample, baseline, input, k);
+          write_window(dst, src, grid, sample, baseline, input, k);
         }
       } else {
         std::memcpy(dst, src, sample_bytes);
-        write_window(dst, grid, sample, baseline, input, k);
+        write_window(dst, src, grid, sample, baseline, input, k);
       }
       slot_input[j] = input;
       slot_window[j] = k;

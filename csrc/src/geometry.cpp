@@ -7,13 +7,20 @@ namespace fastocclusion {
 EdgeMode parse_edge_mode(std::string_view name) {
   if (name == "valid") return EdgeMode::valid;
   if (name == "cover") return EdgeMode::cover;
+  if (name == "shift") return EdgeMode::shift;
   FASTOCCLUSION_EXPECTS(false, "edges=" << detail::quote_for_message(name)
-                                        << " is invalid, expected \"valid\" or \"cover\"");
+                                        << " is invalid, expected \"valid\", \"cover\" or "
+                                           "\"shift\"");
   return EdgeMode::valid;  // unreachable
 }
 
 const char* edge_mode_name(EdgeMode mode) noexcept {
-  return mode == EdgeMode::cover ? "cover" : "valid";
+  switch (mode) {
+    case EdgeMode::cover: return "cover";
+    case EdgeMode::shift: return "shift";
+    case EdgeMode::valid:
+    default: return "valid";
+  }
 }
 
 AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t window, std::int64_t stride,
@@ -49,6 +56,13 @@ AxisGeometry make_axis_geometry(std::int64_t length, std::int64_t window, std::i
     const std::int64_t last = (a.count - 1) * stride;  // <= S - w: no overflow
     const std::int64_t rest = span - last;             // >= w
     if (rest > window && rest > stride) a.count += 1;
+  }
+  a.last = begin + (a.count - 1) * stride;  // <= end - 1: no overflow
+  if (mode == EdgeMode::shift && a.last != end - window) {
+    // The last valid window ends before `end`: one more, ending at `end`. Its anchor
+    // end - w lies past the last valid one (which is <= end - w) and differs from it.
+    a.count += 1;
+    a.last = end - window;
   }
   return a;
 }
@@ -127,14 +141,23 @@ void check_window_grid(const WindowGrid& g) {
                                              << kMaxAxes);
   for (int d = 0; d < g.rank; ++d) {
     const AxisGeometry& a = g.axes[d];
-    FASTOCCLUSION_EXPECTS(a.length >= 1 && a.begin >= 0 && a.begin < a.end &&
-                              a.end <= a.length && a.window >= 1 &&
-                              a.window <= a.end - a.begin && a.stride >= 1 && a.count >= 1 &&
-                              a.count <= (a.end - a.begin - 1) / a.stride + 1,
+    const bool sizes = a.length >= 1 && a.begin >= 0 && a.begin < a.end && a.end <= a.length &&
+                       a.window >= 1 && a.window <= a.end - a.begin && a.stride >= 1 &&
+                       a.count >= 1;
+    const std::int64_t span = a.end - a.begin;
+    // Anchors on the stride, the last inside the region (checked before the product: no
+    // overflow); or the stride's anchors before a shifted last one at end - window.
+    const bool on_stride = sizes && a.count <= (span - 1) / a.stride + 1 &&
+                           a.last == a.begin + (a.count - 1) * a.stride;
+    const bool shifted = sizes && a.count >= 2 && span > a.window &&
+                         a.count - 2 <= (span - a.window - 1) / a.stride &&
+                         a.last == a.end - a.window;
+    FASTOCCLUSION_EXPECTS(on_stride || shifted,
                           "window grid: axis " << d << " (length " << a.length << ", region ["
                                                << a.begin << ", " << a.end << "), window "
                                                << a.window << ", stride " << a.stride
-                                               << ", count " << a.count << ") is malformed");
+                                               << ", count " << a.count << ", last anchor "
+                                               << a.last << ") is malformed");
   }
   check_products(g);
 }

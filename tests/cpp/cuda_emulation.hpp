@@ -1,8 +1,9 @@
-// Emulated CUDA launches for test_cuda_emulated.cpp: Launch policies for the shipped launcher
-// templates (csrc/src/cuda/fill_host.hpp, accumulate_host.hpp) that run the kernels'
-// per-thread bodies (fill_device.cuh, accumulate_device.cuh) over an emulated grid on the
-// host, block by block and thread by thread, exactly as the __global__ kernels of fill.cu
-// and accumulate.cu forward blockIdx/threadIdx/gridDim to them. Launches run one after
+// Emulated CUDA launches for test_cuda_emulated*.cpp: Launch policies for the shipped
+// launcher templates (csrc/src/cuda/fill_host.hpp, accumulate_host.hpp, blend_host.hpp) that
+// run the kernels' per-thread bodies (fill_device.cuh, accumulate_device.cuh,
+// blend_device.cuh) over an emulated grid on the host, block by block and thread by thread,
+// exactly as the __global__ kernels of fill.cu, accumulate.cu and blend.cu forward
+// blockIdx/threadIdx/gridDim to them. Launches run one after
 // another, as kernels on one stream do.
 //
 // Beyond running the launch it was given, a policy can (per Config):
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "accumulate_host.hpp"
+#include "blend_host.hpp"
 #include "fill_host.hpp"
 
 namespace cuda_emulation {
@@ -290,6 +292,27 @@ struct Accumulate {
   static void maps(const fd::AccumulateParams& p, std::int64_t blocks, cudaStream_t stream) {
     begin_launch(stream);
     grid_stride(blocks, p.n * p.map_size, [&](std::int64_t idx) { fd::map_element(p, idx); });
+  }
+};
+
+/// Launch policy of run_window_means and run_blend: the grid-stride loops of means_kernel
+/// and blend_kernel (blend.cu) around the bodies.
+struct Blend {
+  template <typename Index>
+  static void means(const fd::FillParams& p, float* out, std::int64_t total, std::int64_t blocks,
+                    cudaStream_t stream) {
+    begin_launch(stream);
+    with_index<Index>([&](auto index) {
+      using I = decltype(index);
+      Accumulate::grid_stride(blocks, total,
+                              [&](std::int64_t s) { fd::window_mean_element<I>(p, out, s); });
+    });
+  }
+
+  static void blend(const fd::BlendParams& p, std::int64_t blocks, cudaStream_t stream) {
+    begin_launch(stream);
+    Accumulate::grid_stride(blocks, p.n * p.map_size,
+                            [&](std::int64_t idx) { fd::blend_element(p, idx); });
   }
 };
 

@@ -141,6 +141,7 @@ TEST(CheckWindowGrid, AcceptsEveryMadeGridAndRejectsMalformedOnes) {
       g.axes[d].length = huge;  // 2^80 values in a sample
       g.axes[d].end = huge;
       g.axes[d].count = huge;
+      g.axes[d].last = huge - 1;
     }
     fastocclusion::check_window_grid(g);
   });

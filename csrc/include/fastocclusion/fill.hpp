@@ -21,12 +21,21 @@
 
 namespace fastocclusion {
 
-/// What replaces the occluded values.
+/// What replaces the occluded values (at sample offset p of input n, in window k).
 enum class BaselineKind {
   scalar,      ///< one value:            values[0]
-  per_sample,  ///< one sample-shaped array: values[offset], grid.sample_size() floats
-  per_input,   ///< one array per input:  values[n * sample_size + offset], N * sample_size floats
+  per_sample,  ///< one sample-shaped array: values[p], grid.sample_size() floats
+  per_input,   ///< one array per input:  values[n * sample_size + p], N * sample_size floats
+  per_window,  ///< one value per (input, window) over its box: values[n * K + k], N * K
+               ///< floats (e.g. window_means: MONAI's "mean_patch")
+  window_mask, ///< the input times a window-shaped mask: input[p] * values[p - anchor_k],
+               ///< the mask row-major over the window's lengths (grid.axes[d].window),
+               ///< their product of floats (a clipped window reads the mask's first
+               ///< extents); the float32 product (MONAI's "gaussian")
 };
+
+/// Floats of the baseline values `kind` reads for n inputs (1 for a scalar).
+std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& grid) noexcept;
 
 /// A non-owning view of baseline values, laid out as BaselineKind says.
 struct Baseline {
@@ -55,6 +64,17 @@ void check_fill_arguments(const float* inputs, std::int64_t n, const WindowGrid&
 void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& grid,
                          const Baseline& baseline, std::int64_t start, std::int64_t count,
                          float* batch, std::int64_t stride = 1);
+
+/// The mean of every window's box, per input: out[i * K + k] = the float32 of the float64
+/// mean of input i over the box of window k (all its elements, channels included; a
+/// clipped window's box only), summed in row-major order (the CUDA kernel sums in the same
+/// order: equal bit for bit). The per_window baseline of MONAI's "mean_patch".
+///
+/// inputs : float32, n * grid.sample_size(), contiguous; not modified.
+/// out    : float32, n * grid.num_windows(); every element is written.
+/// Work O(n * K * window volume). Throws user_error if n < 1, a pointer is null, the grid
+/// is malformed or n * K exceeds int64. Synchronous; parallel over inputs and windows.
+void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out);
 
 /// What each slot of a persistent batch buffer holds, for incremental filling; used by the
 /// CPU fill below and, as the host mirror of a device batch, by the CUDA fill.

@@ -30,18 +30,24 @@ inline bool checked_multiply(std::int64_t a, std::int64_t b, std::int64_t& out) 
 ///  cover : the valid anchors plus, when the valid windows leave the far edge uncovered,
 ///          one more anchor at the next stride step if it starts inside the axis; that
 ///          window is clipped to the axis (extent L - anchor < w), as Captum does.
-enum class EdgeMode { valid, cover };
+///  shift : the valid anchors plus, when the valid windows leave the far edge uncovered, one
+///          more full window shifted back to end at the edge (anchor L - w), as MONAI's
+///          sliding windows do: every position is covered, no window is clipped.
+enum class EdgeMode { valid, cover, shift };
 
-/// Parses "valid" / "cover", the whole view: "cover\0junk" is not "cover". Throws
-/// user_error naming `edges` (the value escaped, so a NUL byte shows as \x00) otherwise.
+/// Parses "valid" / "cover" / "shift", the whole view: "cover\0junk" is not "cover".
+/// Throws user_error naming `edges` (the value escaped, so a NUL byte shows as \x00)
+/// otherwise.
 EdgeMode parse_edge_mode(std::string_view name);
 
-/// "valid" / "cover".
+/// "valid" / "cover" / "shift".
 const char* edge_mode_name(EdgeMode mode) noexcept;
 
 /// The anchors along one axis of `length`, within its region of interest [begin, end) (the
-/// whole axis by default): anchor i is begin + i * stride, its extent
-/// min(window, end - anchor). For i < count (as make_axis_geometry builds it)
+/// whole axis by default): anchor i is begin + i * stride, except the last one, anchor
+/// count - 1, which is `last` (begin + (count - 1) * stride for "valid" and "cover", the
+/// shifted end - window for "shift"); the extent of window i is min(window, end - anchor).
+/// Anchors strictly increase; for i < count (as make_axis_geometry builds it)
 /// anchor(i) <= end - 1: no overflow. Positions outside the region are covered by no window.
 struct AxisGeometry {
   std::int64_t length = 0;
@@ -50,9 +56,14 @@ struct AxisGeometry {
   std::int64_t count = 0;  ///< number of anchors, >= 1
   std::int64_t begin = 0;  ///< the region of interest: [begin, end), 0 <= begin < end <= length
   std::int64_t end = 0;
+  std::int64_t last = 0;  ///< the anchor of window count - 1
   EdgeMode mode = EdgeMode::valid;  ///< how it was built (not part of the geometry: see ==)
 
-  constexpr std::int64_t anchor(std::int64_t i) const noexcept { return begin + i * stride; }
+  constexpr std::int64_t anchor(std::int64_t i) const noexcept {
+    return i == count - 1 ? last : begin + i * stride;
+  }
+  /// True when the last anchor is not on the stride (a "shift" window that moved).
+  constexpr bool shifted() const noexcept { return last != begin + (count - 1) * stride; }
   constexpr std::int64_t extent(std::int64_t i) const noexcept {
     const std::int64_t rest = end - anchor(i);
     return rest < window ? rest : window;
@@ -61,10 +72,11 @@ struct AxisGeometry {
   constexpr bool single_full_window() const noexcept {
     return count == 1 && window == length && begin == 0;
   }
-  /// The same windows (the mode that made them aside: "cover" that adds nothing is "valid").
+  /// The same windows (the mode that made them aside: "cover" or "shift" that adds nothing
+  /// is "valid").
   constexpr bool operator==(const AxisGeometry& o) const noexcept {
     return length == o.length && window == o.window && stride == o.stride && count == o.count &&
-           begin == o.begin && end == o.end;
+           begin == o.begin && end == o.end && last == o.last;
   }
 };
 

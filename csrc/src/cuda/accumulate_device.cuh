@@ -11,10 +11,8 @@
 //           so that after the m launches P[c] = sum of deltas over the windows [0, c_a) per
 //           axis (an inclusive prefix sum, shifted by the padding).
 //  3. maps: per map element, per axis the range [lo, hi] of the windows covering it
-//           (closed form from the anchors: window i covers x iff b + i*s <= x < b + i*s + w,
-//           b the region's begin, for x in the region [b, e); extents clipped at the region's
-//           end only where x could not lie anyway), 0 where a range is
-//           empty; then the sum over the box [lo, hi] of windows from the 2^m corners of P
+//           (covering_windows: closed form from the anchors), 0 where a range is empty;
+//           then the sum over the box [lo, hi] of windows from the 2^m corners of P
 //           (inclusion-exclusion).
 #pragma once
 
@@ -24,6 +22,32 @@
 #include "fastocclusion/geometry.hpp"
 
 namespace fastocclusion::cuda::detail {
+
+/// The windows [lo, hi] covering position x of an axis (anchors begin + i * stride for
+/// i < count - 1, then `last`; extents min(window, end - anchor)); false when none does.
+/// Closed form: window i on the stride covers x iff b + i*s <= x < b + i*s + w, for x in the
+/// region [b, e) (the extents are clipped only where x cannot lie). A shifted last window
+/// (last > b + (count - 2) * s and last != b + (count - 1) * s) covers x iff x >= last; it
+/// follows the stride's windows, so the range stays contiguous: when it covers x, the
+/// last stride window covering x, if any, is window count - 2.
+FASTOCCLUSION_HD bool covering_windows(std::int64_t x, std::int64_t begin, std::int64_t end,
+                                       std::int64_t window, std::int64_t stride,
+                                       std::int64_t count, std::int64_t last, std::int64_t& lo,
+                                       std::int64_t& hi) {
+  if (x < begin || x >= end) return false;  // outside the region of interest
+  const std::int64_t r = x - begin;         // relative to the region's first anchor
+  const bool shifted = last != begin + (count - 1) * stride;
+  const std::int64_t on_stride = shifted ? count - 1 : count;  // windows on the stride
+  const std::int64_t first = r >= window ? (r - window) / stride + 1 : 0;
+  const std::int64_t next = r / stride;  // the last stride anchor <= x
+  lo = first;
+  hi = next < on_stride - 1 ? next : on_stride - 1;
+  if (shifted && x >= last) {
+    hi = count - 1;
+    lo = first < count - 1 ? first : count - 1;
+  }
+  return lo <= hi;
+}
 
 /// Everything an accumulation kernel needs, passed by value.
 struct AccumulateParams {
@@ -39,6 +63,7 @@ struct AccumulateParams {
   std::int64_t count[kMaxAxes] = {};
   std::int64_t begin[kMaxAxes] = {};  ///< region of interest [begin, end) (anchors from begin)
   std::int64_t end[kMaxAxes] = {};
+  std::int64_t last[kMaxAxes] = {};  ///< anchor of the last window
   std::int64_t map_length[kMaxAxes] = {};  ///< length, or 1 for a collapsed axis
   std::int64_t map_size = 0;               ///< map elements per input
   std::int64_t windows = 0;                ///< K
@@ -95,20 +120,11 @@ FASTOCCLUSION_HD void map_element(const AccumulateParams& p, std::int64_t idx) {
   FASTOCCLUSION_UNROLL
   for (int d = kMaxAxes - 1; d >= 0; --d) {
     if (d >= p.rank) continue;
-    const std::int64_t x = rest % p.map_length[d];
+    const std::int64_t x = rest % p.map_length[d];  // a collapsed axis: 0, its one window
     rest /= p.map_length[d];
-    const std::int64_t w = p.window[d], s = p.stride[d];
-    const std::int64_t r = x - p.begin[d];  // relative to the region's first anchor
-    if (p.count[d] == 1) {
-      covered = covered && r >= 0 && r < w;  // its one window (a collapsed axis: x = r = 0)
-    } else if (r < 0 || x >= p.end[d]) {
-      covered = false;  // outside the region of interest
-    } else {
-      const std::int64_t last = r / s;
-      hi[d] = last < p.count[d] - 1 ? last : p.count[d] - 1;
-      lo[d] = r >= w ? (r - w) / s + 1 : 0;
-      covered = covered && lo[d] <= hi[d];
-    }
+    covered = covering_windows(x, p.begin[d], p.end[d], p.window[d], p.stride[d], p.count[d],
+                               p.last[d], lo[d], hi[d]) &&
+              covered;
   }
   double value = 0.0;
   if (covered) {

@@ -79,6 +79,7 @@ inline AccumulateParams make_accumulate_params(const double* deltas, std::int64_
     p.count[d] = a.count;
     p.begin[d] = a.begin;
     p.end[d] = a.end;
+    p.last[d] = a.last;
     p.map_length[d] = ((collapsed_axes >> d) & 1U) != 0 ? 1 : a.length;
     p.map_size *= p.map_length[d];
     if (a.count > 1) {

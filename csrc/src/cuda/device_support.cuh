@@ -32,4 +32,14 @@ FASTOCCLUSION_HD T load_readonly(const T* p) {
 #endif
 }
 
+/// a * b rounded once, never fused with a following addition (nvcc contracts a * b + c into
+/// an FMA by default), so that device sums of products equal the host's bit for bit.
+FASTOCCLUSION_HD double unfused_product(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 }  // namespace fastocclusion::cuda::detail

@@ -14,7 +14,13 @@
 // 2-D box of ph rows of pw*C floats); K and the window order are unchanged. The box of
 // window k is unravelled from k over the counts (row-major, first axis outer); element t of
 // a box is unravelled over the box extents (last axis fastest, so consecutive threads write
-// consecutive floats).
+// consecutive floats). Anchors are begin + i * stride except the last, `last` (a "shift"
+// window moved back to end at the region's end).
+//
+// Baselines (fill.hpp's BaselineKind): a box element reads its baseline value alone, so the
+// per_window value (one per input and window, e.g. the window means of blend_device.cuh)
+// and the window_mask (the element's input times the mask at its offset in the window)
+// need no reduction in the fill.
 //
 // Slot mapping (fill.hpp): slot j holds stream index s = start + j * slot_stride, i.e.
 // input s / K with window s % K.
@@ -49,7 +55,9 @@ struct FillParams {
   std::int64_t count[kMaxAxes] = {};
   std::int64_t begin[kMaxAxes] = {};  ///< region of interest [begin, end) (anchors from begin)
   std::int64_t end[kMaxAxes] = {};
+  std::int64_t last[kMaxAxes] = {};  ///< anchor of the last window (shifted for "shift")
   std::int64_t step[kMaxAxes] = {};  ///< floats between neighbours along the axis
+  std::int64_t window_step[kMaxAxes] = {};  ///< window_mask: mask floats between neighbours
   std::int64_t sample = 0;           ///< floats per sample
   std::int64_t windows = 0;          ///< K
   std::int64_t volume = 0;           ///< floats of the largest box (product of windows)
@@ -95,7 +103,7 @@ FASTOCCLUSION_HD Box<Index> window_box(const FillParams& p, std::int64_t k) {
     }
     const std::int64_t i = k % p.count[d];
     k /= p.count[d];
-    const std::int64_t anchor = p.begin[d] + i * p.stride[d];
+    const std::int64_t anchor = i == p.count[d] - 1 ? p.last[d] : p.begin[d] + i * p.stride[d];
     const std::int64_t rest = p.end[d] - anchor;
     box.begin[d] = static_cast<Index>(anchor);
     box.extent[d] = static_cast<Index>(rest < p.window[d] ? rest : p.window[d]);
@@ -135,14 +143,29 @@ FASTOCCLUSION_HD bool inside(const FillParams& p, const Box<Index>& box,
   return in;
 }
 
-/// The baseline value at `offset` of input n.
+/// The baseline value at `offset` (coordinates `at`) of input n (its sample `src`) in the
+/// box of window k.
 template <typename Index>
-FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, Index offset) {
+FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, std::int64_t k,
+                                      const Box<Index>& box, const Index (&at)[kMaxAxes],
+                                      Index offset, const float* __restrict__ src) {
   switch (static_cast<BaselineKind>(p.baseline_kind)) {
     case BaselineKind::scalar:
       return p.scalar;
     case BaselineKind::per_sample:
       return load_readonly(p.baseline + offset);
+    case BaselineKind::per_window:
+      return load_readonly(p.baseline + n * p.windows + k);
+    case BaselineKind::window_mask: {
+      Index window_offset = 0;  // < the window volume <= sample: fits Index
+      FASTOCCLUSION_UNROLL
+      for (int d = 0; d < kMaxAxes; ++d) {
+        if (d < p.rank) {
+          window_offset += (at[d] - box.begin[d]) * static_cast<Index>(p.window_step[d]);
+        }
+      }
+      return load_readonly(src + offset) * load_readonly(p.baseline + window_offset);
+    }
     case BaselineKind::per_input:
     default:
       return load_readonly(p.baseline + n * p.sample + static_cast<std::int64_t>(offset));
@@ -169,37 +192,39 @@ FASTOCCLUSION_HD void copy_units(const FillParams& p, float* __restrict__ dst,
   }
 }
 
-/// Writes the baseline over `box` of `dst` (a slot holding input n). Elements first,
-/// first + step, ...
+/// Writes the baseline over `box` (of window k) of `dst` (a slot holding input n).
+/// Elements first, first + step, ...
 template <typename Index>
 FASTOCCLUSION_HD void write_box(const FillParams& p, float* __restrict__ dst, std::int64_t n,
-                                const Box<Index>& box, Index first, Index step) {
+                                std::int64_t k, const Box<Index>& box, Index first, Index step) {
+  const float* src = p.inputs + n * p.sample;
   for (Index t = first; t < box.volume; t += step) {
     Index at[kMaxAxes] = {};
     const Index offset = box_element(p, box, t, at);
-    dst[offset] = baseline_value(p, n, offset);
+    dst[offset] = baseline_value(p, n, k, box, at, offset, src);
   }
 }
 
-/// Restores the elements of `prev` from `src` and writes those of `next` from the baseline,
-/// each element of prev ∪ next once: elements first, first + step, ... of the sequence
-/// prev then next (next's elements inside prev were written with prev's).
+/// Restores the elements of `prev` from `src` and writes those of `next` (window k) from
+/// the baseline, each element of prev ∪ next once: elements first, first + step, ... of the
+/// sequence prev then next (next's elements inside prev were written with prev's).
 template <typename Index>
 FASTOCCLUSION_HD void update_boxes(const FillParams& p, float* __restrict__ dst,
                                    const float* __restrict__ src, std::int64_t n,
-                                   const Box<Index>& prev, const Box<Index>& next,
-                                   std::int64_t first, std::int64_t step) {
+                                   const Box<Index>& prev, std::int64_t k,
+                                   const Box<Index>& next, std::int64_t first,
+                                   std::int64_t step) {
   const auto prev_volume = static_cast<std::int64_t>(prev.volume);
   const std::int64_t total = prev_volume + static_cast<std::int64_t>(next.volume);
   for (std::int64_t t = first; t < total; t += step) {
     Index at[kMaxAxes] = {};
     if (t < prev_volume) {
       const Index offset = box_element(p, prev, static_cast<Index>(t), at);
-      dst[offset] = inside(p, next, at) ? baseline_value(p, n, offset)
+      dst[offset] = inside(p, next, at) ? baseline_value(p, n, k, next, at, offset, src)
                                         : load_readonly(src + offset);
     } else {
       const Index offset = box_element(p, next, static_cast<Index>(t - prev_volume), at);
-      if (!inside(p, prev, at)) dst[offset] = baseline_value(p, n, offset);
+      if (!inside(p, prev, at)) dst[offset] = baseline_value(p, n, k, next, at, offset, src);
     }
   }
 }
@@ -224,8 +249,8 @@ FASTOCCLUSION_HD void box_thread(const FillParams& p, std::int64_t count, unsign
   for (std::int64_t j = by; j < count; j += gy) {
     const std::int64_t s = p.start + j * p.slot_stride;
     const std::int64_t input = s / p.windows;
-    write_box<Index>(p, p.batch + j * p.sample, input,
-                     window_box<Index>(p, s - input * p.windows),
+    const std::int64_t k = s - input * p.windows;
+    write_box<Index>(p, p.batch + j * p.sample, input, k, window_box<Index>(p, k),
                      static_cast<Index>(bx) * kThreads + tid, static_cast<Index>(gx) * kThreads);
   }
 }
@@ -266,14 +291,15 @@ FASTOCCLUSION_HD void plan_box_thread(const FillParams& p, const IncrementalPlan
   const std::int64_t j = plan.slot[index];
   const std::int64_t s = p.start + j * p.slot_stride;
   const std::int64_t input = s / p.windows;
-  const Box<Index> next = window_box<Index>(p, s - input * p.windows);
+  const std::int64_t k = s - input * p.windows;
+  const Box<Index> next = window_box<Index>(p, k);
   float* dst = p.batch + j * p.sample;
   if (index < plan.full_count) {
-    write_box<Index>(p, dst, input, next, static_cast<Index>(sub) * kThreads + tid,
+    write_box<Index>(p, dst, input, k, next, static_cast<Index>(sub) * kThreads + tid,
                      static_cast<Index>(blocks) * kThreads);
   } else {
     update_boxes<Index>(p, dst, p.inputs + input * p.sample, input,
-                        window_box<Index>(p, plan.prev_window[index]), next,
+                        window_box<Index>(p, plan.prev_window[index]), k, next,
                         static_cast<std::int64_t>(sub) * kThreads + tid,
                         static_cast<std::int64_t>(blocks) * kThreads);
   }

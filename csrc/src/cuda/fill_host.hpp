@@ -47,9 +47,10 @@ inline void check_fill(const float* inputs, std::int64_t n, const WindowGrid& gr
 
 /// The kernel axes of a (checked) grid: every axis with one window covering it in full
 /// (AxisGeometry::single_full_window) merged into its outer neighbour. Exact: a full axis
-/// of length L turns the neighbour's (length, window, stride) into L times them, and the
-/// box of a merged axis is contiguous over the two; K and the window order are unchanged
-/// (the merged axis had one window).
+/// of length L turns the neighbour's (length, window, stride, region, last anchor) into L
+/// times them, and the box of a merged axis is contiguous over the two, in the sample and
+/// in a window-shaped mask alike; K and the window order are unchanged (the merged axis had
+/// one window).
 inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
   int rank = 0;
   for (int d = 0; d < grid.rank; ++d) {
@@ -64,6 +65,7 @@ inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
       p.stride[rank - 1] *= a.length;
       p.begin[rank - 1] *= a.length;
       p.end[rank - 1] *= a.length;
+      p.last[rank - 1] *= a.length;
       continue;
     }
     p.length[rank] = a.length;
@@ -72,6 +74,7 @@ inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
     p.count[rank] = a.count;
     p.begin[rank] = a.begin;
     p.end[rank] = a.end;
+    p.last[rank] = a.last;
     ++rank;
   }
   p.rank = rank;
@@ -79,6 +82,7 @@ inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
   p.volume = 1;
   for (int d = rank - 1; d >= 0; --d) {
     p.step[d] = step;
+    p.window_step[d] = p.volume;  // row-major over the kernel windows: the mask's layout
     step *= p.length[d];
     p.volume *= p.window[d];
   }

@@ -33,9 +33,13 @@
 namespace fastocclusion::cuda {
 
 /// What replaces the occluded values, for the device launchers (BaselineKind of fill.hpp).
-///  scalar     : `scalar`, passed by value; `values` is ignored and may be null
-///  per_sample : values[offset],                   grid.sample_size() floats, device memory
-///  per_input  : values[n * sample_size + offset], n * grid.sample_size() floats, device memory
+///  scalar      : `scalar`, passed by value; `values` is ignored and may be null
+///  per_sample  : values[offset],                   grid.sample_size() floats, device memory
+///  per_input   : values[n * sample_size + offset], n * grid.sample_size() floats, device memory
+///  per_window  : values[n * K + k],                n * K floats, device memory
+///                (window_means_async writes MONAI's "mean_patch" values)
+///  window_mask : input times values[offset in the window], the product of the windows'
+///                lengths of floats, device memory
 struct DeviceBaseline {
   BaselineKind kind = BaselineKind::scalar;
   const float* values = nullptr;
@@ -121,5 +125,35 @@ void accumulate_window_deltas_async(const double* deltas, std::int64_t n, const 
                                     std::uint32_t collapsed_axes, Reduction reduction,
                                     float* maps, void* workspace, std::size_t workspace_bytes,
                                     cudaStream_t stream = 0);
+
+/// Enqueues the mean of every window's box, per input: out[i * K + k]; same result, bit
+/// for bit, as fastocclusion::window_means (one thread per (input, window) sums its box in
+/// the CPU's order, in float64). The per_window baseline of MONAI's "mean_patch".
+///
+/// inputs : float32, n * grid.sample_size(), contiguous, device; read only.
+/// out    : float32, n * grid.num_windows(), device; every element is written.
+/// Work O(n * K * window volume), one kernel on `stream`. Throws user_error as
+/// fastocclusion::window_means (n < 1, null pointers, a malformed grid, sizes past int64).
+/// Asynchronous (see the header comment).
+void window_means_async(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out,
+                        cudaStream_t stream = 0);
+
+/// Enqueues the blend of per-window values into maps with window-shaped weights; same
+/// result, bit for bit, as fastocclusion::blend_window_values (accumulate.hpp): each map
+/// element gathers its covering windows in increasing window order, float64 sums, products
+/// never fused with the additions.
+///
+/// values     : float64, n * K, device, row-major per input.
+/// importance : float32, fastocclusion::importance_size(grid, collapsed_axes), device;
+///              its values are NOT checked here (they live on the device): check them with
+///              fastocclusion::check_importance before the upload (weights that sum to 0
+///              give NaN).
+/// maps       : float32, n * map_size(grid, collapsed_axes), device; every element written.
+/// Work: per map element, the windows covering it (O(window volume) per window in all), one
+/// kernel on `stream`, no workspace. Throws user_error as the CPU function (n < 1, null
+/// pointers, a malformed grid, invalid collapsed_axes, sizes past int64). Asynchronous.
+void blend_window_values_async(const double* values, std::int64_t n, const WindowGrid& grid,
+                               std::uint32_t collapsed_axes, const float* importance,
+                               float* maps, cudaStream_t stream = 0);
 
 }  // namespace fastocclusion::cuda

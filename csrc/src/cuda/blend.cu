@@ -1,0 +1,62 @@
+// Launchers of the device window means and weighted blend (kernels.hpp). The per-element
+// bodies are in blend_device.cuh, the checks and launch geometry in blend_host.hpp.
+#include <cstdint>
+
+#include "blend_device.cuh"
+#include "blend_host.hpp"
+#include "fastocclusion/cuda/cuda_errors.hpp"
+#include "fastocclusion/cuda/kernels.hpp"
+
+namespace fastocclusion::cuda {
+namespace detail {
+namespace {
+
+__device__ __forceinline__ std::int64_t first_index() {
+  return std::int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::int64_t grid_step() {
+  return std::int64_t{gridDim.x} * blockDim.x;
+}
+
+template <typename Index>
+__global__ void __launch_bounds__(kThreads)
+    means_kernel(const FillParams p, float* out, std::int64_t total) {
+  for (std::int64_t s = first_index(); s < total; s += grid_step()) {
+    window_mean_element<Index>(p, out, s);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) blend_kernel(const BlendParams p) {
+  const std::int64_t total = p.n * p.map_size;
+  for (std::int64_t idx = first_index(); idx < total; idx += grid_step()) blend_element(p, idx);
+}
+
+struct CudaLaunch {
+  template <typename Index>
+  static void means(const FillParams& p, float* out, std::int64_t total, std::int64_t blocks,
+                    cudaStream_t stream) {
+    means_kernel<Index><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, out, total);
+    FASTOCCLUSION_CUDA_CHECK_LAUNCH();
+  }
+  static void blend(const BlendParams& p, std::int64_t blocks, cudaStream_t stream) {
+    blend_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+    FASTOCCLUSION_CUDA_CHECK_LAUNCH();
+  }
+};
+
+}  // namespace
+}  // namespace detail
+
+void window_means_async(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out,
+                        cudaStream_t stream) {
+  detail::run_window_means<detail::CudaLaunch>(inputs, n, grid, out, stream);
+}
+
+void blend_window_values_async(const double* values, std::int64_t n, const WindowGrid& grid,
+                               std::uint32_t collapsed_axes, const float* importance,
+                               float* maps, cudaStream_t stream) {
+  detail::run_blend<detail::CudaLaunch>(values, n, grid, collapsed_axes, importance, maps,
+                                        stream);
+}
+
+}  // namespace fastocclusion::cuda

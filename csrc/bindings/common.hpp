@@ -70,16 +70,19 @@ inline std::vector<std::int64_t> importance_shape(const WindowGrid& grid,
 
 /// The `baseline_kind` option of the fills: "auto" (the kind follows the baseline's shape:
 /// (), the sample shape, (N, *sample shape)), "per_window" ((N, *grid.counts): one value per
-/// input and window) or "window_mask" (grid.window: the input times the mask).
-enum class BaselineChoice { automatic, per_window, window_mask };
+/// input and window), "per_window_scale" (the same shape: the input times the value) or
+/// "window_mask" (grid.window: the input times the mask).
+enum class BaselineChoice { automatic, per_window, per_window_scale, window_mask };
 
 inline BaselineChoice parse_baseline_kind(const std::string& name) {
   if (name == "auto") return BaselineChoice::automatic;
   if (name == "per_window") return BaselineChoice::per_window;
+  if (name == "per_window_scale") return BaselineChoice::per_window_scale;
   if (name == "window_mask") return BaselineChoice::window_mask;
   FASTOCCLUSION_EXPECTS(false, "baseline_kind=" << detail::quote_for_message(name)
                                                 << " is invalid, expected \"auto\", "
-                                                   "\"per_window\" or \"window_mask\"");
+                                                   "\"per_window\", \"per_window_scale\" or "
+                                                   "\"window_mask\"");
   return BaselineChoice::automatic;
 }
 

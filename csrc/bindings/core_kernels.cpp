@@ -62,12 +62,14 @@ fo::Baseline baseline_view(const py::array& baseline, std::int64_t n, const fo::
   require_array<float>(baseline, "baseline", false);
   const auto* values = static_cast<const float*>(baseline.data());
   const std::vector<std::int64_t> shape = array_shape(baseline);
-  if (choice == BaselineChoice::per_window) {
+  if (choice == BaselineChoice::per_window || choice == BaselineChoice::per_window_scale) {
     const std::vector<std::int64_t> expected = batch_shape(n, grid_counts(grid));
     FASTOCCLUSION_EXPECTS(shape == expected, "baseline: shape " << shape_string(shape)
-                                                                << " is invalid for per_window, expected (N, *grid.counts) "
+                                                                << " is invalid for a per-window baseline, expected (N, *grid.counts) "
                                                                 << shape_string(expected));
-    return {fo::BaselineKind::per_window, values};
+    return {choice == BaselineChoice::per_window ? fo::BaselineKind::per_window
+                                                 : fo::BaselineKind::per_window_scale,
+            values};
   }
   if (choice == BaselineChoice::window_mask) {
     const std::vector<std::int64_t> expected = grid_windows(grid);
@@ -211,7 +213,8 @@ void register_cpu_kernels(py::module_& m) {
         "stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
         "inputs (N, *grid.shape) float32; baseline float32, by baseline_kind: 'auto': (),\n"
         "grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input\n"
-        "and window (e.g. window_means); 'window_mask': grid.window, the box gets the input\n"
+        "and window (e.g. window_means); 'per_window_scale': the same shape, the box gets the\n"
+        "input times its window's value; 'window_mask': grid.window, the box gets the input\n"
         "times the mask; out (B, *grid.shape) float32, B >= count; state: an\n"
         "IncrementalFillState for incremental fills (only the previous and the new window of a\n"
         "slot are rewritten).");
@@ -219,7 +222,8 @@ void register_cpu_kernels(py::module_& m) {
   m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
         py::arg("out") = py::none(),
         "The mean of every window's box per input, (N, *grid.counts) float32 (float64 sums):\n"
-        "the 'per_window' baseline of MONAI's mean_patch. inputs (N, *grid.shape) float32.");
+        "the values of 'per_window' and 'per_window_scale' (MONAI's mean_patch).\n"
+        "inputs (N, *grid.shape) float32.");
 
   m.def("blend_window_values", &blend_binding, py::arg("values"), py::arg("grid"),
         py::arg("importance"), py::arg("collapsed_axes") = std::vector<int>{},

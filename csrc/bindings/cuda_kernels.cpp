@@ -52,12 +52,12 @@ struct BaselineArg {
 
 // The baseline: a number (scalar, by value) or a float32 DeviceBuffer of the sample shape
 // (per_sample) or (N, *sample shape) (per_input) ("auto"); a float32 DeviceBuffer of shape
-// (N, *grid.counts) ("per_window") or grid.window ("window_mask").
+// (N, *grid.counts) ("per_window", "per_window_scale") or grid.window ("window_mask").
 BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::WindowGrid& grid,
                           BaselineChoice choice) {
   const std::vector<std::int64_t> sample = grid_shape(grid);
   if (choice != BaselineChoice::automatic) {
-    const bool per_window = choice == BaselineChoice::per_window;
+    const bool per_window = choice != BaselineChoice::window_mask;
     const std::vector<std::int64_t> expected =
         per_window ? batch_shape(n, grid_counts(grid)) : grid_windows(grid);
     FASTOCCLUSION_EXPECTS(py::isinstance<PyDeviceBuffer>(baseline),
@@ -70,8 +70,10 @@ BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::
                           "baseline: shape " << shape_string(b.buffer->shape())
                                              << " is invalid, expected "
                                              << shape_string(expected));
-    const fo::BaselineKind kind =
-        per_window ? fo::BaselineKind::per_window : fo::BaselineKind::window_mask;
+    const fo::BaselineKind kind = choice == BaselineChoice::per_window ? fo::BaselineKind::per_window
+                                  : choice == BaselineChoice::per_window_scale
+                                      ? fo::BaselineKind::per_window_scale
+                                      : fo::BaselineKind::window_mask;
     return {{kind, b.buffer->data_as<float>(), 0.0f}, &b};
   }
   if (py::isinstance<PyDeviceBuffer>(baseline)) {
@@ -313,8 +315,8 @@ void register_cuda_kernels(py::module_& m) {
         "gets stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
         "inputs: float32 DeviceBuffer (N, *grid.shape); grid: a fastocclusion._core.WindowGrid;\n"
         "baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape)\n"
-        "(baseline_kind 'auto'), of (N, *grid.counts) ('per_window') or grid.window\n"
-        "('window_mask'), as _core's;\n"
+        "(baseline_kind 'auto'), of (N, *grid.counts) ('per_window', 'per_window_scale') or\n"
+        "grid.window ('window_mask'), as _core's;\n"
         "out: float32 DeviceBuffer (B, *grid.shape), B >= count; state: an\n"
         "IncrementalFillState for incremental fills; stream: see the module doc.");
 
@@ -336,7 +338,8 @@ void register_cuda_kernels(py::module_& m) {
   m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
         py::kw_only(), py::arg("stream") = py::none(),
         "The mean of every window's box per input, a float32 DeviceBuffer (N, *grid.counts)\n"
-        "(asynchronous): the 'per_window' baseline of MONAI's mean_patch, as _core's.");
+        "(asynchronous): the values of 'per_window' and 'per_window_scale' (MONAI's\n"
+        "mean_patch), as _core's.");
 }
 
 }  // namespace fastocclusion::bindings

@@ -16,14 +16,20 @@ constexpr std::size_t kFloat = sizeof(float);
 void write_window(float* dst, const float* src, const WindowGrid& g, std::int64_t sample,
                   const Baseline& b, std::int64_t n, std::int64_t k) {
   const float* source = b.kind == BaselineKind::per_input ? b.values + n * sample : b.values;
-  const float value = b.kind == BaselineKind::per_window ? b.values[n * g.num_windows() + k]
-                                                         : b.values[0];
+  const bool per_window =
+      b.kind == BaselineKind::per_window || b.kind == BaselineKind::per_window_scale;
+  const float value = per_window ? b.values[n * g.num_windows() + k] : b.values[0];
   for_each_run(g, g.window_box(k),
                [&](std::int64_t offset, std::int64_t length, std::int64_t window_offset) {
                  switch (b.kind) {
                    case BaselineKind::scalar:
                    case BaselineKind::per_window:
                      std::fill_n(dst + offset, length, value);
+                     break;
+                   case BaselineKind::per_window_scale:
+                     for (std::int64_t i = 0; i < length; ++i) {
+                       dst[offset + i] = src[offset + i] * value;
+                     }
                      break;
                    case BaselineKind::window_mask: {
                      const float* mask = b.values + window_offset;
@@ -60,7 +66,8 @@ std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& 
   switch (kind) {
     case BaselineKind::per_sample: return grid.sample_size();
     case BaselineKind::per_input: return n * grid.sample_size();
-    case BaselineKind::per_window: return n * grid.num_windows();
+    case BaselineKind::per_window:
+    case BaselineKind::per_window_scale: return n * grid.num_windows();
     case BaselineKind::window_mask: return window_volume(grid);
     case BaselineKind::scalar:
     default: return 1;

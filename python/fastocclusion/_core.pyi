@@ -5,11 +5,11 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['BUFFER_ALIGNMENT', 'HostBuffer', 'IncrementalFillState', 'WindowGrid', 'accumulate_window_deltas', 'fill_occluded_batch', 'num_threads', 'set_num_threads']
+__all__: list[str] = ['BUFFER_ALIGNMENT', 'HostBuffer', 'IncrementalFillState', 'WindowGrid', 'accumulate_window_deltas', 'blend_window_values', 'fill_occluded_batch', 'num_threads', 'set_num_threads', 'window_means']
 class WindowGrid:
     """
     The windows of an occlusion sweep over the axes of one sample (SPEC §2, §5, §7):
-    per axis a window length, a stride and an edge mode ('valid' or 'cover'); windows are
+    per axis a window length, a stride and an edge mode ('valid', 'cover' or 'shift'); windows are
     enumerated in row-major order of their anchors (first axis outer).
     """
     def __eq__(self, arg0: WindowGrid) -> bool:
@@ -21,7 +21,8 @@ class WindowGrid:
     def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], window: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], edges: typing.Any = 'valid', region: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]] | None = None) -> None:
         """
         shape: one sample's shape (1 to 5 axes); window, stride: one size per axis;
-        edges: 'valid' | 'cover', or one per axis; region: None (the whole sample) or
+        edges: 'valid' | 'cover' | 'shift' (the last window moved back to end at the edge, as
+        MONAI's sliding windows), or one per axis; region: None (the whole sample) or
         one (begin, end) pair per axis: the windows lie in that box, anchored at begin.
         """
     def __repr__(self) -> str:
@@ -104,13 +105,25 @@ def accumulate_window_deltas(deltas: numpy.ndarray, grid: WindowGrid, reduction:
     covers in full may be collapsed: images (H, W, C) with windows (ph, pw, C) give
     (H, W, 1) maps with collapsed_axes=(2,)).
     """
-def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy.ndarray, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+def blend_window_values(values: numpy.ndarray, grid: WindowGrid, importance: numpy.ndarray, collapsed_axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], out: numpy.ndarray | None = None) -> numpy.ndarray:
+    """
+    Maps (N, *map shape) float32 blending per-window values (N, *grid.counts) float64 with
+    window-shaped weights: at x, sum importance[x - anchor] * value / sum importance[x -
+    anchor] over the windows covering x (0 where none). importance float32, finite > 0, of
+    shape grid.window with 1 on the collapsed axes (MONAI's gaussian blending; a constant
+    importance is accumulate_window_deltas(..., 'mean')).
+    """
+def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy.ndarray, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, baseline_kind: str = 'auto') -> None:
     """
     Write occluded samples of the (input, window) stream into out[:count]: slot j gets
     stream index start + j*stride (stride 1: the slice [start, start+count)).
-    inputs (N, *grid.shape) float32; baseline float32 (), grid.shape or (N, *grid.shape);
-    out (B, *grid.shape) float32, B >= count; state: an IncrementalFillState for
-    incremental fills (only the previous and the new window of a slot are rewritten).
+    inputs (N, *grid.shape) float32; baseline float32, by baseline_kind: 'auto': (),
+    grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input
+    and window (e.g. window_means); 'per_window_scale': the same shape, the box gets the
+    input times its window's value; 'window_mask': grid.window, the box gets the input
+    times the mask; out (B, *grid.shape) float32, B >= count; state: an
+    IncrementalFillState for incremental fills (only the previous and the new window of a
+    slot are rewritten).
     """
 def num_threads() -> int:
     """
@@ -119,5 +132,11 @@ def num_threads() -> int:
 def set_num_threads(threads: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Set the threads the CPU kernels may use (< 1: hardware concurrency).
+    """
+def window_means(inputs: numpy.ndarray, grid: WindowGrid, out: numpy.ndarray | None = None) -> numpy.ndarray:
+    """
+    The mean of every window's box per input, (N, *grid.counts) float32 (float64 sums):
+    the values of 'per_window' and 'per_window_scale' (MONAI's mean_patch).
+    inputs (N, *grid.shape) float32.
     """
 BUFFER_ALIGNMENT: int = 64

@@ -6,7 +6,7 @@ import collections.abc
 import fastocclusion._core
 import numpy
 import typing
-__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'accumulate_window_deltas', 'device_count', 'driver_version', 'fill_occluded_batch', 'is_available', 'runtime_version', 'synchronize']
+__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'accumulate_window_deltas', 'blend_window_values', 'device_count', 'driver_version', 'fill_occluded_batch', 'is_available', 'runtime_version', 'synchronize', 'window_means']
 class CudaError(RuntimeError):
     pass
 class CudaOutOfMemoryError(CudaError):
@@ -76,6 +76,13 @@ def accumulate_window_deltas(deltas: typing.Any, grid: fastocclusion._core.Windo
     (N, *grid.counts) float64 (a host ndarray or a DeviceBuffer); synchronous. The map
     shape is grid.shape with the collapsed axes of length 1 (as _core's).
     """
+def blend_window_values(values: typing.Any, grid: fastocclusion._core.WindowGrid, importance: numpy.ndarray, collapsed_axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], out: DeviceBuffer = None, *, stream: typing.Any = None) -> DeviceBuffer:
+    """
+    Maps (N, *map shape) as a float32 DeviceBuffer blending per-window values
+    (N, *grid.counts) float64 (a host ndarray or a DeviceBuffer) with window-shaped
+    weights (importance: a host float32 ndarray, finite > 0, of grid.window with 1 on
+    the collapsed axes); synchronous; as _core's, bit for bit.
+    """
 def device_count() -> int:
     """
     Number of usable CUDA devices; 0 without a driver.
@@ -84,12 +91,14 @@ def driver_version() -> int:
     """
     CUDA version the installed driver supports, 0 without a driver.
     """
-def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, baseline: typing.Any, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: DeviceBuffer, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, stream: typing.Any = None) -> None:
+def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, baseline: typing.Any, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: DeviceBuffer, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, baseline_kind: str = 'auto', stream: typing.Any = None) -> None:
     """
     Enqueue occluded samples of the (input, window) stream into out[:count] (asynchronous): slot j
     gets stream index start + j*stride (stride 1: the slice [start, start+count)).
     inputs: float32 DeviceBuffer (N, *grid.shape); grid: a fastocclusion._core.WindowGrid;
-    baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape);
+    baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape)
+    (baseline_kind 'auto'), of (N, *grid.counts) ('per_window', 'per_window_scale') or
+    grid.window ('window_mask'), as _core's;
     out: float32 DeviceBuffer (B, *grid.shape), B >= count; state: an
     IncrementalFillState for incremental fills; stream: see the module doc.
     """
@@ -104,4 +113,10 @@ def runtime_version() -> int:
 def synchronize(stream: typing.Any = None, device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """
     Wait until the work enqueued on `stream` (default: the legacy default stream) of `device` is done.
+    """
+def window_means(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, *, stream: typing.Any = None) -> DeviceBuffer:
+    """
+    The mean of every window's box per input, a float32 DeviceBuffer (N, *grid.counts)
+    (asynchronous): the values of 'per_window' and 'per_window_scale' (MONAI's
+    mean_patch), as _core's.
     """

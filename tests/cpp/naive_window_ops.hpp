@@ -63,13 +63,15 @@ inline float window_mean(const std::vector<float>& inputs, const Grid& grid, std
   return static_cast<float>(sum / static_cast<double>(count));
 }
 
-/// Baselines of the window features, mirroring fastocclusion::BaselineKind::per_window
-/// (values: n * K) and ::window_mask (values: the product of `windows`, row-major).
-enum class WindowBaseline { per_window, window_mask };
+/// Baselines of the window features, mirroring fastocclusion::BaselineKind::per_window and
+/// ::per_window_scale (values: n * K) and ::window_mask (values: the product of `windows`,
+/// row-major).
+enum class WindowBaseline { per_window, per_window_scale, window_mask };
 
 /// Occluded samples as naive::fill, with a window baseline: slot j < count holds stream
-/// index start + j*stride; the box of its window k gets values[n*K + k] (per_window) or
-/// input * values[offset in the window] (window_mask, `windows` the window lengths).
+/// index start + j*stride; the box of its window k gets values[n*K + k] (per_window),
+/// input * values[n*K + k] (per_window_scale) or input * values[offset in the window]
+/// (window_mask, `windows` the window lengths).
 inline std::vector<float> fill_window_baseline(const std::vector<float>& inputs,
                                                const Grid& grid, const Shape& windows,
                                                WindowBaseline kind,
@@ -91,6 +93,8 @@ inline std::vector<float> fill_window_baseline(const std::vector<float>& inputs,
       if (Grid::inside(spans, at)) {
         if (kind == WindowBaseline::per_window) {
           value = values[static_cast<std::size_t>(n * num + k)];
+        } else if (kind == WindowBaseline::per_window_scale) {
+          value = input * values[static_cast<std::size_t>(n * num + k)];
         } else {
           for (std::size_t d = 0; d < spans.size(); ++d) offset[d] = at[d] - spans[d].anchor;
           value = input * values[static_cast<std::size_t>(ravel(offset, windows))];

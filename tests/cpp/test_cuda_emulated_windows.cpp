@@ -1,8 +1,8 @@
 // The CUDA kernels' logic for MONAI's occlusion sensitivity, without a GPU: the shipped
 // launchers (fill_host.hpp, accumulate_host.hpp, blend_host.hpp) over the emulating Launch
 // policies of cuda_emulation.hpp, against the CPU core functions (the oracle), on random
-// grids with "shift" axes and regions: fills with every baseline kind (per_window and
-// window_mask included; full and incremental, bit for bit), window means and the weighted
+// grids with "shift" axes and regions: fills with every baseline kind (per_window,
+// per_window_scale and window_mask included; full and incremental, bit for bit), window means and the weighted
 // blend (bit for bit: the same float64 sums in the same order), and the summed-area maps
 // over shifted grids (float rounding). Grids are shrunk at random so the loops wrap.
 #include <gtest/gtest.h>
@@ -60,12 +60,12 @@ void randomize_launches(Rng& rng) {
   emu::config() = c;
 }
 
-constexpr BaselineKind kKinds[] = {BaselineKind::scalar, BaselineKind::per_sample,
-                                   BaselineKind::per_input, BaselineKind::per_window,
-                                   BaselineKind::window_mask};
+constexpr BaselineKind kKinds[] = {BaselineKind::scalar,     BaselineKind::per_sample,
+                                   BaselineKind::per_input,  BaselineKind::per_window,
+                                   BaselineKind::per_window_scale, BaselineKind::window_mask};
 
 // A fill problem: inputs in [-1, 1], baseline values of `kind` (per_window: the window
-// means, window_mask: a mask in [0, 1], others in [2, 3]).
+// means, per_window_scale and window_mask: factors in [0, 1], others in [2, 3]).
 struct Problem {
   GridCase c;
   fo::WindowGrid grid;
@@ -95,12 +95,12 @@ Problem random_problem(Rng& rng, int trial, BaselineKind kind) {
   p.kind = kind;
   p.inputs = window_ops::random_floats(rng, p.n * p.c.sample(), -1.0f, 1.0f);
   const std::int64_t size = fo::baseline_size(kind, p.n, p.grid);
+  const bool factor = kind == BaselineKind::window_mask || kind == BaselineKind::per_window_scale;
   if (kind == BaselineKind::per_window) {
     p.values.resize(static_cast<std::size_t>(size));
     fo::window_means(p.inputs.data(), p.n, p.grid, p.values.data());
   } else {
-    p.values = window_ops::random_floats(rng, size, kind == BaselineKind::window_mask ? 0.0f : 2.0f,
-                                         kind == BaselineKind::window_mask ? 1.0f : 3.0f);
+    p.values = window_ops::random_floats(rng, size, factor ? 0.0f : 2.0f, factor ? 1.0f : 3.0f);
   }
   return p;
 }
@@ -109,7 +109,7 @@ TEST(EmulatedWindowFill, FullFillsMatchTheCpuBitForBit) {
   Rng rng(81);
   emu::reset();
   for (int trial = 0; trial < 500; ++trial) {
-    const Problem p = random_problem(rng, trial, kKinds[trial % 5]);
+    const Problem p = random_problem(rng, trial, kKinds[trial % 6]);
     const std::int64_t sample = p.c.sample(), total = p.n * p.grid.num_windows();
     randomize_launches(rng);
     const std::int64_t stride = uniform_int(rng, 1, 3), start = uniform_int(rng, 0, total - 1);
@@ -132,7 +132,7 @@ TEST(EmulatedWindowFill, IncrementalSessionsMatchTheCpuBitForBit) {
   Rng rng(82);
   emu::reset();
   for (int trial = 0; trial < 300; ++trial) {
-    const Problem p = random_problem(rng, trial, kKinds[trial % 5]);
+    const Problem p = random_problem(rng, trial, kKinds[trial % 6]);
     const std::int64_t sample = p.c.sample(), total = p.n * p.grid.num_windows();
     const std::int64_t capacity = uniform_int(rng, 1, std::min<std::int64_t>(total, 12));
     const std::int64_t chunk = (total + capacity - 1) / capacity;

@@ -1,7 +1,7 @@
 // The CPU kernel features of MONAI's occlusion sensitivity against the naive oracles of
 // naive_window_ops.hpp, on random N-d grids with "valid", "cover" and "shift" axes and
 // regions of interest: window means, the per_window and window_mask fills (full,
-// incremental, strided), the weighted blend, and the mean accumulation over shifted grids.
+// incremental, strided; per_window_scale too), the weighted blend, and the mean accumulation over shifted grids.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -58,14 +58,22 @@ Problem random_problem(Rng& rng, int trial) {
   return p;
 }
 
+constexpr naive::WindowBaseline kWindowKinds[] = {naive::WindowBaseline::per_window,
+                                                  naive::WindowBaseline::per_window_scale,
+                                                  naive::WindowBaseline::window_mask};
+
 fo::Baseline baseline_of(const Problem& p, naive::WindowBaseline kind) {
-  return kind == naive::WindowBaseline::per_window
-             ? fo::Baseline{fo::BaselineKind::per_window, p.means.data()}
-             : fo::Baseline{fo::BaselineKind::window_mask, p.mask.data()};
+  switch (kind) {
+    case naive::WindowBaseline::per_window: return {fo::BaselineKind::per_window, p.means.data()};
+    case naive::WindowBaseline::per_window_scale:
+      return {fo::BaselineKind::per_window_scale, p.means.data()};
+    case naive::WindowBaseline::window_mask:
+    default: return {fo::BaselineKind::window_mask, p.mask.data()};
+  }
 }
 
 const std::vector<float>& values_of(const Problem& p, naive::WindowBaseline kind) {
-  return kind == naive::WindowBaseline::per_window ? p.means : p.mask;
+  return kind == naive::WindowBaseline::window_mask ? p.mask : p.means;
 }
 
 TEST(WindowMeans, EqualTheNaiveMeansBitForBit) {
@@ -87,7 +95,7 @@ TEST(WindowBaselineFill, FullFillsEqualTheNaiveFill) {
   for (int trial = 0; trial < 400; ++trial) {
     const Problem p = random_problem(rng, trial);
     const std::int64_t total = p.n * p.grid.num_windows(), sample = p.c.sample();
-    for (const auto kind : {naive::WindowBaseline::per_window, naive::WindowBaseline::window_mask}) {
+    for (const auto kind : kWindowKinds) {
       const std::int64_t stride = uniform_int(rng, 1, 3);
       const std::int64_t start = uniform_int(rng, 0, total - 1);
       const std::int64_t count = std::min<std::int64_t>((total - 1 - start) / stride + 1, 20);
@@ -109,7 +117,7 @@ TEST(WindowBaselineFill, IncrementalSessionsEqualTheNaiveFillAfterEveryCall) {
     const std::int64_t total = p.n * p.grid.num_windows(), sample = p.c.sample();
     const std::int64_t capacity = uniform_int(rng, 1, std::min<std::int64_t>(total, 12));
     const std::int64_t chunk = (total + capacity - 1) / capacity;
-    for (const auto kind : {naive::WindowBaseline::per_window, naive::WindowBaseline::window_mask}) {
+    for (const auto kind : kWindowKinds) {
       std::vector<float> batch(static_cast<std::size_t>(capacity * sample), -777.0f);
       fo::IncrementalFillState state;
       // The sweep's chunked order (slot j walks chunk j), then a few random slices.
@@ -226,6 +234,8 @@ TEST(WindowOpsErrors, BadArgumentsAreUserErrorsNamingThem) {
                fo::user_error);
   EXPECT_EQ(fo::baseline_size(fo::BaselineKind::window_mask, 3, grid), 6);
   EXPECT_EQ(fo::baseline_size(fo::BaselineKind::per_window, 3, grid), 3 * grid.num_windows());
+  EXPECT_EQ(fo::baseline_size(fo::BaselineKind::per_window_scale, 2, grid),
+            2 * grid.num_windows());
 }
 
 }  // namespace

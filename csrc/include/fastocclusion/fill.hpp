@@ -27,7 +27,10 @@ enum class BaselineKind {
   per_sample,  ///< one sample-shaped array: values[p], grid.sample_size() floats
   per_input,   ///< one array per input:  values[n * sample_size + p], N * sample_size floats
   per_window,  ///< one value per (input, window) over its box: values[n * K + k], N * K
-               ///< floats (e.g. window_means: MONAI's "mean_patch")
+               ///< floats (e.g. window_means: the mean of the occluded region)
+  per_window_scale,  ///< the input times one value per (input, window): input[p] *
+                     ///< values[n * K + k], the float32 product (MONAI 1.6's "mean_patch",
+                     ///< which multiplies the region by its mean)
   window_mask, ///< the input times a window-shaped mask: input[p] * values[p - anchor_k],
                ///< the mask row-major over the window's lengths (grid.axes[d].window),
                ///< their product of floats (a clipped window reads the mask's first
@@ -68,7 +71,8 @@ void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& 
 /// The mean of every window's box, per input: out[i * K + k] = the float32 of the float64
 /// mean of input i over the box of window k (all its elements, channels included; a
 /// clipped window's box only), summed in row-major order (the CUDA kernel sums in the same
-/// order: equal bit for bit). The per_window baseline of MONAI's "mean_patch".
+/// order: equal bit for bit). The values of the per_window and per_window_scale
+/// baselines (MONAI's "mean_patch").
 ///
 /// inputs : float32, n * grid.sample_size(), contiguous; not modified.
 /// out    : float32, n * grid.num_windows(); every element is written.

@@ -1,5 +1,5 @@
-// Device side of the window means (the per_window baseline of MONAI's "mean_patch") and of
-// the weighted blend of per-window values into maps (MONAI's "gaussian" blending): the
+// Device side of the window means (the per_window(_scale) values: MONAI's "mean_patch")
+// and of the weighted blend of per-window values into maps (MONAI's "gaussian" blending): the
 // parameters and the per-element bodies, private to csrc/src/cuda (__host__ __device__, see
 // device_support.cuh; blend.cu runs them in 64-bit grid-stride loops).
 //

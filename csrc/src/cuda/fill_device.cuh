@@ -18,9 +18,9 @@
 // window moved back to end at the region's end).
 //
 // Baselines (fill.hpp's BaselineKind): a box element reads its baseline value alone, so the
-// per_window value (one per input and window, e.g. the window means of blend_device.cuh)
-// and the window_mask (the element's input times the mask at its offset in the window)
-// need no reduction in the fill.
+// per_window value (one per input and window, e.g. the window means of blend_device.cuh),
+// per_window_scale (the element's input times that value) and the window_mask (the
+// element's input times the mask at its offset in the window) need no reduction here.
 //
 // Slot mapping (fill.hpp): slot j holds stream index s = start + j * slot_stride, i.e.
 // input s / K with window s % K.
@@ -156,6 +156,8 @@ FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, std::
       return load_readonly(p.baseline + offset);
     case BaselineKind::per_window:
       return load_readonly(p.baseline + n * p.windows + k);
+    case BaselineKind::per_window_scale:
+      return load_readonly(src + offset) * load_readonly(p.baseline + n * p.windows + k);
     case BaselineKind::window_mask: {
       Index window_offset = 0;  // < the window volume <= sample: fits Index
       FASTOCCLUSION_UNROLL

@@ -37,7 +37,8 @@ namespace fastocclusion::cuda {
 ///  per_sample  : values[offset],                   grid.sample_size() floats, device memory
 ///  per_input   : values[n * sample_size + offset], n * grid.sample_size() floats, device memory
 ///  per_window  : values[n * K + k],                n * K floats, device memory
-///                (window_means_async writes MONAI's "mean_patch" values)
+///                (window_means_async writes the window means)
+///  per_window_scale : input times values[n * K + k], n * K floats, device memory
 ///  window_mask : input times values[offset in the window], the product of the windows'
 ///                lengths of floats, device memory
 struct DeviceBaseline {
@@ -128,7 +129,7 @@ void accumulate_window_deltas_async(const double* deltas, std::int64_t n, const 
 
 /// Enqueues the mean of every window's box, per input: out[i * K + k]; same result, bit
 /// for bit, as fastocclusion::window_means (one thread per (input, window) sums its box in
-/// the CPU's order, in float64). The per_window baseline of MONAI's "mean_patch".
+/// the CPU's order, in float64). The values of the per_window(_scale) baselines.
 ///
 /// inputs : float32, n * grid.sample_size(), contiguous, device; read only.
 /// out    : float32, n * grid.num_windows(), device; every element is written.

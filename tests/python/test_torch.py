@@ -547,14 +547,40 @@ class FakeCuda:
         self.fills = []
 
     def fill_occluded_batch(
-        self, inputs, grid, baseline, start, count, out, state=None, *, stride=1, stream=None
+        self,
+        inputs,
+        grid,
+        baseline,
+        start,
+        count,
+        out,
+        state=None,
+        *,
+        stride=1,
+        baseline_kind="auto",
+        stream=None,
     ):
         assert state is not None  # always incremental
         self.fills.append((start, count, stride))
         values = np.array(baseline, np.float32) if isinstance(baseline, float) else baseline.array
         _core.fill_occluded_batch(
-            inputs.array, grid, values, start, count, out.array, state, stride=stride
+            inputs.array,
+            grid,
+            values,
+            start,
+            count,
+            out.array,
+            state,
+            stride=stride,
+            baseline_kind=baseline_kind,
         )
+
+    def window_means(self, inputs, grid, *, stream=None):
+        return FakeDeviceBuffer.from_host(_core.window_means(inputs.array, grid))
+
+    def blend_window_values(self, values, grid, importance, collapsed_axes, *, stream=None):
+        maps = _core.blend_window_values(values.array, grid, importance, collapsed_axes)
+        return FakeDeviceBuffer.from_host(maps)
 
     def accumulate_window_deltas(self, deltas, grid, reduction, collapsed_axes, *, stream=None):
         maps = _core.accumulate_window_deltas(deltas.array, grid, reduction, collapsed_axes)

@@ -3,6 +3,12 @@ C++ kernels, or in CUDA device memory filled by the CUDA kernels.
 
 Both keep one persistent batch buffer and an incremental fill state: a slot that keeps its
 input only gets its previous window restored and the new one written.
+
+Baselines (``baseline_kind``): "auto", the ``baseline`` array as the kernels read it by its
+shape ((), one input's shape, or one per input); "window_mean", each window set to the mean
+of its input over the window's box (computed once by the kernels, ``baseline`` unused);
+"window_mean_scale", each window multiplied by that mean (MONAI 1.6's "mean_patch");
+"window_mask", each window multiplied by ``baseline``, an array of the window's shape.
 """
 
 from __future__ import annotations
@@ -14,6 +20,14 @@ import numpy as np
 from fastocclusion import _core
 from fastocclusion.engine.protocols import DeviceArrays
 
+# The kernels' baseline_kind of each engine baseline kind.
+_KERNEL_KINDS = {
+    "auto": "auto",
+    "window_mean": "per_window",
+    "window_mean_scale": "per_window_scale",
+    "window_mask": "window_mask",
+}
+
 
 class HostFiller:
     """Batches in a 64-byte-aligned host buffer (``_core.HostBuffer``), which the backend
@@ -23,11 +37,20 @@ class HostFiller:
     fresh one costs a zeroing and page faults)."""
 
     def __init__(
-        self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int, buffer: Any = None
+        self,
+        inputs: np.ndarray,
+        grid: Any,
+        baseline: np.ndarray | None,
+        batch: int,
+        buffer: Any = None,
+        baseline_kind: str = "auto",
     ) -> None:
         shape = (batch,) + inputs.shape[1:]
         self.inputs = inputs
         self.grid = grid
+        self._kind = _KERNEL_KINDS[baseline_kind]
+        if baseline_kind.startswith("window_mean"):
+            baseline = _core.window_means(inputs, grid)
         self.baseline = baseline
         self.buffer = (
             buffer if buffer is not None and buffer.shape == shape else _core.HostBuffer(shape)
@@ -50,6 +73,7 @@ class HostFiller:
             self._view,
             self._state,
             stride=stride,
+            baseline_kind=self._kind,
         )
 
     def asarray(self, values: np.ndarray) -> np.ndarray:
@@ -70,6 +94,11 @@ class HostFiller:
         deltas = self._deltas.reshape((-1,) + tuple(self.grid.counts))
         return _core.accumulate_window_deltas(deltas, self.grid, reduction, collapsed_axes)
 
+    def blend(self, importance: np.ndarray, collapsed_axes: tuple[int, ...]) -> np.ndarray:
+        assert self._deltas is not None, "deltas() first"
+        values = self._deltas.reshape((-1,) + tuple(self.grid.counts))
+        return _core.blend_window_values(values, self.grid, importance, collapsed_axes)
+
 
 def load_cuda_module() -> Any:
     """fastocclusion._cuda, or None when fastocclusion was built without it."""
@@ -88,11 +117,18 @@ class DeviceFiller:
     the model's stream; the inputs are uploaded once, the deltas are computed and
     accumulated on the device, and only the maps are handed back (as a device array).
 
-    Memory on the device: the inputs (N x input), the baseline when it is an array, one
-    batch buffer (batch x input), N * K float64 deltas and the N maps."""
+    Memory on the device: the inputs (N x input), the baseline when it is an array (N * K
+    window means for "window_mean"), one batch buffer (batch x input), N * K float64 deltas
+    and the N maps."""
 
     def __init__(
-        self, inputs: np.ndarray, grid: Any, baseline: np.ndarray, batch: int, arrays: DeviceArrays
+        self,
+        inputs: np.ndarray,
+        grid: Any,
+        baseline: np.ndarray | None,
+        batch: int,
+        arrays: DeviceArrays,
+        baseline_kind: str = "auto",
     ) -> None:
         cuda = load_cuda_module()
         if cuda is None:
@@ -106,11 +142,13 @@ class DeviceFiller:
         index, stream = arrays.device_index, arrays.stream
         self._stream = stream
         self._inputs = cuda.DeviceBuffer.from_host(np.ascontiguousarray(inputs), index)
-        self._baseline = (
-            float(baseline)
-            if baseline.ndim == 0
-            else cuda.DeviceBuffer.from_host(np.ascontiguousarray(baseline), index)
-        )
+        self._kind = _KERNEL_KINDS[baseline_kind]
+        if baseline_kind.startswith("window_mean"):
+            self._baseline = cuda.window_means(self._inputs, grid, stream=stream)
+        elif baseline_kind == "auto" and np.ndim(baseline) == 0:
+            self._baseline = float(baseline)  # type: ignore[arg-type]
+        else:
+            self._baseline = cuda.DeviceBuffer.from_host(np.ascontiguousarray(baseline), index)
         self.buffer = cuda.DeviceBuffer((batch,) + inputs.shape[1:], "float32", index)
         self._state = cuda.IncrementalFillState()
         self._inputs_view = arrays.view(self._inputs)
@@ -131,6 +169,7 @@ class DeviceFiller:
             self.buffer,
             self._state,
             stride=stride,
+            baseline_kind=self._kind,
             stream=self._stream,
         )
 
@@ -154,5 +193,12 @@ class DeviceFiller:
         assert self._deltas is not None, "deltas() first"
         maps = self._cuda.accumulate_window_deltas(
             self._deltas, self.grid, reduction, collapsed_axes, stream=self._stream
+        )
+        return self.arrays.view(maps)
+
+    def blend(self, importance: np.ndarray, collapsed_axes: tuple[int, ...]) -> Any:
+        assert self._deltas is not None, "deltas() first"
+        maps = self._cuda.blend_window_values(
+            self._deltas, self.grid, importance, collapsed_axes, stream=self._stream
         )
         return self.arrays.view(maps)

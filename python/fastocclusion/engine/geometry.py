@@ -17,7 +17,7 @@ class WindowGeometry:
 
     sample_shape : one input's shape (1 to 5 axes).
     window, stride : one size per axis.
-    edges : "valid" | "cover" for every axis.
+    edges : "valid" | "cover" | "shift" (MONAI's last window moved back) for every axis.
     collapsed_axes : axes that one window covers in full and that the maps keep with length
         1 (e.g. the channels of an image: maps (H, W, 1)).
     region : None, or a (begin, end) pair per axis: the windows lie in that box, anchored at

@@ -128,3 +128,8 @@ class Filler(Protocol):
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
         """The (N * planes, *map shape) float32 maps of the deltas written (NumPy, or a
         device array for the device filler: only maps leave the device)."""
+
+    def blend(self, importance: np.ndarray, collapsed_axes: tuple[int, ...]) -> Any:
+        """As ``maps``, the values written blended with a window-shaped float32 ``importance``
+        (the window's shape, 1 on the collapsed axes; finite, > 0): at every map element the
+        importance-weighted mean of the covering windows' values."""

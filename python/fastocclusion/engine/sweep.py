@@ -16,6 +16,10 @@ How one sweep runs:
    stream, the padding, are the last slots of the last batches).
 3. the deltas base - score, back in stream order, then the maps (the filler accumulates).
 
+Two siblings keep the model's outputs rather than one score per sample: ``run_classes``
+(all-class maps of the drops, base - output, per class) and ``run_values`` (MONAI's maps:
+the outputs themselves, no base pass, blended over the covering windows).
+
 Python loops once per batch, never per window or pixel; the loop does no index arithmetic
 (the slot and score tables are made once).
 """
@@ -192,7 +196,39 @@ class Sweep:
         backend, buffer = self.backend, self.filler.buffer
         self._sweep(kept, chunk, lambda b: backend.outputs(buffer)[:, picked])
         n, k, c = self.n, self.num_windows, len(chosen)
-        stream = (base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k]
-        deltas = self.filler.deltas(planes=c)
-        deltas[...] = stream.reshape(n, k, c).swapaxes(1, 2).reshape(-1)
+        self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k], c)
         return chosen, self.filler.maps(reduction, collapsed_axes)
+
+    def _write_planes(self, stream: Any, planes: int) -> None:
+        """(N * K, planes) values in stream order into the filler's deltas: ``planes`` grids
+        of K window values per input, input-major."""
+        deltas = self.filler.deltas(planes=planes)
+        deltas[...] = stream.reshape(self.n, self.num_windows, planes).swapaxes(1, 2).reshape(-1)
+
+    def run_values(self, importance: Any, collapsed_axes: tuple[int, ...]) -> tuple[int, Any]:
+        """Maps of the backend's outputs themselves (MONAI's occlusion sensitivity): no base
+        pass; the (B, C) outputs of every occluded batch are kept, and each map element of
+        class c is the mean of output c over the windows covering it, weighted by
+        ``importance`` (window-shaped, see Filler.blend; None: constant weights, the summed-
+        area "mean" path). Returns (C, the maps (N * C, *map shape), input-major).
+        ValueError naming the model for outputs other than (B, C), known after the first
+        call only."""
+        with self.backend.calls():
+            chunk, table = self._slot_table()
+            kept: list[Any] = [None] * chunk
+            backend, buffer = self.backend, self.filler.buffer
+            self._sweep(kept, chunk, lambda b: backend.outputs(buffer)[None])
+            shapes = {tuple(o.shape) for o in kept}
+            if len(shapes) != 1 or len(kept[0].shape) != 3:
+                raise ValueError(
+                    f"model: outputs of shapes {sorted(s[1:] for s in shapes)} are invalid for "
+                    "output maps, expected (batch, classes) from every call"
+                )
+            outputs = self.filler.concatenate(kept)  # (chunk, batch, C)
+            c = int(outputs.shape[2])
+            self._write_planes(
+                outputs.swapaxes(0, 1).reshape(-1, c)[: self.n * self.num_windows], c
+            )
+            if importance is None:
+                return c, self.filler.maps("mean", collapsed_axes)
+            return c, self.filler.blend(importance, collapsed_axes)

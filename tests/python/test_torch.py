@@ -746,3 +746,42 @@ def test_gpu_segmentation_detection_and_auto(exact_float32):
     torch.testing.assert_close(explainer.explain(inputs, boxes).cpu(), cpu, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="device: 'gpu' is invalid.*model is on cpu"):
         Occlusion(DetectionNet(), device="gpu")
+
+
+class BatchRecorder(torch.nn.Module):
+    """A linear model recording the batch size of every call (its layer compiled by
+    torch.compile when asked: a model that specialises on shapes)."""
+
+    def __init__(self, compiled: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.layer = torch.nn.Linear(10, 3)
+        self.call = torch.compile(self.layer, backend="eager") if compiled else self.layer
+        self.sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(int(x.shape[0]))
+        return self.call(x)
+
+
+def test_eager_modules_skip_the_padding_rows_and_compiled_ones_get_full_batches():
+    inputs = rng_inputs(80, (1, 10))  # one input: the base pass would be 31 padding rows
+    targets = one_hot(80, 1, 3)
+    eager = BatchRecorder()
+    maps = Occlusion(eager, batch_size=8, patch_size=3, patch_stride=2).explain(inputs, targets)
+    # base pass: 1 row; 4 windows in one batch of 8: 4 rows
+    assert eager.sizes == [1, 4]
+    compiled = BatchRecorder(compiled=True)
+    compiled_maps = Occlusion(compiled, batch_size=8, patch_size=3, patch_stride=2).explain(
+        inputs, targets
+    )
+    assert compiled.sizes == [8, 8]  # one shape: no recompilation
+    torch.testing.assert_close(compiled_maps, maps)
+    expected = reference_occlusion(
+        lambda x: eager.layer(torch.from_numpy(x)).detach().numpy(),
+        inputs,
+        targets,
+        patch_size=3,
+        patch_stride=2,
+    )
+    np.testing.assert_allclose(maps.numpy(), expected, rtol=1e-5, atol=1e-6)

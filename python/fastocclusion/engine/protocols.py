@@ -69,9 +69,12 @@ class Backend(Protocol):
         """The model's output shape for a full batch when it is known without a model call
         (tracing), else None."""
 
-    def outputs(self, buffer: Any) -> Any:
-        """MODEL CALL: the raw outputs of the full batch in ``buffer``, first dimension the
-        batch size, as a bookkeeping array (a copy: the buffer is refilled next)."""
+    def outputs(self, buffer: Any, rows: int) -> Any:
+        """MODEL CALL: the raw outputs of the batch in ``buffer``, as a bookkeeping array (a
+        copy: the buffer is refilled next). ``rows``: the first slots that hold samples, the
+        others are padding: a backend may call the model on those rows only (nothing is
+        traced: PyTorch) and return as many outputs, or on the full batch (one traced shape:
+        TensorFlow) and return them all; the sweep reads the first ``rows``."""
 
     def resolve_targets(
         self, targets: np.ndarray | None, outputs: Any, output_shape: tuple[int | None, ...] | None
@@ -83,10 +86,11 @@ class Backend(Protocol):
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         """Keeps the sweep's targets (N, ...) for ``scores``; ``batch`` is the batch size."""
 
-    def scores(self, buffer: Any, slots: Any, gather: bool) -> Any:
-        """MODEL CALL: (batch,) float scores of the full batch in ``buffer``; slot j is scored
-        against the target of input ``slots[j]`` (an int64 bookkeeping array). ``gather``
-        False: the slots hold the same inputs as in the previous call."""
+    def scores(self, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+        """MODEL CALL: float scores of the batch in ``buffer`` (at least ``rows`` of them, as
+        for ``outputs``); slot j is scored against the target of input ``slots[j]`` (an int64
+        bookkeeping array). ``gather`` False: the slots hold the same inputs as in the
+        previous call."""
 
     def scores_from_outputs(self, outputs: Any) -> Any:
         """Built-in operators only: the (N,) scores of the unperturbed inputs from their

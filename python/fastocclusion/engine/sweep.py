@@ -76,7 +76,7 @@ class Sweep:
         for start in range(0, self.n, self.batch):
             count = min(self.batch, self.n - start)
             self.filler.load_unperturbed(start, count)
-            chunks.append(self._call(self.backend.outputs, self.filler.buffer)[:count])
+            chunks.append(self._call(self.backend.outputs, self.filler.buffer, count)[:count])
         return chunks[0] if len(chunks) == 1 else self.filler.concatenate(chunks)
 
     def _unperturbed_scores(self) -> Any:
@@ -87,7 +87,7 @@ class Sweep:
             self.filler.load_unperturbed(start, count)
             slots[:count] = np.arange(start, start + count)
             batch_scores = self._call(
-                self.backend.scores, self.filler.buffer, self.filler.asarray(slots), True
+                self.backend.scores, self.filler.buffer, self.filler.asarray(slots), True, count
             )
             scores[start : start + count] = batch_scores[:count]
         return scores
@@ -119,17 +119,28 @@ class Sweep:
         stream = np.arange(chunk, dtype=np.int64)[:, None] + np.arange(batch)[None, :] * chunk
         return chunk, np.minimum(stream // k, n - 1)
 
-    def _sweep(self, table: Any, chunk: int, measure: Any) -> None:
-        """Fills every batch of the stream and stores ``measure(b)`` (a model call) in
-        ``table[b]``. The loop does no index arithmetic: tables are made before it."""
+    def _sweep(self, chunk: int, measure: Any, store: Any) -> None:
+        """Fills every batch of the stream, calls ``measure(b, rows)`` (a model call; ``rows``
+        slots hold samples, the rest is padding) and gives its result to ``store(b, value)``.
+        The loop does no index arithmetic: tables are made before it."""
         total = self.n * self.num_windows
         with progress_bar(total, self.progress) as bar:
             for b in range(chunk):
                 count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
                 self.filler.fill(b, count, chunk)
-                table[b] = self._call(measure, b)
+                store(b, self._call(measure, b, count))
                 if bar is not None:
                     bar.update(count)
+
+    @staticmethod
+    def _rows_into(table: Any) -> Any:
+        """store(b, value): ``value`` into the first len(value) entries of ``table[b]`` (the
+        padding slots past them may be absent from it)."""
+
+        def store(b: int, value: Any) -> None:
+            table[b, : len(value)] = value
+
+        return store
 
     def run(
         self, targets: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
@@ -151,7 +162,11 @@ class Sweep:
         slot_table = self.filler.asarray(table)
         scores = self.filler.empty((chunk, self.batch), np.float64)
         backend, buffer = self.backend, self.filler.buffer
-        self._sweep(scores, chunk, lambda b: backend.scores(buffer, slot_table[b], gather[b]))
+        self._sweep(
+            chunk,
+            lambda b, rows: backend.scores(buffer, slot_table[b], gather[b], rows),
+            self._rows_into(scores),
+        )
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
         deltas = self.filler.deltas()
         deltas[...] = (
@@ -194,7 +209,11 @@ class Sweep:
         slot_table = self.filler.asarray(table)
         kept = self.filler.empty((chunk, self.batch, len(chosen)), np.float64)
         backend, buffer = self.backend, self.filler.buffer
-        self._sweep(kept, chunk, lambda b: backend.outputs(buffer)[:, picked])
+        self._sweep(
+            chunk,
+            lambda b, rows: backend.outputs(buffer, rows)[:, picked],
+            self._rows_into(kept),
+        )
         n, k, c = self.n, self.num_windows, len(chosen)
         self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k], c)
         return chosen, self.filler.maps(reduction, collapsed_axes)
@@ -217,7 +236,9 @@ class Sweep:
             chunk, table = self._slot_table()
             kept: list[Any] = [None] * chunk
             backend, buffer = self.backend, self.filler.buffer
-            self._sweep(kept, chunk, lambda b: backend.outputs(buffer)[None])
+            self._sweep(
+                chunk, lambda b, rows: backend.outputs(buffer, rows)[None], kept.__setitem__
+            )
             shapes = {tuple(o.shape) for o in kept}
             if len(shapes) != 1 or len(kept[0].shape) != 3:
                 raise ValueError(

@@ -142,7 +142,8 @@ class TFBackend:
         )
         return result
 
-    def outputs(self, buffer: Any) -> np.ndarray:
+    def outputs(self, buffer: Any, rows: int | None = None) -> np.ndarray:
+        """The full batch's outputs (``rows`` ignored: a traced model sees one shape)."""
         batch = self._model_input(buffer)
         if self._outputs_fn is not None:
             out = self._traced(self._outputs_fn, batch)(batch)
@@ -242,10 +243,13 @@ class TFBackend:
 
     # -- the sweep -----------------------------------------------------------------------
 
-    def scores(self, buffer: Any, slot_inputs: np.ndarray, gather: bool) -> np.ndarray:
-        """Scores (one per slot) of a full batch; slot j's target is the target of input
-        slot_inputs[j]. gather=False: the slots hold the same inputs as in the previous
-        call, whose gathered targets are reused."""
+    def scores(
+        self, buffer: Any, slot_inputs: np.ndarray, gather: bool, rows: int | None = None
+    ) -> np.ndarray:
+        """Scores (one per slot) of a full batch (``rows`` ignored: a traced model sees one
+        shape); slot j's target is the target of input slot_inputs[j]. gather=False: the
+        slots hold the same inputs as in the previous call, whose gathered targets are
+        reused."""
         tf = self._tf
         assert self._targets is not None and self._gathered_view is not None
         if gather:

@@ -34,6 +34,7 @@ import torch
 from fastocclusion import tasks
 from fastocclusion.backends.torch.device import (
     TorchDeviceArrays,
+    is_compiled,
     model_device,
     model_dtype,
     uses_gpu_sweep,
@@ -59,6 +60,9 @@ class TorchBackend:
         self.device = model_device(model)
         self.dtype = model_dtype(model)
         self._on_gpu = uses_gpu_sweep(device, self.device)
+        # Eager modules skip the padding rows of a batch; compiled ones always get full
+        # batches (one shape, no recompilation).
+        self._full_batches = is_compiled(model)
         self._targets: torch.Tensor | None = None  # (N, ...) float32 on self.device
         self._gathered: torch.Tensor | None = None  # (batch, ...) targets of the batch's slots
         # (buffer, its torch view, whether each call needs a copy to the model's device/dtype)
@@ -120,32 +124,37 @@ class TorchBackend:
     def static_output_shape(self, buffer: Any) -> None:
         return None  # PyTorch models are not traced: the shape comes from the base pass
 
-    def outputs(self, buffer: Any) -> Any:
-        batch = self._batch(buffer)
-        version = None if batch.is_inference() else batch._version
-        outputs = self._forward(batch)
-        self._checked_unchanged(batch, version)
+    def outputs(self, buffer: Any, rows: int) -> Any:
+        """The outputs of the first ``rows`` slots: the padding is not computed (a PyTorch
+        model is not traced, a shorter batch costs it nothing)."""
+        view = self._batch(buffer)
+        version = None if view.is_inference() else view._version
+        outputs = self._forward(view if rows >= len(view) or self._full_batches else view[:rows])
+        self._checked_unchanged(view, version)
         # A copy: outputs may alias the buffer (an identity model), which is refilled next.
         if self._on_gpu:
             return outputs.to(torch.float32, copy=True)
         return outputs.detach().to("cpu", torch.float32).numpy().copy()
 
-    def scores(self, buffer: Any, slots: Any, gather: bool) -> Any:
-        """Scores of a full batch; the slots' targets are gathered again only when the slots
-        changed inputs (``gather``)."""
+    def scores(self, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+        """Scores of the first ``rows`` slots (the padding is not computed); the slots'
+        targets are gathered again only when the slots changed inputs (``gather``)."""
         assert self._targets is not None and self._gathered is not None
         if gather:
             self._gather(slots)
-        targets = self._gathered
-        batch = self._batch(buffer)
-        version = None if batch.is_inference() else batch._version
+        view = self._batch(buffer)
+        version = None if view.is_inference() else view._version
+        if rows >= len(view) or self._full_batches:
+            batch, targets = view, self._gathered
+        else:
+            batch, targets = view[:rows], self._gathered[:rows]
         if self._score_fn is not None:
             scores = self._score_fn(self._forward(batch), targets)
         else:
             with torch.inference_mode():
                 result = self.custom(self.model, batch, targets)  # type: ignore[misc]
             scores = scores_tensor(result, batch.shape[0], self.name, self.device)
-        self._checked_unchanged(batch, version)
+        self._checked_unchanged(view, version)
         if self._on_gpu:
             return scores
         return scores.numpy() if scores.device.type == "cpu" else scores.cpu().numpy()

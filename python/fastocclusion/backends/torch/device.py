@@ -34,6 +34,18 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return torch.float32
 
 
+def is_compiled(model: torch.nn.Module) -> bool:
+    """True for a model that specialises on input shapes: torch.compile's OptimizedModule,
+    TorchScript (scripted or traced), or a module holding one. Such a model always gets
+    full batches (a new batch size would compile it again)."""
+    compiled = (torch.jit.ScriptModule,)
+    optimized = getattr(getattr(torch, "_dynamo", None), "eval_frame", None)
+    optimized_type = getattr(optimized, "OptimizedModule", None)
+    if isinstance(optimized_type, type):
+        compiled = compiled + (optimized_type,)
+    return any(isinstance(module, compiled) for module in model.modules())
+
+
 def uses_gpu_sweep(device: str, where: torch.device) -> bool:
     """Whether the ``device`` option and the model's device give the GPU sweep; ValueError
     for "gpu" when it cannot run, saying why."""

@@ -74,6 +74,7 @@ class ForwardBackend:
         self.dtype = self.inputs[swept].dtype
         self._view: tuple[Any, torch.Tensor] | None = None
         self._gathered: list[torch.Tensor | None] = []
+        self._gathered_rows = 0
 
     def _batch(self, buffer: Any) -> torch.Tensor:
         if self._view is None or self._view[0] is not buffer:
@@ -86,17 +87,18 @@ class ForwardBackend:
 
     def _call(self, batch: torch.Tensor, rows: torch.Tensor, gather: bool) -> torch.Tensor:
         """The function on the batch for input ``swept`` and the slots' examples of the
-        others (gathered again only when the slots changed examples)."""
-        if gather or not self._gathered:
+        others (gathered again only when the slots changed examples or their number)."""
+        if gather or not self._gathered or self._gathered_rows != len(rows):
+            self._gathered_rows = len(rows)
             self._gathered = [
                 None if k == self.swept else torch.index_select(tensor, 0, rows.to(tensor.device))
                 for k, tensor in enumerate(self.inputs)
             ]
         args = [batch if k == self.swept else self._gathered[k] for k in range(len(self.inputs))]
-        version = None if batch.is_inference() else batch._version
+        version = None if self._view[1].is_inference() else self._view[1]._version
         with torch.inference_mode():  # a no-op inside the sweep's calls()
             outputs = model_output(self.forward(*args, *self.extra_args), self.forward)
-        if version is not None and batch._version != version:
+        if version is not None and self._view[1]._version != version:
             raise ValueError(
                 "forward_func: wrote into its input tensor in place; fastocclusion reuses the "
                 "batch buffer, expected a function that leaves its inputs unchanged"
@@ -118,7 +120,7 @@ class ForwardBackend:
     def static_output_shape(self, buffer: Any) -> None:
         return None
 
-    def outputs(self, buffer: Any) -> np.ndarray:
+    def outputs(self, buffer: Any, rows: int) -> np.ndarray:
         raise TypeError("ForwardBackend scores batches; it keeps no raw outputs")
 
     def resolve_targets(self, targets: Any, outputs: Any, output_shape: Any) -> np.ndarray:
@@ -127,10 +129,12 @@ class ForwardBackend:
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         self._gathered = []
 
-    def scores(self, buffer: Any, slots: np.ndarray, gather: bool) -> np.ndarray:
-        rows = torch.from_numpy(np.ascontiguousarray(slots))
-        outputs = self._call(self._batch(buffer), rows, gather)
-        scores = self.target.select(outputs, rows.to(outputs.device))
+    def scores(self, buffer: Any, slots: np.ndarray, gather: bool, rows: int) -> np.ndarray:
+        """Scores of the first ``rows`` slots (the padding is not computed)."""
+        examples = torch.from_numpy(np.ascontiguousarray(slots[:rows]))
+        batch = self._batch(buffer)
+        outputs = self._call(batch if rows >= len(batch) else batch[:rows], examples, gather)
+        scores = self.target.select(outputs, examples.to(outputs.device))
         return scores.to("cpu", torch.float64).numpy()
 
     def scores_from_outputs(self, outputs: Any) -> Any:

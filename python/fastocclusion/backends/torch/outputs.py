@@ -93,8 +93,9 @@ class OutputsBackend:
             return result
         return outputs
 
-    def outputs(self, buffer: Any) -> Any:
-        """MODEL CALL: the activated (B, classes) outputs, float64, a copy."""
+    def outputs(self, buffer: Any, rows: int | None = None) -> Any:
+        """MODEL CALL: the activated (B, classes) outputs, float64, a copy (of the full batch:
+        ``rows`` ignored, so every call has MONAI's batch)."""
         batch = self._batch(buffer)
         version = None if batch.is_inference() else batch._version
         outputs = self._activate(model_output(self.module(batch, **self.kwargs), self.module))
@@ -125,7 +126,7 @@ class OutputsBackend:
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         raise TypeError("OutputsBackend maps outputs; it has no targets")
 
-    def scores(self, buffer: Any, slots: Any, gather: bool) -> Any:
+    def scores(self, buffer: Any, slots: Any, gather: bool, rows: int | None = None) -> Any:
         raise TypeError("OutputsBackend maps outputs; it has no scores")
 
     def scores_from_outputs(self, outputs: Any) -> Any:

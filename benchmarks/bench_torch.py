@@ -7,10 +7,10 @@ Every config computes Captum's maps (windows over all channels, "cover" edges, "
 reduction) with channels-first inputs, so the three numbers describe the same work, and the
 maps are compared (max relative difference). Times are medians over interleaved repeats
 (ours, calls alone, Captum, ours, ...) after one warm-up of each. "Model calls alone" = the
-same number of calls as our explain (base pass included), with the same batch size, on one
-pre-built batch, under inference mode, with the target scores taken and fetched to the host
-as ours are. Captum gets ``perturbations_per_eval`` = batch / N (at least 1), so that its
-calls hold about as many samples as ours.
+same calls as our explain (base pass included), each with as many samples (an eager PyTorch
+model gets no padding rows), on one pre-built batch, under inference mode, with the target
+scores taken and fetched to the host as ours are. Captum gets ``perturbations_per_eval`` =
+batch / N (at least 1), so that its calls hold about as many samples as ours.
 """
 
 from __future__ import annotations
@@ -142,14 +142,26 @@ def ours(model, cfg: TorchConfig, x, labels):
     return run, method
 
 
-def calls_alone(model, cfg: TorchConfig, calls: int):
+def call_rows(cfg: TorchConfig) -> list[int]:
+    """The samples of each model call our explain makes on an eager PyTorch model: the base
+    pass, then the chunked sweep (batch b holds the stream indices b + j * C), padding rows
+    left out."""
+    n, batch = cfg.n, cfg.batch_size
+    total = n * windows(cfg)
+    chunk = -(-total // batch)
+    base = [min(batch, n - start) for start in range(0, n, batch)]
+    return base + [-(-(total - b) // chunk) for b in range(chunk)]
+
+
+def calls_alone(model, cfg: TorchConfig, rows: list[int]):
+    """The same calls as our explain (``rows`` samples each) on one pre-built batch."""
     batch = torch.rand((cfg.batch_size,) + cfg.shape)
     targets = torch.eye(10)[torch.zeros(cfg.batch_size, dtype=torch.long)]
 
     def run():
         with torch.inference_mode():
-            for _ in range(calls):
-                (model(batch) * targets).sum(-1).numpy()
+            for count in rows:
+                (model(batch[:count]) * targets[:count]).sum(-1).numpy()
 
     return run
 
@@ -188,7 +200,9 @@ def bench(cfg: TorchConfig, repeats: int) -> dict:
     run_ours, method = ours(model, cfg, x, labels)
     ours_maps = run_ours()  # warm-up
     calls = method.last_stats.model_calls
-    runners = {"ours": run_ours, "calls": calls_alone(model, cfg, calls)}
+    rows = call_rows(cfg)
+    assert len(rows) == calls, (rows, calls)
+    runners = {"ours": run_ours, "calls": calls_alone(model, cfg, rows)}
     captum = captum_runner(model, cfg, x, labels)
     if captum is not None:
         runners["captum"] = captum

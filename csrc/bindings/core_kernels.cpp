@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -119,6 +120,21 @@ void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py:
   });
 }
 
+// The float32 output of a kernel: `out` when given (checked: C-contiguous, writable, of
+// `shape`, sharing no memory with the kernel's `inputs`), else a new array of `shape`.
+py::array output_array(const std::optional<py::array>& out, const std::vector<std::int64_t>& shape,
+                       std::initializer_list<const py::array*> inputs, const char* names) {
+  py::array result = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  require_array<float>(result, "out", true);
+  FASTOCCLUSION_EXPECTS(array_shape(result) == shape, "out: shape " << shape_string(array_shape(result))
+                                                                    << " is invalid, expected "
+                                                                    << shape_string(shape));
+  for (const py::array* input : inputs) {
+    FASTOCCLUSION_EXPECTS(!overlaps(result, *input), "out: must not share memory with " << names);
+  }
+  return result;
+}
+
 py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid,
                              const StrArg& reduction, const std::vector<int>& collapsed_axes,
                              std::optional<py::array> out) {
@@ -128,13 +144,7 @@ py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid
   require_array<double>(deltas, "deltas", false);
   const std::int64_t n = leading_count(array_shape(deltas), grid_counts(grid), "deltas",
                                        "the grid's window counts");
-  const std::vector<std::int64_t> mshape = map_shape(n, grid, mask);
-  py::array maps = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(mshape.begin(), mshape.end()));
-  require_array<float>(maps, "out", true);
-  FASTOCCLUSION_EXPECTS(array_shape(maps) == mshape, "out: shape " << shape_string(array_shape(maps))
-                                                                   << " is invalid, expected "
-                                                                   << shape_string(mshape));
-  FASTOCCLUSION_EXPECTS(!overlaps(maps, deltas), "out: must not share memory with deltas");
+  py::array maps = output_array(out, map_shape(n, grid, mask), {&deltas}, "deltas");
   const auto* d = static_cast<const double*>(deltas.data());
   auto* m = static_cast<float*>(maps.mutable_data());
   {
@@ -147,13 +157,7 @@ py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid
 py::array window_means_binding(const py::array& inputs, const fo::WindowGrid& grid,
                                std::optional<py::array> out) {
   const std::int64_t n = input_count(inputs, grid);
-  const std::vector<std::int64_t> shape = batch_shape(n, grid_counts(grid));
-  py::array means = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-  require_array<float>(means, "out", true);
-  FASTOCCLUSION_EXPECTS(array_shape(means) == shape, "out: shape " << shape_string(array_shape(means))
-                                                                   << " is invalid, expected "
-                                                                   << shape_string(shape));
-  FASTOCCLUSION_EXPECTS(!overlaps(means, inputs), "out: must not share memory with inputs");
+  py::array means = output_array(out, batch_shape(n, grid_counts(grid)), {&inputs}, "inputs");
   const auto* in = static_cast<const float*>(inputs.data());
   auto* m = static_cast<float*>(means.mutable_data());
   {
@@ -178,14 +182,8 @@ py::array blend_binding(const py::array& values, const fo::WindowGrid& grid,
                                              << " is invalid, expected the window's "
                                              << shape_string(ishape)
                                              << " (1 on the collapsed axes)");
-  const std::vector<std::int64_t> mshape = map_shape(n, grid, mask);
-  py::array maps = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(mshape.begin(), mshape.end()));
-  require_array<float>(maps, "out", true);
-  FASTOCCLUSION_EXPECTS(array_shape(maps) == mshape, "out: shape " << shape_string(array_shape(maps))
-                                                                   << " is invalid, expected "
-                                                                   << shape_string(mshape));
-  FASTOCCLUSION_EXPECTS(!overlaps(maps, values) && !overlaps(maps, importance),
-                        "out: must not share memory with values or importance");
+  py::array maps = output_array(out, map_shape(n, grid, mask), {&values, &importance},
+                                "values or importance");
   const auto* v = static_cast<const double*>(values.data());
   const auto* w = static_cast<const float*>(importance.data());
   auto* m = static_cast<float*>(maps.mutable_data());

@@ -221,3 +221,31 @@ def test_imports_load_no_tensorflow_at_package_level_and_no_torch() -> None:
         "models.adapt_model(lambda x: x); assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_the_flat_call_of_a_concrete_function_and_its_fallback() -> None:
+    """TFBackend calls traced functions through their flat entry point (cheaper) and falls
+    back to the public call when a TensorFlow release lacks it or refuses the arguments."""
+    from fastocclusion.backends.tensorflow.backend import TFBackend
+
+    x = tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3))
+    concrete = tf.function(lambda t: t * 2.0).get_concrete_function(tf.TensorSpec((2, 3)))
+    np.testing.assert_array_equal(TFBackend._flat_call(concrete)(x).numpy(), x.numpy() * 2)
+
+    class Public:
+        captured_inputs: list = []
+
+        def __init__(self) -> None:
+            self.public = 0
+
+        def _call_flat(self, args: list, captured: list) -> None:
+            raise TypeError("_call_flat() takes 4 positional arguments")
+
+        def __call__(self, t: object) -> str:
+            self.public += 1
+            return "public"
+
+    refusing = Public()
+    call = TFBackend._flat_call(refusing)
+    assert call(x) == "public" and call(x) == "public" and refusing.public == 2
+    assert TFBackend._flat_call(object) is object  # no flat entry: the object itself

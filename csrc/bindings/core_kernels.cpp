@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "array_checks.hpp"
 #include "common.hpp"
 #include "core_module.hpp"
 #include "fastocclusion/accumulate.hpp"
@@ -24,31 +25,7 @@ namespace fo = fastocclusion;
 namespace fastocclusion::bindings {
 namespace {
 
-constexpr int kNpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
-
 using CpuFillState = LockedState<fo::IncrementalFillState>;
-
-std::vector<std::int64_t> array_shape(const py::array& a) {
-  return std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim());
-}
-
-// Checks that `a` is a C-contiguous, aligned array of T; `writable` too if asked.
-template <typename T>
-void require_array(const py::array& a, const char* name, bool writable) {
-  FASTOCCLUSION_EXPECTS(py::isinstance<py::array_t<T>>(a),
-                        name << ": dtype " << std::string(py::str(a.dtype())) << " is invalid, expected "
-                             << std::string(py::str(py::dtype::of<T>())));
-  FASTOCCLUSION_EXPECTS((a.flags() & py::array::c_style) != 0,
-                        name << ": expected a C-contiguous array");
-  FASTOCCLUSION_EXPECTS((a.flags() & kNpyAligned) != 0, name << ": expected an aligned array");
-  if (writable) FASTOCCLUSION_EXPECTS(a.writeable(), name << ": expected a writable array");
-}
-
-bool overlaps(const py::array& a, const py::array& b) {
-  const auto* a0 = static_cast<const char*>(a.data());
-  const auto* b0 = static_cast<const char*>(b.data());
-  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
-}
 
 // inputs: (N, *sample shape) float32. Returns N.
 std::int64_t input_count(const py::array& inputs, const fo::WindowGrid& grid) {

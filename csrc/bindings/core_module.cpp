@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   fastocclusion::bindings::register_geometry(m);
   fastocclusion::bindings::register_host_buffer(m);
   fastocclusion::bindings::register_cpu_kernels(m);
+  fastocclusion::bindings::register_feature_windows(m);
 }

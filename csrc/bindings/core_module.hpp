@@ -9,5 +9,7 @@ namespace fastocclusion::bindings {
 void register_geometry(pybind11::module_& m);     // core_geometry.cpp: WindowGrid
 void register_host_buffer(pybind11::module_& m);  // core_buffers.cpp: HostBuffer (+ DLPack)
 void register_cpu_kernels(pybind11::module_& m);  // core_kernels.cpp: fills, maps, threads
+// core_feature_windows.cpp: gather_windows, splice_windows (incremental inference)
+void register_feature_windows(pybind11::module_& m);
 
 }  // namespace fastocclusion::bindings

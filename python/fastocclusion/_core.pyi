@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['BUFFER_ALIGNMENT', 'HostBuffer', 'IncrementalFillState', 'WindowGrid', 'accumulate_window_deltas', 'blend_window_values', 'fill_occluded_batch', 'num_threads', 'set_num_threads', 'window_means']
+__all__: list[str] = ['BUFFER_ALIGNMENT', 'HostBuffer', 'IncrementalFillState', 'SpliceState', 'WindowGrid', 'accumulate_window_deltas', 'blend_window_values', 'fill_occluded_batch', 'gather_windows', 'num_threads', 'set_num_threads', 'splice_windows', 'window_means']
 class WindowGrid:
     """
     The windows of an occlusion sweep over the axes of one sample (SPEC §2, §5, §7):
@@ -98,6 +98,16 @@ class IncrementalFillState:
         """
         Forget what every slot holds: the next fill is a full one.
         """
+class SpliceState:
+    """
+    What each slot of a persistent spliced buffer holds (splice_windows).
+    """
+    def __init__(self) -> None:
+        ...
+    def reset(self) -> None:
+        """
+        Forget what every slot holds: the next fill is a full one.
+        """
 def accumulate_window_deltas(deltas: numpy.ndarray, grid: WindowGrid, reduction: str = 'sum', collapsed_axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], out: numpy.ndarray | None = None) -> numpy.ndarray:
     """
     Sensitivity maps (N, *map shape) float32 from window deltas (N, *grid.counts) float64.
@@ -125,6 +135,16 @@ def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy
     IncrementalFillState for incremental fills (only the previous and the new window of a
     slot are rewritten).
     """
+def gather_windows(maps: numpy.ndarray, map_index: numpy.ndarray, origins: numpy.ndarray, size: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], out: numpy.ndarray | None = None, patches: numpy.ndarray | None = None, patch_origins: numpy.ndarray | None = None, *, pad_value: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.ndarray:
+    """
+    Windows of channels-first feature maps, one per slot: out[j] (C, *size) is map
+    maps[map_index[j]] read from origins[j] (row, column; any int64, the window may
+    reach past the map), pad_value outside the map, and patches[j] (C, h, w) in place
+    of the map inside slot j's patch box at patch_origins[j] (inside the map).
+    maps (M, C, H, W) float32 or float64 (patches and out the same dtype); map_index
+    (count,) int64; origins, patch_origins (count, 2) int64; out (count, C, *size) or
+    None (a new array). Returns out.
+    """
 def num_threads() -> int:
     """
     Threads the CPU kernels may use.
@@ -132,6 +152,15 @@ def num_threads() -> int:
 def set_num_threads(threads: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Set the threads the CPU kernels may use (< 1: hardware concurrency).
+    """
+def splice_windows(maps: numpy.ndarray, map_index: numpy.ndarray, patches: numpy.ndarray, origins: numpy.ndarray, out: numpy.ndarray, state: SpliceState = None) -> None:
+    """
+    Dense maps with patches spliced in: out[j] = maps[map_index[j]] with patches[j]
+    (C, h, w) written at origins[j] (a box inside the map), for j < count; slots past
+    count keep their content. maps (M, C, H, W) float32 or float64, patches and out
+    (B, C, H, W), B >= count, of the same dtype; map_index (count,) int64; origins
+    (count, 2) int64. state: a SpliceState for a persistent out (a slot that keeps its
+    map gets only its previous box restored and the new patch written).
     """
 def window_means(inputs: numpy.ndarray, grid: WindowGrid, out: numpy.ndarray | None = None) -> numpy.ndarray:
     """

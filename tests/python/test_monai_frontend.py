@@ -22,10 +22,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason='needs PyTorch: pip install ".[torch]"')
 pytest.importorskip("monai", reason="needs MONAI: pip install monai")
+from fake_cuda import FakeCuda, FakeDeviceArrays  # noqa: E402
 from monai.data import MetaTensor  # noqa: E402
 from monai.data.utils import compute_importance_map  # noqa: E402
 from monai.visualize import OcclusionSensitivity as MonaiOcclusionSensitivity  # noqa: E402
-from test_torch import FakeCuda, FakeDeviceArrays  # noqa: E402
 
 from fastocclusion.backends.torch import outputs as outputs_backend  # noqa: E402
 from fastocclusion.engine import fillers  # noqa: E402
@@ -230,7 +230,7 @@ def test_gaussian_mask_and_weights_are_monais_bit_for_bit(mask):
 @pytest.mark.parametrize("mode", ["gaussian", "mean_patch", "mean_img", 0.5])
 def test_the_device_sweep_logic_on_the_cpu_equals_the_host_sweep(mode, monkeypatch):
     """The GPU path (device filler, torch bookkeeping, fills, means and blend by "_cuda")
-    with the CUDA module and the device replaced by host stand-ins (test_torch's)."""
+    with the CUDA module and the device replaced by host stand-ins (fake_cuda's)."""
     net, x = Net(3, 2, 4, 5), torch.rand(1, 3, 12, 10)
     explain = OcclusionSensitivity(net, mask_size=(5, 4), n_batch=6, verbose=False, mode=mode)
     host = explain(x, b_box=[1, 10, 2, 9])

@@ -1,0 +1,122 @@
+"""A stand-in for fastocclusion._cuda over host memory (the C++ core's kernels) and a
+torch-on-the-CPU DeviceArrays: the GPU sweep's logic tested on a machine without a GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fastocclusion import Occlusion, _core
+from fastocclusion.backends.torch import TorchBackend
+from fastocclusion.engine import fillers
+
+
+class FakeDeviceBuffer:
+    """_cuda.DeviceBuffer's interface over host memory (DLPack through NumPy's)."""
+
+    def __init__(self, shape, dtype="float32", device=0):
+        assert device == 0
+        self.array = np.zeros(tuple(shape), np.dtype(dtype))
+        self.shape = tuple(shape)
+
+    @classmethod
+    def from_host(cls, array, device=0):
+        buffer = cls(array.shape, array.dtype.name, device)
+        buffer.array[...] = array
+        return buffer
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+class FakeCuda:
+    """fastocclusion._cuda's kernels over host memory, by the C++ core; records the fills."""
+
+    DeviceBuffer = FakeDeviceBuffer
+    IncrementalFillState = _core.IncrementalFillState
+
+    def __init__(self):
+        self.fills = []
+
+    def fill_occluded_batch(
+        self,
+        inputs,
+        grid,
+        baseline,
+        start,
+        count,
+        out,
+        state=None,
+        *,
+        stride=1,
+        baseline_kind="auto",
+        stream=None,
+    ):
+        assert state is not None  # always incremental
+        self.fills.append((start, count, stride))
+        values = np.array(baseline, np.float32) if isinstance(baseline, float) else baseline.array
+        _core.fill_occluded_batch(
+            inputs.array,
+            grid,
+            values,
+            start,
+            count,
+            out.array,
+            state,
+            stride=stride,
+            baseline_kind=baseline_kind,
+        )
+
+    def window_means(self, inputs, grid, *, stream=None):
+        return FakeDeviceBuffer.from_host(_core.window_means(inputs.array, grid))
+
+    def blend_window_values(self, values, grid, importance, collapsed_axes, *, stream=None):
+        maps = _core.blend_window_values(values.array, grid, importance, collapsed_axes)
+        return FakeDeviceBuffer.from_host(maps)
+
+    def accumulate_window_deltas(self, deltas, grid, reduction, collapsed_axes, *, stream=None):
+        maps = _core.accumulate_window_deltas(deltas.array, grid, reduction, collapsed_axes)
+        buffer = FakeDeviceBuffer(maps.shape)
+        buffer.array[...] = maps
+        return buffer
+
+
+class FakeDeviceArrays:
+    """engine.protocols.DeviceArrays with torch tensors on the CPU."""
+
+    device_index = 0
+    stream = None
+
+    def asarray(self, values):
+        return torch.as_tensor(values)
+
+    def empty(self, shape, dtype):
+        return torch.empty(
+            shape,
+            dtype={np.dtype(np.float64): torch.float64, np.dtype(np.int64): torch.int64}[
+                np.dtype(dtype)
+            ],
+        )
+
+    def concatenate(self, arrays):
+        return torch.cat(arrays)
+
+    def view(self, buffer):
+        with torch.inference_mode(False):
+            return torch.from_dlpack(buffer)
+
+
+def explain_with_fake_device(model, inputs, targets, **options):
+    """The GPU sweep (device filler, bookkeeping in torch, maps accumulated by "_cuda") with
+    the CUDA module and the device replaced by host stand-ins."""
+    fake = FakeCuda()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fillers, "load_cuda_module", lambda: fake)
+        patch.setattr(TorchBackend, "device_arrays", property(lambda self: FakeDeviceArrays()))
+        explainer = Occlusion(model, **options)
+        explainer._backend._on_gpu = True  # the CPU model as if it were on a CUDA device
+        return explainer.explain(inputs, targets), fake

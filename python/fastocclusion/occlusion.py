@@ -21,6 +21,7 @@ import numpy as np
 
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import DeviceFiller, ExplainStats, HostFiller, Sweep
+from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE, no_scorer, window_regions
 from fastocclusion.inputs import prepare_inputs, read_inputs
 from fastocclusion.layouts import (
     DATA_FORMATS,
@@ -36,8 +37,10 @@ from fastocclusion.options import (
     check_batch_size,
     check_choice,
     check_classes,
+    check_incremental,
     check_occlusion_value,
     check_sizes,
+    check_switch_share,
 )
 
 __all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion"]
@@ -88,6 +91,15 @@ class Occlusion:
     progress : show a tqdm progress bar over the perturbed samples.
     device : "auto" (the GPU when a PyTorch model lives on one), "cpu" or "gpu" (a CUDA
         device for a PyTorch model; an error when none is usable).
+    incremental : exact incremental inference (SPEC §8) for PyTorch CNNs on channels-first
+        images: only the boxes of the feature maps that a patch can change are recomputed,
+        from the unoccluded image's activations, up to the layer where they grow past
+        ``incremental_threshold`` of the map. "auto" (default): where the model and the
+        sweep allow it and it saves work, else the normal sweep; True: always (ValueError
+        naming the first unsupported layer or option otherwise); False: the normal sweep.
+        ``last_stats.incremental_layers`` / ``incremental_note`` say what ran.
+    incremental_threshold : the switch-back share of a feature map, in (0, 1] (None: the
+        default measured on CPU, engine.regions.DEFAULT_SWITCH_SHARE).
 
     ``explain`` returns a float32 ``tf.Tensor``; for PyTorch models a float32
     ``torch.Tensor`` on the model's device (TensorFlow is then never imported).
@@ -107,6 +119,8 @@ class Occlusion:
         reduction: str = "sum",
         progress: bool = False,
         device: str = "auto",
+        incremental: str | bool = "auto",
+        incremental_threshold: float | None = None,
     ) -> None:
         self.batch_size = check_batch_size(batch_size)
         self.patch_size = patch_size
@@ -119,6 +133,8 @@ class Occlusion:
             raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
         self.progress = progress
         self.device = check_choice(device, "device", DEVICES)
+        self.incremental = check_incremental(incremental)
+        self.incremental_threshold = check_switch_share(incremental_threshold, DEFAULT_SWITCH_SHARE)
         self.model = model
         self._backend = make_backend(model, operator, self.device)
         # The last host sweep's batch buffer, reused by the next explain of the same batch
@@ -237,8 +253,27 @@ class Occlusion:
             buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
             filler = HostFiller(array, grid, baseline, batch, buffer)
             self._host_buffer = filler.buffer
-        sweep = Sweep(self._backend, filler, n, grid.num_windows, batch, self.progress)
+        scorer, self._incremental_note = self._incremental_scorer(layout, grid, n, batch, arrays)
+        sweep = Sweep(self._backend, filler, n, grid.num_windows, batch, self.progress, scorer)
         return sweep, layout, geometry, y
+
+    def _incremental_scorer(
+        self, layout: Any, grid: Any, n: int, batch: int, arrays: Any
+    ) -> tuple[Any, str]:
+        """The sweep's incremental scorer and its note, or (None, why not); ValueError for
+        incremental=True where it cannot run (before any model call)."""
+        if self.incremental is False:
+            return None, "normal sweep: incremental=False"
+        required = self.incremental is True
+        if layout.family != "images" or layout.channel_axis != 0:
+            reason = "inputs: exact incremental inference needs channels-first images"
+            return no_scorer(f"{reason} (data_format='channels_first')", required)
+        if arrays is not None:
+            return no_scorer("device: the incremental kernels run on the CPU", required)
+        regions = window_regions(grid, (1, 2))
+        return self._backend.incremental_scorer(
+            regions, n, batch, self.incremental_threshold, required
+        )
 
     def _record(self, sweep: Sweep, started: float) -> None:
         self.last_stats = ExplainStats(
@@ -249,6 +284,8 @@ class Occlusion:
             model_calls=sweep.model_calls,
             total_seconds=time.perf_counter() - started,
             model_seconds=sweep.model_seconds,
+            incremental_layers=sweep.scorer.incremental_layers if sweep.incremental else (),
+            incremental_note=sweep.scorer.note if sweep.scorer else self._incremental_note,
         )
 
     def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:

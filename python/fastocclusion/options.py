@@ -83,3 +83,27 @@ def check_classes(classes: Any) -> np.ndarray | None:
             f"classes: {classes!r} is invalid, expected None or class indices (ints >= 0)"
         )
     return np.asarray(values, dtype=np.int64)
+
+
+def check_incremental(value: Any) -> str | bool:
+    """ "auto", True or False (exactly); ValueError naming ``incremental`` otherwise."""
+    if value is True or value is False or (isinstance(value, str) and value == "auto"):
+        return value
+    raise ValueError(f"incremental: {value!r} is invalid, expected 'auto', True or False")
+
+
+def check_switch_share(value: Any, default: float) -> float:
+    """None (the default) or a number in (0, 1]: the share of a feature map past which
+    incremental inference switches back to full layers; ValueError naming
+    ``incremental_threshold`` otherwise."""
+    if value is None:
+        return default
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not 0.0 < float(value) <= 1.0
+    ):
+        raise ValueError(
+            f"incremental_threshold: {value!r} is invalid, expected None or a number in (0, 1]"
+        )
+    return float(value)

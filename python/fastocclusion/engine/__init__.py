@@ -4,6 +4,8 @@
 - ``protocols``: the declared interfaces (``Backend``, ``Filler``, ``DeviceArrays``);
 - ``fillers``: ``HostFiller`` (C++ kernels) and ``DeviceFiller`` (CUDA kernels);
 - ``sweep``: ``Sweep``, the base pass, the chunked stream of batches and the maps;
+- ``regions``: the boxes of exact incremental inference (what a window can change in a
+  CNN's feature maps, layer by layer) and its switch-back share;
 - ``progress``, ``stats``: the progress bar and ``ExplainStats``.
 
 Framework-neutral: nothing here imports TensorFlow or PyTorch.

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fastocclusion.engine.regions import Regions
+
 
 class DeviceArrays(Protocol):
     """Array operations on one CUDA device, for the device filler's bookkeeping; given by
@@ -98,6 +100,43 @@ class Backend(Protocol):
 
     def wrap_result(self, maps: Any) -> Any:
         """The maps (a float32 NumPy array, or a device array) as what explain returns."""
+
+    def incremental_scorer(
+        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+    ) -> tuple[WindowScorer | None, str]:
+        """Exact incremental inference for the coming sweep (SPEC §8): a scorer that
+        recomputes only what the windows change, and a note saying what it does; or (None,
+        why not) where the model, the operator or the sweep does not allow it. ``regions``:
+        the windows' boxes over the (rows, columns) of channels-first (C, H, W) samples;
+        ``switch_share``: a layer whose changed box covers more than this share of its map
+        runs in full from there on. ``required``: ValueError naming the first unsupported
+        layer or option instead of (None, why). No model call."""
+
+
+class WindowScorer(Protocol):
+    """A model evaluated from the windows that occlude a batch's samples (SPEC §8): the
+    unoccluded inputs' activations are kept, and per layer only the boxes the windows can
+    change are recomputed and spliced into them, up to the layer where the boxes grow past
+    the switch-back share; the rest runs in full. Scores equal the full batch's within
+    float round-off. Made by ``Backend.incremental_scorer`` for one sweep."""
+
+    #: The layers computed over their changed boxes only, in graph order; known after the
+    #: base pass (``outputs``). Empty: nothing to gain, the sweep calls Backend.scores.
+    incremental_layers: tuple[str, ...]
+    #: One sentence on what runs incrementally and where the full computation takes over.
+    note: str
+
+    def outputs(self, buffer: Any, start: int, count: int) -> Any:
+        """MODEL CALL: as Backend.outputs for the unperturbed inputs [start, start + count)
+        loaded in the first ``count`` slots; keeps their activations for the window calls."""
+
+    def scores(self, buffer: Any, slots: Any, windows: Any, gather: bool, rows: int) -> Any:
+        """MODEL CALL: as Backend.scores, for a batch whose slot j holds input ``slots[j]``
+        occluded by window ``windows[j]`` (int64 bookkeeping arrays): the buffer is read
+        only around the windows."""
+
+    def window_outputs(self, buffer: Any, slots: Any, windows: Any, rows: int) -> Any:
+        """MODEL CALL: as Backend.outputs, for such a batch."""
 
 
 class Filler(Protocol):

@@ -12,7 +12,12 @@ class ExplainStats:
     ``model_seconds`` is the wall time spent inside the model (and operator) calls, result
     fetch included; ``total_seconds - model_seconds`` is fastocclusion's own work (input
     checks, batch filling, accumulation). None on the GPU sweep, whose calls are
-    asynchronous (only the total is meaningful there)."""
+    asynchronous (only the total is meaningful there).
+
+    ``incremental_layers``: the model's layers computed over their changed boxes only
+    (exact incremental inference, SPEC §8), empty when the normal sweep ran;
+    ``incremental_note``: what ran and why (where the full computation took over, or why
+    the sweep was the normal one)."""
 
     inputs: int
     patches_per_input: int
@@ -21,6 +26,8 @@ class ExplainStats:
     model_calls: int
     total_seconds: float
     model_seconds: float | None
+    incremental_layers: tuple[str, ...] = ()
+    incremental_note: str = ""
 
     @property
     def overhead_seconds(self) -> float | None:

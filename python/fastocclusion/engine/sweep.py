@@ -16,6 +16,11 @@ How one sweep runs:
    stream, the padding, are the last slots of the last batches).
 3. the deltas base - score, back in stream order, then the maps (the filler accumulates).
 
+Exact incremental inference (SPEC §8): given a ``WindowScorer``, the base pass goes through
+it (it keeps the unperturbed inputs' activations) and every batch is scored from its
+slots' windows (the scorer recomputes only the boxes they change); the batches are still
+filled, incrementally, and the scorer reads them around the windows only.
+
 Two siblings keep the model's outputs rather than one score per sample: ``run_classes``
 (all-class maps of the drops, base - output, per class) and ``run_values`` (MONAI's maps:
 the outputs themselves, no base pass, blended over the covering windows).
@@ -32,12 +37,13 @@ from typing import Any
 import numpy as np
 
 from fastocclusion.engine.progress import progress_bar
-from fastocclusion.engine.protocols import Backend, Filler
+from fastocclusion.engine.protocols import Backend, Filler, WindowScorer
 
 
 class Sweep:
     """One explain call's sweep: ``run`` returns the maps. Counts the model calls and, on the
-    host, sums their wall time (``model_calls``, ``model_seconds``)."""
+    host, sums their wall time (``model_calls``, ``model_seconds``). ``scorer``: exact
+    incremental inference (see the module docstring), or None."""
 
     def __init__(
         self,
@@ -47,8 +53,10 @@ class Sweep:
         num_windows: int,
         batch: int,
         progress: bool = False,
+        scorer: WindowScorer | None = None,
     ) -> None:
         self.backend = backend
+        self.scorer = scorer
         self.filler = filler
         self.n = n
         self.num_windows = num_windows
@@ -76,8 +84,17 @@ class Sweep:
         for start in range(0, self.n, self.batch):
             count = min(self.batch, self.n - start)
             self.filler.load_unperturbed(start, count)
-            chunks.append(self._call(self.backend.outputs, self.filler.buffer, count)[:count])
+            if self.scorer is not None:  # keeps the activations too
+                outputs = self._call(self.scorer.outputs, self.filler.buffer, start, count)
+            else:
+                outputs = self._call(self.backend.outputs, self.filler.buffer, count)
+            chunks.append(outputs[:count])
         return chunks[0] if len(chunks) == 1 else self.filler.concatenate(chunks)
+
+    @property
+    def incremental(self) -> bool:
+        """True when batches are scored from their windows (known after the base pass)."""
+        return self.scorer is not None and bool(self.scorer.incremental_layers)
 
     def _unperturbed_scores(self) -> Any:
         scores = self.filler.empty((self.n,), np.float64)
@@ -99,7 +116,11 @@ class Sweep:
         if targets is not None and backend.builtin_operator:
             shape = backend.static_output_shape(self.filler.buffer)
         outputs = None
-        if targets is None or (backend.builtin_operator and shape is None):
+        if (
+            targets is None
+            or (backend.builtin_operator and shape is None)
+            or self.scorer is not None
+        ):
             outputs = self._unperturbed_outputs()
         targets = backend.resolve_targets(targets, outputs, shape)
         backend.set_targets(targets, self.batch)
@@ -116,8 +137,16 @@ class Sweep:
         b + j * C in slot j of batch b; padding slots past the stream repeat the last input."""
         n, k, batch = self.n, self.num_windows, self.batch
         chunk = -(-(n * k) // batch)
-        stream = np.arange(chunk, dtype=np.int64)[:, None] + np.arange(batch)[None, :] * chunk
-        return chunk, np.minimum(stream // k, n - 1)
+        return chunk, np.minimum(self._stream(chunk) // k, n - 1)
+
+    def _stream(self, chunk: int) -> np.ndarray:
+        """The (C, batch) stream index of each slot of each batch: b + j * C."""
+        return np.arange(chunk, dtype=np.int64)[:, None] + np.arange(self.batch)[None, :] * chunk
+
+    def _window_table(self, chunk: int) -> np.ndarray:
+        """The (C, batch) table of the window each slot of each batch holds (padding slots:
+        any valid window)."""
+        return self._stream(chunk) % self.num_windows
 
     def _sweep(self, chunk: int, measure: Any, store: Any) -> None:
         """Fills every batch of the stream, calls ``measure(b, rows)`` (a model call; ``rows``
@@ -162,11 +191,15 @@ class Sweep:
         slot_table = self.filler.asarray(table)
         scores = self.filler.empty((chunk, self.batch), np.float64)
         backend, buffer = self.backend, self.filler.buffer
-        self._sweep(
-            chunk,
-            lambda b, rows: backend.scores(buffer, slot_table[b], gather[b], rows),
-            self._rows_into(scores),
-        )
+        scorer = self.scorer if self.incremental else None
+        windows = self._window_table(chunk) if scorer is not None else None
+
+        def measure(b: int, rows: int) -> Any:
+            if scorer is not None:
+                return scorer.scores(buffer, table[b], windows[b], gather[b], rows)
+            return backend.scores(buffer, slot_table[b], gather[b], rows)
+
+        self._sweep(chunk, measure, self._rows_into(scores))
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
         deltas = self.filler.deltas()
         deltas[...] = (
@@ -209,11 +242,15 @@ class Sweep:
         slot_table = self.filler.asarray(table)
         kept = self.filler.empty((chunk, self.batch, len(chosen)), np.float64)
         backend, buffer = self.backend, self.filler.buffer
-        self._sweep(
-            chunk,
-            lambda b, rows: backend.outputs(buffer, rows)[:, picked],
-            self._rows_into(kept),
-        )
+        scorer = self.scorer if self.incremental else None
+        windows = self._window_table(chunk) if scorer is not None else None
+
+        def measure(b: int, rows: int) -> Any:
+            if scorer is not None:
+                return scorer.window_outputs(buffer, table[b], windows[b], rows)[:, picked]
+            return backend.outputs(buffer, rows)[:, picked]
+
+        self._sweep(chunk, measure, self._rows_into(kept))
         n, k, c = self.n, self.num_windows, len(chosen)
         self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k], c)
         return chosen, self.filler.maps(reduction, collapsed_axes)

@@ -21,6 +21,7 @@ import numpy as np
 from fastocclusion import _core
 from fastocclusion.backends.tensorflow.models import adapt_model
 from fastocclusion.backends.tensorflow.operators import resolve_operator
+from fastocclusion.engine.regions import Regions, no_scorer
 from fastocclusion.tasks import check_targets_before_call
 
 
@@ -233,6 +234,13 @@ class TFBackend:
             tf.convert_to_tensor(outputs, dtype=tf.float32), tf.convert_to_tensor(self._targets)
         )
         return np.asarray(scores.numpy(), dtype=np.float64).reshape(len(outputs))
+
+    def incremental_scorer(
+        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+    ) -> tuple[None, str]:
+        """Not available: exact incremental inference runs PyTorch models only."""
+        reason = "model: exact incremental inference runs PyTorch models only (not Keras yet)"
+        return no_scorer(reason, required)
 
     def wrap_result(self, maps: np.ndarray) -> Any:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""

@@ -40,6 +40,7 @@ from fastocclusion.backends.torch.device import (
     uses_gpu_sweep,
 )
 from fastocclusion.backends.torch.operators import builtin_scores, model_output, scores_tensor
+from fastocclusion.engine.regions import Regions, no_scorer
 
 __all__ = ["TorchBackend"]
 
@@ -89,14 +90,16 @@ class TorchBackend:
         _, view, convert = self._view
         return view.to(device=self.device, dtype=self.dtype) if convert else view
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def _forward(self, batch: torch.Tensor, model: Any = None) -> torch.Tensor:
         """Raw model outputs of a full batch; checks one output row per sample (in full on the
-        first call of a sweep, then only that a tensor of the same shape comes back)."""
+        first call of a sweep, then only that a tensor of the same shape comes back).
+        ``model``: what computes them, the model when None."""
+        model = self.model if model is None else model
         if torch.is_inference_mode_enabled():
-            outputs = self.model(batch)
+            outputs = model(batch)
         else:
             with torch.inference_mode():
-                outputs = self.model(batch)
+                outputs = model(batch)
         if type(outputs) is torch.Tensor and outputs.shape == self._output_shape:
             return outputs
         outputs = model_output(outputs, self.model)
@@ -127,9 +130,15 @@ class TorchBackend:
     def outputs(self, buffer: Any, rows: int) -> Any:
         """The outputs of the first ``rows`` slots: the padding is not computed (a PyTorch
         model is not traced, a shorter batch costs it nothing)."""
+        return self.outputs_of(None, buffer, rows)
+
+    def outputs_of(self, model: Any, buffer: Any, rows: int) -> Any:
+        """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
+        of the model; None: the model), with the same checks and conversions."""
         view = self._batch(buffer)
         version = None if view.is_inference() else view._version
-        outputs = self._forward(view if rows >= len(view) or self._full_batches else view[:rows])
+        batch = view if rows >= len(view) or self._full_batches else view[:rows]
+        outputs = self._forward(batch, model)
         self._checked_unchanged(view, version)
         # A copy: outputs may alias the buffer (an identity model), which is refilled next.
         if self._on_gpu:
@@ -139,6 +148,11 @@ class TorchBackend:
     def scores(self, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
         """Scores of the first ``rows`` slots (the padding is not computed); the slots'
         targets are gathered again only when the slots changed inputs (``gather``)."""
+        return self.scores_of(None, buffer, slots, gather, rows)
+
+    def scores_of(self, model: Any, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+        """As ``scores``, the outputs computed by ``model(batch)`` (an incremental scorer's
+        evaluation; None: the model; built-in operators only when not None)."""
         assert self._targets is not None and self._gathered is not None
         if gather:
             self._gather(slots)
@@ -149,7 +163,7 @@ class TorchBackend:
         else:
             batch, targets = view[:rows], self._gathered[:rows]
         if self._score_fn is not None:
-            scores = self._score_fn(self._forward(batch), targets)
+            scores = self._score_fn(self._forward(batch, model), targets)
         else:
             with torch.inference_mode():
                 result = self.custom(self.model, batch, targets)  # type: ignore[misc]
@@ -211,6 +225,17 @@ class TorchBackend:
         if isinstance(maps, torch.Tensor):
             return maps.to(device=self.device, dtype=torch.float32)
         return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(self.device)
+
+    def incremental_scorer(
+        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+    ) -> tuple[Any, str]:
+        """Exact incremental inference over a torch.fx trace of the model (incremental/)."""
+        from fastocclusion.backends.torch.incremental import make_scorer
+
+        if self._full_batches:
+            reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
+            return no_scorer(reason, required)
+        return make_scorer(self, self.model, regions, n, batch, switch_share, required)
 
     @staticmethod
     def _numpy(values: Any) -> np.ndarray:

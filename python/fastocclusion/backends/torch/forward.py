@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fastocclusion.backends.torch.operators import model_output
+from fastocclusion.engine.regions import Regions, no_scorer
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,14 @@ class ForwardBackend:
 
     def scores_from_outputs(self, outputs: Any) -> Any:
         raise TypeError("ForwardBackend has no built-in operator")
+
+    def incremental_scorer(
+        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+    ) -> tuple[None, str]:
+        """Not available: the sweep scores forward functions, whose layers are unknown."""
+        return no_scorer(
+            "model: a forward function's layers are unknown (the Captum front-end)", required
+        )
 
     def wrap_result(self, maps: np.ndarray) -> torch.Tensor:
         self._view = None

@@ -20,6 +20,7 @@ import torch
 
 from fastocclusion.backends.torch.device import TorchDeviceArrays, uses_gpu_sweep
 from fastocclusion.backends.torch.operators import model_output
+from fastocclusion.engine.regions import Regions, no_scorer
 
 
 @contextlib.contextmanager
@@ -131,6 +132,14 @@ class OutputsBackend:
 
     def scores_from_outputs(self, outputs: Any) -> Any:
         raise TypeError("OutputsBackend has no built-in operator")
+
+    def incremental_scorer(
+        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+    ) -> tuple[None, str]:
+        """Not available: the activated-outputs sweep (MONAI's) keeps the normal sweep."""
+        return no_scorer(
+            "model: the activated-outputs sweep (MONAI's front-end) runs in full", required
+        )
 
     def wrap_result(self, maps: Any) -> torch.Tensor:
         """The maps as a float32 tensor on the device."""

@@ -1,0 +1,98 @@
+"""Exact incremental inference for PyTorch CNNs (SPEC §8; Nakandala et al., SIGMOD 2019).
+
+- ``layers``: which fx nodes are local layers and how each runs on stacked boxes;
+- ``plan``: which nodes run on boxes, which in full, what is kept and spliced;
+- ``scorer``: ``IncrementalScorer`` (engine.protocols.WindowScorer), the base pass and the
+  occluded batches, over the ``_core`` gather and splice kernels.
+
+``make_scorer`` checks what can be checked before any model call (the operator, where the
+model runs, that torch.fx traces it, the first layers) and returns the scorer or why not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx
+
+from fastocclusion.backends.torch.incremental.layers import classify, mutated_input, node_label
+from fastocclusion.backends.torch.incremental.scorer import IncrementalScorer
+from fastocclusion.engine.regions import Regions, no_scorer
+
+__all__ = ["IncrementalScorer", "make_scorer"]
+
+
+def _trace(model: torch.nn.Module) -> fx.GraphModule | str:
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as error:  # noqa: BLE001 - any tracing failure means "not traceable"
+        return f"torch.fx cannot trace the model ({type(error).__name__}: {error})"
+
+
+def _first_layers(traced: fx.GraphModule, ops: dict[fx.Node, Any]) -> str | None:
+    """None when some layer reading the input is local; else why not (the first one)."""
+    nodes = list(traced.graph.nodes)
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    if not placeholders:
+        return "the model takes no input"
+    for extra in placeholders[1:]:
+        if not extra.args:
+            return f"forward's argument {extra.name} has no default (one input is swept)"
+    readers = [n for n in nodes if placeholders[0] in n.all_input_nodes]
+    if any(not isinstance(ops.get(n), str) and n in ops for n in readers):
+        return None
+    for node in readers:
+        return str(ops.get(node, f"{node_label(node)}: not a local layer"))
+    return "the model does not read its input"
+
+
+def _writes_shared_input(traced: fx.GraphModule, modules: dict[str, Any]) -> str | None:
+    """Why the graph's in-place layers forbid it (a layer writing into a map another node
+    reads too, or into the model's input), or None."""
+    for node in traced.graph.nodes:
+        written = mutated_input(node, modules)
+        if written is None:
+            continue
+        if written.op == "placeholder":
+            return f"{node_label(node)}: writes into the model's input in place"
+        if len(written.users) > 1:
+            return f"{node_label(node)}: writes in place into a map that other layers read"
+    return None
+
+
+def make_scorer(
+    backend: Any,
+    model: torch.nn.Module,
+    regions: Regions,
+    n: int,
+    batch: int,
+    switch_share: float,
+    required: bool,
+) -> tuple[IncrementalScorer | None, str]:
+    """The incremental scorer of ``model`` for a sweep, or (None, why not); ValueError
+    naming the reason (the first unsupported layer) when ``required``. No model call."""
+    reason: str | None = None
+    if not backend.builtin_operator:
+        reason = "operator: a custom operator calls the model itself"
+    elif backend.device.type != "cpu" or backend.device_arrays is not None:
+        reason = "device: the gather and splice kernels run on the CPU (the model is not there)"
+    elif backend.dtype not in (torch.float32, torch.float64):
+        reason = f"model: {backend.dtype} parameters (the kernels take float32 or float64)"
+    traced: Any = None
+    ops: dict[fx.Node, Any] = {}
+    if reason is None:
+        traced = _trace(model)
+        if isinstance(traced, str):
+            reason, traced = f"model: {traced}", None
+    if reason is None:
+        modules = dict(traced.named_modules())
+        for node in traced.graph.nodes:
+            if node.op in ("call_module", "call_function", "call_method"):
+                ops[node] = classify(node, traced, modules)
+        reason = _writes_shared_input(traced, modules) or _first_layers(traced, ops)
+        reason = f"model: {reason}" if reason else None
+    if reason is not None:
+        return no_scorer(reason, required)
+    scorer = IncrementalScorer(backend, traced, ops, regions, n, batch, switch_share, required)
+    return scorer, scorer.note

@@ -1,0 +1,168 @@
+"""Where an occlusion window can change a CNN's feature maps (SPEC §8): the boxes of exact
+incremental inference, per window and layer.
+
+An occluded sample differs from its unoccluded input only inside the window's box. A local
+layer (convolution, pooling: a kernel, a stride, a padding, a dilation per axis) changes
+its output only where its receptive field meets a changed input position, so each feature
+map gets a box per window that holds every changed position. Recomputing a layer over that
+box needs the input window under it (the box grown by the kernel's halo, reaching past the
+map where the layer pads). Boxes of one map share one size (the largest any window needs,
+the box moved inward at the map's edges), so the boxes of a batch's slots stack into one
+tensor and one layer call computes them all.
+
+Framework-neutral: a backend describes its layers by their numbers and gets the boxes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: The default switch-back share: a layer whose changed box covers more than this share of
+#: its output map (and every layer after it) runs in full on the spliced maps. Derived from
+#: measured cost (``benchmarks/bench_incremental.py --calibrate``): on the CPU a convolution
+#: over the stacked boxes of a batch costs about 1.1-1.2x its share of the full layer's time
+#: (the halo, and smaller, less efficient calls) plus the gathers, so the incremental layer
+#: stops paying at a share of about 0.8; below that the saving is what the later layers gain
+#: from the smaller boxes. 0.6 kept the best measured times on the VGG-16 and ResNet-18
+#: benchmarks at patches 16/8 and 32/16 (within noise of 0.5-0.7).
+DEFAULT_SWITCH_SHARE = 0.6
+
+#: incremental="auto" keeps the normal sweep when the plan saves less than this share of
+#: the model's multiply-adds (the gathers, splices and per-layer calls would eat it) ...
+AUTO_MIN_SAVED_SHARE = 0.25
+#: ... or when a full model call holds fewer multiply-adds than this (a call of a few
+#: milliseconds, where the per-layer Python work of the incremental call weighs).
+AUTO_MIN_CALL_MACS = 5e7
+#: ... or when the kept activations (N x the stored maps) and the spliced buffers (batch x
+#: the materialised maps) would take more bytes than this.
+AUTO_MAX_KEPT_BYTES = 2 << 30
+
+
+@dataclass(frozen=True, eq=False)
+class Regions:
+    """One box per occlusion window over a 2-D map (rows, columns): window k's box starts at
+    ``begin[k]`` and has the common ``size``. For changed regions the boxes lie inside the
+    map of ``shape``; for input windows they may reach past it (the padding)."""
+
+    begin: np.ndarray  # (K, 2) int64
+    size: tuple[int, int]
+    shape: tuple[int, int]
+
+    @property
+    def share(self) -> float:
+        """The share of the map one box covers."""
+        return (self.size[0] * self.size[1]) / (self.shape[0] * self.shape[1])
+
+    def same_boxes(self, other: Regions) -> bool:
+        """True when every window has the same box in both."""
+        return (
+            self.size == other.size
+            and self.shape == other.shape
+            and np.array_equal(self.begin, other.begin)
+        )
+
+
+def window_regions(grid: Any, axes: Sequence[int]) -> Regions:
+    """The occlusion windows' boxes over two axes of a ``_core.WindowGrid``'s sample
+    (windows enumerated row-major over all the grid's axes, as the sweep's stream is)."""
+    counts = tuple(grid.counts)
+    index = np.indices(counts).reshape(len(counts), -1)  # (rank, K): each window's position
+    begin = np.empty((index.shape[1], 2), dtype=np.int64)
+    size = []
+    for column, axis in enumerate(axes):
+        spans = np.asarray(grid.spans(axis), dtype=np.int64).reshape(-1, 2)  # (anchor, extent)
+        anchors, extents = spans[index[axis], 0], spans[index[axis], 1]
+        length = int(grid.shape[axis])
+        common = int(extents.max())
+        begin[:, column] = np.clip(anchors, 0, length - common)
+        size.append(common)
+    return Regions(begin, (size[0], size[1]), (int(grid.shape[axes[0]]), int(grid.shape[axes[1]])))
+
+
+@dataclass(frozen=True)
+class LocalLayer:
+    """A layer whose output at position o reads inputs o * stride - padding + i * dilation,
+    i < kernel, per axis (rows, columns); ``padding`` is the padding before the first
+    position (PyTorch's left/top padding)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+
+def local_regions(
+    regions: Regions, layer: LocalLayer, out_shape: tuple[int, int]
+) -> tuple[Regions, Regions]:
+    """(the output map's changed boxes, the input windows that compute them) of a local
+    layer whose input changes only inside ``regions``: per window, every output position
+    whose receptive field meets the input box (clipped to the map, one common size, moved
+    inward at the edges), and the input rows and columns those outputs read."""
+    out_begin = np.empty_like(regions.begin)
+    window_begin = np.empty_like(regions.begin)
+    out_size, window_size = [], []
+    for axis in range(2):
+        k, s = layer.kernel[axis], layer.stride[axis]
+        p, d = layer.padding[axis], layer.dilation[axis]
+        length = out_shape[axis]
+        first = regions.begin[:, axis]
+        last = first + regions.size[axis] - 1
+        lo = np.maximum(-((-(first + p - d * (k - 1))) // s), 0)  # ceil division
+        hi = np.minimum((last + p) // s, length - 1)
+        size = int(max(1, min(length, int((hi - lo + 1).max()))))
+        begin = np.clip(lo, 0, length - size)
+        out_begin[:, axis] = begin
+        out_size.append(size)
+        window_begin[:, axis] = begin * s - p
+        window_size.append((size - 1) * s + d * (k - 1) + 1)
+    out = Regions(out_begin, (out_size[0], out_size[1]), out_shape)
+    windows = Regions(window_begin, (window_size[0], window_size[1]), regions.shape)
+    return out, windows
+
+
+def hull_regions(parts: Sequence[Regions], shape: tuple[int, int]) -> Regions:
+    """Boxes holding every part's box (the changed region of a sum or a concatenation of
+    maps of ``shape``)."""
+    begin = np.empty_like(parts[0].begin)
+    size = []
+    for axis in range(2):
+        lo = np.min([r.begin[:, axis] for r in parts], axis=0)
+        hi = np.max([r.begin[:, axis] + r.size[axis] for r in parts], axis=0)
+        common = int(min(shape[axis], int((hi - lo).max())))
+        begin[:, axis] = np.clip(lo, 0, shape[axis] - common)
+        size.append(common)
+    return Regions(begin, (size[0], size[1]), shape)
+
+
+def shifted_regions(regions: Regions, offset: tuple[int, int], shape: tuple[int, int]) -> Regions:
+    """The boxes moved by ``offset`` (rows, columns) into a map of ``shape`` (zero padding
+    of ``offset`` before the map: the box keeps its size)."""
+    return Regions(regions.begin + np.asarray(offset, dtype=np.int64), regions.size, shape)
+
+
+def auto_declines(full_macs: int, incremental_macs: int, batch: int, kept_bytes: int) -> str | None:
+    """Why incremental="auto" keeps the normal sweep for a plan computing
+    ``incremental_macs`` of a model's ``full_macs`` multiply-adds per sample (0: unknown)
+    and keeping ``kept_bytes`` of activations, or None."""
+    if kept_bytes > AUTO_MAX_KEPT_BYTES:
+        return f"it would keep {kept_bytes / 2**30:.1f} GiB of activations"
+    if full_macs <= 0:
+        return None
+    saved = 1.0 - incremental_macs / full_macs
+    if saved < AUTO_MIN_SAVED_SHARE:
+        return f"it would save only {saved:.0%} of the multiply-adds"
+    if full_macs * batch < AUTO_MIN_CALL_MACS:
+        return f"a model call of {full_macs * batch:.2g} multiply-adds is too cheap to split"
+    return None
+
+
+def no_scorer(reason: str, required: bool) -> tuple[None, str]:
+    """(None, the note) of a sweep that cannot run incrementally because of ``reason`` ("the
+    argument: why"); ValueError naming ``incremental`` when it was required (True)."""
+    if required:
+        raise ValueError(f"incremental: True is invalid here, {reason}")
+    return None, f"normal sweep: {reason}"

@@ -20,6 +20,9 @@ from typing import Any
 
 import fastocclusion
 
+#: Images per shard of ``explain --workers`` unless --shard-size says otherwise.
+DEFAULT_SHARD_SIZE = 32
+
 #: Pillow mode per channel count of the model's input.
 CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -179,6 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=255.0,
         help="divide pixel values by this (default: %(default)s; 1 keeps 0..255)",
     )
+    explain.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help='explain on N Ray workers (pip install "fastocclusion[ray]"); DIR also gets '
+        "the shards and manifest.json, and the same command run again resumes",
+    )
+    explain.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --workers: the Ray cluster to join (default: a local Ray instance)",
+    )
+    explain.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"with --workers: images per shard, the unit of work and of resume "
+        f"(default: {DEFAULT_SHARD_SIZE})",
+    )
     return parser
 
 
@@ -290,21 +315,13 @@ def _load_model(path: str) -> Any:
 
 def _load_image(path: str, mode: str, size: tuple[int, int] | None, scale: float) -> Any:
     """(H, W, C) float32: the file in ``mode``, resized to ``size`` (rows, cols) when given,
-    divided by ``scale``."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    divided by ``scale`` (the reader the distributed workers use too)."""
+    from fastocclusion.distributed.datasets import read_image
 
     try:
-        with Image.open(path) as opened:
-            image = opened.convert(mode)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / np.float32(scale)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise UsageError(
-            f"--images: {path!r} is not a readable image ({type(error).__name__}: {error})"
-        ) from None
-    return array[..., None] if array.ndim == 2 else array
+        return read_image(path, mode, size, scale)
+    except ValueError as error:
+        raise UsageError(f"--images: {error}") from None
 
 
 def _output_names(paths: Sequence[str]) -> list[str]:
@@ -335,12 +352,15 @@ def _run_explain(args: argparse.Namespace) -> int:
         raise UsageError(f"--model: {args.model!r} does not exist or is not a file")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out: {args.out!r} exists and is not a directory")
+    if args.workers is None:
+        for flag, value in (("--ray-address", args.ray_address), ("--shard-size", args.shard_size)):
+            if value is not None:
+                raise UsageError(f"{flag}: is only valid with --workers N")
     _require_plot_extra()
     _quiet_tensorflow()
     import numpy as np
 
     from fastocclusion import Occlusion
-    from fastocclusion.plot import save_overlay
 
     model = _load_model(args.model)
     _, height, width, channels = model.input_shape
@@ -352,10 +372,17 @@ def _run_explain(args: argparse.Namespace) -> int:
         )
     mode = CHANNEL_MODES[channels]
     size = (height, width) if height is not None and width is not None else None
-    first = _load_image(args.images[0], mode, size, args.scale)
+    first = None
     if size is None:  # a model with free spatial dimensions: every image as the first one
+        first = _load_image(args.images[0], mode, size, args.scale)
         size = first.shape[:2]
         print(f"note: the model accepts any size; images are resized to {size[0]}x{size[1]}")
+    if args.workers is not None:  # the workers read the images
+        _check_patch(args.patch_size, "--patch-size", *size)
+        _check_patch(args.patch_stride, "--patch-stride", *size)
+        return _run_explain_on_workers(args, mode, size)
+    if first is None:
+        first = _load_image(args.images[0], mode, size, args.scale)
     images = np.stack([first] + [_load_image(p, mode, size, args.scale) for p in args.images[1:]])
     _check_patch(args.patch_size, "--patch-size", *size)
     _check_patch(args.patch_stride, "--patch-stride", *size)
@@ -366,34 +393,107 @@ def _run_explain(args: argparse.Namespace) -> int:
     )
     targets = np.eye(classes, dtype=np.float32)[labels]
     try:
-        explainer = Occlusion(
-            model,
-            **_options(
-                args,
-                "batch_size",
-                "patch_size",
-                "patch_stride",
-                "occlusion_value",
-                "edges",
-                "reduction",
-            ),
-        )
+        explainer = Occlusion(model, **_options(args, *OCCLUSION_OPTIONS))
         maps = explainer.explain(images, targets).numpy()[..., 0]
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
+    scores = predictions[np.arange(len(images)), labels]
+    _write_outputs(args, list(images), maps, labels, scores)
+    return 0
+
+
+#: The explain options passed to Occlusion as they are parsed.
+OCCLUSION_OPTIONS = (
+    "batch_size",
+    "patch_size",
+    "patch_stride",
+    "occlusion_value",
+    "edges",
+    "reduction",
+)
+
+
+def _write_outputs(
+    args: argparse.Namespace, images: Any, maps: Any, labels: Any, scores: Any
+) -> None:
+    """DIR/maps.npy (N, H, W) and one overlay per image (``images``: a sequence of the
+    model's inputs, read as they are needed), with a line per image."""
+    import numpy as np
+
+    from fastocclusion.plot import save_overlay
 
     os.makedirs(args.out, exist_ok=True)
     np.save(os.path.join(args.out, "maps.npy"), maps)
-    for path, name, image, hmap, label, scores in zip(
-        args.images, _output_names(args.images), images, maps, labels, predictions
-    ):
+    for index, (path, name) in enumerate(zip(args.images, _output_names(args.images))):
         out = os.path.join(args.out, name)
-        save_overlay(out, image, hmap, title=f"{os.path.basename(path)}: class {label}")
+        hmap, label = maps[index], labels[index]
+        save_overlay(out, images[index], hmap, title=f"{os.path.basename(path)}: class {label}")
         print(
-            f"{path}: class {label} (output {scores[label]:.4g}), map max "
+            f"{path}: class {label} (output {scores[index]:.4g}), map max "
             f"{hmap.max():.4g} min {hmap.min():.4g} -> {out}"
         )
     print(f"wrote {os.path.join(args.out, 'maps.npy')} {maps.shape}")
+
+
+class _ImagesRead:
+    """The images as the model sees them, each read from its file when indexed."""
+
+    def __init__(self, paths: Sequence[str], mode: str, size: tuple[int, int], scale: float):
+        self.paths, self.mode, self.size, self.scale = paths, mode, size, scale
+
+    def __getitem__(self, index: int) -> Any:
+        return _load_image(self.paths[index], self.mode, self.size, self.scale)
+
+
+def _run_explain_on_workers(args: argparse.Namespace, mode: str, size: tuple[int, int]) -> int:
+    """``explain --workers N``: the images explained on Ray workers (each loads the model
+    file), the shards and manifest kept in DIR; then the same outputs as without
+    --workers. 1 when shards failed (named on stderr; the same command resumes)."""
+    import functools
+
+    import keras
+
+    try:
+        import ray
+    except ImportError:
+        raise UsageError('--workers: needs Ray: pip install "fastocclusion[ray]"') from None
+    from fastocclusion.distributed import ImageFiles, explain_dataset, load_results
+
+    started = not ray.is_initialized()
+    if started:  # the workers' own log lines (TensorFlow's start-up) are not shown
+        try:
+            ray.init(address=args.ray_address, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise UsageError(f"--ray-address: {args.ray_address!r}: {error}") from None
+    try:
+        summary = explain_dataset(
+            ImageFiles(tuple(args.images), mode, size, args.scale),
+            functools.partial(keras.models.load_model, os.path.abspath(args.model), compile=False),
+            args.out,
+            targets=args.target,
+            workers=args.workers,
+            shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
+            ray_address=args.ray_address,
+            **_options(args, *OCCLUSION_OPTIONS),
+        )
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    finally:
+        if started:
+            ray.shutdown()
+    print(summary)
+    if not summary.complete:
+        for name, error in summary.failed.items():
+            print(f"fastocclusion explain: error: {name}: {error}", file=sys.stderr)
+        print(
+            "fastocclusion explain: the run is incomplete; fix the inputs and run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        return 1
+    results = load_results(args.out)
+    images = _ImagesRead(args.images, mode, size, args.scale)
+    _write_outputs(args, images, results.maps[..., 0], results.labels, results.outputs)
     return 0
 
 

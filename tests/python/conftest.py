@@ -162,14 +162,22 @@ def detection_case() -> ModelCase:
     return ModelCase(model, _numpy_fn(model), inputs, targets)
 
 
+#: Optional extras whose tests are marked by their name: (module, why skipped).
+OPTIONAL_EXTRAS = {
+    "torch": ("torch", 'needs PyTorch, an optional extra: pip install ".[torch]"'),
+    "ray": ("ray", 'needs Ray, an optional extra: pip install ".[ray]"'),
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `torch` are skipped, saying why, when PyTorch (an optional extra) is not
-    installed; CI installs it and runs them (`pytest -m torch`)."""
+    """Tests marked `torch` or `ray` are skipped, saying why, when that optional extra is not
+    installed; CI installs them and runs those tests (`pytest -m "torch or ray"`)."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is not None:
-        return
-    skip = pytest.mark.skip(reason='needs PyTorch, an optional extra: pip install ".[torch]"')
-    for item in items:
-        if item.get_closest_marker("torch") is not None:
-            item.add_marker(skip)
+    for marker, (module, reason) in OPTIONAL_EXTRAS.items():
+        if importlib.util.find_spec(module) is not None:
+            continue
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)

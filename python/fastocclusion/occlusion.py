@@ -286,6 +286,7 @@ class Occlusion:
             model_seconds=sweep.model_seconds,
             incremental_layers=sweep.scorer.incremental_layers if sweep.incremental else (),
             incremental_note=sweep.scorer.note if sweep.scorer else self._incremental_note,
+            incremental_saved=sweep.scorer.saved_share if sweep.incremental else 0.0,
         )
 
     def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:

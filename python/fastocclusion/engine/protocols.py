@@ -125,6 +125,9 @@ class WindowScorer(Protocol):
     incremental_layers: tuple[str, ...]
     #: One sentence on what runs incrementally and where the full computation takes over.
     note: str
+    #: The share of the model's multiply-adds per occluded sample that the incremental
+    #: layers save (from the layer shapes; 0.0 when nothing runs incrementally).
+    saved_share: float
 
     def outputs(self, buffer: Any, start: int, count: int) -> Any:
         """MODEL CALL: as Backend.outputs for the unperturbed inputs [start, start + count)

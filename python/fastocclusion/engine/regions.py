@@ -22,21 +22,23 @@ from typing import Any
 import numpy as np
 
 #: The default switch-back share: a layer whose changed box covers more than this share of
-#: its output map (and every layer after it) runs in full on the spliced maps. Derived from
-#: measured cost (``benchmarks/bench_incremental.py --calibrate``): on the CPU a convolution
-#: over the stacked boxes of a batch costs about 1.1-1.2x its share of the full layer's time
-#: (the halo, and smaller, less efficient calls) plus the gathers, so the incremental layer
-#: stops paying at a share of about 0.8; below that the saving is what the later layers gain
-#: from the smaller boxes. 0.6 kept the best measured times on the VGG-16 and ResNet-18
-#: benchmarks at patches 16/8 and 32/16 (within noise of 0.5-0.7).
-DEFAULT_SWITCH_SHARE = 0.6
+#: its output map (and every layer after it) runs in full on the spliced maps. Measured
+#: (``benchmarks/bench_incremental.py --calibrate``, CPU, batch 32, VGG-16 and ResNet-18 at
+#: 224x224, patches 16/8 and 32/16): a convolution over the stacked boxes of a batch costs
+#: about its share of the full layer's time, plus the halo and the gathers, so switching
+#: too early (20-40 %) leaves 10-80 % on the table, and running boxes past ~80 % of the map
+#: costs more than the full layer; at 70 % the time per call was within 7 % of the best
+#: share on all four (the best lay at 60-80 %).
+DEFAULT_SWITCH_SHARE = 0.7
 
 #: incremental="auto" keeps the normal sweep when the plan saves less than this share of
 #: the model's multiply-adds (the gathers, splices and per-layer calls would eat it) ...
 AUTO_MIN_SAVED_SHARE = 0.25
-#: ... or when a full model call holds fewer multiply-adds than this (a call of a few
-#: milliseconds, where the per-layer Python work of the incremental call weighs).
-AUTO_MIN_CALL_MACS = 5e7
+#: ... or when a full model call holds fewer multiply-adds than this, where the per-layer
+#: Python work of an incremental call weighs as much as the layers: measured on a two-conv
+#: CNN at batch 32 (bench_torch's small_cnn), even at 1.3e7 per call (16x16 images), 1.8x
+#: faster at 2.9e7 (24x24), 3x at 5.2e7 (32x32).
+AUTO_MIN_CALL_MACS = 2e7
 #: ... or when the kept activations (N x the stored maps) and the spliced buffers (batch x
 #: the materialised maps) would take more bytes than this.
 AUTO_MAX_KEPT_BYTES = 2 << 30

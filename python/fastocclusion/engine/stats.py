@@ -17,7 +17,9 @@ class ExplainStats:
     ``incremental_layers``: the model's layers computed over their changed boxes only
     (exact incremental inference, SPEC §8), empty when the normal sweep ran;
     ``incremental_note``: what ran and why (where the full computation took over, or why
-    the sweep was the normal one)."""
+    the sweep was the normal one); ``incremental_saved``: the share of the model's
+    multiply-adds per occluded sample that it saved (convolutions and linear layers, from
+    their shapes)."""
 
     inputs: int
     patches_per_input: int
@@ -28,6 +30,7 @@ class ExplainStats:
     model_seconds: float | None
     incremental_layers: tuple[str, ...] = ()
     incremental_note: str = ""
+    incremental_saved: float = 0.0
 
     @property
     def overhead_seconds(self) -> float | None:

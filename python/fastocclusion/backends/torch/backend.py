@@ -71,6 +71,7 @@ class TorchBackend:
         self._targets_array: np.ndarray | None = None  # CPU targets and their gathered rows
         self._gathered_array: np.ndarray | None = None
         self._output_shape: torch.Size | None = None  # of the calls checked so far
+        self._trace_cache: dict[str, Any] = {}  # the model's torch.fx trace (incremental)
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:
@@ -235,7 +236,9 @@ class TorchBackend:
         if self._full_batches:
             reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
             return no_scorer(reason, required)
-        return make_scorer(self, self.model, regions, n, batch, switch_share, required)
+        return make_scorer(
+            self, self.model, regions, n, batch, switch_share, required, self._trace_cache
+        )
 
     @staticmethod
     def _numpy(values: Any) -> np.ndarray:

@@ -23,11 +23,17 @@ from fastocclusion.engine.regions import Regions, no_scorer
 __all__ = ["IncrementalScorer", "make_scorer"]
 
 
-def _trace(model: torch.nn.Module) -> fx.GraphModule | str:
-    try:
-        return fx.symbolic_trace(model)
-    except Exception as error:  # noqa: BLE001 - any tracing failure means "not traceable"
-        return f"torch.fx cannot trace the model ({type(error).__name__}: {error})"
+def _trace(model: torch.nn.Module, cache: dict[str, Any]) -> fx.GraphModule | str:
+    """The model's fx trace, or why it has none; kept in ``cache`` (the backend's) while the
+    model holds the same modules (a submodule replaced since: traced again)."""
+    key = tuple(id(module) for module in model.modules())
+    if cache.get("key") != key:
+        try:
+            cache["traced"] = fx.symbolic_trace(model)
+        except Exception as error:  # noqa: BLE001 - any tracing failure means "not traceable"
+            cache["traced"] = f"torch.fx cannot trace the model ({type(error).__name__}: {error})"
+        cache["key"] = key
+    return cache["traced"]
 
 
 def _first_layers(traced: fx.GraphModule, ops: dict[fx.Node, Any]) -> str | None:
@@ -69,9 +75,11 @@ def make_scorer(
     batch: int,
     switch_share: float,
     required: bool,
+    cache: dict[str, Any],
 ) -> tuple[IncrementalScorer | None, str]:
     """The incremental scorer of ``model`` for a sweep, or (None, why not); ValueError
-    naming the reason (the first unsupported layer) when ``required``. No model call."""
+    naming the reason (the first unsupported layer) when ``required``. No model call.
+    ``cache``: a dict the caller keeps per model (the trace is made once)."""
     reason: str | None = None
     if not backend.builtin_operator:
         reason = "operator: a custom operator calls the model itself"
@@ -82,7 +90,7 @@ def make_scorer(
     traced: Any = None
     ops: dict[fx.Node, Any] = {}
     if reason is None:
-        traced = _trace(model)
+        traced = _trace(model, cache)
         if isinstance(traced, str):
             reason, traced = f"model: {traced}", None
     if reason is None:

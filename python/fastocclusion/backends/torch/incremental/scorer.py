@@ -84,6 +84,7 @@ class IncrementalScorer:
         self.plan: Plan | None = None
         self.incremental_layers: tuple[str, ...] = ()
         self.note = "not planned yet (the base pass plans)"
+        self.saved_share = 0.0
         self._stored: dict[fx.Node, torch.Tensor] = {}
         self._stored_arrays: dict[fx.Node, np.ndarray] = {}
         self._spliced: dict[fx.Node, tuple[torch.Tensor, np.ndarray, Any]] = {}
@@ -133,15 +134,15 @@ class IncrementalScorer:
         item = sample.element_size()
         kept = sum(self.n * math.prod(per_slot(v)) * item for v in plan.stored)
         kept += sum(self.batch * math.prod(per_slot(v)) * item for v in plan.materialized)
-        reason = auto_declines(
-            sum(m[1] for m in plan.macs), sum(m[2] for m in plan.macs), self.batch, kept
-        )
+        full, done = sum(m[1] for m in plan.macs), sum(m[2] for m in plan.macs)
+        reason = auto_declines(full, done, self.batch, kept)
         self.incremental_layers, self.note = plan.incremental_layers, plan.note
+        self.saved_share = 1.0 - done / full if full else 0.0
         if plan.incremental_layers and not self.required and reason is not None:
             self.incremental_layers = ()
             self.note = f"normal sweep (incremental='auto'): {reason}"
         if not self.incremental_layers:
-            plan.stored, plan.materialized = set(), set()
+            plan.stored, plan.materialized, self.saved_share = set(), set(), 0.0
         for node in plan.stored:
             self._stored[node] = torch.empty((self.n,) + per_slot(node), dtype=sample.dtype)
             self._stored_arrays[node] = self._stored[node].numpy()

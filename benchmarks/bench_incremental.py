@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_torch import TorchConfig, call_rows, calls_alone, resnet18  # noqa: E402
 
 from fastocclusion import Occlusion  # noqa: E402
-from fastocclusion.backends.torch.incremental import scorer as scorer_module  # noqa: E402
+from fastocclusion.backends.torch.incremental.graph import TorchOps  # noqa: E402
+from fastocclusion.engine.incremental_run import IncrementalRunner  # noqa: E402
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -74,22 +75,26 @@ def explainer(model, patch, stride, **options):
     )
 
 
-PHASES = (("_read", "gather"), ("_splice", "splice"), ("_run_dense", "full layers"))
+PHASES = (
+    (IncrementalRunner, "_read", "gather"),
+    (IncrementalRunner, "_splice", "splice"),
+    (TorchOps, "run", "full layers"),
+)
 
 
 class PhaseTimer:
-    """Seconds spent in the incremental scorer's gathers, splices and full layers (the
-    rest of its model time is the layers run on boxes): instrumentation, wrapping the
-    scorer's private steps while it is entered."""
+    """Seconds spent in the incremental runner's gathers, splices and full layers (the
+    rest of its model time is the layers run on boxes, and the base pass): instrumentation,
+    wrapping the runner's steps while it is entered."""
 
     def __init__(self) -> None:
-        self.seconds = {phase: 0.0 for _, phase in PHASES}
+        self.seconds = {phase: 0.0 for _, _, phase in PHASES}
         self._originals = {}
 
     def __enter__(self):
-        for name, phase in PHASES:
-            original = getattr(scorer_module.IncrementalScorer, name)
-            self._originals[name] = original
+        for owner, name, phase in PHASES:
+            original = getattr(owner, name)
+            self._originals[owner, name] = original
 
             def timed(*args, _original=original, _phase=phase, **kwargs):
                 start = time.perf_counter()
@@ -98,12 +103,12 @@ class PhaseTimer:
                 finally:
                     self.seconds[_phase] += time.perf_counter() - start
 
-            setattr(scorer_module.IncrementalScorer, name, timed)
+            setattr(owner, name, timed)
         return self
 
     def __exit__(self, *exc):
-        for name, original in self._originals.items():
-            setattr(scorer_module.IncrementalScorer, name, original)
+        for (owner, name), original in self._originals.items():
+            setattr(owner, name, original)
 
 
 def measure(name: str, patch_key: str, size: int, repeats: int) -> dict:

@@ -172,7 +172,7 @@ def test_forward_hooks_are_not_skipped():
         ((nn.Upsample(scale_factor=2, mode="nearest"),), "2: Upsample"),
         ((nn.BatchNorm2d(4),), "2: BatchNorm2d in training"),
         ((nn.AvgPool2d(3, 2, 1, count_include_pad=False),), "2: average pooling without"),
-        ((nn.AvgPool2d(3, 2, 0, ceil_mode=True),), "2: average pooling whose ceil_mode"),
+        ((nn.AvgPool2d(3, 2, 0, ceil_mode=True),), "2: pooling whose ceil mode adds"),
         ((nn.Dropout(0.5),), "2: Dropout in training mode is random"),
     ],
 )

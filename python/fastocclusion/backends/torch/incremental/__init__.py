@@ -1,9 +1,10 @@
 """Exact incremental inference for PyTorch CNNs (SPEC §8; Nakandala et al., SIGMOD 2019).
 
 - ``layers``: which fx nodes are local layers and how each runs on stacked boxes;
-- ``plan``: which nodes run on boxes, which in full, what is kept and spliced;
-- ``scorer``: ``IncrementalScorer`` (engine.protocols.WindowScorer), the base pass and the
-  occluded batches, over the ``_core`` gather and splice kernels.
+- ``graph``: the trace as the engine's graph (engine.incremental_plan) and the tensor
+  operations the engine's runner needs (engine.incremental_run), for CPU torch tensors.
+
+The plan (which nodes run on boxes) and the run (gathers, splices) are the engine's.
 
 ``make_scorer`` checks what can be checked before any model call (the operator, where the
 model runs, that torch.fx traces it, the first layers) and returns the scorer or why not.
@@ -16,11 +17,13 @@ from typing import Any
 import torch
 from torch import fx
 
-from fastocclusion.backends.torch.incremental.layers import classify, mutated_input, node_label
-from fastocclusion.backends.torch.incremental.scorer import IncrementalScorer
+from fastocclusion.backends.torch.incremental.graph import TorchOps, graph_nodes
+from fastocclusion.backends.torch.incremental.layers import mutated_input, node_label
+from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
+from fastocclusion.engine.incremental_run import IncrementalRunner, IncrementalScorer
 from fastocclusion.engine.regions import Regions, no_scorer
 
-__all__ = ["IncrementalScorer", "make_scorer"]
+__all__ = ["make_scorer"]
 
 
 def _trace(model: torch.nn.Module, cache: dict[str, Any]) -> fx.GraphModule | str:
@@ -36,20 +39,19 @@ def _trace(model: torch.nn.Module, cache: dict[str, Any]) -> fx.GraphModule | st
     return cache["traced"]
 
 
-def _first_layers(traced: fx.GraphModule, ops: dict[fx.Node, Any]) -> str | None:
+def _first_layers(traced: fx.GraphModule, nodes: list[GraphNode]) -> str | None:
     """None when some layer reading the input is local; else why not (the first one)."""
-    nodes = list(traced.graph.nodes)
-    placeholders = [n for n in nodes if n.op == "placeholder"]
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     if not placeholders:
         return "the model takes no input"
     for extra in placeholders[1:]:
         if not extra.args:
             return f"forward's argument {extra.name} has no default (one input is swept)"
-    readers = [n for n in nodes if placeholders[0] in n.all_input_nodes]
-    if any(not isinstance(ops.get(n), str) and n in ops for n in readers):
+    readers = [n for n in nodes if nodes[0] in n.inputs]
+    if any(isinstance(n.op, LocalOp) for n in readers):
         return None
     for node in readers:
-        return str(ops.get(node, f"{node_label(node)}: not a local layer"))
+        return str(node.op or f"{node.label}: not a local layer")
     return "the model does not read its input"
 
 
@@ -88,19 +90,18 @@ def make_scorer(
     elif backend.dtype not in (torch.float32, torch.float64):
         reason = f"model: {backend.dtype} parameters (the kernels take float32 or float64)"
     traced: Any = None
-    ops: dict[fx.Node, Any] = {}
     if reason is None:
         traced = _trace(model, cache)
         if isinstance(traced, str):
             reason, traced = f"model: {traced}", None
     if reason is None:
         modules = dict(traced.named_modules())
-        for node in traced.graph.nodes:
-            if node.op in ("call_module", "call_function", "call_method"):
-                ops[node] = classify(node, traced, modules)
-        reason = _writes_shared_input(traced, modules) or _first_layers(traced, ops)
+        nodes, of = graph_nodes(traced, modules)
+        reason = _writes_shared_input(traced, modules) or _first_layers(traced, nodes)
         reason = f"model: {reason}" if reason else None
     if reason is not None:
         return no_scorer(reason, required)
-    scorer = IncrementalScorer(backend, traced, ops, regions, n, batch, switch_share, required)
-    return scorer, scorer.note
+    runner = IncrementalRunner(
+        nodes, TorchOps(traced, of), regions, n, batch, switch_share, required
+    )
+    return IncrementalScorer(backend, runner), runner.note

@@ -13,26 +13,25 @@ there. Four kinds:
   union of the inputs' boxes;
 * ``pad``: zero padding: the boxes move by the padding.
 
-``classify`` returns the ``LocalOp`` of a node, or a sentence saying why the node is not
-local (then it runs in full). Modules are matched by exact type: a subclass may compute
-something else.
+``classify`` returns the ``LocalOp`` (engine.incremental_plan) of a node, its inputs fx
+nodes, or a sentence saying why the node is not local (then it runs in full). Modules are
+matched by exact type: a subclass may compute something else.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import fx, nn
 
+from fastocclusion.engine.incremental_plan import LocalOp
 from fastocclusion.engine.regions import LocalLayer
 
-__all__ = ["LocalOp", "classify", "mutated_input", "node_label"]
+__all__ = ["classify", "mutated_input", "node_label"]
 
 _POINTWISE_MODULES = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish,
@@ -58,22 +57,6 @@ _CONCATS = {torch.cat, torch.concat, torch.concatenate}
 _CHANNEL_FUNCTIONS = {torch.softmax, F.softmax, torch.log_softmax, F.log_softmax}
 _MAX_POOLS = {F.max_pool2d, torch.max_pool2d}
 _AVG_POOLS = {F.avg_pool2d}
-
-
-@dataclass(frozen=True)
-class LocalOp:
-    """How a local node runs on boxes. ``inputs``: the nodes whose maps it reads, in the
-    order ``apply`` takes their boxes; ``layer`` and ``pad_value`` for windows; ``offset``
-    (rows, columns) for zero padding; ``floor_shape``: the layer is exact on windows only
-    when its output has the floor-mode size (average pooling with ceil_mode)."""
-
-    kind: str
-    inputs: tuple[fx.Node, ...]
-    apply: Callable[..., torch.Tensor]
-    layer: LocalLayer | None = None
-    pad_value: float = 0.0
-    offset: tuple[int, int] = (0, 0)
-    floor_shape: bool = False
 
 
 def node_label(node: fx.Node) -> str:

@@ -1,0 +1,319 @@
+"""Running a model by the plan of exact incremental inference (SPEC §8), for any framework
+(its tensors behind ``TensorOps``).
+
+The base pass runs the graph in full on the unoccluded inputs, keeping the maps the plan
+stores (one (N, ...) array per stored node). A batch of occluded samples then runs the
+plan: a region node stacks its slots' boxes (gathered by ``_core.gather_windows`` from the
+kept maps with the slots' own boxes spliced in, or read as they are) and calls its layer
+once on the stack; a full node runs as the model would, on dense maps: a region node it
+reads is spliced into per-slot copies of its kept map by ``_core.splice_windows`` over a
+persistent buffer (only the previous and the new box of a slot are rewritten).
+
+Maps are channels first (N, C, H, W) or channels last (N, H, W, C); the kernels see a
+channels-last map as one channel of rows of W * C values (a box of columns is a run of
+whole pixels there).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from fastocclusion import _core
+from fastocclusion.engine.incremental_plan import GraphNode, Plan, Source, build_plan
+from fastocclusion.engine.regions import Regions, auto_declines
+
+__all__ = ["IncrementalRunner", "IncrementalScorer", "ModelCalls", "TensorOps"]
+
+
+class TensorOps(Protocol):
+    """A framework's host tensors, as the runner needs them."""
+
+    #: True for (N, H, W, C) maps, False for (N, C, H, W).
+    channels_last: bool
+
+    def run(self, node: GraphNode, value_of: Callable[[GraphNode], Any]) -> Any:
+        """The value of a "call", "size" or "output" node computed as the model computes
+        it, from its inputs' dense values (``value_of``)."""
+
+    def shape(self, value: Any) -> tuple[int, ...] | None:
+        """A tensor's shape, None for anything else."""
+
+    def array(self, tensor: Any) -> np.ndarray:
+        """A C-contiguous NumPy array of a host tensor's values (its memory where it can)."""
+
+    def tensor(self, array: np.ndarray) -> Any:
+        """A tensor of a NumPy array's values (its memory where it can: the array is not
+        written again while the tensor is in use)."""
+
+    def buffer(self, shape: tuple[int, ...], like: Any) -> tuple[Any, np.ndarray]:
+        """A persistent tensor of ``like``'s dtype and the NumPy view of its memory."""
+
+    def rows(self, tensor: Any, count: int) -> Any:
+        """The first ``count`` rows of a tensor (a view)."""
+
+    def copy(self, tensor: Any) -> Any:
+        """A copy of a tensor (for a layer that writes into its input)."""
+
+    def size_query(self, node: GraphNode, shape: tuple[int, ...], like: Any) -> Any:
+        """A size query node's value for an input of ``shape``, without its values."""
+
+
+class _Boxes:
+    """A region node's value for a batch: ``data`` (rows, *box map), slot j's box at
+    ``origins[j]`` (row, column) of its map."""
+
+    __slots__ = ("data", "origins")
+
+    def __init__(self, data: Any, origins: np.ndarray) -> None:
+        self.data = data
+        self.origins = origins
+
+
+class IncrementalRunner:
+    """The model's evaluation for one sweep (see the module docstring): ``base`` for the
+    unoccluded inputs (the first call plans), ``occluded`` for a batch of occluded samples.
+    ``required``: no "auto" cost checks (incremental=True)."""
+
+    def __init__(
+        self, nodes: list[GraphNode], tensors: TensorOps, regions: Regions, n: int, batch: int,
+        switch_share: float, required: bool = False,
+    ) -> None:  # fmt: skip
+        self.nodes, self.tensors, self.regions = nodes, tensors, regions
+        self.n, self.batch, self.switch_share, self.required = n, batch, switch_share, required
+        self.plan: Plan | None = None
+        self.incremental_layers: tuple[str, ...] = ()
+        self.note = "not planned yet (the base pass plans)"
+        self.saved_share = 0.0
+        self._shapes: dict[GraphNode, Any] = {}
+        self._stored: dict[GraphNode, np.ndarray] = {}
+        self._spliced: dict[GraphNode, tuple[Any, np.ndarray, Any]] = {}
+        index = {node: i for i, node in enumerate(nodes)}
+        last_use: dict[GraphNode, int] = {}
+        for node in nodes:
+            for used in node.inputs:
+                last_use[used] = index[node]
+        self._release: list[list[GraphNode]] = [[] for _ in nodes]
+        for used, at in last_use.items():
+            self._release[at].append(used)
+
+    # -- the base pass ----------------------------------------------------------------------
+
+    def _map_size(self, shape: Any) -> tuple[int, int] | None:
+        if shape is None or len(shape) != 3:  # per-sample (C, H, W) or (H, W, C)
+            return None
+        return (int(shape[0]), int(shape[1])) if self.tensors.channels_last else (
+            int(shape[1]), int(shape[2])
+        )  # fmt: skip
+
+    def _make_plan(self, sample: Any) -> Plan:
+        """The plan, from the node shapes of one sample's full run."""
+        shapes = self._shapes
+
+        def record(node: GraphNode, value: Any) -> None:
+            shape = self.tensors.shape(value)
+            shapes[node] = None if shape is None else tuple(shape[1:])
+
+        self._run_full(sample, record)
+        plan = build_plan(self.nodes, shapes, self._map_size, self.regions, self.switch_share)
+        item = self.tensors.array(self.tensors.rows(sample, 1)).itemsize
+        kept = sum(self.n * math.prod(shapes[v]) * item for v in plan.stored)
+        kept += sum(self.batch * math.prod(shapes[v]) * item for v in plan.materialized)
+        full, done = sum(m[1] for m in plan.macs), sum(m[2] for m in plan.macs)
+        reason = auto_declines(full, done, self.batch, kept)
+        self.incremental_layers, self.note = plan.incremental_layers, plan.note
+        self.saved_share = plan.saved_share
+        if plan.incremental_layers and not self.required and reason is not None:
+            self.incremental_layers = ()
+            self.note = f"normal sweep (incremental='auto'): {reason}"
+        if not self.incremental_layers:
+            plan.stored, plan.materialized, self.saved_share = set(), set(), 0.0
+        for node in plan.stored:
+            _, self._stored[node] = self.tensors.buffer((self.n,) + shapes[node], sample)
+        for node in plan.materialized:
+            tensor, array = self.tensors.buffer((self.batch,) + shapes[node], sample)
+            self._spliced[node] = (tensor, array, _core.SpliceState())
+        return plan
+
+    def base(self, x: Any, start: int) -> Any:
+        """The model's outputs for the unoccluded inputs [start, start + len(x)); keeps the
+        maps the plan stores."""
+        if self.plan is None:
+            self.plan = self._make_plan(self.tensors.rows(x, 1))
+        stored, tensors = self._stored, self.tensors
+
+        def keep(node: GraphNode, value: Any) -> None:
+            if node in stored:
+                array = tensors.array(value)
+                stored[node][start : start + len(array)] = array
+
+        return self._run_full(x, keep)
+
+    def _run_full(self, x: Any, visit: Callable[[GraphNode, Any], None]) -> Any:
+        env: dict[GraphNode, Any] = {}
+        for at, node in enumerate(self.nodes):
+            value = x if node.kind == "input" else self.tensors.run(node, env.__getitem__)
+            if node.kind == "output":
+                return value
+            env[node] = value
+            visit(node, value)
+            for used in self._release[at]:
+                env.pop(used, None)
+        raise AssertionError("the graph has no output")
+
+    # -- occluded batches -----------------------------------------------------------------
+
+    def occluded(self, x: Any, slots: Any, windows: Any) -> Any:
+        """The model's outputs for a batch whose slot j holds input slots[j] occluded by
+        window windows[j], computed by the plan."""
+        assert self.plan is not None, "the base pass plans"
+        tensors = self.tensors
+        rows = tensors.shape(x)[0]  # type: ignore[index]
+        ids = np.asarray(windows[:rows], dtype=np.int64)
+        inputs = np.ascontiguousarray(slots[:rows], dtype=np.int64)
+        env: dict[GraphNode, Any] = {}
+        dense: dict[GraphNode, Any] = {}
+
+        def dense_of(node: GraphNode) -> Any:
+            value = env[node]
+            if not isinstance(value, _Boxes):
+                return value
+            if node not in dense:
+                dense[node] = self._splice(node, value, inputs)
+            return dense[node]
+
+        for at, step in enumerate(self.plan.steps):
+            node = step.node
+            if step.kind == "input":
+                env[node] = x
+            elif step.kind == "region":
+                parts = [self._read(source, env, ids, inputs) for source in step.sources]
+                env[node] = _Boxes(step.op.apply(*parts), step.regions.begin[ids])  # type: ignore[union-attr]
+            elif step.kind == "meta":
+                env[node] = self._size_query(node, env)
+            elif node.kind == "output":
+                return tensors.run(node, dense_of)
+            elif node.writes_input:  # a copy: the spliced buffers are persistent
+                env[node] = tensors.run(node, lambda i: tensors.copy(dense_of(i)))
+            else:
+                env[node] = tensors.run(node, dense_of)
+            for used in self._release[at]:
+                env.pop(used, None)
+                dense.pop(used, None)
+        raise AssertionError("the graph has no output")
+
+    def _columns(self, shape: tuple[int, ...]) -> int:
+        """Values per map column in the kernels' view: C for channels last, else 1."""
+        return int(shape[-1]) if self.tensors.channels_last else 1
+
+    def _kernel_view(self, array: np.ndarray) -> np.ndarray:
+        """(M, C, H, W) as it is; (M, H, W, C) as (M, 1, H, W * C)."""
+        if not self.tensors.channels_last:
+            return array
+        m, h, w, c = array.shape
+        return array.reshape(m, 1, h, w * c)
+
+    def _scaled(self, origins: np.ndarray, columns: int) -> np.ndarray:
+        if columns == 1:
+            return origins
+        return origins * np.array([1, columns], dtype=np.int64)
+
+    def _read(
+        self, source: Source, env: dict[GraphNode, Any], ids: np.ndarray, inputs: np.ndarray
+    ) -> Any:
+        """What a region node reads of ``source.node``: its boxes, or windows gathered from
+        the input batch or from the kept maps with the slots' boxes spliced in."""
+        value = env[source.node]
+        if source.windows is None:
+            return value.data
+        windows: Regions = source.windows
+        tensors, rows = self.tensors, len(ids)
+        origins = windows.begin[ids]
+        if isinstance(value, _Boxes):
+            maps = self._stored[source.node]
+            patches = self._kernel_view(tensors.array(value.data))
+            patch_origins = value.origins
+        else:  # the input batch (dense)
+            maps, patches, patch_origins = tensors.array(value), None, None
+            inputs = np.arange(rows, dtype=np.int64)
+        columns = self._columns(maps.shape)
+        h, w = windows.size
+        out = _core.gather_windows(
+            self._kernel_view(maps), inputs, self._scaled(origins, columns), (h, w * columns),
+            None, patches, None if patch_origins is None else self._scaled(patch_origins, columns),
+            pad_value=source.pad_value,
+        )  # fmt: skip
+        if self.tensors.channels_last:
+            out = out.reshape(rows, h, w, maps.shape[-1])
+        return tensors.tensor(out)
+
+    def _splice(self, node: GraphNode, value: _Boxes, inputs: np.ndarray) -> Any:
+        """Dense maps of a region node: its kept maps with the slots' boxes in."""
+        tensor, array, state = self._spliced[node]
+        maps = self._stored[node]
+        columns = self._columns(maps.shape)
+        patches = self._kernel_view(self.tensors.array(value.data))
+        _core.splice_windows(
+            self._kernel_view(maps), inputs, patches, self._scaled(value.origins, columns),
+            self._kernel_view(array), state,
+        )  # fmt: skip
+        return self.tensors.rows(tensor, len(inputs))
+
+    def _size_query(self, node: GraphNode, env: dict[GraphNode, Any]) -> Any:
+        """A size query of a region node, from its full map's shape."""
+        source = node.inputs[0]
+        value = env[source]
+        if not isinstance(value, _Boxes):
+            return self.tensors.run(node, env.__getitem__)
+        rows = self.tensors.shape(value.data)[0]  # type: ignore[index]
+        return self.tensors.size_query(node, (rows,) + self._shapes[source], value.data)
+
+
+class ModelCalls(Protocol):
+    """How a backend makes a model call with another evaluation of its model in place of
+    the model (same batch tensor, output checks, conversions and scores)."""
+
+    def outputs_of(self, model: Callable[[Any], Any], buffer: Any, rows: int) -> Any:
+        """As Backend.outputs, the outputs computed by ``model(batch)``."""
+
+    def scores_of(
+        self, model: Callable[[Any], Any], buffer: Any, slots: Any, gather: bool, rows: int
+    ) -> Any:
+        """As Backend.scores, the outputs computed by ``model(batch)``."""
+
+
+class IncrementalScorer:
+    """engine.protocols.WindowScorer: a backend's model calls (``calls``) with the runner's
+    evaluations of the model."""
+
+    def __init__(self, calls: ModelCalls, runner: IncrementalRunner) -> None:
+        self.calls = calls
+        self.runner = runner
+
+    @property
+    def incremental_layers(self) -> tuple[str, ...]:
+        return self.runner.incremental_layers
+
+    @property
+    def note(self) -> str:
+        return self.runner.note
+
+    @property
+    def saved_share(self) -> float:
+        return self.runner.saved_share
+
+    def outputs(self, buffer: Any, start: int, count: int) -> Any:
+        return self.calls.outputs_of(lambda x: self.runner.base(x, start), buffer, count)
+
+    def scores(self, buffer: Any, slots: Any, windows: Any, gather: bool, rows: int) -> Any:
+        return self.calls.scores_of(
+            lambda x: self.runner.occluded(x, slots, windows), buffer, slots, gather, rows
+        )
+
+    def window_outputs(self, buffer: Any, slots: Any, windows: Any, rows: int) -> Any:
+        return self.calls.outputs_of(
+            lambda x: self.runner.occluded(x, slots, windows), buffer, rows
+        )

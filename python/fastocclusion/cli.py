@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--model", required=True, help="a saved Keras model (.keras, .h5)")
     explain.add_argument(
-        "--images", required=True, nargs="+", metavar="IMAGE", help="image files Pillow can read"
+        "--images",
+        required=True,
+        nargs="+",
+        metavar="IMAGE",
+        help="image files Pillow can read, or directories of them (their image files, "
+        "sorted by name)",
     )
     explain.add_argument("--out", required=True, metavar="DIR", help="output directory")
     explain.add_argument(
@@ -344,10 +349,27 @@ def _check_patch(value: int | tuple[int, int], flag: str, height: int, width: in
         )
 
 
+def _image_paths(entries: Sequence[str]) -> list[str]:
+    """--images: image files as given, and for a directory the image files directly inside
+    it, sorted by name."""
+    from fastocclusion.distributed.datasets import ImageFiles
+
+    paths: list[str] = []
+    for entry in entries:
+        if os.path.isdir(entry):
+            try:
+                paths += ImageFiles.from_directory(entry).paths
+            except ValueError as error:
+                raise UsageError(f"--images: {str(error).removeprefix('dataset: ')}") from None
+        elif os.path.isfile(entry):
+            paths.append(entry)
+        else:
+            raise UsageError(f"--images: {entry!r} does not exist or is not a file or a directory")
+    return paths
+
+
 def _run_explain(args: argparse.Namespace) -> int:
-    for path in args.images:
-        if not os.path.isfile(path):
-            raise UsageError(f"--images: {path!r} does not exist or is not a file")
+    args.images = _image_paths(args.images)
     if not os.path.isfile(args.model):
         raise UsageError(f"--model: {args.model!r} does not exist or is not a file")
     if os.path.exists(args.out) and not os.path.isdir(args.out):

@@ -91,12 +91,14 @@ class Occlusion:
     progress : show a tqdm progress bar over the perturbed samples.
     device : "auto" (the GPU when a PyTorch model lives on one), "cpu" or "gpu" (a CUDA
         device for a PyTorch model; an error when none is usable).
-    incremental : exact incremental inference (SPEC §8) for PyTorch CNNs on channels-first
-        images: only the boxes of the feature maps that a patch can change are recomputed,
-        from the unoccluded image's activations, up to the layer where they grow past
-        ``incremental_threshold`` of the map. "auto" (default): where the model and the
-        sweep allow it and it saves work, else the normal sweep; True: always (ValueError
-        naming the first unsupported layer or option otherwise); False: the normal sweep.
+    incremental : exact incremental inference (SPEC §8) for CNNs: PyTorch modules (through
+        torch.fx) on channels-first images, Keras functional and Sequential models on
+        channels-last images: only the boxes of the feature maps that a patch can change
+        are recomputed, from the unoccluded image's activations, up to the layer where they
+        grow past ``incremental_threshold`` of the map. "auto" (default): where the model
+        and the sweep allow it and it saves work, else the normal sweep; True: always
+        (ValueError naming the first unsupported layer or option otherwise); False: the
+        normal sweep.
         ``last_stats.incremental_layers`` / ``incremental_note`` say what ran.
     incremental_threshold : the switch-back share of a feature map, in (0, 1] (None: the
         default measured on CPU, engine.regions.DEFAULT_SWITCH_SHARE).
@@ -265,14 +267,14 @@ class Occlusion:
         if self.incremental is False:
             return None, "normal sweep: incremental=False"
         required = self.incremental is True
-        if layout.family != "images" or layout.channel_axis != 0:
-            reason = "inputs: exact incremental inference needs channels-first images"
-            return no_scorer(f"{reason} (data_format='channels_first')", required)
+        if layout.family != "images":
+            reason = f"inputs: exact incremental inference needs images, not {layout.family}"
+            return no_scorer(reason, required)
         if arrays is not None:
             return no_scorer("device: the incremental kernels run on the CPU", required)
-        regions = window_regions(grid, (1, 2))
+        regions = window_regions(grid, layout.spatial_axes)
         return self._backend.incremental_scorer(
-            regions, n, batch, self.incremental_threshold, required
+            regions, n, batch, self.incremental_threshold, required, layout.channel_axis != 0
         )
 
     def _record(self, sweep: Sweep, started: float) -> None:

@@ -189,6 +189,21 @@ def test_explain_matches_a_naive_reference(files, tmp_path, capsys):
     ]
 
 
+def test_explain_a_directory_of_images(files, tmp_path, capsys):
+    """A directory stands for its image files, sorted by name (the model file is skipped)."""
+    assert _explain(files, tmp_path / "listed", "--patch-size", "4") == 0
+    command = ["explain", "--model", files["model"], "--images", str(files["root"])]
+    assert main([*command, "--out", str(tmp_path / "directory"), "--patch-size", "4"]) == 0
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "directory" / "maps.npy"), np.load(tmp_path / "listed" / "maps.npy")
+    )
+    assert sorted(p.name for p in (tmp_path / "directory").iterdir()) == [
+        "first_occlusion.png",
+        "maps.npy",
+        "second_occlusion.png",
+    ]
+
+
 def test_explain_target_edges_reduction_and_scale(files, tmp_path):
     model = files["keras"]
     inputs = [_reference_input(path) / 2.0 for path in files["images"]]  # --scale 510
@@ -264,6 +279,14 @@ def test_explain_errors_exit_2_naming_the_argument(files, tmp_path, capsys):
         ),
     )
     assert "--images" in err and "nope.png" in err and "does not exist" in err
+
+    (tmp_path / "empty").mkdir()
+    err = _error(
+        capsys,
+        main(["explain", "--model", files["model"], "--images", str(tmp_path / "empty"),
+              "--out", str(tmp_path / "o")]),
+    )  # fmt: skip
+    assert "--images" in err and "empty" in err and "holds no image files" in err
 
     not_image = tmp_path / "text.png"
     not_image.write_text("not an image")

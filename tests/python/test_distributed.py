@@ -355,13 +355,15 @@ def test_cli_workers_writes_what_explain_writes_with_a_worker_killed(local_ray, 
     )
     model.save(tmp_path / "model.keras")
     rng = np.random.default_rng(4)
+    (tmp_path / "images").mkdir()
     paths = []
     for i in range(12):
-        paths.append(str(tmp_path / f"photo{i}.png"))
+        paths.append(str(tmp_path / "images" / f"photo{i:02d}.png"))
         _save_png(Path(paths[-1]), rng, size=(10 + i, 12))
-    common = ["explain", "--model", str(tmp_path / "model.keras"), "--images", *paths]
+    common = ["explain", "--model", str(tmp_path / "model.keras")]
     common += ["--patch-size", "2", "--patch-stride", "1", "--batch-size", "4"]
-    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--images", *paths, "--out", str(tmp_path / "plain")]) == 0
+    common += ["--images", str(tmp_path / "images")]  # a directory of images goes in
     capsys.readouterr()
 
     out = tmp_path / "workers"

@@ -185,14 +185,3 @@ def test_a_later_unsupported_layer_ends_the_incremental_part(middle, stop):
         stats = assert_same_maps(model)
     assert stats.incremental_layers == ("0", "1")
     assert f"full from {stop}" in stats.incremental_note
-
-
-def test_keras_models_say_why():
-    keras = pytest.importorskip("keras")
-    model = keras.Sequential([keras.Input((3, 20, 18)), keras.layers.Conv2D(2, 3),
-                              keras.layers.Flatten(), keras.layers.Dense(2)])  # fmt: skip
-    with pytest.raises(ValueError, match="model: exact incremental inference runs PyTorch"):
-        Occlusion(model, incremental=True, **OPTIONS).explain(X)
-    method = Occlusion(model, **OPTIONS)
-    method.explain(X)
-    assert method.last_stats.incremental_note.startswith("normal sweep: model: exact")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import numbers
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -172,7 +173,9 @@ class ImageFiles:
                 size = read_image(self.paths[0], self.mode).shape[:2]
             except ValueError as error:
                 raise ValueError(f"dataset: {error}") from None
-        if len(size) != 2 or not all(isinstance(v, int) and v >= 1 for v in size):
+        if len(size) != 2 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in size
+        ):
             raise ValueError(f"dataset: size {size!r} is invalid, expected (rows, cols) >= 1")
         paths = tuple(os.path.abspath(os.fspath(p)) for p in self.paths)
         return ImageFiles(paths, self.mode, (int(size[0]), int(size[1])), float(self.scale))
@@ -187,8 +190,8 @@ class ImageFiles:
         return (*self.size, IMAGE_MODES[self.mode])
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "images", "mode": self.mode, "size": list(self.sample_shape[:2]),
-                "scale": self.scale}  # fmt: skip
+        size = list(self.sample_shape[:2])
+        return {"kind": "images", "mode": self.mode, "size": size, "scale": self.scale}
 
     def shards(self, shard_size: int) -> Iterator[Shard]:
         assert self.size is not None

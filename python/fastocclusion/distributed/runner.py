@@ -180,6 +180,7 @@ class _Run:
         self.records: dict[int, dict[str, Any]] = {}
         self.summary = RunSummary(out_dir=store.out_dir)
         self.exhausted = False  # the dataset was read to its end
+        self.inputs_read = 0
         self.bar: Any = None
 
     def _next_shard(self) -> tuple[Shard, Any, str] | None:
@@ -191,6 +192,7 @@ class _Run:
         while not self.exhausted:
             try:
                 shard = next(self.shards)
+                self.inputs_read = shard.stop
             except StopIteration:
                 self.exhausted = True
                 return None
@@ -301,6 +303,11 @@ class _Run:
     def _finish(self, started: float) -> RunSummary:
         summary = self.summary
         records = [self.records[i] for i in sorted(self.records)]
+        given = self.targets is not None and not isinstance(self.targets, int)
+        if self.exhausted and given and self.inputs_read != len(self.targets):
+            summary.failed["targets"] = (
+                f"{len(self.targets)} targets for {self.inputs_read} inputs, expected one per input"
+            )
         contiguous = all(r["index"] == i for i, r in enumerate(records))
         summary.complete = self.exhausted and not summary.failed and contiguous
         summary.seconds = time.perf_counter() - started

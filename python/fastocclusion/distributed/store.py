@@ -134,6 +134,7 @@ class OutputStore:
                     f"({'; '.join(changes)}): use another directory, or the same settings to "
                     "resume that run"
                 )
+            self._remove_temporaries()
             self._write_manifest({"status": "running"})
         except BaseException:
             self.close()
@@ -152,6 +153,14 @@ class OutputStore:
                 "held), expected one run per directory at a time"
             ) from None
         return fd
+
+    def _remove_temporaries(self) -> None:
+        """Temporary files a killed run left (never renamed: not part of any result)."""
+        for directory in (self.out_dir, self.shard_dir):
+            for name in os.listdir(directory):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(directory, name))
 
     def close(self) -> None:
         """Releases the directory's lock (idempotent)."""

@@ -236,11 +236,55 @@ class TFBackend:
         return np.asarray(scores.numpy(), dtype=np.float64).reshape(len(outputs))
 
     def incremental_scorer(
-        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+        self,
+        regions: Regions,
+        n: int,
+        batch: int,
+        switch_share: float,
+        required: bool,
+        channels_last: bool = False,
     ) -> tuple[None, str]:
-        """Not available: exact incremental inference runs PyTorch models only."""
-        reason = "model: exact incremental inference runs PyTorch models only (not Keras yet)"
-        return no_scorer(reason, required)
+        """Exact incremental inference over a Keras model's functional graph (incremental/):
+        Keras models on TensorFlow with a built-in operator, channels-last images."""
+        if self.adapter.kind != "keras" or not self.adapter.traceable:
+            reason = "model: exact incremental inference runs PyTorch and Keras (TensorFlow) models"
+            return no_scorer(reason, required)
+        if not self.operator.builtin:
+            return no_scorer("operator: a custom operator calls the model itself", required)
+        if not channels_last:
+            reason = "inputs: Keras CNNs read channels-last images (data_format='channels_last')"
+            return no_scorer(reason, required)
+        from fastocclusion.backends.tensorflow.incremental import make_scorer
+
+        return make_scorer(self, self.adapter.model, regions, n, batch, switch_share, required)
+
+    def outputs_of(self, model: Any, buffer: Any, rows: int) -> np.ndarray:
+        """As ``outputs``, computed by ``model(batch)`` on the first ``rows`` samples (an
+        incremental evaluation of the model, eager: no traced shape to keep)."""
+        outputs = np.asarray(model(self._model_input(buffer)[:rows]).numpy())
+        if outputs.ndim == 0 or outputs.shape[0] != rows:
+            raise ValueError(
+                f"model: returned outputs of shape {outputs.shape} for a batch of {rows} "
+                f"inputs, expected a first dimension of {rows} (one output per sample)"
+            )
+        self._output_tail = tuple(outputs.shape[1:])
+        return outputs
+
+    def scores_of(self, model: Any, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+        """As ``scores``, of the first ``rows`` samples, the outputs computed by
+        ``model(batch)`` (built-in operators)."""
+        tf = self._tf
+        assert self._targets is not None and self._gathered_view is not None
+        if gather:
+            np.take(self._targets, slots, axis=0, out=self._gathered_view)
+        outputs = model(self._model_input(buffer)[:rows])
+        scores = self.operator.scores_from_outputs(
+            tf.convert_to_tensor(outputs, dtype=tf.float32), self._gathered_tensor[:rows]
+        )
+        if self._checked_shape is None:
+            scores = self.operator.validate_scores(scores, rows)
+            self._checked_shape = tuple(np.shape(scores))
+        return np.asarray(scores.numpy()).reshape(rows)
 
     def wrap_result(self, maps: np.ndarray) -> Any:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""

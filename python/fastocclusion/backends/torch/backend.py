@@ -33,6 +33,7 @@ import torch
 
 from fastocclusion import tasks
 from fastocclusion.backends.torch.device import (
+    BatchView,
     TorchDeviceArrays,
     is_compiled,
     model_device,
@@ -66,8 +67,7 @@ class TorchBackend:
         self._full_batches = is_compiled(model)
         self._targets: torch.Tensor | None = None  # (N, ...) float32 on self.device
         self._gathered: torch.Tensor | None = None  # (batch, ...) targets of the batch's slots
-        # (buffer, its torch view, whether each call needs a copy to the model's device/dtype)
-        self._view: tuple[Any, torch.Tensor, bool] | None = None
+        self._batch = BatchView(self.device, self.dtype)
         self._targets_array: np.ndarray | None = None  # CPU targets and their gathered rows
         self._gathered_array: np.ndarray | None = None
         self._output_shape: torch.Size | None = None  # of the calls checked so far
@@ -80,16 +80,6 @@ class TorchBackend:
         return TorchDeviceArrays(self.device) if self._on_gpu else None
 
     # -- model calls ------------------------------------------------------------------------
-
-    def _batch(self, buffer: Any) -> torch.Tensor:
-        """The buffer as a tensor on the model's device, in the model's dtype: a zero-copy
-        DLPack view (made once per buffer) when it already is, else a copy per call."""
-        if self._view is None or self._view[0] is not buffer:
-            with torch.inference_mode(False):  # a normal tensor: it has a version counter
-                view = torch.from_dlpack(buffer)
-            self._view = (buffer, view, view.device != self.device or view.dtype != self.dtype)
-        _, view, convert = self._view
-        return view.to(device=self.device, dtype=self.dtype) if convert else view
 
     def _forward(self, batch: torch.Tensor, model: Any = None) -> torch.Tensor:
         """Raw model outputs of a full batch; checks one output row per sample (in full on the
@@ -222,17 +212,26 @@ class TorchBackend:
 
     def wrap_result(self, maps: Any) -> torch.Tensor:
         """The maps as a float32 torch.Tensor on the model's device."""
-        self._view = None  # the explain call is over: release its buffer
+        self._batch.release()  # the explain call is over
         if isinstance(maps, torch.Tensor):
             return maps.to(device=self.device, dtype=torch.float32)
         return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(self.device)
 
     def incremental_scorer(
-        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+        self,
+        regions: Regions,
+        n: int,
+        batch: int,
+        switch_share: float,
+        required: bool,
+        channels_last: bool = False,
     ) -> tuple[Any, str]:
         """Exact incremental inference over a torch.fx trace of the model (incremental/)."""
         from fastocclusion.backends.torch.incremental import make_scorer
 
+        if channels_last:
+            reason = "inputs: PyTorch CNNs read channels-first images"
+            return no_scorer(f"{reason} (data_format='channels_first')", required)
         if self._full_batches:
             reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
             return no_scorer(reason, required)

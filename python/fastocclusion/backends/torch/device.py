@@ -105,3 +105,32 @@ class TorchDeviceArrays:
         # through it, and the batch's version counter detects in-place model writes.
         with torch.inference_mode(False):
             return torch.from_dlpack(buffer)
+
+
+class BatchView:
+    """The sweep's batch buffer as a tensor on the model's device, in the model's dtype: a
+    zero-copy DLPack view, made once per buffer (the sweep reuses one buffer per explain
+    call), and a copy per call only where the buffer lives elsewhere or holds another dtype.
+    The view is a normal tensor even under inference mode: its version counter tells when a
+    model wrote into its input."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
+        self.device = device
+        self.dtype = dtype
+        self._buffer: Any = None
+        self.view: torch.Tensor | None = None  # the last buffer's view (None when released)
+        self._convert = False
+
+    def __call__(self, buffer: Any) -> torch.Tensor:
+        if self.view is None or self._buffer is not buffer:
+            with torch.inference_mode(False):
+                self.view = torch.from_dlpack(buffer)
+            self._buffer = buffer
+            self._convert = self.view.device != self.device or self.view.dtype != self.dtype
+        if self._convert:
+            return self.view.to(device=self.device, dtype=self.dtype)
+        return self.view
+
+    def release(self) -> None:
+        """Drops the buffer (the explain call is over)."""
+        self._buffer = self.view = None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastocclusion.backends.torch.device import BatchView
 from fastocclusion.backends.torch.operators import model_output
 from fastocclusion.engine.regions import Regions, no_scorer
 
@@ -73,18 +74,9 @@ class ForwardBackend:
         self.extra_args = extra_args
         self.device = self.inputs[swept].device
         self.dtype = self.inputs[swept].dtype
-        self._view: tuple[Any, torch.Tensor] | None = None
+        self._batch = BatchView(self.device, self.dtype)
         self._gathered: list[torch.Tensor | None] = []
         self._gathered_rows = 0
-
-    def _batch(self, buffer: Any) -> torch.Tensor:
-        if self._view is None or self._view[0] is not buffer:
-            with torch.inference_mode(False):  # a normal tensor: it has a version counter
-                self._view = (buffer, torch.from_dlpack(buffer))
-        batch = self._view[1]
-        if batch.device != self.device or batch.dtype != self.dtype:
-            batch = batch.to(device=self.device, dtype=self.dtype)
-        return batch
 
     def _call(self, batch: torch.Tensor, rows: torch.Tensor, gather: bool) -> torch.Tensor:
         """The function on the batch for input ``swept`` and the slots' examples of the
@@ -96,10 +88,12 @@ class ForwardBackend:
                 for k, tensor in enumerate(self.inputs)
             ]
         args = [batch if k == self.swept else self._gathered[k] for k in range(len(self.inputs))]
-        version = None if self._view[1].is_inference() else self._view[1]._version
+        view = self._batch.view
+        assert view is not None
+        version = None if view.is_inference() else view._version
         with torch.inference_mode():  # a no-op inside the sweep's calls()
             outputs = model_output(self.forward(*args, *self.extra_args), self.forward)
-        if version is not None and self._view[1]._version != version:
+        if version is not None and view._version != version:
             raise ValueError(
                 "forward_func: wrote into its input tensor in place; fastocclusion reuses the "
                 "batch buffer, expected a function that leaves its inputs unchanged"
@@ -142,7 +136,13 @@ class ForwardBackend:
         raise TypeError("ForwardBackend has no built-in operator")
 
     def incremental_scorer(
-        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+        self,
+        regions: Regions,
+        n: int,
+        batch: int,
+        switch_share: float,
+        required: bool,
+        channels_last: bool = False,
     ) -> tuple[None, str]:
         """Not available: the sweep scores forward functions, whose layers are unknown."""
         return no_scorer(
@@ -150,5 +150,5 @@ class ForwardBackend:
         )
 
     def wrap_result(self, maps: np.ndarray) -> torch.Tensor:
-        self._view = None
+        self._batch.release()
         return torch.from_numpy(np.ascontiguousarray(maps, np.float32)).to(self.device)

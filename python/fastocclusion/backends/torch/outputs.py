@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastocclusion.backends.torch.device import TorchDeviceArrays, uses_gpu_sweep
+from fastocclusion.backends.torch.device import BatchView, TorchDeviceArrays, uses_gpu_sweep
 from fastocclusion.backends.torch.operators import model_output
 from fastocclusion.engine.regions import Regions, no_scorer
 
@@ -61,7 +61,7 @@ class OutputsBackend:
         self.activation = activation
         self.kwargs = dict(kwargs)
         self._on_gpu = uses_gpu_sweep("auto", device)
-        self._view: tuple[Any, torch.Tensor] | None = None
+        self._batch = BatchView(self.device, self.dtype)
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:
@@ -70,15 +70,6 @@ class OutputsBackend:
 
     def calls(self) -> Any:
         return eval_mode(self.module)
-
-    def _batch(self, buffer: Any) -> torch.Tensor:
-        if self._view is None or self._view[0] is not buffer:
-            with torch.inference_mode(False):  # a normal tensor: it has a version counter
-                self._view = (buffer, torch.from_dlpack(buffer))
-        batch = self._view[1]
-        if batch.device != self.device or batch.dtype != self.dtype:
-            batch = batch.to(device=self.device, dtype=self.dtype)
-        return batch
 
     def _activate(self, outputs: torch.Tensor) -> torch.Tensor:
         if self.activation == "sigmoid":
@@ -134,7 +125,13 @@ class OutputsBackend:
         raise TypeError("OutputsBackend has no built-in operator")
 
     def incremental_scorer(
-        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool
+        self,
+        regions: Regions,
+        n: int,
+        batch: int,
+        switch_share: float,
+        required: bool,
+        channels_last: bool = False,
     ) -> tuple[None, str]:
         """Not available: the activated-outputs sweep (MONAI's) keeps the normal sweep."""
         return no_scorer(
@@ -143,7 +140,7 @@ class OutputsBackend:
 
     def wrap_result(self, maps: Any) -> torch.Tensor:
         """The maps as a float32 tensor on the device."""
-        self._view = None
+        self._batch.release()
         if not isinstance(maps, torch.Tensor):
             maps = torch.from_numpy(np.ascontiguousarray(maps))
         return maps.to(device=self.device, dtype=torch.float32)

@@ -1,0 +1,47 @@
+"""Exact incremental inference for Keras CNNs (SPEC §8), channels last, on the TensorFlow
+backend of Keras 3.
+
+- ``layers``: which Keras layers are local and how each runs on stacked boxes;
+- ``graph``: a functional model's layer calls as the engine's graph, and the tensor
+  operations the engine's runner needs (eager TensorFlow tensors).
+
+The plan and the run are the engine's (engine.incremental_plan, engine.incremental_run).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastocclusion.backends.tensorflow.incremental.graph import (
+    KerasOps,
+    functional_of,
+    graph_nodes,
+)
+from fastocclusion.engine.incremental_plan import LocalOp
+from fastocclusion.engine.incremental_run import IncrementalRunner, IncrementalScorer
+from fastocclusion.engine.regions import Regions, no_scorer
+
+__all__ = ["make_scorer"]
+
+
+def make_scorer(
+    backend: Any, model: Any, regions: Regions, n: int, batch: int, switch_share: float,
+    required: bool,
+) -> tuple[IncrementalScorer | None, str]:  # fmt: skip
+    """The incremental scorer of a Keras model for a sweep, or (None, why not); ValueError
+    naming the reason (the first unsupported layer) when ``required``. No model call."""
+    graph = functional_of(model)
+    if isinstance(graph, str):
+        return no_scorer(f"model: {graph}", required)
+    if getattr(model, "dtype_policy", None) is not None and model.dtype_policy.compute_dtype != (
+        "float32"
+    ):
+        reason = f"model: {model.dtype_policy.compute_dtype} computations (float32 only)"
+        return no_scorer(reason, required)
+    nodes = graph_nodes(graph)
+    readers = [node for node in nodes if nodes[0] in node.inputs]
+    if not any(isinstance(node.op, LocalOp) for node in readers):
+        first = readers[0].op if readers else "the model does not read its input"
+        return no_scorer(f"model: {first}", required)
+    runner = IncrementalRunner(nodes, KerasOps(nodes), regions, n, batch, switch_share, required)
+    return IncrementalScorer(backend, runner), runner.note

@@ -1,0 +1,157 @@
+"""Which Keras layers are local, and how each runs on the stacked boxes of a batch (SPEC
+§8), channels last. The kinds are engine.incremental_plan.LocalOp's:
+
+* window: Conv2D (groups 1), DepthwiseConv2D, SeparableConv2D, MaxPooling2D, and
+  AveragePooling2D with "valid" padding: run with "valid" padding on windows that carry the
+  halo ("same" padding: TensorFlow's, from the input's length; -inf for max pooling);
+* pointwise: BatchNormalization in inference, activations (Activation, ReLU, LeakyReLU,
+  ELU, PReLU, Softmax over the channels), Rescaling, Identity, and the dropout and noise
+  layers (identities in inference);
+* merge: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate over the channels;
+* pad: ZeroPadding2D.
+
+Layers are matched by exact class: a subclass may compute something else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from fastocclusion.engine.incremental_plan import LocalOp
+from fastocclusion.engine.regions import LocalLayer
+
+__all__ = ["classify"]
+
+_POINTWISE = (
+    layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU,
+    layers.Rescaling, layers.Identity,
+)  # fmt: skip
+_INFERENCE_IDENTITY = (
+    layers.Dropout, layers.SpatialDropout2D, layers.GaussianNoise, layers.GaussianDropout,
+    layers.AlphaDropout,
+)  # fmt: skip
+_MERGES = (
+    layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum,
+    layers.Minimum,
+)  # fmt: skip
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (
+        (int(value[0]), int(value[-1])) if isinstance(value, (tuple, list)) else (int(value),) * 2
+    )
+
+
+def _finish(layer: Any, outputs: Any) -> Any:
+    """A convolution layer's bias and activation, as its call adds them."""
+    if layer.use_bias:
+        outputs = ops.add(outputs, ops.reshape(layer.bias, (1, 1, 1, -1)))
+    return layer.activation(outputs) if layer.activation is not None else outputs
+
+
+def _conv(layer: Any, source: Any) -> LocalOp | str:
+    kind = type(layer)
+    k = _pair(layer.kernel_size)
+    strides, dilation = _pair(layer.strides), _pair(layer.dilation_rate)
+    if kind is layers.Conv2D and layer.groups != 1:
+        return f"{layer.name}: Conv2D with groups={layer.groups} is not supported"
+
+    def apply(x: Any) -> Any:
+        if kind is layers.Conv2D:
+            out = ops.conv(x, layer.kernel, strides, "valid", "channels_last", dilation)
+        elif kind is layers.DepthwiseConv2D:
+            out = ops.depthwise_conv(x, layer.kernel, strides, "valid", "channels_last", dilation)
+        else:
+            out = ops.separable_conv(
+                x, layer.depthwise_kernel, layer.pointwise_kernel, strides, "valid",
+                "channels_last", dilation,
+            )  # fmt: skip
+        return _finish(layer, out)
+
+    same = layer.padding == "same"
+    return LocalOp("window", (source,), apply, LocalLayer(k, strides, (0, 0), dilation),
+                   same_padding=same)  # fmt: skip
+
+
+def _pool(layer: Any, source: Any) -> LocalOp | str:
+    size, strides = _pair(layer.pool_size), _pair(layer.strides or layer.pool_size)
+    same = layer.padding == "same"
+    geometry = LocalLayer(size, strides, (0, 0), (1, 1))
+    if type(layer) is layers.MaxPooling2D:
+
+        def apply_max(x: Any) -> Any:
+            return ops.max_pool(x, size, strides, "valid", "channels_last")
+
+        return LocalOp("window", (source,), apply_max, geometry, -math.inf, same_padding=same)
+    if same:  # TensorFlow divides by the positions inside the input
+        return f"{layer.name}: AveragePooling2D with 'same' padding is not supported"
+
+    def apply_average(x: Any) -> Any:
+        return ops.average_pool(x, size, strides, "valid", "channels_last")
+
+    return LocalOp("window", (source,), apply_average, geometry)
+
+
+def _called(layer: Any) -> Callable[..., Any]:
+    """The layer called in inference on boxes (one tensor, or a list for merges)."""
+    training = "training" in getattr(layer, "_call_context_args", ())
+    if training:
+        return lambda *xs: layer(xs[0] if len(xs) == 1 else list(xs), training=False)
+    return lambda *xs: layer(xs[0] if len(xs) == 1 else list(xs))
+
+
+def classify(layer: Any, inputs: tuple[Any, ...], call_kwargs: dict[str, Any]) -> LocalOp | str:
+    """The LocalOp of a Keras layer called on ``inputs`` (the nodes of its input tensors,
+    in order), or why it is not local."""
+    kind, name = type(layer), layer.name
+    if call_kwargs:
+        return f"{name}: called with {sorted(call_kwargs)} (not supported)"
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return f"{name}: channels-first Keras layers are not supported"
+    if kind in (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D):
+        return _conv(layer, inputs[0])
+    if kind in (layers.MaxPooling2D, layers.AveragePooling2D):
+        return _pool(layer, inputs[0])
+    if kind is layers.BatchNormalization:
+        if layer.axis not in (-1, 3):
+            return f"{name}: BatchNormalization over axis {layer.axis} is not local"
+        return LocalOp("pointwise", inputs[:1], _called(layer))
+    if kind is layers.Softmax:
+        if layer.axis not in (-1, 3):
+            return f"{name}: Softmax over axis {layer.axis} is not local"
+        return LocalOp("pointwise", inputs[:1], _called(layer))
+    if kind in _POINTWISE:
+        return LocalOp("pointwise", inputs[:1], _called(layer))
+    if kind in _INFERENCE_IDENTITY:
+        return LocalOp("pointwise", inputs[:1], lambda x: x)
+    if kind in _MERGES:
+        return LocalOp("merge", inputs, _called(layer))
+    if kind is layers.Concatenate:
+        if layer.axis not in (-1, 3):
+            return f"{name}: Concatenate over axis {layer.axis} is not supported"
+        return LocalOp("merge", inputs, _called(layer))
+    if kind is layers.ZeroPadding2D:
+        (top, _), (left, _) = layer.padding
+        return LocalOp("pad", inputs[:1], lambda x: x, offset=(int(top), int(left)))
+    if isinstance(layer, keras.Model):
+        return f"{name}: a nested model is not supported (call its layers in the model)"
+    return f"{name}: {kind.__name__} is not a supported local layer"
+
+
+def macs_per_output(layer: Any) -> int:
+    """Multiply-adds per output element of a Conv2D, DepthwiseConv2D or Dense layer."""
+    kind = type(layer)
+    if kind is layers.Conv2D:
+        shape = tuple(layer.kernel.shape)
+        return int(shape[0] * shape[1] * shape[2])
+    if kind is layers.DepthwiseConv2D:
+        shape = tuple(layer.kernel.shape)
+        return int(shape[0] * shape[1])
+    if kind is layers.Dense:
+        return int(layer.kernel.shape[0])
+    return 0

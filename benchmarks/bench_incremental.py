@@ -1,5 +1,6 @@
 """Exact incremental inference (SPEC §8) on a VGG-16-style network and a ResNet-18 at
-224x224 (random weights, channels first, one image, batch 32): the incremental explain vs
+224x224 (random weights, channels first, one image, batch 32), and the same VGG-16 in
+Keras (channels last; configs keras-vgg16/16, keras-vgg16/32): the incremental explain vs
 the model calls alone of the normal sweep, the share of multiply-adds saved (from the
 layer shapes), where the incremental time goes, and the maps' max relative difference to
 the normal sweep's.
@@ -9,8 +10,10 @@ the normal sweep's.
 
 "Model calls alone" is bench_torch's baseline: the normal sweep's calls (base pass
 included), each with as many samples, on one pre-built batch under inference mode, the
-target scores fetched. The incremental explain is timed whole (fills, gathers, splices,
-maps included). --calibrate times the incremental sweep at several switch-back shares
+target scores fetched. For Keras, bench_occlusion's baseline: the model's traced concrete
+function called as many times as the normal sweep calls it, on one pre-built full batch.
+The incremental explain is timed whole (fills, gathers, splices, maps included).
+--calibrate times the incremental sweep at several switch-back shares
 (engine.regions.DEFAULT_SWITCH_SHARE was chosen from it).
 """
 
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_torch import TorchConfig, call_rows, calls_alone, resnet18  # noqa: E402
 
 from fastocclusion import Occlusion  # noqa: E402
+from fastocclusion.backends.tensorflow.incremental.graph import KerasOps  # noqa: E402
 from fastocclusion.backends.torch.incremental.graph import TorchOps  # noqa: E402
 from fastocclusion.engine.incremental_run import IncrementalRunner  # noqa: E402
 
@@ -52,23 +56,58 @@ def vgg16(classes: int = 10) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-MODELS = {"vgg16": vgg16, "resnet18": resnet18}
+def keras_vgg16(size: int, classes: int = 10):
+    """vgg16() in Keras, channels last."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((size, size, 3))]
+    for item in VGG16:
+        if item == "M":
+            layers.append(keras.layers.MaxPooling2D(2))
+        else:
+            layers.append(keras.layers.Conv2D(int(item), 3, padding="same", activation="relu"))
+    layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes)]
+    return keras.Sequential(layers)
+
+
+def keras_calls_alone(model, shape: tuple[int, ...], calls: int):
+    """bench_occlusion's baseline: the traced concrete function on one pre-built batch."""
+    import tensorflow as tf
+
+    batch = tf.constant(np.random.default_rng(1).random((32, *shape), dtype=np.float32))
+    call = tf.function(lambda b: model(b, training=False)).get_concrete_function(
+        tf.TensorSpec(batch.shape, tf.float32)
+    )
+    call(batch).numpy()
+
+    def run():
+        for _ in range(calls):
+            call(batch).numpy()
+
+    return run
+
+
+MODELS = {"vgg16": vgg16, "resnet18": resnet18, "keras-vgg16": keras_vgg16}
 PATCHES = {"16": (16, 8), "32": (32, 16)}
 
 
-def build(name: str) -> nn.Module:
+def build(name: str, size: int = 224):
+    if name.startswith("keras-"):
+        return MODELS[name](size)
     torch.manual_seed(0)
     return MODELS[name]().eval()
 
 
 def explainer(model, patch, stride, **options):
     """bench_torch's settings (Captum's maps: "cover" edges, "mean" reduction), batch 32."""
+    keras_model = not isinstance(model, nn.Module)
     return Occlusion(
         model,
         batch_size=32,
         patch_size=patch,
         patch_stride=stride,
-        data_format="channels_first",
+        data_format="channels_last" if keras_model else "channels_first",
         edges="cover",
         reduction="mean",
         **options,
@@ -79,6 +118,7 @@ PHASES = (
     (IncrementalRunner, "_read", "gather"),
     (IncrementalRunner, "_splice", "splice"),
     (TorchOps, "run", "full layers"),
+    (KerasOps, "run", "full layers"),
 )
 
 
@@ -112,18 +152,23 @@ class PhaseTimer:
 
 
 def measure(name: str, patch_key: str, size: int, repeats: int) -> dict:
-    model = build(name)
+    model = build(name, size)
+    keras_model = name.startswith("keras-")
     patch, stride = PATCHES[patch_key]
-    x = np.random.default_rng(0).uniform(0, 1, (1, 3, size, size)).astype(np.float32)
+    shape = (size, size, 3) if keras_model else (3, size, size)
+    x = np.random.default_rng(0).uniform(0, 1, (1, *shape)).astype(np.float32)
     labels = np.zeros(1, dtype=np.int64)
     targets = np.eye(10, dtype=np.float32)[labels]
-    cfg = TorchConfig(f"{name}/{patch_key}", name, (3, size, size), 1, patch, stride)
     normal = explainer(model, patch, stride, incremental=False)
     incremental = explainer(model, patch, stride, incremental=True)
-    alone = calls_alone(model, cfg, call_rows(cfg))
     start = time.perf_counter()
     reference = normal.explain(x, targets).numpy()
     normal_seconds = time.perf_counter() - start
+    if keras_model:
+        alone = keras_calls_alone(model, shape, normal.last_stats.model_calls)
+    else:
+        cfg = TorchConfig(f"{name}/{patch_key}", name, shape, 1, patch, stride)
+        alone = calls_alone(model, cfg, call_rows(cfg))
     alone_times, incremental_times, phases = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -137,7 +182,7 @@ def measure(name: str, patch_key: str, size: int, repeats: int) -> dict:
     stats = incremental.last_stats
     best = min(range(repeats), key=lambda i: incremental_times[i])
     return {
-        "config": cfg.name,
+        "config": f"{name}/{patch_key}",
         "windows": stats.patches_per_input,
         "calls": stats.model_calls,
         "alone": statistics.median(alone_times),
@@ -181,8 +226,9 @@ def calibrate(size: int) -> None:
     print("| config | " + " | ".join(f"{s:.0%}" for s in shares) + " |")
     print("|---|" + "---|" * len(shares))
     for name in MODELS:
-        model = build(name)
-        x = np.random.default_rng(0).uniform(0, 1, (1, 3, size, size)).astype(np.float32)
+        model = build(name, size)
+        shape = (size, size, 3) if name.startswith("keras-") else (3, size, size)
+        x = np.random.default_rng(0).uniform(0, 1, (1, *shape)).astype(np.float32)
         for key, (patch, stride) in PATCHES.items():
             # A band of windows (about 4 calls of 32) stands for the whole sweep.
             band = ((0, size), (0, min(size, patch + stride * (128 // (size // stride) + 1))))

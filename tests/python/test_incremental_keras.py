@@ -266,3 +266,18 @@ def test_border_patches_and_a_patch_as_large_as_the_image():
         maps, stats, reference = explain_both(model, x, **options)
         assert stats.incremental_layers
         assert_close(maps, reference, model, x)
+
+
+def test_auto_keeps_the_normal_sweep_where_keras_calls_are_cheap():
+    """Eager Keras layer calls cost ~ms each: a small CNN's calls are cheaper whole
+    (engine.regions.AUTO_MIN_CALL_MACS_KERAS); True still runs it incrementally."""
+    model = random_keras_cnn(2, (16, 16, 3))
+    x = np.random.default_rng(5).normal(size=(1, 16, 16, 3)).astype(np.float32)
+    options = {"batch_size": 8, "patch_size": 4, "patch_stride": 2}
+    auto = Occlusion(model, **options)
+    auto.explain(x)
+    assert auto.last_stats.incremental_layers == ()
+    assert "too cheap to split" in auto.last_stats.incremental_note
+    forced = Occlusion(model, incremental=True, **options)
+    forced.explain(x)
+    assert forced.last_stats.incremental_layers

@@ -34,6 +34,9 @@ class TensorOps(Protocol):
 
     #: True for (N, H, W, C) maps, False for (N, C, H, W).
     channels_last: bool
+    #: incremental="auto" keeps the normal sweep below this many multiply-adds per full
+    #: model call: the framework's own cost per layer call, measured (engine.regions).
+    auto_min_call_macs: float
 
     def run(self, node: GraphNode, value_of: Callable[[GraphNode], Any]) -> Any:
         """The value of a "call", "size" or "output" node computed as the model computes
@@ -123,7 +126,7 @@ class IncrementalRunner:
         kept = sum(self.n * math.prod(shapes[v]) * item for v in plan.stored)
         kept += sum(self.batch * math.prod(shapes[v]) * item for v in plan.materialized)
         full, done = sum(m[1] for m in plan.macs), sum(m[2] for m in plan.macs)
-        reason = auto_declines(full, done, self.batch, kept)
+        reason = auto_declines(full, done, self.batch, kept, self.tensors.auto_min_call_macs)
         self.incremental_layers, self.note = plan.incremental_layers, plan.note
         self.saved_share = plan.saved_share
         if plan.incremental_layers and not self.required and reason is not None:

@@ -34,11 +34,18 @@ DEFAULT_SWITCH_SHARE = 0.7
 #: incremental="auto" keeps the normal sweep when the plan saves less than this share of
 #: the model's multiply-adds (the gathers, splices and per-layer calls would eat it) ...
 AUTO_MIN_SAVED_SHARE = 0.25
-#: ... or when a full model call holds fewer multiply-adds than this, where the per-layer
-#: Python work of an incremental call weighs as much as the layers: measured on a two-conv
-#: CNN at batch 32 (bench_torch's small_cnn), even at 1.3e7 per call (16x16 images), 1.8x
-#: faster at 2.9e7 (24x24), 3x at 5.2e7 (32x32).
+#: ... or when a full model call holds fewer multiply-adds than the framework's floor,
+#: where the per-layer work of an incremental call (Python, the framework's dispatch, the
+#: gathers) weighs as much as the layers. PyTorch, measured on a two-conv CNN at batch 32
+#: (bench_torch's small_cnn): even at 1.3e7 per call (16x16 images), 1.8x faster at 2.9e7
+#: (24x24), 3x at 5.2e7 (32x32).
 AUTO_MIN_CALL_MACS = 2e7
+#: Keras on TensorFlow (eager layer calls: ~1-3 ms per layer and call on CPU), measured
+#: per call (batch 64 or 32) on CNNs of 3 to 17 incremental layers: 0.4x at 7e7 (a two-conv
+#: CNN, 32x32), 1.0x at 1.5e9 (the same at 128x128), 0.6x at 2.5e9 (VGG-16 at 64x64, a
+#: quarter of its widths), 1.9x at 3.1e10 (at 112x112, half its widths), 5.8x at 5e11
+#: (VGG-16 at 224x224).
+AUTO_MIN_CALL_MACS_KERAS = 1e10
 #: ... or when the kept activations (N x the stored maps) and the spliced buffers (batch x
 #: the materialised maps) would take more bytes than this.
 AUTO_MAX_KEPT_BYTES = 2 << 30
@@ -146,10 +153,14 @@ def shifted_regions(regions: Regions, offset: tuple[int, int], shape: tuple[int,
     return Regions(regions.begin + np.asarray(offset, dtype=np.int64), regions.size, shape)
 
 
-def auto_declines(full_macs: int, incremental_macs: int, batch: int, kept_bytes: int) -> str | None:
+def auto_declines(
+    full_macs: int, incremental_macs: int, batch: int, kept_bytes: int,
+    min_call_macs: float = AUTO_MIN_CALL_MACS,
+) -> str | None:  # fmt: skip
     """Why incremental="auto" keeps the normal sweep for a plan computing
     ``incremental_macs`` of a model's ``full_macs`` multiply-adds per sample (0: unknown)
-    and keeping ``kept_bytes`` of activations, or None."""
+    and keeping ``kept_bytes`` of activations, or None. ``min_call_macs``: the framework's
+    floor per full call (AUTO_MIN_CALL_MACS, AUTO_MIN_CALL_MACS_KERAS)."""
     if kept_bytes > AUTO_MAX_KEPT_BYTES:
         return f"it would keep {kept_bytes / 2**30:.1f} GiB of activations"
     if full_macs <= 0:
@@ -157,7 +168,7 @@ def auto_declines(full_macs: int, incremental_macs: int, batch: int, kept_bytes:
     saved = 1.0 - incremental_macs / full_macs
     if saved < AUTO_MIN_SAVED_SHARE:
         return f"it would save only {saved:.0%} of the multiply-adds"
-    if full_macs * batch < AUTO_MIN_CALL_MACS:
+    if full_macs * batch < min_call_macs:
         return f"a model call of {full_macs * batch:.2g} multiply-adds is too cheap to split"
     return None
 

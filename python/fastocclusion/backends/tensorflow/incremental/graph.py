@@ -14,8 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from fastocclusion import _core
-from fastocclusion.backends.tensorflow.incremental.layers import classify, macs_per_output
+from fastocclusion.backends.tensorflow.incremental.layers import (
+    classify,
+    inference_call,
+    macs_per_output,
+)
 from fastocclusion.engine.incremental_plan import GraphNode
+from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS_KERAS
 
 __all__ = ["KerasOps", "graph_nodes"]
 
@@ -73,6 +78,7 @@ class KerasOps:
     last."""
 
     channels_last = True
+    auto_min_call_macs = AUTO_MIN_CALL_MACS_KERAS
 
     def __init__(self, nodes: list[GraphNode]) -> None:
         self._producer_of: dict[int, GraphNode] = {}  # id(keras tensor) -> node
@@ -86,6 +92,11 @@ class KerasOps:
                     self._producer_of[id(tensor)] = node
                     self._index_of[id(tensor)] = index if len(node.payload.outputs) > 1 else -1
         self._buffers: list[Any] = []  # the host buffers behind persistent tensors
+        self._calls = {
+            id(node.payload): inference_call(node.payload.operation)
+            for node in nodes
+            if node.kind == "call"
+        }
 
     def _value(self, tensor: Any, value_of: Callable[[GraphNode], Any]) -> Any:
         value = value_of(self._producer_of[id(tensor)])
@@ -99,10 +110,8 @@ class KerasOps:
         keras_node = node.payload
         tensors = {id(t): self._value(t, value_of) for t in keras_node.input_tensors}
         args, kwargs = keras_node.arguments.fill_in(tensors)
-        layer = keras_node.operation
-        if "training" in getattr(layer, "_call_context_args", ()):
-            kwargs["training"] = False
-        return layer(*args, **kwargs)
+        kwargs.pop("training", None)
+        return self._calls[id(keras_node)](*args, **kwargs)
 
     def shape(self, value: Any) -> tuple[int, ...] | None:
         return tuple(value.shape) if isinstance(value, tf.Tensor) else None

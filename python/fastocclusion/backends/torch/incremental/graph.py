@@ -14,6 +14,7 @@ from torch import fx, nn
 
 from fastocclusion.backends.torch.incremental.layers import classify, mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
+from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS
 
 __all__ = ["TorchOps", "graph_nodes"]
 
@@ -74,6 +75,7 @@ class TorchOps:
     """engine.incremental_run.TensorOps for CPU torch tensors, channels first."""
 
     channels_last = False
+    auto_min_call_macs = AUTO_MIN_CALL_MACS
 
     def __init__(self, traced: fx.GraphModule, of: dict[fx.Node, GraphNode]) -> None:
         self.traced = traced

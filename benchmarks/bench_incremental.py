@@ -24,12 +24,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_occlusion import model_calls_alone  # noqa: E402
 from bench_torch import TorchConfig, call_rows, calls_alone, resnet18  # noqa: E402
 
 from fastocclusion import Occlusion  # noqa: E402
@@ -69,23 +71,6 @@ def keras_vgg16(size: int, classes: int = 10):
             layers.append(keras.layers.Conv2D(int(item), 3, padding="same", activation="relu"))
     layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes)]
     return keras.Sequential(layers)
-
-
-def keras_calls_alone(model, shape: tuple[int, ...], calls: int):
-    """bench_occlusion's baseline: the traced concrete function on one pre-built batch."""
-    import tensorflow as tf
-
-    batch = tf.constant(np.random.default_rng(1).random((32, *shape), dtype=np.float32))
-    call = tf.function(lambda b: model(b, training=False)).get_concrete_function(
-        tf.TensorSpec(batch.shape, tf.float32)
-    )
-    call(batch).numpy()
-
-    def run():
-        for _ in range(calls):
-            call(batch).numpy()
-
-    return run
 
 
 MODELS = {"vgg16": vgg16, "resnet18": resnet18, "keras-vgg16": keras_vgg16}
@@ -165,7 +150,8 @@ def measure(name: str, patch_key: str, size: int, repeats: int) -> dict:
     reference = normal.explain(x, targets).numpy()
     normal_seconds = time.perf_counter() - start
     if keras_model:
-        alone = keras_calls_alone(model, shape, normal.last_stats.model_calls)
+        baseline = SimpleNamespace(batch_size=32, shape=shape)
+        alone = model_calls_alone(model, baseline, normal.last_stats.model_calls)
     else:
         cfg = TorchConfig(f"{name}/{patch_key}", name, shape, 1, patch, stride)
         alone = calls_alone(model, cfg, call_rows(cfg))

@@ -21,7 +21,12 @@ import numpy as np
 
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import DeviceFiller, ExplainStats, HostFiller, Sweep
-from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE, no_scorer, window_regions
+from fastocclusion.engine.regions import (
+    DEFAULT_SWITCH_SHARE,
+    IncrementalRequest,
+    no_scorer,
+    window_regions,
+)
 from fastocclusion.inputs import prepare_inputs, read_inputs
 from fastocclusion.layouts import (
     DATA_FORMATS,
@@ -273,9 +278,10 @@ class Occlusion:
         if arrays is not None:
             return no_scorer("device: the incremental kernels run on the CPU", required)
         regions = window_regions(grid, layout.spatial_axes)
-        return self._backend.incremental_scorer(
+        request = IncrementalRequest(
             regions, n, batch, self.incremental_threshold, required, layout.channel_axis != 0
         )
+        return self._backend.incremental_scorer(request)
 
     def _record(self, sweep: Sweep, started: float) -> None:
         self.last_stats = ExplainStats(

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastocclusion import _core
 from fastocclusion.engine.incremental_plan import GraphNode, Plan, Source, build_plan
-from fastocclusion.engine.regions import Regions, auto_declines
+from fastocclusion.engine.regions import IncrementalRequest, Regions, auto_declines
 
 __all__ = ["IncrementalRunner", "IncrementalScorer", "ModelCalls", "TensorOps"]
 
@@ -82,11 +82,11 @@ class IncrementalRunner:
     ``required``: no "auto" cost checks (incremental=True)."""
 
     def __init__(
-        self, nodes: list[GraphNode], tensors: TensorOps, regions: Regions, n: int, batch: int,
-        switch_share: float, required: bool = False,
-    ) -> None:  # fmt: skip
-        self.nodes, self.tensors, self.regions = nodes, tensors, regions
-        self.n, self.batch, self.switch_share, self.required = n, batch, switch_share, required
+        self, nodes: list[GraphNode], tensors: TensorOps, request: IncrementalRequest
+    ) -> None:
+        self.nodes, self.tensors, self.regions = nodes, tensors, request.regions
+        self.n, self.batch = request.n, request.batch
+        self.switch_share, self.required = request.switch_share, request.required
         self.plan: Plan | None = None
         self.incremental_layers: tuple[str, ...] = ()
         self.note = "not planned yet (the base pass plans)"

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fastocclusion.engine.regions import Regions
+from fastocclusion.engine.regions import IncrementalRequest
 
 
 class DeviceArrays(Protocol):
@@ -101,18 +101,12 @@ class Backend(Protocol):
     def wrap_result(self, maps: Any) -> Any:
         """The maps (a float32 NumPy array, or a device array) as what explain returns."""
 
-    def incremental_scorer(
-        self, regions: Regions, n: int, batch: int, switch_share: float, required: bool,
-        channels_last: bool,
-    ) -> tuple[WindowScorer | None, str]:  # fmt: skip
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[WindowScorer | None, str]:
         """Exact incremental inference for the coming sweep (SPEC §8): a scorer that
         recomputes only what the windows change, and a note saying what it does; or (None,
-        why not) where the model, the operator or the sweep does not allow it. ``regions``:
-        the windows' boxes over the rows and columns of images, (H, W, C) samples when
-        ``channels_last``, else (C, H, W);
-        ``switch_share``: a layer whose changed box covers more than this share of its map
-        runs in full from there on. ``required``: ValueError naming the first unsupported
-        layer or option instead of (None, why). No model call."""
+        why not) where the model, the operator or the sweep does not allow it (a ValueError
+        naming the first unsupported layer or option when ``request.required``). No model
+        call."""
 
 
 class WindowScorer(Protocol):

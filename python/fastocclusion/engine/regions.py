@@ -75,6 +75,23 @@ class Regions:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class IncrementalRequest:
+    """What a sweep asks of a backend's exact incremental inference: ``regions``, the
+    windows' boxes over the rows and columns of its images, (H, W, C) samples when
+    ``channels_last``, else (C, H, W); ``n`` inputs; ``batch`` samples per model call;
+    ``switch_share``: a layer whose changed box covers more than this share of its map runs
+    in full from there on; ``required`` (incremental=True): a ValueError naming the first
+    unsupported layer or option instead of (None, why)."""
+
+    regions: Regions
+    n: int
+    batch: int
+    switch_share: float
+    required: bool
+    channels_last: bool
+
+
 def window_regions(grid: Any, axes: Sequence[int]) -> Regions:
     """The occlusion windows' boxes over two axes of a ``_core.WindowGrid``'s sample
     (windows enumerated row-major over all the grid's axes, as the sweep's stream is)."""

@@ -21,7 +21,7 @@ import numpy as np
 from fastocclusion import _core
 from fastocclusion.backends.tensorflow.models import adapt_model
 from fastocclusion.backends.tensorflow.operators import resolve_operator
-from fastocclusion.engine.regions import Regions, no_scorer
+from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 from fastocclusion.tasks import check_targets_before_call
 
 
@@ -178,12 +178,16 @@ class TFBackend:
             out = self._traced(self._outputs_fn, batch)(batch)
         else:
             out = self._numpy_call(self.adapter, batch)
+        return self._checked_outputs(out, buffer.shape[0])
+
+    def _checked_outputs(self, out: Any, rows: int) -> np.ndarray:
+        """The model's outputs for ``rows`` samples as NumPy, one row per sample (else a
+        ValueError naming the model); their per-sample shape is kept."""
         outputs = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
-        batch_size = buffer.shape[0]
-        if outputs.ndim == 0 or outputs.shape[0] != batch_size:
+        if outputs.ndim == 0 or outputs.shape[0] != rows:
             raise ValueError(
-                f"model: returned outputs of shape {outputs.shape} for a batch of {batch_size} "
-                f"inputs, expected a first dimension of {batch_size} (one output per sample)"
+                f"model: returned outputs of shape {outputs.shape} for a batch of {rows} "
+                f"inputs, expected a first dimension of {rows} (one output per sample)"
             )
         self._output_tail = tuple(outputs.shape[1:])
         return outputs
@@ -235,40 +239,25 @@ class TFBackend:
         )
         return np.asarray(scores.numpy(), dtype=np.float64).reshape(len(outputs))
 
-    def incremental_scorer(
-        self,
-        regions: Regions,
-        n: int,
-        batch: int,
-        switch_share: float,
-        required: bool,
-        channels_last: bool = False,
-    ) -> tuple[None, str]:
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[Any, str]:
         """Exact incremental inference over a Keras model's functional graph (incremental/):
         Keras models on TensorFlow with a built-in operator, channels-last images."""
         if self.adapter.kind != "keras" or not self.adapter.traceable:
             reason = "model: exact incremental inference runs PyTorch and Keras (TensorFlow) models"
-            return no_scorer(reason, required)
+            return no_scorer(reason, request.required)
         if not self.operator.builtin:
-            return no_scorer("operator: a custom operator calls the model itself", required)
-        if not channels_last:
+            return no_scorer("operator: a custom operator calls the model itself", request.required)
+        if not request.channels_last:
             reason = "inputs: Keras CNNs read channels-last images (data_format='channels_last')"
-            return no_scorer(reason, required)
+            return no_scorer(reason, request.required)
         from fastocclusion.backends.tensorflow.incremental import make_scorer
 
-        return make_scorer(self, self.adapter.model, regions, n, batch, switch_share, required)
+        return make_scorer(self, self.adapter.model, request)
 
     def outputs_of(self, model: Any, buffer: Any, rows: int) -> np.ndarray:
         """As ``outputs``, computed by ``model(batch)`` on the first ``rows`` samples (an
         incremental evaluation of the model, eager: no traced shape to keep)."""
-        outputs = np.asarray(model(self._model_input(buffer)[:rows]).numpy())
-        if outputs.ndim == 0 or outputs.shape[0] != rows:
-            raise ValueError(
-                f"model: returned outputs of shape {outputs.shape} for a batch of {rows} "
-                f"inputs, expected a first dimension of {rows} (one output per sample)"
-            )
-        self._output_tail = tuple(outputs.shape[1:])
-        return outputs
+        return self._checked_outputs(model(self._model_input(buffer)[:rows]), rows)
 
     def scores_of(self, model: Any, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
         """As ``scores``, of the first ``rows`` samples, the outputs computed by

@@ -41,7 +41,7 @@ from fastocclusion.backends.torch.device import (
     uses_gpu_sweep,
 )
 from fastocclusion.backends.torch.operators import builtin_scores, model_output, scores_tensor
-from fastocclusion.engine.regions import Regions, no_scorer
+from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 __all__ = ["TorchBackend"]
 
@@ -217,27 +217,17 @@ class TorchBackend:
             return maps.to(device=self.device, dtype=torch.float32)
         return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(self.device)
 
-    def incremental_scorer(
-        self,
-        regions: Regions,
-        n: int,
-        batch: int,
-        switch_share: float,
-        required: bool,
-        channels_last: bool = False,
-    ) -> tuple[Any, str]:
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[Any, str]:
         """Exact incremental inference over a torch.fx trace of the model (incremental/)."""
         from fastocclusion.backends.torch.incremental import make_scorer
 
-        if channels_last:
+        if request.channels_last:
             reason = "inputs: PyTorch CNNs read channels-first images"
-            return no_scorer(f"{reason} (data_format='channels_first')", required)
+            return no_scorer(f"{reason} (data_format='channels_first')", request.required)
         if self._full_batches:
             reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
-            return no_scorer(reason, required)
-        return make_scorer(
-            self, self.model, regions, n, batch, switch_share, required, self._trace_cache
-        )
+            return no_scorer(reason, request.required)
+        return make_scorer(self, self.model, request, self._trace_cache)
 
     @staticmethod
     def _numpy(values: Any) -> np.ndarray:

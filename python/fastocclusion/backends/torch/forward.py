@@ -18,7 +18,7 @@ import torch
 
 from fastocclusion.backends.torch.device import BatchView
 from fastocclusion.backends.torch.operators import model_output
-from fastocclusion.engine.regions import Regions, no_scorer
+from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 
 @dataclass(frozen=True)
@@ -135,18 +135,11 @@ class ForwardBackend:
     def scores_from_outputs(self, outputs: Any) -> Any:
         raise TypeError("ForwardBackend has no built-in operator")
 
-    def incremental_scorer(
-        self,
-        regions: Regions,
-        n: int,
-        batch: int,
-        switch_share: float,
-        required: bool,
-        channels_last: bool = False,
-    ) -> tuple[None, str]:
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[None, str]:
         """Not available: the sweep scores forward functions, whose layers are unknown."""
         return no_scorer(
-            "model: a forward function's layers are unknown (the Captum front-end)", required
+            "model: a forward function's layers are unknown (the Captum front-end)",
+            request.required,
         )
 
     def wrap_result(self, maps: np.ndarray) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 
 from fastocclusion.backends.torch.device import BatchView, TorchDeviceArrays, uses_gpu_sweep
 from fastocclusion.backends.torch.operators import model_output
-from fastocclusion.engine.regions import Regions, no_scorer
+from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 
 @contextlib.contextmanager
@@ -124,18 +124,11 @@ class OutputsBackend:
     def scores_from_outputs(self, outputs: Any) -> Any:
         raise TypeError("OutputsBackend has no built-in operator")
 
-    def incremental_scorer(
-        self,
-        regions: Regions,
-        n: int,
-        batch: int,
-        switch_share: float,
-        required: bool,
-        channels_last: bool = False,
-    ) -> tuple[None, str]:
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[None, str]:
         """Not available: the activated-outputs sweep (MONAI's) keeps the normal sweep."""
         return no_scorer(
-            "model: the activated-outputs sweep (MONAI's front-end) runs in full", required
+            "model: the activated-outputs sweep (MONAI's front-end) runs in full",
+            request.required,
         )
 
     def wrap_result(self, maps: Any) -> torch.Tensor:

@@ -19,17 +19,18 @@ from fastocclusion.backends.tensorflow.incremental.graph import (
 )
 from fastocclusion.engine.incremental_plan import LocalOp
 from fastocclusion.engine.incremental_run import IncrementalRunner, IncrementalScorer
-from fastocclusion.engine.regions import Regions, no_scorer
+from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 __all__ = ["make_scorer"]
 
 
 def make_scorer(
-    backend: Any, model: Any, regions: Regions, n: int, batch: int, switch_share: float,
-    required: bool,
-) -> tuple[IncrementalScorer | None, str]:  # fmt: skip
+    backend: Any, model: Any, request: IncrementalRequest
+) -> tuple[IncrementalScorer | None, str]:
     """The incremental scorer of a Keras model for a sweep, or (None, why not); ValueError
-    naming the reason (the first unsupported layer) when ``required``. No model call."""
+    naming the reason (the first unsupported layer) when ``request.required``. No model
+    call."""
+    required = request.required
     graph = functional_of(model)
     if isinstance(graph, str):
         return no_scorer(f"model: {graph}", required)
@@ -43,5 +44,5 @@ def make_scorer(
     if not any(isinstance(node.op, LocalOp) for node in readers):
         first = readers[0].op if readers else "the model does not read its input"
         return no_scorer(f"model: {first}", required)
-    runner = IncrementalRunner(nodes, KerasOps(nodes), regions, n, batch, switch_share, required)
+    runner = IncrementalRunner(nodes, KerasOps(nodes), request)
     return IncrementalScorer(backend, runner), runner.note

@@ -21,7 +21,7 @@ from fastocclusion.backends.torch.incremental.graph import TorchOps, graph_nodes
 from fastocclusion.backends.torch.incremental.layers import mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
 from fastocclusion.engine.incremental_run import IncrementalRunner, IncrementalScorer
-from fastocclusion.engine.regions import Regions, no_scorer
+from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 __all__ = ["make_scorer"]
 
@@ -72,15 +72,11 @@ def _writes_shared_input(traced: fx.GraphModule, modules: dict[str, Any]) -> str
 def make_scorer(
     backend: Any,
     model: torch.nn.Module,
-    regions: Regions,
-    n: int,
-    batch: int,
-    switch_share: float,
-    required: bool,
+    request: IncrementalRequest,
     cache: dict[str, Any],
 ) -> tuple[IncrementalScorer | None, str]:
     """The incremental scorer of ``model`` for a sweep, or (None, why not); ValueError
-    naming the reason (the first unsupported layer) when ``required``. No model call.
+    naming the reason (the first unsupported layer) when ``request.required``. No model call.
     ``cache``: a dict the caller keeps per model (the trace is made once)."""
     reason: str | None = None
     if not backend.builtin_operator:
@@ -100,8 +96,6 @@ def make_scorer(
         reason = _writes_shared_input(traced, modules) or _first_layers(traced, nodes)
         reason = f"model: {reason}" if reason else None
     if reason is not None:
-        return no_scorer(reason, required)
-    runner = IncrementalRunner(
-        nodes, TorchOps(traced, of), regions, n, batch, switch_share, required
-    )
+        return no_scorer(reason, request.required)
+    runner = IncrementalRunner(nodes, TorchOps(traced, of), request)
     return IncrementalScorer(backend, runner), runner.note

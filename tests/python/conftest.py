@@ -18,6 +18,7 @@ import pytest
 from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from detection import keras_box_head, random_box_targets  # noqa: E402
 
 settings.register_profile("fastocclusion", deadline=None, max_examples=60, derandomize=True)
 settings.load_profile("fastocclusion")
@@ -122,22 +123,6 @@ def segmentation_case() -> ModelCase:
     return ModelCase(model, _numpy_fn(model), inputs, masks)
 
 
-def _detection_head(keras):
-    class BoxHead(keras.layers.Layer):
-        """(N, B*(5+K)) features -> (N, B, 4+1+K) valid boxes (x1 < x2, y1 < y2) in [0, 1]."""
-
-        def call(self, features):
-            ops = keras.ops
-            raw = ops.reshape(features, (-1, NUM_BOXES, 5 + NUM_CLASSES))
-            corner = 0.5 * ops.sigmoid(raw[..., 0:2])
-            size = 0.05 + 0.45 * ops.sigmoid(raw[..., 2:4])
-            objectness = ops.sigmoid(raw[..., 4:5])
-            classes = ops.softmax(raw[..., 5:], axis=-1)
-            return ops.concatenate([corner, corner + size, objectness, classes], axis=-1)
-
-    return BoxHead()
-
-
 @pytest.fixture(scope="session")
 def detection_case() -> ModelCase:
     """Detection-like model over (N, 8, 8, 3) images -> (N, 4 boxes, 4+1+5)."""
@@ -147,18 +132,12 @@ def detection_case() -> ModelCase:
             keras.Input((8, 8, 3)),
             keras.layers.Flatten(),
             keras.layers.Dense(NUM_BOXES * (5 + NUM_CLASSES)),
-            _detection_head(keras),
+            keras_box_head(keras, NUM_BOXES, NUM_CLASSES),
         ]
     )
     rng = np.random.default_rng(5)
     inputs = rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
-    targets = np.zeros((3, 3, 5 + NUM_CLASSES), dtype=np.float32)  # up to 3 boxes, padded
-    for i, boxes in enumerate((1, 2, 3)):
-        for b in range(boxes):
-            x1, y1 = rng.uniform(0, 0.5, 2)
-            w, h = rng.uniform(0.1, 0.5, 2)
-            targets[i, b, :5] = (x1, y1, x1 + w, y1 + h, rng.uniform(0.2, 1))
-            targets[i, b, 5 + rng.integers(NUM_CLASSES)] = 1.0
+    targets = random_box_targets(rng, (1, 2, 3), 3, NUM_CLASSES)  # up to 3 boxes, padded
     return ModelCase(model, _numpy_fn(model), inputs, targets)
 
 

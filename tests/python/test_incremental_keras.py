@@ -14,6 +14,8 @@ import pytest
 keras = pytest.importorskip("keras")
 layers = keras.layers
 
+from detection import keras_box_head, random_box_targets  # noqa: E402
+
 from fastocclusion import Occlusion  # noqa: E402
 
 
@@ -172,33 +174,13 @@ NUM_CLASSES = 3
 
 
 def _detection_model():
-    """(N, 16, 16, 3) -> convolutions -> (N, boxes, 4 + 1 + classes) valid boxes."""
+    """(N, 16, 16, 3) -> convolutions -> (N, 2 boxes, 4 + 1 + classes) valid boxes."""
     keras.utils.set_random_seed(5)
-    ops = keras.ops
-
-    def boxes(raw):
-        corner = 0.5 * ops.sigmoid(raw[..., 0:2])
-        size = 0.05 + 0.45 * ops.sigmoid(raw[..., 2:4])
-        parts = [corner, corner + size, ops.sigmoid(raw[..., 4:5]), ops.softmax(raw[..., 5:])]
-        return ops.concatenate(parts, axis=-1)
-
     inputs = keras.Input((16, 16, 3))
     x = layers.Conv2D(4, 3, 2, "same", activation="relu")(inputs)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Dense(2 * (5 + NUM_CLASSES))(layers.Flatten()(x))
-    x = layers.Lambda(boxes)(layers.Reshape((2, 5 + NUM_CLASSES))(x))
-    return keras.Model(inputs, x)
-
-
-def _detection_targets(rng, n):
-    targets = np.zeros((n, 2, 5 + NUM_CLASSES), np.float32)
-    for i in range(n):
-        for b in range(i % 2 + 1):
-            x1, y1 = rng.uniform(0, 0.5, 2)
-            w, h = rng.uniform(0.1, 0.5, 2)
-            targets[i, b, :5] = (x1, y1, x1 + w, y1 + h, rng.uniform(0.2, 1))
-            targets[i, b, 5 + rng.integers(NUM_CLASSES)] = 1.0
-    return targets
+    return keras.Model(inputs, keras_box_head(keras, 2, NUM_CLASSES)(x))
 
 
 def _operator_case(task):
@@ -216,7 +198,7 @@ def _operator_case(task):
         return model, x, targets
     if task.value.startswith("object detection"):
         x = rng.uniform(size=(3, 16, 16, 3)).astype(np.float32)
-        return _detection_model(), x, _detection_targets(rng, 3)
+        return _detection_model(), x, random_box_targets(rng, (1, 2, 1), 2, NUM_CLASSES)
     model = random_keras_cnn(11, (17, 15, 3))
     x = rng.normal(size=(3, 17, 15, 3)).astype(np.float32)
     return model, x, rng.normal(size=(3, 4)).astype(np.float32)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from detection import random_box_targets
 from reference import (
     assert_maps_close,
     reference_coverage,
@@ -106,15 +107,8 @@ def one_hot(seed, n, k=NUM_CLASSES):
 
 
 def detection_targets(seed=6, n=3):
-    rng = np.random.default_rng(seed)
-    targets = np.zeros((n, 3, 5 + NUM_CLASSES), np.float32)  # up to 3 boxes, padded
-    for i in range(n):
-        for b in range(i % 3 + 1):
-            x1, y1 = rng.uniform(0, 0.5, 2)
-            w, h = rng.uniform(0.1, 0.5, 2)
-            targets[i, b, :5] = (x1, y1, x1 + w, y1 + h, rng.uniform(0.2, 1))
-            targets[i, b, 5 + rng.integers(NUM_CLASSES)] = 1.0
-    return targets
+    boxes = [i % 3 + 1 for i in range(n)]  # up to 3 boxes, padded
+    return random_box_targets(np.random.default_rng(seed), boxes, 3, NUM_CLASSES)
 
 
 def check(

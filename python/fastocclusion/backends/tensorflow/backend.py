@@ -263,17 +263,27 @@ class TFBackend:
         """As ``scores``, of the first ``rows`` samples, the outputs computed by
         ``model(batch)`` (built-in operators)."""
         tf = self._tf
-        assert self._targets is not None and self._gathered_view is not None
-        if gather:
-            np.take(self._targets, slots, axis=0, out=self._gathered_view)
+        self._gather_targets(slots, gather)
         outputs = model(self._model_input(buffer)[:rows])
         scores = self.operator.scores_from_outputs(
             tf.convert_to_tensor(outputs, dtype=tf.float32), self._gathered_tensor[:rows]
         )
+        return self._checked_scores(scores, rows)
+
+    def _gather_targets(self, slot_inputs: np.ndarray, gather: bool) -> None:
+        """The slots' targets into the gathered buffer (kept as they are when not
+        ``gather``: the slots hold the same inputs as in the previous call)."""
+        assert self._targets is not None and self._gathered_view is not None
+        if gather:
+            np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
+
+    def _checked_scores(self, scores: Any, rows: int) -> np.ndarray:
+        """(rows,) scores as NumPy, their shape validated on the sweep's first call."""
         if self._checked_shape is None:
             scores = self.operator.validate_scores(scores, rows)
             self._checked_shape = tuple(np.shape(scores))
-        return np.asarray(scores.numpy()).reshape(rows)
+        values = scores.numpy() if hasattr(scores, "numpy") else np.asarray(scores)
+        return values.reshape(rows)
 
     def wrap_result(self, maps: np.ndarray) -> Any:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""
@@ -320,9 +330,7 @@ class TFBackend:
         slots hold the same inputs as in the previous call, whose gathered targets are
         reused."""
         tf = self._tf
-        assert self._targets is not None and self._gathered_view is not None
-        if gather:
-            np.take(self._targets, slot_inputs, axis=0, out=self._gathered_view)
+        self._gather_targets(slot_inputs, gather)
         batch = self._model_input(buffer)
         if self._epilogue is not False:
             scores = self._scores_in_numpy(batch, len(slot_inputs))
@@ -341,8 +349,4 @@ class TFBackend:
         else:
             model_batch = batch if isinstance(batch, tf.Tensor) else tf.convert_to_tensor(batch)
             scores = self.operator(self.adapter.model, model_batch, targets)
-        if self._checked_shape is None:
-            scores = self.operator.validate_scores(scores, len(slot_inputs))
-            self._checked_shape = tuple(np.shape(scores))
-        values = scores.numpy() if hasattr(scores, "numpy") else np.asarray(scores)
-        return values.reshape(len(slot_inputs))
+        return self._checked_scores(scores, len(slot_inputs))

@@ -151,8 +151,11 @@ def operator_name(task: Tasks | None, custom: Callable[..., Any] | None) -> str:
 
 
 def check_targets_before_call(targets: np.ndarray | None, n: int, kind: str, name: str) -> None:
-    """What can be checked of the targets before any model call: their first dimension, and
-    that segmentation and detection get explicit targets."""
+    """What can be checked of the targets before any model call: their first dimension,
+    numeric and finite values for a built-in operator's kind (``kind`` other than "any"),
+    and that segmentation and detection get explicit targets."""
+    if targets is not None and kind != "any":
+        _check_target_values(np.asarray(targets))
     if targets is not None and (targets.ndim == 0 or targets.shape[0] != n):
         raise ValueError(
             f"targets: shape {targets.shape} is invalid, expected a first dimension equal "
@@ -192,6 +195,20 @@ def default_targets(outputs: Any, kind: str = "vector", name: str = "classificat
     return (np.arange(outputs.shape[-1]) == top[..., np.newaxis]).astype(np.float32)
 
 
+def _check_target_values(array: np.ndarray) -> np.ndarray:
+    """``array``, numeric and finite (also as float32), else a ValueError naming targets."""
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"targets: an array of dtype {array.dtype} is invalid, expected numbers")
+    if array.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(array.astype(np.float32))))
+        if bad:
+            raise ValueError(
+                f"targets: {bad} NaN or infinite value(s) (as float32) are invalid, expected "
+                "finite values"
+            )
+    return array
+
+
 def validate_targets(
     targets: Any, n_inputs: int, outputs_shape: Any, kind: str, name: str
 ) -> np.ndarray:
@@ -201,12 +218,7 @@ def validate_targets(
     ignored). Returns float32 targets: (N, 1) for (N,) outputs, (N, 1, 4+1+K) for a single
     box per image, otherwise the targets as given. ValueError names ``targets``.
     """
-    array = np.asarray(targets)
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"targets must be numeric; got an array of dtype {array.dtype}")
-    array = array.astype(np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("targets must be finite; got NaN or inf values")
+    array = _check_target_values(np.asarray(targets)).astype(np.float32)
     if array.ndim == 0 or array.shape[0] != n_inputs:
         raise ValueError(
             f"targets has shape {array.shape}; expected a first dimension of {n_inputs} "

@@ -335,9 +335,9 @@ def test_validate_targets_vector() -> None:
         op.validate_targets(np.ones((3, 5)), 3, (3, 4))
     with pytest.raises(ValueError, match=r"targets has shape \(2, 4\).*first dimension of 3"):
         op.validate_targets(np.ones((2, 4)), 3, (3, 4))
-    with pytest.raises(ValueError, match="targets must be numeric"):
+    with pytest.raises(ValueError, match="targets: an array of dtype .* expected numbers"):
         op.validate_targets(np.array([["a"] * 4] * 3), 3, (3, 4))
-    with pytest.raises(ValueError, match="targets must be finite"):
+    with pytest.raises(ValueError, match="targets: 12 NaN or infinite"):
         op.validate_targets(np.full((3, 4), np.nan), 3, (3, 4))
 
 

@@ -2,7 +2,12 @@
 (its tensors behind ``TensorOps``).
 
 The base pass runs the graph in full on the unoccluded inputs, keeping the maps the plan
-stores (one (N, ...) array per stored node). A batch of occluded samples then runs the
+stores (one (N, ...) array per stored node). The graph is never trusted over the model: the
+base pass calls the model itself too, and the graph's outputs must equal the model's
+(round-off aside) on every unoccluded input, else the sweep steps aside to the normal sweep
+with the model's own outputs (``incremental=True``: a ValueError naming the cause). What a
+graph does not see (a hook, a Python branch its trace dropped, an attribute or tensor
+changed since it was made) thus never reaches the maps. A batch of occluded samples then runs the
 plan: a region node stacks its slots' boxes (gathered by ``_core.gather_windows`` from the
 kept maps with the slots' own boxes spliced in, or read as they are) and calls its layer
 once on the stack; a full node runs as the model would, on dense maps: a region node it
@@ -26,7 +31,13 @@ from fastocclusion import _core
 from fastocclusion.engine.incremental_plan import GraphNode, Plan, Source, build_plan
 from fastocclusion.engine.regions import IncrementalRequest, Regions, auto_declines
 
-__all__ = ["IncrementalRunner", "IncrementalScorer", "ModelCalls", "TensorOps"]
+__all__ = [
+    "IncrementalRunner",
+    "IncrementalScorer",
+    "ModelCalls",
+    "TensorOps",
+    "outputs_difference",
+]
 
 
 class TensorOps(Protocol):
@@ -88,6 +99,7 @@ class IncrementalRunner:
         self.n, self.batch = request.n, request.batch
         self.switch_share, self.required = request.switch_share, request.required
         self.plan: Plan | None = None
+        self._aside = False  # stepped aside: the normal sweep from then on
         self.incremental_layers: tuple[str, ...] = ()
         self.note = "not planned yet (the base pass plans)"
         self.saved_share = 0.0
@@ -102,6 +114,23 @@ class IncrementalRunner:
         self._release: list[list[GraphNode]] = [[] for _ in nodes]
         for used, at in last_use.items():
             self._release[at].append(used)
+
+    @property
+    def active(self) -> bool:
+        """True while the runner is to compute the sweep's outputs: before the plan, and
+        after it while some layer runs incrementally."""
+        return not self._aside and (self.plan is None or bool(self.incremental_layers))
+
+    def step_aside(self, reason: str) -> None:
+        """The normal sweep from here on, ``reason`` ("the argument: why") in the note; a
+        ValueError naming ``incremental`` when it was required (True)."""
+        if self.required:
+            raise ValueError(f"incremental: True is invalid here, {reason}")
+        self._aside = True
+        self.incremental_layers, self.saved_share = (), 0.0
+        self.note = f"normal sweep (incremental='auto'): {reason}"
+        self._stored.clear()
+        self._spliced.clear()
 
     # -- the base pass ----------------------------------------------------------------------
 
@@ -279,6 +308,9 @@ class ModelCalls(Protocol):
     """How a backend makes a model call with another evaluation of its model in place of
     the model (same batch tensor, output checks, conversions and scores)."""
 
+    def outputs(self, buffer: Any, rows: int) -> Any:
+        """Backend.outputs: the model's own outputs (at least ``rows`` of them)."""
+
     def outputs_of(self, model: Callable[[Any], Any], buffer: Any, rows: int) -> Any:
         """As Backend.outputs, the outputs computed by ``model(batch)``."""
 
@@ -290,7 +322,8 @@ class ModelCalls(Protocol):
 
 class IncrementalScorer:
     """engine.protocols.WindowScorer: a backend's model calls (``calls``) with the runner's
-    evaluations of the model."""
+    evaluations of the model. The base pass checks the runner's graph against the model
+    (see the module docstring)."""
 
     def __init__(self, calls: ModelCalls, runner: IncrementalRunner) -> None:
         self.calls = calls
@@ -309,7 +342,29 @@ class IncrementalScorer:
         return self.runner.saved_share
 
     def outputs(self, buffer: Any, start: int, count: int) -> Any:
-        return self.calls.outputs_of(lambda x: self.runner.base(x, start), buffer, count)
+        """The unoccluded inputs' outputs: the model's own, and the graph's while it runs
+        (kept when they agree, so that base and occluded scores come from one graph)."""
+        model_outputs = self.calls.outputs(buffer, count)[:count]
+        if not self.runner.active:
+            return model_outputs
+        runner = self.runner
+        try:
+            graph_outputs = self.calls.outputs_of(lambda x: runner.base(x, start), buffer, count)
+        except Exception as error:  # noqa: BLE001 - any failure of the graph: step aside
+            cause = f"{type(error).__name__}: {error}"
+            runner.step_aside(f"model: its graph failed on the unoccluded inputs ({cause})")
+            return model_outputs
+        if not runner.active:  # planned, and "auto" declined: the model's outputs
+            return model_outputs
+        difference = outputs_difference(graph_outputs[:count], model_outputs)
+        if difference is None:
+            return graph_outputs[:count]
+        runner.step_aside(
+            f"model: the outputs of its traced graph differ from the model's on the unoccluded "
+            f"inputs ({difference}): something the trace does not see changes them (a hook, a "
+            "Python branch, an attribute or tensor changed since tracing)"
+        )
+        return model_outputs
 
     def scores(self, buffer: Any, slots: Any, windows: Any, gather: bool, rows: int) -> Any:
         return self.calls.scores_of(
@@ -320,3 +375,31 @@ class IncrementalScorer:
         return self.calls.outputs_of(
             lambda x: self.runner.occluded(x, slots, windows), buffer, rows
         )
+
+
+#: The graph's outputs agree with the model's when no element differs by more than this
+#: share of the largest model output (float32 round-off of a different evaluation order is
+#: ~1e-7 of it; a hook, a dropped branch or a changed attribute moves outputs far more).
+OUTPUTS_TOLERANCE = 1e-5
+
+
+def outputs_difference(graph: np.ndarray, model: np.ndarray) -> str | None:
+    """None when two output arrays agree (same shape, non-finite values at the same places
+    and equal, finite values within OUTPUTS_TOLERANCE of the largest), else how they
+    differ."""
+    graph, model = np.asarray(graph), np.asarray(model)
+    if graph.shape != model.shape:
+        return f"shapes {graph.shape} and {model.shape}"
+    finite = np.isfinite(model)
+    if not np.array_equal(finite, np.isfinite(graph)) or not np.array_equal(
+        graph[~finite], model[~finite], equal_nan=True
+    ):
+        return "non-finite values at other places"
+    if not finite.any():
+        return None
+    difference = np.abs(graph[finite].astype(np.float64) - model[finite])
+    scale = float(np.abs(model[finite]).max())
+    largest = float(difference.max())
+    if largest <= OUTPUTS_TOLERANCE * scale:
+        return None
+    return f"max |difference| {largest:.3g}, max |output| {scale:.3g}"

@@ -71,7 +71,6 @@ class TorchBackend:
         self._targets_array: np.ndarray | None = None  # CPU targets and their gathered rows
         self._gathered_array: np.ndarray | None = None
         self._output_shape: torch.Size | None = None  # of the calls checked so far
-        self._trace_cache: dict[str, Any] = {}  # the model's torch.fx trace (incremental)
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:
@@ -227,7 +226,7 @@ class TorchBackend:
         if self._full_batches:
             reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
             return no_scorer(reason, request.required)
-        return make_scorer(self, self.model, request, self._trace_cache)
+        return make_scorer(self, self.model, request)
 
     @staticmethod
     def _numpy(values: Any) -> np.ndarray:

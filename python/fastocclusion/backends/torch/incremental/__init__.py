@@ -7,16 +7,23 @@
 The plan (which nodes run on boxes) and the run (gathers, splices) are the engine's.
 
 ``make_scorer`` checks what can be checked before any model call (the operator, where the
-model runs, that torch.fx traces it, the first layers) and returns the scorer or why not.
+model runs, hooks, that torch.fx traces it, the first layers) and returns the scorer or why
+not. The model is traced anew for every sweep, on a copy of its module tree (tracing runs
+``forward`` on proxies: what it assigns, counts or appends lands on the copy), and the
+engine checks the trace's outputs against the model's in the base pass: a trace is never
+trusted over the model (engine.incremental_run).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 from torch import fx
+from torch.nn.modules import module as module_globals
 
+from fastocclusion.backends.torch.callable import TorchCallable
 from fastocclusion.backends.torch.incremental.graph import TorchOps, graph_nodes
 from fastocclusion.backends.torch.incremental.layers import mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
@@ -26,17 +33,42 @@ from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 __all__ = ["make_scorer"]
 
 
-def _trace(model: torch.nn.Module, cache: dict[str, Any]) -> fx.GraphModule | str:
-    """The model's fx trace, or why it has none; kept in ``cache`` (the backend's) while the
-    model holds the same modules (a submodule replaced since: traced again)."""
-    key = tuple(id(module) for module in model.modules())
-    if cache.get("key") != key:
-        try:
-            cache["traced"] = fx.symbolic_trace(model)
-        except Exception as error:  # noqa: BLE001 - any tracing failure means "not traceable"
-            cache["traced"] = f"torch.fx cannot trace the model ({type(error).__name__}: {error})"
-        cache["key"] = key
-    return cache["traced"]
+def _tracing_copy(module: torch.nn.Module, copies: dict[int, torch.nn.Module]) -> Any:
+    """A copy of ``module``'s tree for tracing: every module copied with its own attribute
+    dict and containers (lists, dicts, sets copied one level), sharing the parameters and
+    buffers (the same tensors): what ``forward`` writes while traced stays on the copy."""
+    if id(module) in copies:
+        return copies[id(module)]
+    clone = copy.copy(module)
+    copies[id(module)] = clone
+    state = clone.__dict__
+    for name, value in list(state.items()):
+        if isinstance(value, (list, dict, set)):
+            state[name] = copy.copy(value)
+    state["_modules"] = {
+        name: None if child is None else _tracing_copy(child, copies)
+        for name, child in module._modules.items()  # noqa: SLF001
+    }
+    return clone
+
+
+def _trace(model: torch.nn.Module) -> fx.GraphModule | str:
+    """The fx trace of a copy of the model (see ``_tracing_copy``), or why it has none."""
+    try:
+        return fx.symbolic_trace(_tracing_copy(model, {}))
+    except Exception as error:  # noqa: BLE001 - any tracing failure means "not traceable"
+        return f"torch.fx cannot trace the model ({type(error).__name__}: {error})"
+
+
+def _hooks(model: torch.nn.Module) -> str | None:
+    """Why hooks forbid a trace of the model (a trace does not see a hook on the model or on
+    a module it inlines, and would run a leaf's hook on boxes), or None."""
+    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:  # noqa: SLF001
+        return "global module forward hooks are registered (torch.nn.modules.module)"
+    for name, module in model.named_modules():
+        if module._forward_hooks or module._forward_pre_hooks:  # noqa: SLF001
+            return f"{name or 'the model'} has forward hooks (they change what a trace computes)"
+    return None
 
 
 def _first_layers(traced: fx.GraphModule, nodes: list[GraphNode]) -> str | None:
@@ -70,14 +102,11 @@ def _writes_shared_input(traced: fx.GraphModule, modules: dict[str, Any]) -> str
 
 
 def make_scorer(
-    backend: Any,
-    model: torch.nn.Module,
-    request: IncrementalRequest,
-    cache: dict[str, Any],
+    backend: Any, model: torch.nn.Module, request: IncrementalRequest
 ) -> tuple[IncrementalScorer | None, str]:
     """The incremental scorer of ``model`` for a sweep, or (None, why not); ValueError
-    naming the reason (the first unsupported layer) when ``request.required``. No model call.
-    ``cache``: a dict the caller keeps per model (the trace is made once)."""
+    naming the reason (the first unsupported layer) when ``request.required``. No model call
+    (the trace runs ``forward`` on proxies, on a copy of the model)."""
     reason: str | None = None
     if not backend.builtin_operator:
         reason = "operator: a custom operator calls the model itself"
@@ -85,15 +114,22 @@ def make_scorer(
         reason = "device: the gather and splice kernels run on the CPU (the model is not there)"
     elif backend.dtype not in (torch.float32, torch.float64):
         reason = f"model: {backend.dtype} parameters (the kernels take float32 or float64)"
+    elif isinstance(model, TorchCallable):
+        reason = "model: a TorchCallable's function is called as it is, never traced"
+    elif (hooks := _hooks(model)) is not None:
+        reason = f"model: {hooks}"
     traced: Any = None
     if reason is None:
-        traced = _trace(model, cache)
+        traced = _trace(model)
         if isinstance(traced, str):
             reason, traced = f"model: {traced}", None
     if reason is None:
         modules = dict(traced.named_modules())
-        nodes, of = graph_nodes(traced, modules)
-        reason = _writes_shared_input(traced, modules) or _first_layers(traced, nodes)
+        try:
+            nodes, of = graph_nodes(traced, modules)
+            reason = _writes_shared_input(traced, modules) or _first_layers(traced, nodes)
+        except Exception as error:  # noqa: BLE001 - a graph this code cannot read
+            reason = f"its trace cannot be read ({type(error).__name__}: {error})"
         reason = f"model: {reason}" if reason else None
     if reason is not None:
         return no_scorer(reason, request.required)

@@ -57,7 +57,7 @@ def graph_nodes(
         elif _is_size_query(node):
             kind, op = "size", None
         elif node.op in ("call_module", "call_function", "call_method"):
-            kind, op = "call", classify(node, traced, modules)
+            kind, op = "call", _classified(node, traced, modules)
             if isinstance(op, LocalOp):
                 op = dataclasses.replace(op, inputs=tuple(of[i] for i in op.inputs))
         else:  # get_attr, later placeholders
@@ -69,6 +69,15 @@ def graph_nodes(
         nodes.append(graph_node)
         of[node] = graph_node
     return nodes, of
+
+
+def _classified(node: fx.Node, traced: fx.GraphModule, modules: dict[str, nn.Module]) -> Any:
+    """``classify``, a node it cannot read (e.g. fx's ambiguous schema match of an
+    overloaded function) being not local: it runs in full."""
+    try:
+        return classify(node, traced, modules)
+    except Exception as error:  # noqa: BLE001 - unreadable means not local
+        return f"{node_label(node)}: not a supported local layer ({type(error).__name__}: {error})"
 
 
 class TorchOps:

@@ -220,7 +220,11 @@ def _function_op(node: fx.Node, root: nn.Module) -> LocalOp | str:
         return LocalOp("pointwise", (a["input"],), lambda x: target(x, **rest))
     if target in _CONCATS:
         parts = a.get("tensors")
-        if a.get("dim", 0) not in (1, -3) or not all(isinstance(p, fx.Node) for p in parts):
+        if (
+            a.get("dim", 0) not in (1, -3)
+            or not isinstance(parts, (list, tuple))
+            or not all(isinstance(p, fx.Node) for p in parts)
+        ):
             return f"{label}: only a concatenation of maps along the channels is supported"
         return LocalOp("merge", tuple(parts), lambda *xs: torch.cat(xs, 1))
     if target is F.pad:
@@ -270,10 +274,7 @@ def _method_op(node: fx.Node) -> LocalOp | str:
 def classify(node: fx.Node, root: nn.Module, modules: dict[str, nn.Module]) -> LocalOp | str:
     """The LocalOp of a call node, or why it is not local."""
     if node.op == "call_module":
-        module = modules[str(node.target)]
-        if module._forward_hooks or module._forward_pre_hooks:  # noqa: SLF001
-            return f"{node_label(node)}: a module with forward hooks is not supported"
-        return _module_op(node, module)
+        return _module_op(node, modules[str(node.target)])
     if node.op == "call_function":
         return _function_op(node, root)
     if node.op == "call_method":

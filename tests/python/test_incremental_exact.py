@@ -153,6 +153,14 @@ def test_functions_the_classification_cannot_read_run_in_full(eager_auto, kind):
         assert "full from" in stats.incremental_note
 
 
+def test_a_conv2d_subclass_calling_f_conv2d_stays_incremental(eager_auto):
+    model = Counted(hostile_step("functional_conv", 4))
+    reference, _ = maps(model, False)
+    result, stats = maps(model, True)
+    assert_close(result, reference)
+    assert any("conv2d" in layer for layer in stats.incremental_layers), stats
+
+
 # -- no side effects on the caller's model ---------------------------------------------------
 
 

@@ -209,10 +209,9 @@ def _function_op(node: fx.Node, root: nn.Module) -> LocalOp | str:
             return LocalOp("pointwise", (nodes[0],), lambda x: x)
         kwargs.pop("inplace", None)
         return LocalOp("pointwise", (nodes[0],), _call_on_box(target, args, kwargs))
-    normal = node.normalized_arguments(root, normalize_to_only_use_kwargs=True)
-    if normal is None:
+    a = _bound_arguments(target, args, kwargs)
+    if a is None:
         return f"{label}: {_name(target)} is not a supported local layer"
-    a = normal.kwargs
     if target in _CHANNEL_FUNCTIONS:
         if a.get("dim") not in (1, -3) or isinstance(a.get("dtype"), fx.Node):
             return f"{label}: {_name(target)} over dim {a.get('dim')} is not local"
@@ -242,6 +241,36 @@ def _function_op(node: fx.Node, root: nn.Module) -> LocalOp | str:
         return _pool(node, a["input"], kind, a["kernel_size"], a.get("stride"),
                      a.get("padding", 0), a.get("dilation", 1), a)  # fmt: skip
     return f"{label}: {_name(target)} is not a supported local layer"
+
+
+_SOFTMAX = ("input", "dim", "_stacklevel", "dtype")
+_MAX_POOL = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+             "return_indices")  # fmt: skip
+#: The parameters of the functions classified by their arguments, in order: fx's own
+#: normalisation finds overloaded builtins ambiguous (torch.conv2d, torch.max), so the
+#: arguments are bound here, for these functions only.
+_PARAMETERS: dict[Any, tuple[str, ...]] = {
+    torch.softmax: ("input", "dim", "dtype"), torch.log_softmax: ("input", "dim", "dtype"),
+    F.softmax: _SOFTMAX, F.log_softmax: _SOFTMAX,
+    **{concat: ("tensors", "dim") for concat in _CONCATS},
+    F.pad: ("input", "pad", "mode", "value"),
+    F.conv2d: ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+    F.max_pool2d: _MAX_POOL, torch.max_pool2d: _MAX_POOL,
+    F.avg_pool2d: ("input", "kernel_size", "stride", "padding", "ceil_mode",
+                   "count_include_pad", "divisor_override"),
+}  # fmt: skip
+
+
+def _bound_arguments(target: Any, args: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """A known function's arguments by name (defaults left out), or None for another
+    function or arguments that do not bind."""
+    names = _PARAMETERS.get(target)
+    if names is None or len(args) > len(names) or set(kwargs) - set(names):
+        return None
+    bound = dict(zip(names, args))
+    if set(bound) & set(kwargs):
+        return None
+    return {**bound, **kwargs}
 
 
 def _attribute(root: nn.Module, value: Any) -> Any:

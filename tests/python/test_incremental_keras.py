@@ -4,84 +4,24 @@ padding, strides, dilations, depthwise and separable ones, batch norm with rando
 statistics, activations, max and average pooling, zero padding, sums, products and
 concatenations, dropout) give the normal sweep's maps within float32 round-off; Sequential
 models too; where it cannot run, incremental=True names the first unsupported layer or
-option and "auto" keeps the normal sweep."""
+option and "auto" keeps the normal sweep. Activations are local only when they are known
+elementwise functions, PReLU and Rescaling only with the same weights at every position."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
 layers = keras.layers
 
 from detection import keras_box_head, random_box_targets  # noqa: E402
+from keras_models import assert_close, centre, count_model_calls, random_keras_cnn  # noqa: E402
 
 from fastocclusion import Occlusion  # noqa: E402
-
-
-def _conv(rng, channels):
-    kind = int(rng.integers(3))
-    k, s = int(rng.integers(1, 5)), int(rng.integers(1, 3))
-    d = int(rng.integers(1, 3)) if s == 1 else 1
-    padding = str(rng.choice(["same", "valid"]))
-    activation = str(rng.choice(["relu", "tanh", "linear"]))
-    if kind == 0:
-        return layers.Conv2D(int(rng.integers(2, 7)), k, s, padding, dilation_rate=d,
-                             activation=activation)  # fmt: skip
-    if kind == 1:
-        return layers.DepthwiseConv2D(k, s, padding, depth_multiplier=int(rng.integers(1, 3)),
-                                      dilation_rate=d, activation=activation)  # fmt: skip
-    return layers.SeparableConv2D(int(rng.integers(2, 6)), k, s, padding, dilation_rate=d)
-
-
-def _batch_norm(rng, channels):
-    bn = layers.BatchNormalization()
-    bn.build((None, None, None, channels))
-    bn.moving_mean.assign(rng.normal(0, 0.3, channels).astype("float32"))
-    bn.moving_variance.assign(rng.uniform(0.5, 2, channels).astype("float32"))
-    return bn
-
-
-def _step(rng, x):
-    """x -> a random supported layer (or block) applied to it."""
-    channels, size = int(x.shape[-1]), min(int(x.shape[1]), int(x.shape[2]))
-    kind = int(rng.integers(9))
-    if kind <= 1 and size >= 5:
-        return _conv(rng, channels)(x)
-    if kind == 2:
-        return _batch_norm(rng, channels)(x)
-    if kind == 3:
-        pick = rng.integers(4)
-        activation = [layers.ReLU(), layers.LeakyReLU(0.2), layers.ELU(), layers.Activation("gelu")]
-        return activation[pick](x)
-    if kind == 4 and size >= 3:
-        pool, stride = int(rng.integers(2, 4)), int(rng.integers(1, 3))
-        if rng.integers(2):
-            return layers.MaxPooling2D(pool, stride, str(rng.choice(["same", "valid"])))(x)
-        return layers.AveragePooling2D(pool, stride, "valid")(x)
-    if kind == 5:
-        pads = tuple(tuple(int(v) for v in rng.integers(0, 3, 2)) for _ in range(2))
-        return layers.ZeroPadding2D(pads)(x)
-    if kind == 6:  # residual sum or product
-        branch = layers.Conv2D(channels, 3, padding="same")(x)
-        merge = layers.Add() if rng.integers(2) else layers.Multiply()
-        return merge([x, layers.BatchNormalization()(branch)])
-    if kind == 7:
-        a = layers.Conv2D(int(rng.integers(1, 4)), 1)(x)
-        b = layers.Conv2D(int(rng.integers(1, 4)), 3, padding="same", activation="relu")(x)
-        return layers.Concatenate()([a, b])
-    return layers.Dropout(0.3)(x)
-
-
-def random_keras_cnn(seed, shape):
-    rng = np.random.default_rng(seed)
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape)
-    x = inputs
-    for _ in range(6):
-        x = _step(rng, x)
-    x = layers.GlobalAveragePooling2D()(x) if rng.integers(2) else layers.Flatten()(x)
-    return keras.Model(inputs, layers.Dense(4)(x))
 
 
 def explain_both(model, x, **options):
@@ -92,12 +32,6 @@ def explain_both(model, x, **options):
     maps = incremental.explain(x).numpy()
     assert incremental.last_stats.model_calls == normal.last_stats.model_calls
     return maps, incremental.last_stats, reference
-
-
-def assert_close(maps, reference, model, x):
-    """1e-4 of the maps' maximum plus the float32 round-off of the scores."""
-    outputs = float(np.abs(model(x, training=False).numpy()).max())
-    assert np.abs(maps - reference).max() <= 1e-4 * np.abs(reference).max() + 2**-18 * outputs
 
 
 def test_random_keras_cnns_give_the_normal_sweeps_maps():
@@ -168,6 +102,76 @@ def test_tensorflow_callables_say_why():
     x = np.random.default_rng(4).normal(size=(1, 8, 8, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="runs PyTorch and Keras"):
         Occlusion(model, incremental=True, batch_size=4, patch_size=4).explain(x)
+
+
+def _model_with(*middle, first=()):
+    """(14, 13, 3) -> ``first`` -> a convolution -> ``middle`` -> a convolution -> a head."""
+    keras.utils.set_random_seed(8)
+    return keras.Sequential([
+        keras.Input((14, 13, 3)), *first, layers.Conv2D(4, 3, padding="same"), *middle,
+        layers.Conv2D(3, 3), layers.Flatten(), layers.Dense(3),
+    ])  # fmt: skip
+
+
+def _alpha():
+    return keras.initializers.RandomUniform(0.05, 0.5, seed=1)
+
+
+def _not_local():
+    """Layers whose output at a position reads other positions, or may: the activation
+    centre (a spatial mean subtracted), PReLU and Rescaling with per-position weights; and
+    what the reason says."""
+    return [
+        (lambda: layers.Conv2D(4, 3, padding="same", activation=centre), "activation 'centre'"),
+        (lambda: layers.Activation(centre), "activation 'centre' is not a known elementwise"),
+        (lambda: layers.PReLU(_alpha()), "PReLU with alpha of shape (14, 13,"),
+        (lambda: layers.Rescaling(np.full((14, 13, 1), 0.5, np.float32)), "Rescaling with scale"),
+    ]
+
+
+@pytest.mark.parametrize(("make", "reason"), _not_local())
+def test_layers_that_read_other_positions_run_in_full(make, reason, monkeypatch):
+    """A Conv2D or Activation whose activation is not a known elementwise function, and
+    PReLU or Rescaling weights that differ between positions, are not local: first in the
+    model, incremental=True names them before any model call and "auto" says why it keeps
+    the normal sweep; deeper, what comes before them runs incrementally, they run in full."""
+    calls = count_model_calls(monkeypatch)
+    x = np.random.default_rng(6).normal(size=(2, 14, 13, 3)).astype(np.float32)
+    options = {"batch_size": 8, "patch_size": 4, "patch_stride": 3}
+    first = _model_with(first=[make()])
+    message = f"incremental: True is invalid here, model: {first.layers[0].name}: .*"
+    with pytest.raises(ValueError, match=message + re.escape(reason)):
+        Occlusion(first, incremental=True, **options).explain(x)
+    assert calls == []
+    auto = Occlusion(first, **options)
+    maps = auto.explain(x).numpy()
+    assert_close(maps, Occlusion(first, incremental=False, **options).explain(x).numpy(), first, x)
+    assert auto.last_stats.incremental_note.startswith("normal sweep: model: ")
+    assert reason in auto.last_stats.incremental_note
+    deeper = _model_with(make())
+    maps, stats, reference = explain_both(deeper, x, **options)
+    assert stats.incremental_layers == (deeper.layers[0].name,)
+    assert_close(maps, reference, deeper, x)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.Conv2D(4, 3, padding="same", activation=tf.nn.relu6),
+        lambda: layers.Activation(keras.activations.mish),
+        lambda: layers.Activation("softmax"),  # over the channels
+        lambda: layers.Activation(tf.math.tanh),
+        lambda: layers.Softmax(),
+        lambda: layers.PReLU(_alpha(), shared_axes=[1, 2]),
+        lambda: layers.Rescaling(np.array([0.5, 2, 1, 3], np.float32), offset=0.1),
+    ],
+)
+def test_elementwise_activations_and_shared_weights_run_incrementally(make):
+    model = _model_with(make())
+    x = np.random.default_rng(7).normal(size=(2, 14, 13, 3)).astype(np.float32)
+    maps, stats, reference = explain_both(model, x, batch_size=8, patch_size=4, patch_stride=3)
+    assert stats.incremental_layers == tuple(layer.name for layer in model.layers[:3])
+    assert_close(maps, reference, model, x)
 
 
 NUM_CLASSES = 3

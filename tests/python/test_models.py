@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -249,3 +250,183 @@ def test_the_flat_call_of_a_concrete_function_and_its_fallback() -> None:
     call = TFBackend._flat_call(refusing)
     assert call(x) == "public" and call(x) == "public" and refusing.public == 2
     assert TFBackend._flat_call(object) is object  # no flat entry: the object itself
+
+
+# -- Keras input shapes, checked before any model call -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sample", "declared", "refused_by"),
+    [
+        ((12, 12, 3), (12, 12, 3), ()),
+        ((12, 12, 3), (None, None, 3), ()),
+        ((12, 12), (12, 12, 1), ()),  # Keras adds the trailing axis of length 1
+        ((12, 12, 1), (12, 12), ()),  # and drops it
+        ((12, 12), (12, 12, 3), ("functional", "sequential")),
+        ((12, 12, 3, 1, 1), (12, 12, 3), ("functional", "sequential")),
+        ((10, 12, 3), (12, 12, 3), ("functional",)),  # a Sequential model takes other sizes
+        ((12, 12, 1), (12, 12, 3), ("functional",)),
+    ],
+)
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_the_keras_input_shape_check(sample, declared, refused_by, kind) -> None:
+    """check_keras_input accepts what Keras accepts (a trailing axis of length 1 added or
+    dropped; other lengths for a Sequential model) and refuses the rest, before any call."""
+    from fastocclusion.backends.tensorflow.models import check_keras_input
+
+    inputs = keras.Input(declared)
+    if kind == "functional":
+        model = keras.Model(inputs, keras.layers.Flatten()(inputs))
+    else:
+        model = keras.Sequential([inputs, keras.layers.Flatten()])
+    if kind not in refused_by:
+        check_keras_input(model, sample)
+        model(np.zeros((2, *sample), np.float32))  # as Keras itself has it
+        return
+    with pytest.raises(ValueError, match=r"^inputs: samples of shape .* do not fit the Keras"):
+        check_keras_input(model, sample)
+
+
+def test_keras_models_that_declare_no_input_shape_are_not_checked() -> None:
+    from fastocclusion.backends.tensorflow.models import check_keras_input, keras_input_shape
+
+    class Doubler(keras.Model):
+        def call(self, x):
+            return x * 2.0
+
+    unbuilt = keras.Sequential([keras.layers.Dense(2)])
+    inputs = [keras.Input((4,)), keras.Input((3,))]
+    two = keras.Model(inputs, keras.layers.Concatenate()(inputs))
+    for model in (Doubler(), unbuilt, two):
+        assert keras_input_shape(model) is None
+        check_keras_input(model, (7, 7))
+
+
+@pytest.mark.parametrize("incremental", [False, "auto", True])
+@pytest.mark.parametrize("targets", [None, np.eye(2, dtype=np.float32)], ids=["top", "given"])
+@pytest.mark.parametrize("channels", [None, 1, 3], ids=["no-channel", "1-channel", "3-channel"])
+def test_keras_inputs_that_do_not_fit_fail_before_any_model_call(
+    incremental, targets, channels
+) -> None:
+    """A (N, 12, 12) batch for a model over (12, 12, 3) images (the channel axis forgotten),
+    or (N, 10, 12, c) images: a ValueError naming ``inputs``, the shape given and the
+    model's, before the model is traced or called (incremental=True refuses the
+    channel-less batch sooner: it is not images)."""
+    from fastocclusion import Occlusion
+
+    keras.utils.set_random_seed(0)
+    seen: list[tuple[int, ...]] = []
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(2, 3, activation="relu")(inputs)
+    x = keras.layers.Lambda(lambda t: seen.append(tuple(t.shape)) or t)(x)  # traced or run
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    seen.clear()
+    sample = (12, 12) if channels is None else (10, 12, channels)
+    if channels is None and incremental is True:
+        message = "incremental: True is invalid here, inputs: .* not time series"
+    else:
+        message = (
+            rf"^inputs: samples of shape {re.escape(str(sample))} .* input shape is "
+            r"\(None, 12, 12, 3\): expected inputs of shape \(N, 12, 12, 3\)"
+        )
+    method = Occlusion(model, patch_size=4, batch_size=8, incremental=incremental)
+    with pytest.raises(ValueError, match=message):
+        method.explain(np.zeros((2, *sample), np.float32), targets)
+    assert seen == []
+
+
+def test_a_one_channel_keras_model_takes_images_without_their_channel_axis() -> None:
+    """As Keras adds the trailing axis of length 1, (N, H, W) batches work for a model over
+    (H, W, 1) images: their maps are those of the (N, H, W, 1) batch."""
+    from fastocclusion import Occlusion
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input((12, 12, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ])  # fmt: skip
+    x = np.random.default_rng(2).normal(size=(2, 12, 12)).astype(np.float32)
+    method = Occlusion(model, patch_size=4, batch_size=8)
+    np.testing.assert_allclose(
+        method.explain(x).numpy(), method.explain(x[..., None]).numpy()[..., 0], atol=1e-6
+    )
+
+
+# -- NumPy models that keep their batch ----------------------------------------------------
+
+IMAGES = np.random.default_rng(3).uniform(size=(3, 8, 8, 3)).astype(np.float32)
+WEIGHTS = np.random.default_rng(4).normal(size=(8 * 8 * 3, 4)).astype(np.float32)
+
+
+def clean_model(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1) @ WEIGHTS
+
+
+class Memoizing:
+    """Keeps its last batch and returns its last outputs for an equal batch: a model that
+    keeps a reference to its input (a cache, a lazy or asynchronous framework)."""
+
+    def __init__(self, since: int = 0) -> None:
+        self.last: np.ndarray | None = None
+        self.outputs: np.ndarray | None = None
+        self.calls, self.since = 0, since
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.last is not None and np.array_equal(self.last, x):
+            return self.outputs
+        outputs = clean_model(x)
+        if self.calls > self.since:
+            self.last, self.outputs = x, outputs
+        return outputs
+
+
+def _explanations(model, method: str, batch_size: int | None) -> list[np.ndarray]:
+    """Two explains of one instance (the second reuses the batch buffer of the first)."""
+    from fastocclusion import Occlusion
+
+    explainer = Occlusion(model, batch_size=batch_size, patch_size=2, patch_stride=2)
+    return [getattr(explainer, method)(IMAGES).numpy() for _ in range(2)]
+
+
+def viewing_model(x: np.ndarray) -> np.ndarray:
+    """Outputs that are a view of the batch."""
+    return x.reshape(len(x), -1)[:, 5:9]
+
+
+@pytest.mark.parametrize(
+    ("make", "reference"),
+    [(Memoizing, clean_model), (lambda: viewing_model, lambda x: viewing_model(x).copy())],
+    ids=["memoizing", "returns-a-view"],
+)
+@pytest.mark.parametrize("method", ["explain", "explain_classes"])
+@pytest.mark.parametrize("batch_size", [4, 8, None])
+def test_a_numpy_model_that_keeps_its_batch_gets_the_maps_of_one_that_does_not(
+    make, reference, method, batch_size
+) -> None:
+    """Its first batch is a copy: it keeps it, so it gets a copy of every batch, which later
+    batches never rewrite; a model returning a view of its batch has its outputs copied."""
+    expected = _explanations(reference, method, batch_size)
+    for maps, wanted in zip(_explanations(make(), method, batch_size), expected):
+        np.testing.assert_allclose(maps, wanted, rtol=1e-6, atol=1e-6)
+
+
+def test_a_numpy_model_that_keeps_nothing_gets_views_of_the_batch_buffer() -> None:
+    """No copy per call: after the first call (a copy, to see whether the model keeps it),
+    the model reads the batch buffer itself."""
+    owners: list[str] = []
+
+    def model(x: np.ndarray) -> np.ndarray:
+        owners.append(type(x.base.obj).__name__)  # x.base: a read-only memoryview
+        return clean_model(x)
+
+    _explanations(model, "explain", 8)
+    assert owners[0] == "ndarray" and set(owners[1:]) == {"HostBuffer"}, owners
+
+
+def test_a_numpy_model_that_keeps_its_batch_only_later_is_warned_about() -> None:
+    """A model that keeps nothing at first, then keeps a view of the buffer: copies from
+    then on, and a RuntimeWarning that the batch it kept is rewritten."""
+    model = Memoizing(since=3)
+    with pytest.warns(RuntimeWarning, match="keeps a reference to its input array"):
+        _explanations(model, "explain", 8)

@@ -4,8 +4,12 @@ per sample (SPEC §3, §4), for TensorFlow models and for models over NumPy arra
 A ``TFBackend`` owns the (traced) score function of one explainer:
 - traceable models (Keras, tf.Module, tf.function) with a built-in operator run inside one
   ``tf.function``; batches always have the same shape, so it is traced once per input shape;
-- NumPy callables, scikit-learn objects and TFLite interpreters are called eagerly on the
-  NumPy view of the batch, then the built-in operator runs on their outputs;
+- NumPy callables, scikit-learn objects and TFLite interpreters are called eagerly on a
+  read-only NumPy view of the batch, then the built-in operator runs on their outputs. The
+  buffer behind that view is refilled for the next batch: a model that keeps a reference to
+  its batch (a cache, a lazy or asynchronous framework) or writes into it gets a copy of
+  every batch instead (``TFBackend._numpy_call``), and outputs that share the batch's memory
+  are copied;
 - custom operators are called eagerly as g(model, inputs, targets), like the reference.
 Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a copy.
 """
@@ -14,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
 
 from fastocclusion import _core
-from fastocclusion.backends.tensorflow.models import adapt_model
+from fastocclusion.backends.tensorflow.models import adapt_model, check_keras_input
 from fastocclusion.backends.tensorflow.operators import resolve_operator
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 from fastocclusion.tasks import check_targets_before_call
@@ -53,9 +58,9 @@ class TFBackend:
         # The per-sample output shape seen by the last base pass, for models whose traced
         # output has an unknown rank (a tf.function over tf.numpy_function, say).
         self._output_tail: tuple[int, ...] | None = None
-        # NumPy models get a read-only view of the batch buffer; one that writes into its
-        # input is given a fresh copy of every batch from then on (see _numpy_call).
-        self._copy_numpy_batches = False
+        # How NumPy models get their batches: "probe", "view", "copy" or "writable" (see
+        # _numpy_call).
+        self._numpy_batches = "probe"
         if adapter.traceable:
             self._outputs_fn = tf.function(lambda batch: adapter(batch))
             if operator.builtin:
@@ -120,19 +125,22 @@ class TFBackend:
         return call
 
     def _model_input(self, buffer: Any) -> Any:
-        """The model's view of a batch buffer, made once per buffer: NumPy callables get the
-        NumPy view, TensorFlow a tensor imported by DLPack. Both alias the buffer, so later
+        """The model's view of a batch buffer, made once per buffer: the read-only NumPy
+        view for models over NumPy arrays (which ``_numpy_call`` calls on views of their
+        own), a tensor imported by DLPack for TensorFlow. Both alias the buffer, so later
         fills show through. (TensorFlow never writes into an input it does not own alone:
-        the cached tensor is itself a reference, so no op forwards its memory.)"""
+        the cached tensor is itself a reference, so no op forwards its memory.) A Keras
+        model's declared input shape is checked here, before its first call on the
+        buffer (ValueError naming ``inputs``)."""
         view = self._views.get(id(buffer))
         if view is None or view[0] is not buffer:
             if len(self._views) >= 4:  # buffers of earlier shapes: let them go
                 self._views.clear()
             if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
-                # Read-only, and not made writable again by the model: the buffer is
-                # refilled in place for the next batch.
-                tensor = np.asarray(memoryview(buffer).toreadonly())
+                tensor = _read_only(buffer)
             else:
+                if self.adapter.kind == "keras":
+                    check_keras_input(self.adapter.model, tuple(buffer.shape[1:]))
                 tensor = self._tf.experimental.dlpack.from_dlpack(buffer.__dlpack__())
             view = (buffer, tensor)
             self._views[id(buffer)] = view
@@ -149,35 +157,75 @@ class TFBackend:
         shape = concrete.structured_outputs.shape
         return None if shape.rank is None else tuple(shape)
 
-    def _numpy_call(self, call: Any, batch: Any) -> Any:
-        """``call(batch)`` for a NumPy model given the read-only view ``batch``. A model that
-        writes into its input fails on that view: from then on it gets a fresh copy of every
-        batch (as the reference gives it), and the failed call is repeated on one."""
-        if self._copy_numpy_batches:
-            return call(np.array(batch))
+    def _numpy_call(self, call: Any, buffer: Any) -> Any:
+        """``call(batch)`` for a NumPy model, ``batch`` the batch in ``buffer``: read-only,
+        and not made writable again by the model. The buffer is refilled in place for the
+        next batch, so what the model gets follows what it does with its batches
+        (``_numpy_batches``, kept for the backend's life):
+
+        * "probe", the first call: a copy; then, unless the model kept it, "view";
+        * "view": a view of the buffer, no copy, made for each call: after the call, when
+          nothing but the model refers to it (a weak reference), the model did not keep it;
+        * "copy": a model that still refers to its batch after the call returns (a cache, a
+          lazy or asynchronous framework) gets a fresh copy of every batch, which later
+          batches never rewrite: its maps are those of a model that does not keep its
+          batches. A model that keeps its batch only from a later call on sees that one
+          batch rewritten (a RuntimeWarning says so);
+        * "writable": a model that writes into its batch fails on the read-only one: the
+          failed call is repeated on a writable copy, and it gets one for every batch from
+          then on (as the reference gives it), with a RuntimeWarning.
+
+        Outputs that share memory with the batch are copied (``_owned``)."""
+        mode = self._numpy_batches
+        if mode == "writable":
+            return call(np.array(buffer))
+        batch = _read_only(buffer if mode == "view" else np.array(buffer))
         try:
-            return call(batch)
+            if mode == "copy":
+                return call(batch)
+            seen = weakref.ref(batch)
+            outputs = _owned(call(batch), batch)
         except ValueError as error:
             if "read-only" not in str(error):
                 raise
+            return self._writable_call(call, batch)
+        del batch
+        if seen() is not None:
+            self._numpy_batches = "copy"
+            if mode == "view":
+                warnings.warn(
+                    "model: keeps a reference to its input array after the call returns; "
+                    "fastocclusion now gives it a copy of every batch, but the batch it kept "
+                    "from this call is rewritten by the next ones (a model that keeps its "
+                    "inputs from its first call on is given copies from the start)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        elif mode == "probe":
+            self._numpy_batches = "view"
+        return outputs
+
+    def _writable_call(self, call: Any, batch: np.ndarray) -> Any:
+        """``call`` repeated on a writable copy of ``batch`` (the model failed writing into
+        it), and on one for every later batch."""
         result = call(np.array(batch))  # an error here is the model's own: it propagates
-        self._copy_numpy_batches = True
+        self._numpy_batches = "writable"
         warnings.warn(
             "model: writes into its input array in place; fastocclusion now gives it a copy "
             "of every batch (correct maps, one more copy per call); copy the input inside "
             "the model, or avoid in-place operations on it, to skip that copy",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         return result
 
     def outputs(self, buffer: Any, rows: int | None = None) -> np.ndarray:
         """The full batch's outputs (``rows`` ignored: a traced model sees one shape)."""
-        batch = self._model_input(buffer)
         if self._outputs_fn is not None:
+            batch = self._model_input(buffer)
             out = self._traced(self._outputs_fn, batch)(batch)
         else:
-            out = self._numpy_call(self.adapter, batch)
+            out = self._numpy_call(self.adapter, buffer)
         return self._checked_outputs(out, buffer.shape[0])
 
     def _checked_outputs(self, out: Any, rows: int) -> np.ndarray:
@@ -289,7 +337,7 @@ class TFBackend:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""
         return self._tf.convert_to_tensor(maps)
 
-    def _scores_in_numpy(self, batch: Any, size: int) -> np.ndarray | None:
+    def _scores_in_numpy(self, buffer: Any, size: int) -> np.ndarray | None:
         """Classification and regression on (B, K) outputs: the model's raw outputs (its
         traced concrete function, or the NumPy model itself), then sum(outputs * targets) in
         NumPy — cheaper per call than the same two ops inside TensorFlow's executor. None
@@ -299,11 +347,12 @@ class TFBackend:
             self._epilogue = False
             return None
         if self._outputs_fn is not None:
+            batch = self._model_input(buffer)
             if self._outputs_call is None:
                 self._outputs_call = self._flat_call(self._traced(self._outputs_fn, batch))
             outputs = self._outputs_call(batch).numpy()
         else:
-            outputs = np.asarray(self._numpy_call(self.adapter.numpy_outputs, batch))
+            outputs = np.asarray(self._numpy_call(self.adapter.numpy_outputs, buffer))
         targets = self._gathered_view
         if self._epilogue is None:
             self._epilogue = (
@@ -331,22 +380,37 @@ class TFBackend:
         reused."""
         tf = self._tf
         self._gather_targets(slot_inputs, gather)
-        batch = self._model_input(buffer)
         if self._epilogue is not False:
-            scores = self._scores_in_numpy(batch, len(slot_inputs))
+            scores = self._scores_in_numpy(buffer, len(slot_inputs))
             if scores is not None:
                 return scores
         targets = self._gathered_tensor
+        batch = self._model_input(buffer)
         if self._scores_fn is not None:
             if self._score_call is None:
                 self._score_call = self._flat_call(self._traced(self._scores_fn, batch, targets))
             scores = self._score_call(batch, targets)
         elif self.operator.builtin:
             scores = self.operator.scores_from_outputs(
-                tf.convert_to_tensor(self._numpy_call(self.adapter, batch), dtype=tf.float32),
+                tf.convert_to_tensor(self._numpy_call(self.adapter, buffer), dtype=tf.float32),
                 targets,
             )
         else:
             model_batch = batch if isinstance(batch, tf.Tensor) else tf.convert_to_tensor(batch)
             scores = self.operator(self.adapter.model, model_batch, targets)
         return self._checked_scores(scores, len(slot_inputs))
+
+
+def _read_only(array: Any) -> np.ndarray:
+    """A read-only NumPy view of ``array`` (a NumPy array or a batch buffer) that the model
+    cannot make writable again (its base is a read-only memoryview)."""
+    return np.asarray(memoryview(array).toreadonly())
+
+
+def _owned(outputs: Any, batch: np.ndarray) -> Any:
+    """A NumPy model's outputs, copied when they share memory with its ``batch`` (a view of
+    a buffer that the next batch rewrites)."""
+    values = outputs.numpy() if hasattr(outputs, "numpy") else outputs
+    if isinstance(values, np.ndarray) and np.may_share_memory(values, batch):
+        return np.array(values)
+    return outputs

@@ -14,10 +14,13 @@ Kinds, detected in this order:
   fed NumPy arrays. Not traceable.
 * ``"numpy_callable"``: any other callable. The rule: a plain Python callable is called with NumPy
   float32 arrays and its result converted; wrap it in ``tf.function`` to have it traced instead.
+  In a sweep those arrays are read-only views of a reused batch buffer, or copies for a model
+  that keeps or writes into them (backend.TFBackend._numpy_call).
 
 PyTorch modules are not models here: they have a backend of their own (backends/torch).
 Keras and tf_keras are looked up in ``sys.modules`` (a model of that kind cannot exist unless
-its library is already imported).
+its library is already imported). ``check_keras_input``: the input shape a Keras model
+declares, checked before any call.
 Non-traceable adapters still work inside ``tf.function`` through ``tf.numpy_function``.
 """
 
@@ -30,7 +33,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ModelAdapter", "adapt_model"]
+__all__ = ["ModelAdapter", "adapt_model", "check_keras_input"]
 
 KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite")
 
@@ -54,6 +57,55 @@ def _keras_backend_is_tensorflow(model: Any) -> bool:
         return keras.backend.backend() == "tensorflow"  # type: ignore[union-attr]
     except AttributeError:  # pragma: no cover - exotic keras builds
         return True
+
+
+def keras_input_shape(model: Any) -> tuple[int | None, ...] | None:
+    """The input shape a Keras model declares, batch axis first (``(None, 32, 32, 3)``), or
+    None when it declares none (a subclassed or unbuilt model) or several inputs."""
+    try:
+        inputs = model.inputs
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
+            return None
+        return tuple(None if length is None else int(length) for length in inputs[0].shape)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _keras_checks_lengths(model: Any) -> bool:
+    """Whether Keras itself refuses inputs whose axes differ in length from the declared
+    ones (a Functional model's input spec), not only in number (a Sequential model takes
+    other image sizes)."""
+    specs = getattr(model, "input_spec", None)
+    spec = specs[0] if isinstance(specs, (list, tuple)) and len(specs) == 1 else specs
+    return getattr(spec, "shape", None) is not None
+
+
+def check_keras_input(model: Any, sample: tuple[int, ...]) -> None:
+    """ValueError naming ``inputs`` when samples of shape ``sample`` do not fit the input
+    shape the Keras ``model`` declares, as Keras would refuse them (no model call): a
+    different number of axes, where a trailing axis of length 1 may be added or dropped
+    (``Functional._adjust_input_rank``), and, where the model's input spec has them, axes
+    of other lengths. Models that declare no input shape are not checked."""
+    shape = keras_input_shape(model)
+    if shape is None:
+        return
+    declared, given = shape[1:], sample
+    if len(given) == len(declared) + 1 and given[-1] == 1:
+        given = given[:-1]
+    elif len(given) + 1 == len(declared) and declared[-1] == 1:
+        given = (*given, 1)
+    if len(given) == len(declared) and (
+        not _keras_checks_lengths(model)
+        or all(length is None or length == got for got, length in zip(given, declared))
+    ):
+        return
+    hint = "; is the channel axis missing?" if len(sample) + 1 == len(declared) else ""
+    expected = ", ".join("?" if length is None else str(length) for length in declared)
+    raise ValueError(
+        f"inputs: samples of shape {sample} (inputs of shape (N, {', '.join(map(str, sample))}))"
+        f" do not fit the Keras model {getattr(model, 'name', '')!r}, whose input shape is "
+        f"{shape}: expected inputs of shape (N, {expected}){hint}"
+    )
 
 
 def _is_tflite_interpreter(model: Any) -> bool:

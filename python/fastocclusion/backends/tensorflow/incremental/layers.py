@@ -5,12 +5,19 @@
   AveragePooling2D with "valid" padding: run with "valid" padding on windows that carry the
   halo ("same" padding: TensorFlow's, from the input's length; -inf for max pooling);
 * pointwise: BatchNormalization in inference, activations (Activation, ReLU, LeakyReLU,
-  ELU, PReLU, Softmax over the channels), Rescaling, Identity, and the dropout and noise
-  layers (identities in inference);
+  ELU, PReLU with its alpha shared over the rows and columns, Softmax over the channels),
+  Rescaling by numbers or per-channel values, Identity, and the dropout and noise layers
+  (identities in inference);
 * merge: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate over the channels;
 * pad: ZeroPadding2D.
 
-Layers are matched by exact class: a subclass may compute something else.
+Layers are matched by exact class: a subclass may compute something else. Activations
+(the ``activation`` of an Activation layer or a convolution) are matched by identity:
+``ELEMENTWISE`` holds the functions of ``keras.activations`` and ``keras.ops``, and their
+``tf.nn``/``tf.math`` equivalents, that compute each position of a channels-last map from
+that position alone (elementwise, or over the last axis: softmax, log_softmax, glu,
+sparsemax); any other callable may read other positions (a spatial mean, say), so its layer
+is not local.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -28,10 +36,31 @@ from fastocclusion.engine.regions import LocalLayer
 
 __all__ = ["classify", "inference_call"]
 
-_POINTWISE = (
-    layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU,
-    layers.Rescaling, layers.Identity,
+_POINTWISE = (layers.ReLU, layers.LeakyReLU, layers.ELU, layers.Identity)
+# Activation functions computing each position from that position alone (their default
+# axis, where they take one, is the last: the channels); see the module docstring.
+_ACTIVATION_NAMES = (
+    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
+    "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish",
+    "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus",
+    "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh",
+    "tanh_shrink", "threshold",
 )  # fmt: skip
+_TF_NAMES = {
+    tf.nn: ("elu", "gelu", "leaky_relu", "log_softmax", "relu", "relu6", "selu", "sigmoid",
+            "silu", "softmax", "softplus", "softsign", "swish", "tanh"),
+    tf.math: ("exp", "log_sigmoid", "sigmoid", "softplus", "tanh"),
+}  # fmt: skip
+ELEMENTWISE = tuple(
+    function
+    for module, names in (
+        (keras.activations, _ACTIVATION_NAMES), (keras.ops, _ACTIVATION_NAMES),
+        *_TF_NAMES.items(),
+    )
+    for function in (getattr(module, name, None) for name in names)
+    if callable(function)
+)  # fmt: skip
+_ELEMENTWISE_IDS = frozenset(map(id, ELEMENTWISE))
 _INFERENCE_IDENTITY = (
     layers.Dropout, layers.SpatialDropout2D, layers.GaussianNoise, layers.GaussianDropout,
     layers.AlphaDropout,
@@ -46,6 +75,43 @@ def _pair(value: Any) -> tuple[int, int]:
     return (
         (int(value[0]), int(value[-1])) if isinstance(value, (tuple, list)) else (int(value),) * 2
     )
+
+
+def _not_elementwise(layer: Any) -> str | None:
+    """Why the layer's ``activation`` may read other positions of its map (None when it is
+    one of ELEMENTWISE, an exact ReLU, LeakyReLU, ELU or Identity layer, or absent)."""
+    function = getattr(layer, "activation", None)
+    if function is None or id(function) in _ELEMENTWISE_IDS or type(function) in _POINTWISE:
+        return None
+    name = getattr(function, "__name__", type(function).__name__)
+    return (
+        f"{layer.name}: activation {name!r} is not a known elementwise function (only the "
+        "functions of keras.activations and their tf.nn equivalents are local)"
+    )
+
+
+def _per_channel(shape: Any) -> bool:
+    """Whether values of this shape, broadcast against (rows, columns, channels) maps, are
+    the same at every position (one per channel, or one)."""
+    return all(int(length) == 1 for length in tuple(shape)[-3:-1])
+
+
+def _pointwise_weights(layer: Any) -> str | None:
+    """Why a PReLU or Rescaling layer's weights differ between the positions of its map
+    (the boxes' positions are not the map's), or None."""
+    if type(layer) is layers.PReLU:
+        weights = {"alpha": tuple(layer.alpha.shape)}
+        hint = " (shared_axes=[1, 2] shares it)"
+    else:
+        weights = {"scale": np.shape(layer.scale), "offset": np.shape(layer.offset)}
+        hint = ""
+    for what, shape in weights.items():
+        if not _per_channel(shape):
+            return (
+                f"{layer.name}: {type(layer).__name__} with {what} of shape {shape} differs "
+                f"between positions, so it is not local{hint}"
+            )
+    return None
 
 
 def inference_call(layer: Any) -> Callable[..., Any]:
@@ -83,6 +149,9 @@ def _conv(layer: Any, source: Any) -> LocalOp | str:
     strides, dilation = _pair(layer.strides), _pair(layer.dilation_rate)
     if kind is layers.Conv2D and layer.groups != 1:
         return f"{layer.name}: Conv2D with groups={layer.groups} is not supported"
+    reason = _not_elementwise(layer)
+    if reason is not None:
+        return reason
     both = max(strides) > 1 and max(dilation) > 1
     steps = (1, *strides, 1)
 
@@ -154,6 +223,11 @@ def classify(layer: Any, inputs: tuple[Any, ...], call_kwargs: dict[str, Any]) -
     if kind is layers.Softmax:
         if layer.axis not in (-1, 3):
             return f"{name}: Softmax over axis {layer.axis} is not local"
+        return LocalOp("pointwise", inputs[:1], _called(layer))
+    if kind in (layers.Activation, layers.PReLU, layers.Rescaling):
+        reason = _not_elementwise(layer) if kind is layers.Activation else _pointwise_weights(layer)
+        if reason is not None:
+            return reason
         return LocalOp("pointwise", inputs[:1], _called(layer))
     if kind in _POINTWISE:
         return LocalOp("pointwise", inputs[:1], _called(layer))

@@ -36,7 +36,7 @@ import torch
 
 from fastocclusion.arrays import to_numpy
 from fastocclusion.backends.torch.forward import ForwardBackend, TargetIndex
-from fastocclusion.engine import HostFiller, Sweep, WindowGeometry
+from fastocclusion.engine import WindowGeometry, build_sweep
 
 __all__ = ["Occlusion"]
 
@@ -103,10 +103,8 @@ class Occlusion:
         for k, tensor in enumerate(tensors):
             array = np.ascontiguousarray(to_numpy(tensor, "inputs"), dtype=np.float32)
             geometry = WindowGeometry(array.shape[1:], windows[k], steps[k], "cover")
-            grid = geometry.grid()
             backend = ForwardBackend(self.forward_func, tensors, k, index, extra)
-            filler = HostFiller(array, grid, bases[k], batch)
-            sweep = Sweep(backend, filler, n, grid.num_windows, batch, show_progress)
+            sweep = build_sweep(backend, array, geometry, bases[k], batch, progress=show_progress)
             _, maps = sweep.run(np.zeros((n, 0), np.float32), "mean", ())
             results.append(backend.wrap_result(maps))
         return tuple(results) if is_tuple else results[0]

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from fastocclusion.backends.torch.outputs import OutputsBackend
-from fastocclusion.engine import DeviceFiller, HostFiller, Sweep, WindowGeometry
+from fastocclusion.engine import WindowGeometry, build_sweep
 from fastocclusion.monai_windows import crops, gaussian_importance, gaussian_mask, scan_intervals
 
 __all__ = ["OcclusionSensitivity"]
@@ -154,7 +154,6 @@ class OcclusionSensitivity:
             collapsed_axes=(0,),
             region=((0, channels), *crop.region),
         )
-        grid = geometry.grid()
         baseline, kind, importance = self._baseline(x, channels, crop.mask_size)
         activation = (
             self.activate
@@ -164,15 +163,12 @@ class OcclusionSensitivity:
             else None
         )
         backend = OutputsBackend(self.nn_module, x.device, x.dtype, activation, kwargs)
-        batch = min(self.n_batch, grid.num_windows)
-        arrays = backend.device_arrays
-        if arrays is not None:
-            filler: Any = DeviceFiller(image, grid, baseline, batch, arrays, kind)
-        else:
-            filler = HostFiller(image, grid, baseline, batch, baseline_kind=kind)
+        batch = min(self.n_batch, geometry.grid().num_windows)
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.
         progress = self.verbose and importlib.util.find_spec("tqdm") is not None
-        sweep = Sweep(backend, filler, 1, grid.num_windows, batch, progress)
+        sweep = build_sweep(
+            backend, image, geometry, baseline, batch, baseline_kind=kind, progress=progress
+        )
         classes, maps = sweep.run_values(importance, geometry.collapsed_axes)
         result = backend.wrap_result(maps.reshape((1, classes) + tuple(spatial)))
         result = result[(slice(None), slice(None), *crop.output)]

@@ -3,9 +3,8 @@
 How one ``explain`` runs (SPEC §4):
 1. validate everything (no model call yet): inputs, targets, the windows of the input's
    family (engine.WindowGeometry), the baseline;
-2. the engine's sweep (engine.Sweep) with the model's backend (backends.make_backend) and a
-   filler: host memory filled by the C++ kernels, or CUDA memory filled by the CUDA kernels
-   for a PyTorch model on a GPU;
+2. the engine's sweep (engine.build_sweep) with the model's backend
+   (backends.make_backend), exact incremental inference where it applies;
 3. the maps, as the backend's framework returns them (a tf.Tensor, or a torch.Tensor on
    the model's device).
 """
@@ -20,13 +19,8 @@ from typing import Any
 import numpy as np
 
 from fastocclusion.backends import make_backend
-from fastocclusion.engine import DeviceFiller, ExplainStats, HostFiller, Sweep
-from fastocclusion.engine.regions import (
-    DEFAULT_SWITCH_SHARE,
-    IncrementalRequest,
-    no_scorer,
-    window_regions,
-)
+from fastocclusion.engine import ExplainStats, IncrementalOptions, build_sweep
+from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
 from fastocclusion.layouts import (
     DATA_FORMATS,
@@ -248,61 +242,31 @@ class Occlusion:
         geometry = window_geometry(
             layout, self._patch_size, self._patch_stride, self.edges, region=box
         )
-        grid = geometry.grid()
         if layout.family != "tabular":
             self._show_patch_axes(len(layout.spatial_axes))
         baseline = sample_baseline(self._occlusion_value, layout)
-        batch = self._resolve_batch_size(grid.num_windows, array)
-        arrays = self._backend.device_arrays
-        if arrays is not None:
-            filler: Any = DeviceFiller(array, grid, baseline, batch, arrays)
-        else:
-            buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
-            filler = HostFiller(array, grid, baseline, batch, buffer)
-            self._host_buffer = filler.buffer
-        scorer, self._incremental_note = self._incremental_scorer(layout, grid, n, batch, arrays)
-        sweep = Sweep(self._backend, filler, n, grid.num_windows, batch, self.progress, scorer)
+        batch = self._resolve_batch_size(geometry.grid().num_windows, array)
+        incremental = IncrementalOptions(
+            self.incremental,
+            self.incremental_threshold,
+            layout.spatial_axes if layout.family == "images" else None,
+            layout.channel_axis != 0,
+            layout.family,
+        )
+        buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
+        sweep = build_sweep(
+            self._backend, array, geometry, baseline, batch, progress=self.progress,
+            incremental=incremental, buffer=buffer,
+        )  # fmt: skip
+        self._host_buffer = sweep.host_buffer
         return sweep, layout, geometry, y
-
-    def _incremental_scorer(
-        self, layout: Any, grid: Any, n: int, batch: int, arrays: Any
-    ) -> tuple[Any, str]:
-        """The sweep's incremental scorer and its note, or (None, why not); ValueError for
-        incremental=True where it cannot run (before any model call)."""
-        if self.incremental is False:
-            return None, "normal sweep: incremental=False"
-        required = self.incremental is True
-        if layout.family != "images":
-            reason = f"inputs: exact incremental inference needs images, not {layout.family}"
-            return no_scorer(reason, required)
-        if arrays is not None:
-            return no_scorer("device: the incremental kernels run on the CPU", required)
-        regions = window_regions(grid, layout.spatial_axes)
-        request = IncrementalRequest(
-            regions, n, batch, self.incremental_threshold, required, layout.channel_axis != 0
-        )
-        return self._backend.incremental_scorer(request)
-
-    def _record(self, sweep: Sweep, started: float) -> None:
-        self.last_stats = ExplainStats(
-            inputs=sweep.n,
-            patches_per_input=sweep.num_windows,
-            perturbed_samples=sweep.n * sweep.num_windows,
-            batch_size=sweep.batch,
-            model_calls=sweep.model_calls,
-            total_seconds=time.perf_counter() - started,
-            model_seconds=sweep.model_seconds,
-            incremental_layers=sweep.scorer.incremental_layers if sweep.incremental else (),
-            incremental_note=sweep.scorer.note if sweep.scorer else self._incremental_note,
-            incremental_saved=sweep.scorer.saved_share if sweep.incremental else 0.0,
-        )
 
     def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:
         """The maps, as the filler gives them (NumPy, or a device array)."""
         started = time.perf_counter()
         sweep, _, geometry, y = self._prepare(inputs, targets, region)
         _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
-        self._record(sweep, started)
+        self.last_stats = sweep.stats(started)
         return maps
 
     def _explain_classes(self, inputs: Any, classes: Any, region: Any) -> Any:
@@ -315,7 +279,7 @@ class Occlusion:
         chosen = check_classes(classes)
         sweep, layout, geometry, _ = self._prepare(inputs, None, region)
         chosen, maps = sweep.run_classes(chosen, self.reduction, geometry.collapsed_axes)
-        self._record(sweep, started)
+        self.last_stats = sweep.stats(started)
         n, count = sweep.n, len(chosen)
         per_class = maps.reshape((n, count) + geometry.map_shape)
         if layout.channel_axis is None:  # class axis last

@@ -4,6 +4,8 @@
 - ``protocols``: the declared interfaces (``Backend``, ``Filler``, ``DeviceArrays``);
 - ``fillers``: ``HostFiller`` (C++ kernels) and ``DeviceFiller`` (CUDA kernels);
 - ``sweep``: ``Sweep``, the base pass, the chunked stream of batches and the maps;
+- ``build``: ``build_sweep``, the one place a sweep is built (filler, incremental scorer)
+  from a front-end's inputs, windows, baseline, backend and options;
 - ``regions``: the boxes of exact incremental inference (what a window can change in a
   CNN's feature maps, layer by layer) and its switch-back share;
 - ``progress``, ``stats``: the progress bar and ``ExplainStats``.
@@ -11,6 +13,7 @@
 Framework-neutral: nothing here imports TensorFlow or PyTorch.
 """
 
+from fastocclusion.engine.build import IncrementalOptions, build_sweep
 from fastocclusion.engine.fillers import DeviceFiller, HostFiller
 from fastocclusion.engine.geometry import WindowGeometry
 from fastocclusion.engine.protocols import Backend, DeviceArrays, Filler
@@ -24,6 +27,8 @@ __all__ = [
     "ExplainStats",
     "Filler",
     "HostFiller",
+    "IncrementalOptions",
     "Sweep",
     "WindowGeometry",
+    "build_sweep",
 ]

@@ -38,12 +38,14 @@ import numpy as np
 
 from fastocclusion.engine.progress import progress_bar
 from fastocclusion.engine.protocols import Backend, Filler, WindowScorer
+from fastocclusion.engine.stats import ExplainStats
 
 
 class Sweep:
     """One explain call's sweep: ``run`` returns the maps. Counts the model calls and, on the
     host, sums their wall time (``model_calls``, ``model_seconds``). ``scorer``: exact
-    incremental inference (see the module docstring), or None."""
+    incremental inference (see the module docstring), or None, and ``note`` why not.
+    Built by ``engine.build.build_sweep``."""
 
     def __init__(
         self,
@@ -54,9 +56,11 @@ class Sweep:
         batch: int,
         progress: bool = False,
         scorer: WindowScorer | None = None,
+        note: str = "",
     ) -> None:
         self.backend = backend
         self.scorer = scorer
+        self._note = note
         self.filler = filler
         self.n = n
         self.num_windows = num_windows
@@ -64,6 +68,9 @@ class Sweep:
         self.progress = progress
         self.model_calls = 0
         self._timed_calls = backend.device_arrays is None  # device calls are asynchronous
+        #: The host batch buffer, for the next sweep of the same shape to reuse (None on a
+        #: device).
+        self.host_buffer = filler.buffer if self._timed_calls else None
         self.model_seconds: float | None = 0.0 if self._timed_calls else None
 
     def _call(self, method: Any, *args: Any) -> Any:
@@ -95,6 +102,23 @@ class Sweep:
     def incremental(self) -> bool:
         """True when batches are scored from their windows (known after the base pass)."""
         return self.scorer is not None and bool(self.scorer.incremental_layers)
+
+    def stats(self, started: float) -> ExplainStats:
+        """What this sweep did, for an explain that started at ``started``
+        (``time.perf_counter()``), ended now."""
+        scorer = self.scorer
+        return ExplainStats(
+            inputs=self.n,
+            patches_per_input=self.num_windows,
+            perturbed_samples=self.n * self.num_windows,
+            batch_size=self.batch,
+            model_calls=self.model_calls,
+            total_seconds=time.perf_counter() - started,
+            model_seconds=self.model_seconds,
+            incremental_layers=scorer.incremental_layers if self.incremental else (),
+            incremental_note=scorer.note if scorer is not None else self._note,
+            incremental_saved=scorer.saved_share if self.incremental else 0.0,
+        )
 
     def _unperturbed_scores(self) -> Any:
         scores = self.filler.empty((self.n,), np.float64)

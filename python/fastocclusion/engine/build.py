@@ -1,0 +1,109 @@
+"""The one place a sweep is built: from the inputs, their windows, the baseline, the
+model's backend and the options, every front-end gets its ``Sweep`` here (design §4, §8).
+
+``build_sweep`` picks the filler (host memory filled by the C++ kernels, or CUDA memory
+filled by the CUDA kernels when the backend's model runs on a GPU) and, where the inputs
+are images and the sweep runs on the host, asks the backend for exact incremental
+inference (``IncrementalOptions``). A front-end translates its own arguments into these and
+reads the maps and ``Sweep.stats`` back; it never constructs a filler or a sweep itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastocclusion.engine.fillers import DeviceFiller, HostFiller
+from fastocclusion.engine.geometry import WindowGeometry
+from fastocclusion.engine.protocols import Backend, WindowScorer
+from fastocclusion.engine.regions import (
+    DEFAULT_SWITCH_SHARE,
+    IncrementalRequest,
+    no_scorer,
+    window_regions,
+)
+from fastocclusion.engine.sweep import Sweep
+
+__all__ = ["IncrementalOptions", "build_sweep"]
+
+
+@dataclass(frozen=True)
+class IncrementalOptions:
+    """What a front-end asks of exact incremental inference (design §8).
+
+    ``mode``: "auto", True or False (the user's ``incremental``); ``threshold``: the
+    switch-back share of a feature map; ``image_axes``: the (rows, columns) axes of one
+    sample when the inputs are images, else None; ``channels_last``: images are (H, W, C)
+    rather than (C, H, W); ``family``: what the inputs are, for the note when they are not
+    images.
+
+    >>> IncrementalOptions("auto", image_axes=(0, 1), channels_last=True).mode
+    'auto'
+    """
+
+    mode: str | bool = False
+    threshold: float = DEFAULT_SWITCH_SHARE
+    image_axes: tuple[int, int] | None = None
+    channels_last: bool = False
+    family: str = "images"
+
+
+def build_sweep(
+    backend: Backend,
+    inputs: np.ndarray,
+    geometry: WindowGeometry,
+    baseline: np.ndarray | None,
+    batch: int,
+    *,
+    baseline_kind: str = "auto",
+    progress: bool = False,
+    incremental: IncrementalOptions | None = None,
+    buffer: Any = None,
+) -> Sweep:
+    """The sweep of ``inputs`` ((N, *sample) float32, C-contiguous) under ``geometry``'s
+    windows, ``batch`` samples per model call, the windows set to ``baseline`` (see
+    ``HostFiller``; ``baseline_kind`` "auto", or MONAI's window kinds). ``buffer``: the
+    host batch buffer of an earlier sweep, reused when its shape fits
+    (``Sweep.filler.buffer`` hands it back). ``incremental``: None or mode False for the
+    normal sweep. ValueError naming ``incremental`` when True cannot run (before any
+    model call); no model call is made here.
+
+    >>> sweep = build_sweep(backend, x, geometry, np.zeros(()), 32)  # doctest: +SKIP
+    >>> targets, maps = sweep.run(None, "sum", geometry.collapsed_axes)  # doctest: +SKIP
+    """
+    grid = geometry.grid()
+    n = inputs.shape[0]
+    arrays = backend.device_arrays
+    if arrays is not None:
+        filler: Any = DeviceFiller(inputs, grid, baseline, batch, arrays, baseline_kind)
+    else:
+        filler = HostFiller(inputs, grid, baseline, batch, buffer, baseline_kind)
+    scorer, note = _incremental_scorer(backend, incremental, grid, n, batch, arrays is not None)
+    return Sweep(backend, filler, n, grid.num_windows, batch, progress, scorer, note)
+
+
+def _incremental_scorer(
+    backend: Backend,
+    options: IncrementalOptions | None,
+    grid: Any,
+    n: int,
+    batch: int,
+    on_device: bool,
+) -> tuple[WindowScorer | None, str]:
+    """The sweep's incremental scorer and its note, or (None, why not); ValueError for
+    mode True where it cannot run (before any model call)."""
+    if options is None or options.mode is False:
+        return None, "normal sweep: incremental=False"
+    required = options.mode is True
+    if options.image_axes is None:
+        reason = f"inputs: exact incremental inference needs images, not {options.family}"
+        return no_scorer(reason, required)
+    if on_device:
+        return no_scorer("device: the incremental kernels run on the CPU", required)
+    request = IncrementalRequest(
+        window_regions(grid, options.image_axes), n, batch, options.threshold, required,
+        options.channels_last,
+    )  # fmt: skip
+    return backend.incremental_scorer(request)

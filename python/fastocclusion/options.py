@@ -18,14 +18,28 @@ REDUCTIONS = ("sum", "mean")
 DEVICES = ("auto", "cpu", "gpu")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """True for an integer (Python or NumPy), not a bool.
+
+    >>> is_int(3), is_int(True), is_int(3.0)
+    (True, False, False)
+    """
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """True for a real number (Python or NumPy), not a bool.
+
+    >>> is_real(0.5), is_real(False)
+    (True, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_batch_size(batch_size: Any) -> int | None:
     if batch_size is None:
         return None
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size: {batch_size!r} is invalid, expected an integer >= 1 or None")
     return int(batch_size)
 
@@ -33,11 +47,11 @@ def check_batch_size(batch_size: Any) -> int | None:
 def check_sizes(value: Any, name: str) -> tuple[int, ...]:
     """An int or a tuple of one to three ints >= 1 (rows, cols[, depth first for volumes]);
     an int means the same on every patch axis. Matched to the inputs at explain time."""
-    items = (value,) if _is_int(value) else value
+    items = (value,) if is_int(value) else value
     if (
         not isinstance(items, (tuple, list))
         or not 1 <= len(items) <= 3
-        or not all(_is_int(v) for v in items)
+        or not all(is_int(v) for v in items)
     ):
         raise ValueError(
             f"{name}: {value!r} is invalid, expected an int or a tuple of two (images) or "
@@ -73,12 +87,12 @@ def check_classes(classes: Any) -> np.ndarray | None:
     against the model's outputs once they are known). ValueError naming ``classes``."""
     if classes is None:
         return None
-    items = [classes] if _is_int(classes) else classes
+    items = [classes] if is_int(classes) else classes
     try:
         values = list(items)
     except TypeError:
         values = None
-    if not values or not all(_is_int(v) for v in values) or any(v < 0 for v in values):
+    if not values or not all(is_int(v) for v in values) or any(v < 0 for v in values):
         raise ValueError(
             f"classes: {classes!r} is invalid, expected None or class indices (ints >= 0)"
         )

@@ -30,7 +30,7 @@ from monai.visualize import OcclusionSensitivity as MonaiOcclusionSensitivity  #
 from fastocclusion.backends.torch import outputs as outputs_backend  # noqa: E402
 from fastocclusion.engine import fillers  # noqa: E402
 from fastocclusion.monai import OcclusionSensitivity  # noqa: E402
-from fastocclusion.monai_windows import gaussian_importance, gaussian_mask  # noqa: E402
+from fastocclusion.monai.windows import gaussian_importance, gaussian_mask  # noqa: E402
 
 pytestmark = [
     pytest.mark.torch,

@@ -19,15 +19,15 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Occlusion": "fastocclusion.occlusion",
+    "Occlusion": "fastocclusion.xplique",
     "Tasks": "fastocclusion.tasks",
     "TorchCallable": "fastocclusion.backends.torch",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastocclusion.backends.torch import TorchCallable
-    from fastocclusion.occlusion import Occlusion
     from fastocclusion.tasks import Tasks
+    from fastocclusion.xplique import Occlusion
 
 
 def set_num_threads(threads: int) -> None:

@@ -209,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --workers: images per shard, the unit of work and of resume "
         f"(default: {DEFAULT_SHARD_SIZE})",
     )
+    explain.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --workers: delete the shards and manifest.json of an earlier run in DIR "
+        "(another model, other settings) and start over; without it, such a DIR is an "
+        "error and one of the same model and settings is resumed",
+    )
     return parser
 
 
@@ -349,6 +356,27 @@ def _check_patch(value: int | tuple[int, int], flag: str, height: int, width: in
         )
 
 
+def _output_directory(out: str) -> None:
+    """--out created and checked writable, after every other check and before any model
+    call (so that an error writes nothing and a bad DIR costs no model call)."""
+    from fastocclusion.distributed.store import writable_directory
+
+    try:
+        writable_directory(out, "--out")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _in_flags(message: str) -> str:
+    """A message of ``explain_dataset`` in the command line's words: --out for ``out_dir``,
+    --overwrite for ``overwrite=True``."""
+    from fastocclusion.distributed.store import OVERWRITE
+
+    if message.startswith("out_dir: "):
+        message = "--out: " + message.removeprefix("out_dir: ")
+    return message.replace(OVERWRITE, "--overwrite")
+
+
 def _image_paths(entries: Sequence[str]) -> list[str]:
     """--images: image files as given, and for a directory the image files directly inside
     it, sorted by name."""
@@ -372,10 +400,12 @@ def _run_explain(args: argparse.Namespace) -> int:
     args.images = _image_paths(args.images)
     if not os.path.isfile(args.model):
         raise UsageError(f"--model: {args.model!r} does not exist or is not a file")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out: {args.out!r} exists and is not a directory")
     if args.workers is None:
-        for flag, value in (("--ray-address", args.ray_address), ("--shard-size", args.shard_size)):
+        for flag, value in (
+            ("--ray-address", args.ray_address),
+            ("--shard-size", args.shard_size),
+            ("--overwrite", args.overwrite or None),
+        ):
             if value is not None:
                 raise UsageError(f"{flag}: is only valid with --workers N")
     _require_plot_extra()
@@ -402,12 +432,14 @@ def _run_explain(args: argparse.Namespace) -> int:
     if args.workers is not None:  # the workers read the images
         _check_patch(args.patch_size, "--patch-size", *size)
         _check_patch(args.patch_stride, "--patch-stride", *size)
+        _output_directory(args.out)
         return _run_explain_on_workers(args, mode, size)
     if first is None:
         first = _load_image(args.images[0], mode, size, args.scale)
     images = np.stack([first] + [_load_image(p, mode, size, args.scale) for p in args.images[1:]])
     _check_patch(args.patch_size, "--patch-size", *size)
     _check_patch(args.patch_stride, "--patch-stride", *size)
+    _output_directory(args.out)
 
     predictions = np.asarray(model.predict(images, batch_size=32, verbose=0))
     labels = (
@@ -444,7 +476,6 @@ def _write_outputs(
 
     from fastocclusion.plot import save_overlay
 
-    os.makedirs(args.out, exist_ok=True)
     np.save(os.path.join(args.out, "maps.npy"), maps)
     for index, (path, name) in enumerate(zip(args.images, _output_names(args.images))):
         out = os.path.join(args.out, name)
@@ -470,7 +501,9 @@ class _ImagesRead:
 def _run_explain_on_workers(args: argparse.Namespace, mode: str, size: tuple[int, int]) -> int:
     """``explain --workers N``: the images explained on Ray workers (each loads the model
     file), the shards and manifest kept in DIR; then the same outputs as without
-    --workers. 1 when shards failed (named on stderr; the same command resumes)."""
+    --workers. 1 when shards failed (named on stderr; the same command resumes). The model
+    file's SHA-256 identifies the model: DIR holding another model's run is an error
+    (exit 2, before any model call) unless --overwrite."""
     import functools
 
     import keras
@@ -480,6 +513,12 @@ def _run_explain_on_workers(args: argparse.Namespace, mode: str, size: tuple[int
     except ImportError:
         raise UsageError('--workers: needs Ray: pip install "fastocclusion[ray]"') from None
     from fastocclusion.distributed import ImageFiles, explain_dataset, load_results
+    from fastocclusion.distributed.models import file_digest
+
+    try:
+        model_id = file_digest(args.model, "--model")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
     started = not ray.is_initialized()
     if started:  # the workers' own log lines (TensorFlow's start-up) are not shown
@@ -496,10 +535,12 @@ def _run_explain_on_workers(args: argparse.Namespace, mode: str, size: tuple[int
             workers=args.workers,
             shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
             ray_address=args.ray_address,
+            model_id=model_id,
+            overwrite=args.overwrite,
             **_options(args, *OCCLUSION_OPTIONS),
         )
     except (ValueError, TypeError) as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(_in_flags(str(error))) from None
     finally:
         if started:
             ray.shutdown()

@@ -98,41 +98,58 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_import_cycle():
     graph = import_graph()
     # The graph is read right (lazy imports inside functions count too).
-    assert (
-        "fastocclusion.engine.sweep" in graph["fastocclusion.occlusion"]
-        or "fastocclusion.engine" in graph["fastocclusion.occlusion"]
-    )
+    assert "fastocclusion.engine" in graph["fastocclusion.xplique.occlusion"]
     assert "fastocclusion.backends.torch" in graph["fastocclusion.backends"]
     assert find_cycle(graph) is None
 
 
+FRONT_ENDS = ("fastocclusion.xplique", "fastocclusion.captum", "fastocclusion.monai")
+ABOVE_BACKENDS = (*FRONT_ENDS, "fastocclusion.cli", "fastocclusion.distributed",
+                  "fastocclusion.demo", "fastocclusion.plot")  # fmt: skip
+BACKENDS = ("fastocclusion.backends.tensorflow", "fastocclusion.backends.torch",
+            "fastocclusion.backends.numpy")  # fmt: skip
+
+
+def in_layer(name: str, layer: str) -> bool:
+    return name == layer or name.startswith(layer + ".")
+
+
 def test_imports_point_down():
-    """engine: no backend, front-end or CLI; backends: no front-end; no backend imports
-    another backend."""
+    """engine: no backend, front-end, CLI or datasets; backends: nothing above them, and no
+    backend imports another (the TensorFlow backend may use the NumPy backend's calls: a
+    NumPy model's batches are the same on both); a front-end imports no other front-end."""
     layers = {
-        "fastocclusion.engine": (
-            "fastocclusion.backends",
-            "fastocclusion.occlusion",
-            "fastocclusion.cli",
-            "fastocclusion.demo",
-            "fastocclusion.plot",
-        ),
-        "fastocclusion.backends.tensorflow": (
-            "fastocclusion.backends.torch",
-            "fastocclusion.occlusion",
-            "fastocclusion.cli",
-        ),
-        "fastocclusion.backends.torch": (
-            "fastocclusion.backends.tensorflow",
-            "fastocclusion.occlusion",
-            "fastocclusion.cli",
-        ),
-    }
-    for name, targets in import_graph().items():
+        "fastocclusion.engine": ("fastocclusion.backends", *ABOVE_BACKENDS),
+        "fastocclusion.backends.tensorflow": (*ABOVE_BACKENDS, "fastocclusion.backends.torch"),
+        "fastocclusion.backends.torch": (*ABOVE_BACKENDS, "fastocclusion.backends.tensorflow",
+                                         "fastocclusion.backends.numpy"),
+        "fastocclusion.backends.numpy": (*ABOVE_BACKENDS, "fastocclusion.backends.tensorflow",
+                                         "fastocclusion.backends.torch"),
+        **{front: tuple(f for f in ABOVE_BACKENDS if f != front) for front in FRONT_ENDS},
+    }  # fmt: skip
+    graph = import_graph()
+    for name, targets in graph.items():
         for layer, forbidden in layers.items():
-            if name == layer or name.startswith(layer + "."):
-                bad = sorted(t for t in targets if t.startswith(forbidden))
+            if in_layer(name, layer):
+                bad = sorted(t for t in targets if any(in_layer(t, f) for f in forbidden))
                 assert not bad, f"{name} imports {bad}"
+    # The check reads the graph right: the Captum front-end does import its backend.
+    assert "fastocclusion.backends.torch.forward" in graph["fastocclusion.captum.occlusion"]
+
+
+def test_only_the_engine_builds_sweeps_and_fillers():
+    """Outside the engine no module constructs a Sweep or a filler: front-ends call
+    engine.build_sweep."""
+    built = {"Sweep", "HostFiller", "DeviceFiller"}
+    for name, path in modules().items():
+        if in_layer(name, "fastocclusion.engine"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else None
+                called = node.func.id if isinstance(node.func, ast.Name) else called
+                assert called not in built, f"{name} constructs {called} (line {node.lineno})"
 
 
 def test_no_private_names_imported_across_modules():
@@ -147,7 +164,7 @@ def test_no_private_names_imported_across_modules():
     [
         "fastocclusion",
         "fastocclusion.engine",
-        "fastocclusion.occlusion",
+        "fastocclusion.xplique",
         "fastocclusion.backends",
         "fastocclusion.arrays",
         "fastocclusion.tasks",

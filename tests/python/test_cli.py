@@ -47,6 +47,7 @@ def test_help_lists_the_commands(capsys):
         "--reduction",
         "--out",
         "--scale",
+        "--overwrite",
     ):
         assert flag in out
 
@@ -366,6 +367,40 @@ def test_explain_errors_exit_2_naming_the_argument(files, tmp_path, capsys):
     err = _error(capsys, _explain(files, a_file, "--patch-size", "4"))
     assert "--out" in err and "not a directory" in err
     assert not (tmp_path / "o").exists()  # nothing written on errors
+
+
+def test_explain_out_under_a_file_fails_in_one_line_before_any_model_call(
+    files, tmp_path, capsys, monkeypatch
+):
+    calls = []
+    predict, explain = keras.Model.predict, fastocclusion.Occlusion.explain
+
+    def counted(method):
+        def wrapper(*args, **kwargs):
+            calls.append(method.__name__)
+            return method(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(keras.Model, "predict", counted(predict))
+    monkeypatch.setattr(fastocclusion.Occlusion, "explain", counted(explain))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    out = a_file / "out"  # unwritable for root too
+    for extra in ([], ["--workers", "1"]):
+        err = _error(capsys, _explain(files, out, "--patch-size", "4", *extra))
+        assert err.startswith(f"fastocclusion explain: error: --out: {str(out)!r} could not be")
+        assert "expected a writable directory" in err and err.count("\n") == 1, err
+        assert calls == []
+    # the counter sees the model calls of a run that goes ahead
+    assert _explain(files, tmp_path / "ok", "--patch-size", "4") == 0
+    assert calls == ["predict", "explain"]
+
+
+def test_explain_overwrite_is_only_valid_with_workers(files, tmp_path, capsys):
+    err = _error(capsys, _explain(files, tmp_path / "o", "--overwrite"))
+    assert "--overwrite: is only valid with --workers N" in err
+    assert not (tmp_path / "o").exists()
 
 
 # -- the demo -----------------------------------------------------------------------------

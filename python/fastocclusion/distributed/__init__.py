@@ -31,7 +31,8 @@ Design choices:
   arrays and iterables are shipped by the driver.
 
 Modules: ``datasets`` (the dataset kinds, shards, image reading), ``store`` (the output
-directory: atomic writes, checksums, resume, ``load_results``), ``worker`` (the actor),
+directory: atomic writes, checksums, resume, ``load_results``), ``models`` (what identifies
+the model, so that a rerun resumes only the same model's maps), ``worker`` (the actor),
 ``runner`` (``explain_dataset``: checks, scheduling, failures, progress), ``summary``.
 Ray is imported only when ``explain_dataset`` runs.
 """

@@ -13,16 +13,24 @@ import numpy as np
 from fastocclusion import tasks
 from fastocclusion.arrays import to_numpy
 from fastocclusion.distributed.datasets import Shard
-from fastocclusion.layouts import input_layout, sample_baseline, window_geometry
-from fastocclusion.occlusion import Occlusion
+from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.options import (
     DEVICES,
     EDGES,
     REDUCTIONS,
     check_batch_size,
     check_choice,
+    check_incremental,
     check_occlusion_value,
     check_sizes,
+    check_switch_share,
+)
+from fastocclusion.xplique import Occlusion
+from fastocclusion.xplique.layouts import (
+    DATA_FORMATS,
+    input_layout,
+    sample_baseline,
+    window_geometry,
 )
 
 #: Occlusion's keyword arguments that explain_dataset does not pass through.
@@ -45,9 +53,10 @@ def non_negative(value: Any, name: str, positive: bool = False) -> float:
 
 
 def check_options(options: dict[str, Any], sample_shape: tuple[int, ...]) -> dict[str, Any]:
-    """``Occlusion``'s keyword arguments, checked as far as it can be without the model:
-    names (TypeError naming an unknown one), values, and the windows on inputs of
-    ``sample_shape`` (ValueError naming the option). Returns them with defaults filled in."""
+    """``Occlusion``'s keyword arguments, checked as far as it can be without the model,
+    with ``Occlusion``'s own checks: names (TypeError naming an unknown one), values, and
+    the windows on inputs of ``sample_shape`` (ValueError naming the option). Returns them
+    with defaults filled in. Every option ``Occlusion.__init__`` checks is checked here."""
     parameters = inspect.signature(Occlusion.__init__).parameters
     known = {name: p.default for name, p in parameters.items() if name not in NOT_OPTIONS}
     for name in options:
@@ -60,7 +69,9 @@ def check_options(options: dict[str, Any], sample_shape: tuple[int, ...]) -> dic
     tasks.parse_operator(full["operator"])
     for name, choices in (("edges", EDGES), ("reduction", REDUCTIONS), ("device", DEVICES)):
         check_choice(full[name], name, choices)
-    check_choice(full["data_format"], "data_format", ("channels_last", "channels_first"))
+    check_choice(full["data_format"], "data_format", DATA_FORMATS)
+    check_incremental(full["incremental"])
+    check_switch_share(full["incremental_threshold"], DEFAULT_SWITCH_SHARE)
     layout = input_layout((1, *sample_shape), full["data_format"])
     patch = check_sizes(full["patch_size"], "patch_size")
     stride = check_sizes(full["patch_stride"], "patch_stride")

@@ -298,7 +298,7 @@ class ArrayData:
             return
         assert self._items is not None
         while chunk := list(itertools.islice(self._items, shard_size)):
-            arrays = [to_numpy(item, "dataset") for item in chunk]
+            arrays = [to_numpy(item, "dataset", ValueError) for item in chunk]
             for array in arrays:
                 if array.shape != self.sample_shape:
                     raise ValueError(

@@ -1,10 +1,12 @@
 """``explain_dataset``: a dataset explained shard by shard on a pool of Ray actors.
 
-The driver (the calling process) checks everything, locks the output directory, starts the
-actors (each builds the model once), then keeps every actor busy with up to
-``IN_FLIGHT_PER_WORKER`` shards (the next one queued behind the running one), writes each
-shard's maps as it arrives, and updates one progress bar over samples. Shards are handed out
-as actors free up, so a slow worker or host takes fewer of them.
+The driver (the calling process) checks everything, creates and locks the output directory,
+starts the actors (each builds the model once), settles the model's identity with the
+directory's (``distributed.models``: another model's run is refused before any model call),
+then keeps every actor busy with up to ``IN_FLIGHT_PER_WORKER`` shards (the next one queued
+behind the running one), writes each shard's maps as it arrives, and updates one progress
+bar over samples. Shards are handed out as actors free up, so a slow worker or host takes
+fewer of them.
 
 Failures:
 - a worker process that dies (killed, out of memory, its node lost) is restarted by Ray,
@@ -12,7 +14,9 @@ Failures:
   ``max_task_retries`` of the actor, both ``max_retries``); an actor out of restarts leaves
   the pool and its shards go back to the queue for the others;
 - a shard that raises (an unreadable image, a bad item) is recorded under its name and the
-  others go on; the run ends incomplete and a rerun retries just that shard.
+  others go on; the run ends incomplete and a rerun retries just that shard; so is a shard
+  whose worker reports another model than the run's (a ``model_fn`` that builds different
+  models in different processes).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from fastocclusion.distributed.checks import (
     shard_targets,
 )
 from fastocclusion.distributed.datasets import Shard, as_dataset
-from fastocclusion.distributed.store import FORMAT, OutputStore
+from fastocclusion.distributed.store import FORMAT, MODEL, OutputStore
 from fastocclusion.distributed.summary import RunSummary, WorkerSummary
 from fastocclusion.distributed.worker import ShardWorker
 
@@ -75,6 +79,8 @@ def explain_dataset(
     ray_address: str | None = None,
     max_retries: int = 3,
     progress: bool = True,
+    model_id: str | None = None,
+    overwrite: bool = False,
     **occlusion_options: Any,
 ) -> RunSummary:
     """Occlusion maps of a whole dataset on ``workers`` Ray actors, written shard by shard
@@ -90,17 +96,39 @@ def explain_dataset(
     the cluster to join (None: the Ray instance this process already has, else a new local
     one, shut down at the end). ``occlusion_options``: ``Occlusion``'s keyword arguments.
 
-    Rerunning with the same ``out_dir`` and settings resumes: complete shards (checksums
-    verified) are skipped. Argument errors raise ValueError/TypeError naming the argument
-    before any model call; a shard that fails is reported in ``RunSummary.failed``."""
+    Rerunning with the same ``out_dir``, settings and model resumes: complete shards
+    (checksums verified) are skipped. The model is identified by ``model_id`` when given (a
+    string that changes whenever the model does, e.g. the SHA-256 of its file, as the
+    command line passes; no worker is then started for a run that is complete already),
+    else by the digest of the weights ``model_fn`` builds (a Keras model's
+    ``get_weights()``, a PyTorch module's ``state_dict()``, with the model's class): each
+    worker reports it once it has built the model, and the driver compares it with the
+    directory's before any shard is handed out (so a rerun starts the workers even when
+    every shard is complete). A model without weights there (a plain callable, a
+    ``TorchCallable``) needs ``model_id`` (ValueError naming it); a digest does not see
+    code that changes and keeps the weights (another activation function): name such
+    models with ``model_id``. ``out_dir`` holding the run of other settings or of another
+    model (or of an earlier version, which recorded no model) is a ValueError naming it,
+    unless ``overwrite``: that run's shards and manifest are then deleted and this one
+    starts over.
+
+    Argument errors, ``out_dir`` not a writable directory (it is created when missing) and
+    another model's run raise ValueError/TypeError naming the argument before any model
+    call; a shard that fails is reported in ``RunSummary.failed``."""
     started = time.perf_counter()
     workers = positive_int(workers, "workers")
     shard_size = positive_int(shard_size, "shard_size")
     max_retries = positive_int(max_retries, "max_retries", minimum=0)
     gpus = non_negative(gpus_per_worker, "gpus_per_worker")
     cpus = non_negative(cpus_per_worker, "cpus_per_worker", positive=True)
-    if not isinstance(progress, bool):
-        raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
+    for name, value in (("progress", progress), ("overwrite", overwrite)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: {value!r} is invalid, expected True or False")
+    if model_id is not None and not (isinstance(model_id, str) and model_id):
+        raise ValueError(
+            f"model_id: {model_id!r} is invalid, expected None or a non-empty string that "
+            "names the model"
+        )
     if not callable(model_fn):
         raise TypeError(
             f"model_fn: {type(model_fn).__name__} is invalid, expected a callable that "
@@ -119,14 +147,15 @@ def explain_dataset(
             f"model_fn: could not be pickled to send it to the workers ({error}); pass a "
             "module-level function or a functools.partial, and picklable options"
         ) from None
-    fingerprint = {
+    settings = {
         "format": FORMAT,
         "dataset": data.describe(),
         "shard_size": shard_size,
         "targets": mode,
         "options": {name: canonical(value) for name, value in options.items()},
     }
-    store = OutputStore(os.fspath(out_dir), fingerprint)
+    # A known model is settled now (before Ray starts); else once the workers report it.
+    store = OutputStore(os.fspath(out_dir), settings, model_id, overwrite)
     started_ray = False
     try:
         if not ray.is_initialized():
@@ -150,7 +179,9 @@ def explain_dataset(
         threads = max(1, int(cpus))
 
         def start_pool() -> list[Any]:
-            return [actor_class.remote(model_fn, options, threads) for _ in range(workers)]
+            return [
+                actor_class.remote(model_fn, options, threads, model_id) for _ in range(workers)
+            ]
 
         return run.execute(start_pool, progress, started)
     finally:
@@ -197,7 +228,8 @@ class _Run:
                 self.exhausted = True
                 return None
             except ValueError as error:  # a bad item of an iterable: nothing after it is read
-                self.summary.failed["dataset"] = str(error)
+                # (its message names the dataset already; so does the key)
+                self.summary.failed["dataset"] = str(error).removeprefix("dataset: ")
                 return None
             try:
                 targets = shard_targets(self.targets, shard)
@@ -215,12 +247,11 @@ class _Run:
                 self.bar.update(shard.stop - shard.start)
         return None
 
-    def execute(self, start_pool: Any, progress: bool, started: float) -> RunSummary:
-        """Runs every shard not complete yet; workers are started only when there is one."""
+    def _start(self, start_pool: Any, started: float) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The pool of actors, each with its model built, and what each reported (its
+        ``info``); RuntimeError naming ``model_fn`` when one cannot be built. Fills the
+        summary's workers and start-up time."""
         ray, summary = self.ray, self.summary
-        pending = self._next_shard()
-        if pending is None:
-            return self._finish(started)
         pool = start_pool()
         try:
             infos = ray.get([actor.info.remote() for actor in pool])
@@ -235,12 +266,52 @@ class _Run:
             WorkerSummary(i, info["node"], [info["pid"]]) for i, info in enumerate(infos)
         ]
         summary.startup_seconds = time.perf_counter() - started
-        # The bar starts with the workers ready (their start-up is not the samples' time).
-        self.bar = _progress(progress, self.data.count, summary.samples_skipped)
-        alive = dict(enumerate(pool))
-        load = collections.Counter({i: 0 for i in alive})
+        return pool, infos
+
+    @staticmethod
+    def _reported_model(infos: list[dict[str, Any]]) -> str:
+        """The model identity the workers reported, one for all of them; ValueError naming
+        ``model_id`` when their model has no weights to digest, or ``model_fn`` when they
+        built different models."""
+        models = {info["model"] for info in infos}
+        if None in models:
+            kind = next(info["model_type"] for info in infos if info["model"] is None)
+            raise ValueError(
+                f"model_id: None is invalid for the {kind} model_fn builds (it has no weights "
+                "that get_weights() or state_dict() can read, so a rerun could not tell "
+                "whether it is the same model), expected a string that names the model and "
+                "changes whenever it does (e.g. the SHA-256 of its file)"
+            )
+        if len(models) > 1:
+            raise ValueError(
+                f"model_fn: the workers built {len(models)} different models (their weights "
+                "differ), expected the same model in every process: seed the model's "
+                "initialisation or load saved weights"
+            )
+        return models.pop()
+
+    def execute(self, start_pool: Any, progress: bool, started: float) -> RunSummary:
+        """Runs every shard not complete yet. With the model's identity settled already
+        (``model_id``), workers are started only when there is a shard to explain; else they
+        are started first and the model they report is settled with the store (which may
+        refuse it) before any shard is read."""
+        ray, summary = self.ray, self.summary
+        pool: list[Any] = []
+        alive: dict[int, Any] = {}
         in_flight: dict[Any, tuple[Shard, Any, str, int]] = {}
         try:
+            if self.store.fingerprint is None:
+                pool, infos = self._start(start_pool, started)
+                self.store.use_model(self._reported_model(infos))
+            pending = self._next_shard()
+            if pending is None:
+                return self._finish(started)
+            if not pool:
+                pool, _ = self._start(start_pool, started)
+            # The bar starts with the workers ready (their start-up is not the samples' time).
+            self.bar = _progress(progress, self.data.count, summary.samples_skipped)
+            alive = dict(enumerate(pool))
+            load = collections.Counter({i: 0 for i in alive})
             while True:
                 while alive:
                     worker = min(alive, key=lambda i: load[i])
@@ -286,6 +357,14 @@ class _Run:
                 self.retry.append(shard)
             else:
                 summary.failed[shard.describe()] = f"its worker died: {type(error).__name__}"
+            return
+        assert self.store.fingerprint is not None
+        model = self.store.fingerprint[MODEL]
+        if result["model"] != model:  # a worker restarted with another model
+            summary.failed[shard.describe()] = (
+                f"its worker's model is {result['model']!r}, expected the run's {model!r}: "
+                "model_fn must build the same model in every process"
+            )
             return
         n = shard.stop - shard.start
         fields = {k: result[k] for k in ("labels", "outputs", "model_calls", "seconds")}

@@ -4,8 +4,9 @@ there is one writer and no shared file system is needed for the outputs.
 
 Layout::
 
-    OUT/manifest.json              the run's settings (its fingerprint); at the end, every
-                                   shard's range, file and SHA-256, the failures, the summary
+    OUT/manifest.json              the run's settings and model (its fingerprint); at the end,
+                                   every shard's range, file and SHA-256, the failures, the
+                                   summary
     OUT/shards/shard-000003.npy    the maps of shard 3, (n, *map shape) float32
     OUT/shards/shard-000003.json   its record: range, input key, the .npy's SHA-256, labels and
                                    outputs (top-class or class-index targets), worker stats
@@ -17,6 +18,11 @@ fsync'ed, then renamed over the final name (``os.replace``); the record is writt
 input key, and the ``.npy``'s SHA-256 matches the record: a crash at any point leaves either
 a complete shard or one that is recomputed. The manifest is rewritten at the start and at the
 end only (per-shard records keep the cost per shard constant, whatever the run's size).
+
+The fingerprint holds the model's identity (``distributed.models``): a directory that holds
+another model's run, or a run that recorded no model (an earlier version's), is refused
+before any model call, or with ``overwrite`` its shards and manifest are deleted and the run
+starts over. The directory is created and checked writable before anything else.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import tempfile
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +42,11 @@ import numpy as np
 
 #: Written into every manifest and record; another value is another layout.
 FORMAT = "fastocclusion-distributed/1"
+#: The key of the model's identity in a run's fingerprint (absent from the manifests of
+#: versions before it: treated as another model).
+MODEL = "model"
+#: How errors tell the caller to start over (the command line names its flag instead).
+OVERWRITE = "overwrite=True"
 MANIFEST = "manifest.json"
 SHARDS = "shards"
 
@@ -110,35 +123,114 @@ def shard_stem(index: int) -> str:
     return f"shard-{index:06d}"
 
 
+#: The files of shards (maps and records) in OUT/shards.
+SHARD_FILE = re.compile(r"shard-\d{6,}\.(npy|json)")
+
+
+def writable_directory(path: str | os.PathLike[str], name: str) -> str:
+    """``path`` made absolute, created (with its parents) when missing, and checked
+    writable by creating a temporary file in it; ValueError naming ``name`` when it is a
+    file, lies under one, or cannot be created or written (checked by writing, so that it
+    holds for root too)."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{name}: {path!r} exists and is not a directory, expected a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{name}: {path!r} could not be created or written ({type(error).__name__}: "
+            f"{error.strerror or error}), expected a writable directory"
+        ) from None
+    return path
+
+
 class OutputStore:
     """A run's output directory, locked for the run (see the module docstring).
 
-    ``fingerprint``: the settings that decide the maps (options, targets' kind, dataset kind
-    and preprocessing, shard size), JSON-serialisable. ValueError naming ``out_dir`` when it
-    is a file, is being written by another run, or holds a run of other settings."""
+    ``settings``: what decides the maps besides the model (options, targets' kind, dataset
+    kind and preprocessing, shard size), JSON-serialisable; ``model``: the model's identity
+    (see ``distributed.models``), given here or later to ``use_model``, which must come
+    before any shard is read or written; ``overwrite``: the run that was in the directory
+    is deleted (its shards and manifest) instead of resumed or refused. ValueError naming
+    ``out_dir`` when it is a file, lies under one, cannot be created or written, is being
+    written by another run, or holds a run of other settings or of another model."""
 
-    def __init__(self, out_dir: str, fingerprint: dict[str, Any]) -> None:
-        self.out_dir = os.path.abspath(out_dir)
-        if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):
-            raise ValueError(f"out_dir: {self.out_dir!r} exists and is not a directory")
-        self.shard_dir = os.path.join(self.out_dir, SHARDS)
-        os.makedirs(self.shard_dir, exist_ok=True)
+    def __init__(
+        self,
+        out_dir: str,
+        settings: dict[str, Any],
+        model: str | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.out_dir = writable_directory(out_dir, "out_dir")
+        self.shard_dir = writable_directory(os.path.join(self.out_dir, SHARDS), "out_dir")
         self._lock = self._acquire_lock()
         try:
-            self.fingerprint = json.loads(json.dumps(fingerprint))  # as read back later
-            manifest = _read_json(os.path.join(self.out_dir, MANIFEST))
-            if manifest is not None and manifest.get("fingerprint") != self.fingerprint:
-                changes = _differences(manifest.get("fingerprint"), self.fingerprint)
-                raise ValueError(
-                    f"out_dir: {self.out_dir!r} holds the shards of a run with other settings "
-                    f"({'; '.join(changes)}): use another directory, or the same settings to "
-                    "resume that run"
-                )
-            self._remove_temporaries()
-            self._write_manifest({"status": "running"})
+            self.settings = json.loads(json.dumps(settings))  # as read back later
+            self.overwrite = overwrite
+            #: the settings and the model's identity once use_model settled it
+            self.fingerprint: dict[str, Any] | None = None
+            # the fingerprint of the run found here ({} when unreadable), None: none found
+            self._found: dict[str, Any] | None = None
+            manifest = None if overwrite else _read_json(os.path.join(self.out_dir, MANIFEST))
+            if manifest is not None:
+                found = manifest.get("fingerprint")
+                self._found = found if isinstance(found, dict) else {}
+                there = {name: v for name, v in self._found.items() if name != MODEL}
+                if there != self.settings:
+                    changes = _differences(there, self.settings)
+                    raise ValueError(
+                        f"out_dir: {self.out_dir!r} holds the shards of a run with other "
+                        f"settings ({'; '.join(changes)}): use another directory, the same "
+                        f"settings to resume that run, or {OVERWRITE} to delete it and start "
+                        "over"
+                    )
+            if model is not None:
+                self.use_model(model)
         except BaseException:
             self.close()
             raise
+
+    def use_model(self, model: str) -> None:
+        """Settles the run's model: ValueError naming ``out_dir`` when the directory holds
+        the run of another model, or of a version of fastocclusion that recorded none
+        (treated as another model's: its maps cannot be vouched for); with ``overwrite``,
+        that run's shards and manifest are deleted instead. Then writes this run's manifest
+        (status "running"). Call it before any shard is read or written (before any model
+        call, so that a refused run has spent none)."""
+        if self._found is not None:
+            recorded = self._found.get(MODEL)
+            if recorded is None:
+                raise ValueError(
+                    f"out_dir: the maps in {self.out_dir!r} were made by a version of "
+                    "fastocclusion that did not record the model, so they are treated as "
+                    f"another model's: use another directory, or {OVERWRITE} to delete that "
+                    "run and start over"
+                )
+            if recorded != model:
+                raise ValueError(
+                    f"out_dir: the maps in {self.out_dir!r} were made by another model "
+                    f"({recorded!r} there, {model!r} here): use another directory, the same "
+                    f"model to resume that run, or {OVERWRITE} to delete it and start over"
+                )
+        if self.overwrite:
+            self._clear()
+        self._remove_temporaries()
+        self.fingerprint = {**self.settings, MODEL: model}
+        self._write_manifest({"status": "running"})
+
+    def _clear(self) -> None:
+        """Deletes the manifest and the shards (maps and records) of the run that was here;
+        other files (the command line's PNGs) are left."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(self.out_dir, MANIFEST))
+        for name in os.listdir(self.shard_dir):
+            if SHARD_FILE.fullmatch(name):
+                os.remove(os.path.join(self.shard_dir, name))
+        _fsync_directory(self.shard_dir)
 
     def _acquire_lock(self) -> int:
         import fcntl
@@ -174,7 +266,9 @@ class OutputStore:
 
     def completed(self, index: int, key: str) -> dict[str, Any] | None:
         """The record of shard ``index`` when it is complete for inputs of this ``key``
-        (record readable, same fingerprint and key, the .npy's SHA-256 verified), else None."""
+        (record readable, same fingerprint, the model's included, and key, the .npy's
+        SHA-256 verified), else None."""
+        assert self.fingerprint is not None, "use_model comes first"
         stem = os.path.join(self.shard_dir, shard_stem(index))
         record = _read_json(stem + ".json")
         if (
@@ -190,6 +284,7 @@ class OutputStore:
         self, index: int, start: int, stop: int, key: str, maps: np.ndarray, fields: dict[str, Any]
     ) -> dict[str, Any]:
         """Writes shard ``index``'s maps, then its record (with ``fields``); returns it."""
+        assert self.fingerprint is not None, "use_model comes first"
         stem = shard_stem(index)
         data = npy_bytes(np.asarray(maps, dtype=np.float32))
         write_atomically(os.path.join(self.shard_dir, stem + ".npy"), data)

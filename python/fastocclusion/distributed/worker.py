@@ -18,7 +18,8 @@ import fastocclusion
 from fastocclusion import _core
 from fastocclusion.arrays import to_numpy
 from fastocclusion.backends import make_backend
-from fastocclusion.occlusion import Occlusion
+from fastocclusion.distributed.models import model_type, weights_digest
+from fastocclusion.xplique import Occlusion
 
 #: Environment variables that size TensorFlow's thread pools; set (unless the user set them)
 #: to the worker's CPUs before the model is built, so workers sharing a host do not each use
@@ -29,23 +30,37 @@ THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 class ShardWorker:
     """A Ray actor's body. ``model_fn()`` builds the model (once per process);
     ``options`` are ``Occlusion``'s keyword arguments; ``cpus`` caps the model's and the
-    kernels' threads (0: no cap)."""
+    kernels' threads (0: no cap); ``model_id``: the model's identity the caller gave, or
+    None for the digest of the weights this process built (``distributed.models``; None
+    when the model has no weights it can read), reported with every answer so that the
+    driver checks it before any shard and with every shard."""
 
-    def __init__(self, model_fn: Any, options: dict[str, Any], cpus: int) -> None:
+    def __init__(
+        self, model_fn: Any, options: dict[str, Any], cpus: int, model_id: str | None = None
+    ) -> None:
         if cpus > 0:
             for name in THREAD_VARIABLES:
                 os.environ.setdefault(name, str(cpus))
             fastocclusion.set_num_threads(cpus)
         self.model = model_fn()
+        # No model call: the weights are read, not run.
+        self.model_id = model_id if model_id is not None else weights_digest(self.model)
+        self.model_type = model_type(self.model)
         self.options = options
         self.explainer = Occlusion(self.model, **options)
         self._backend: Any = None  # for the top-class pass, made on first use
 
     def info(self) -> dict[str, Any]:
-        """Where this worker runs: its process id and Ray node id."""
+        """Where this worker runs and what it runs: its process id, Ray node id, model
+        identity and model class."""
         import ray
 
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+            "model": self.model_id,
+            "model_type": self.model_type,
+        }
 
     def _outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, int]:
         """MODEL CALLS: the model's raw outputs on the unperturbed ``inputs`` and the number

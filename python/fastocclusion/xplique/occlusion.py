@@ -22,13 +22,6 @@ from fastocclusion.backends import make_backend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, build_sweep
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
-from fastocclusion.layouts import (
-    DATA_FORMATS,
-    check_region,
-    input_layout,
-    sample_baseline,
-    window_geometry,
-)
 from fastocclusion.options import (
     DEVICES,
     EDGES,
@@ -40,6 +33,13 @@ from fastocclusion.options import (
     check_occlusion_value,
     check_sizes,
     check_switch_share,
+)
+from fastocclusion.xplique.layouts import (
+    DATA_FORMATS,
+    check_region,
+    input_layout,
+    sample_baseline,
+    window_geometry,
 )
 
 __all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion"]
@@ -163,26 +163,26 @@ class Occlusion:
         if isinstance(self._patch_stride_shown, numbers.Integral):
             self._patch_stride_shown = (self._patch_stride_shown,) * axes
 
-    # -- Xplique's static helpers (masks; compatibility only, see xplique_helpers) --------
+    # -- Xplique's static helpers (masks; compatibility only, see xplique.masks) --------
 
     @staticmethod
     def _get_masks(input_shape: Any, patch_size: Any, patch_stride: Any) -> Any:
         """Xplique's boolean occlusion masks of one sample's shape (tf.bool tensor)."""
-        from fastocclusion.xplique_helpers import get_masks
+        from fastocclusion.xplique.masks import get_masks
 
         return get_masks(input_shape, patch_size, patch_stride)
 
     @staticmethod
     def _apply_masks(current_input: Any, masks: Any, occlusion_value: Any) -> Any:
         """Xplique's occluded copies of one input, one per mask (tf.Tensor)."""
-        from fastocclusion.xplique_helpers import apply_masks
+        from fastocclusion.xplique.masks import apply_masks
 
         return apply_masks(current_input, masks, occlusion_value)
 
     @staticmethod
     def _compute_sensitivity(baseline_scores: Any, occluded_scores: Any, masks: Any) -> Any:
         """Xplique's maps from the base and occluded scores and the masks (tf.Tensor)."""
-        from fastocclusion.xplique_helpers import compute_sensitivity
+        from fastocclusion.xplique.masks import compute_sensitivity
 
         return compute_sensitivity(baseline_scores, occluded_scores, masks)
 

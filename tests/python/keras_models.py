@@ -97,6 +97,18 @@ def random_keras_cnn(seed: int, shape: tuple[int, int, int]) -> Any:
     return keras.Model(inputs, head(rng, x))
 
 
+def random_options(rng: np.random.Generator) -> dict[str, Any]:
+    """Random Occlusion options for a small Keras CNN: batch, patch, stride, edges, and the
+    switch-back share."""
+    return {
+        "batch_size": int(rng.integers(4, 12)),
+        "patch_size": int(rng.integers(2, 7)),
+        "patch_stride": int(rng.integers(2, 5)),
+        "edges": str(rng.choice(["valid", "cover"])),
+        "incremental_threshold": float(rng.choice([0.5, 1.0])),
+    }
+
+
 def assert_close(maps: np.ndarray, reference: np.ndarray, model: Any, x: np.ndarray) -> None:
     """1e-4 of the maps' maximum plus the float32 round-off of the scores."""
     outputs = float(np.abs(model(x, training=False).numpy()).max())

@@ -25,6 +25,7 @@ from keras_models import (  # noqa: E402
     head,
     random_conv,
     random_local_step,
+    random_options,
 )
 
 from fastocclusion import Occlusion  # noqa: E402
@@ -95,13 +96,7 @@ def random_network(seed):
         x = step(rng, x)
     model = keras.Model(inputs, head(rng, x))
     batch = rng.normal(size=(int(rng.integers(1, 3)), *shape)).astype(np.float32)
-    options = {
-        "batch_size": int(rng.integers(4, 12)),
-        "patch_size": int(rng.integers(2, 7)),
-        "patch_stride": int(rng.integers(2, 5)),
-        "edges": str(rng.choice(["valid", "cover"])),
-        "incremental_threshold": float(rng.choice([0.5, 1.0])),
-    }
+    options = random_options(rng)
     return model, batch, options
 
 

@@ -19,7 +19,13 @@ tf = pytest.importorskip("tensorflow")
 layers = keras.layers
 
 from detection import keras_box_head, random_box_targets  # noqa: E402
-from keras_models import assert_close, centre, count_model_calls, random_keras_cnn  # noqa: E402
+from keras_models import (  # noqa: E402
+    assert_close,
+    centre,
+    count_model_calls,
+    random_keras_cnn,
+    random_options,
+)
 
 from fastocclusion import Occlusion  # noqa: E402
 
@@ -41,13 +47,7 @@ def test_random_keras_cnns_give_the_normal_sweeps_maps():
         shape = (int(rng.integers(11, 24)), int(rng.integers(11, 24)), int(rng.integers(1, 4)))
         model = random_keras_cnn(seed, shape)
         x = rng.normal(size=(int(rng.integers(1, 3)),) + shape).astype(np.float32)
-        options = {
-            "batch_size": int(rng.integers(4, 12)),
-            "patch_size": int(rng.integers(2, 7)),
-            "patch_stride": int(rng.integers(2, 5)),
-            "edges": str(rng.choice(["valid", "cover"])),
-            "incremental_threshold": float(rng.choice([0.5, 1.0])),
-        }
+        options = random_options(rng)
         maps, stats, reference = explain_both(model, x, **options)
         assert_close(maps, reference, model, x)
         ran += bool(stats.incremental_layers)

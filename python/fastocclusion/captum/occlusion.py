@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from fastocclusion.arrays import to_numpy
 from fastocclusion.backends.torch.forward import ForwardBackend
@@ -19,6 +20,7 @@ from fastocclusion.captum.arguments import (
 )
 from fastocclusion.engine import WindowGeometry, build_sweep
 from fastocclusion.options import is_int
+from fastocclusion.types import ArrayLike
 
 __all__ = ["Occlusion"]
 
@@ -39,15 +41,15 @@ class Occlusion:
 
     def attribute(
         self,
-        inputs: Any,
+        inputs: torch.Tensor | tuple[torch.Tensor, ...],
         sliding_window_shapes: Any,
         strides: Any = None,
-        baselines: Any = None,
+        baselines: float | ArrayLike | tuple[float | ArrayLike, ...] | None = None,
         target: Any = None,
         additional_forward_args: Any = None,
         perturbations_per_eval: int = 1,
         show_progress: bool = False,
-    ) -> Any:
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         is_tuple = isinstance(inputs, tuple)
         tensors = check_inputs(inputs if is_tuple else (inputs,))
         n = tensors[0].shape[0]

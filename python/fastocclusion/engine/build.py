@@ -25,6 +25,7 @@ from fastocclusion.engine.regions import (
     window_regions,
 )
 from fastocclusion.engine.sweep import Sweep
+from fastocclusion.types import BatchBuffer, WindowGrid
 
 __all__ = ["IncrementalOptions", "build_sweep"]
 
@@ -60,7 +61,7 @@ def build_sweep(
     baseline_kind: str = "auto",
     progress: bool = False,
     incremental: IncrementalOptions | None = None,
-    buffer: Any = None,
+    buffer: BatchBuffer | None = None,
 ) -> Sweep:
     """The sweep of ``inputs`` ((N, *sample) float32, C-contiguous) under ``geometry``'s
     windows, ``batch`` samples per model call, the windows set to ``baseline`` (see
@@ -87,7 +88,7 @@ def build_sweep(
 def _incremental_scorer(
     backend: Backend,
     options: IncrementalOptions | None,
-    grid: Any,
+    grid: WindowGrid,
     n: int,
     batch: int,
     on_device: bool,

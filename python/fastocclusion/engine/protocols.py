@@ -16,6 +16,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from fastocclusion.engine.regions import IncrementalRequest
+from fastocclusion.types import (
+    BatchBuffer,
+    Bookkeeping,
+    DeviceArray,
+    FrameworkTensor,
+    Scores,
+)
 
 
 class DeviceArrays(Protocol):
@@ -28,16 +35,16 @@ class DeviceArrays(Protocol):
     #: ``cuda_stream``); fills and maps are enqueued on it too, so everything is ordered.
     stream: Any
 
-    def asarray(self, values: np.ndarray) -> Any:
+    def asarray(self, values: np.ndarray) -> DeviceArray:
         """A device array holding a copy of ``values``."""
 
-    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> DeviceArray:
         """An uninitialised device array."""
 
-    def concatenate(self, arrays: list[Any]) -> Any:
+    def concatenate(self, arrays: list[DeviceArray]) -> DeviceArray:
         """Device arrays joined along their first axis."""
 
-    def view(self, buffer: Any) -> Any:
+    def view(self, buffer: BatchBuffer) -> DeviceArray:
         """A device array aliasing a ``fastocclusion._cuda.DeviceBuffer`` (DLPack, no copy);
         writes through it show in the buffer."""
 
@@ -67,11 +74,11 @@ class Backend(Protocol):
     def check_targets(self, targets: np.ndarray | None, n: int) -> None:
         """What can be checked of the targets before any model call (ValueError)."""
 
-    def static_output_shape(self, buffer: Any) -> tuple[int | None, ...] | None:
+    def static_output_shape(self, buffer: BatchBuffer) -> tuple[int | None, ...] | None:
         """The model's output shape for a full batch when it is known without a model call
         (tracing), else None."""
 
-    def outputs(self, buffer: Any, rows: int) -> Any:
+    def outputs(self, buffer: BatchBuffer, rows: int) -> Bookkeeping:
         """MODEL CALL: the raw outputs of the batch in ``buffer``, as a bookkeeping array (a
         copy: the buffer is refilled next). ``rows``: the first slots that hold samples, the
         others are padding: a backend may call the model on those rows only (nothing is
@@ -79,7 +86,10 @@ class Backend(Protocol):
         TensorFlow) and return them all; the sweep reads the first ``rows``."""
 
     def resolve_targets(
-        self, targets: np.ndarray | None, outputs: Any, output_shape: tuple[int | None, ...] | None
+        self,
+        targets: np.ndarray | None,
+        outputs: Bookkeeping | None,
+        output_shape: tuple[int | None, ...] | None,
     ) -> np.ndarray:
         """The sweep's float32 targets: the model's top class from ``outputs`` (the
         unperturbed inputs' outputs) when ``targets`` is None, else ``targets`` checked
@@ -88,17 +98,17 @@ class Backend(Protocol):
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         """Keeps the sweep's targets (N, ...) for ``scores``; ``batch`` is the batch size."""
 
-    def scores(self, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+    def scores(self, buffer: BatchBuffer, slots: Bookkeeping, gather: bool, rows: int) -> Scores:
         """MODEL CALL: float scores of the batch in ``buffer`` (at least ``rows`` of them, as
         for ``outputs``); slot j is scored against the target of input ``slots[j]`` (an int64
         bookkeeping array). ``gather`` False: the slots hold the same inputs as in the
         previous call."""
 
-    def scores_from_outputs(self, outputs: Any) -> Any:
+    def scores_from_outputs(self, outputs: Bookkeeping) -> Scores:
         """Built-in operators only: the (N,) scores of the unperturbed inputs from their
         outputs and the targets set, without a model call."""
 
-    def wrap_result(self, maps: Any) -> Any:
+    def wrap_result(self, maps: Bookkeeping) -> FrameworkTensor | np.ndarray:
         """The maps (a float32 NumPy array, or a device array) as what explain returns."""
 
     def incremental_scorer(self, request: IncrementalRequest) -> tuple[WindowScorer | None, str]:
@@ -125,16 +135,20 @@ class WindowScorer(Protocol):
     #: layers save (from the layer shapes; 0.0 when nothing runs incrementally).
     saved_share: float
 
-    def outputs(self, buffer: Any, start: int, count: int) -> Any:
+    def outputs(self, buffer: BatchBuffer, start: int, count: int) -> Bookkeeping:
         """MODEL CALL: as Backend.outputs for the unperturbed inputs [start, start + count)
         loaded in the first ``count`` slots; keeps their activations for the window calls."""
 
-    def scores(self, buffer: Any, slots: Any, windows: Any, gather: bool, rows: int) -> Any:
+    def scores(
+        self, buffer: BatchBuffer, slots: np.ndarray, windows: np.ndarray, gather: bool, rows: int
+    ) -> Scores:
         """MODEL CALL: as Backend.scores, for a batch whose slot j holds input ``slots[j]``
         occluded by window ``windows[j]`` (int64 bookkeeping arrays): the buffer is read
         only around the windows."""
 
-    def window_outputs(self, buffer: Any, slots: Any, windows: Any, rows: int) -> Any:
+    def window_outputs(
+        self, buffer: BatchBuffer, slots: np.ndarray, windows: np.ndarray, rows: int
+    ) -> Bookkeeping:
         """MODEL CALL: as Backend.outputs, for such a batch."""
 
 
@@ -144,7 +158,7 @@ class Filler(Protocol):
 
     #: The batch buffer, (batch,) + one input's shape, float32; its content changes with
     #: every fill.
-    buffer: Any
+    buffer: BatchBuffer
 
     def load_unperturbed(self, start: int, count: int) -> None:
         """Inputs [start, start + count) into the first ``count`` slots."""
@@ -153,25 +167,25 @@ class Filler(Protocol):
         """Occluded samples: slot j < count gets stream index start + j * stride
         (incremental: only what changed since the last fill is rewritten)."""
 
-    def asarray(self, values: np.ndarray) -> Any:
+    def asarray(self, values: np.ndarray) -> Bookkeeping:
         """A bookkeeping array holding ``values``."""
 
-    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Bookkeeping:
         """An uninitialised bookkeeping array."""
 
-    def concatenate(self, arrays: list[Any]) -> Any:
+    def concatenate(self, arrays: list[Bookkeeping]) -> Bookkeeping:
         """Bookkeeping arrays joined along their first axis."""
 
-    def deltas(self, planes: int = 1) -> Any:
+    def deltas(self, planes: int = 1) -> Bookkeeping:
         """The (N * planes * K,) float64 bookkeeping array the sweep writes the deltas into:
         ``planes`` grids of K window deltas per input (one per class of an all-class sweep),
         input-major."""
 
-    def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
+    def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Bookkeeping:
         """The (N * planes, *map shape) float32 maps of the deltas written (NumPy, or a
         device array for the device filler: only maps leave the device)."""
 
-    def blend(self, importance: np.ndarray, collapsed_axes: tuple[int, ...]) -> Any:
+    def blend(self, importance: np.ndarray, collapsed_axes: tuple[int, ...]) -> Bookkeeping:
         """As ``maps``, the values written blended with a window-shaped float32 ``importance``
         (the window's shape, 1 on the collapsed axes; finite, > 0): at every map element the
         importance-weighted mean of the covering windows' values."""

@@ -39,6 +39,7 @@ import numpy as np
 from fastocclusion.engine.progress import progress_bar
 from fastocclusion.engine.protocols import Backend, Filler, WindowScorer
 from fastocclusion.engine.stats import ExplainStats
+from fastocclusion.types import Bookkeeping, Scores
 
 
 class Sweep:
@@ -86,7 +87,7 @@ class Sweep:
 
     # -- 1. the base pass -------------------------------------------------------------------
 
-    def _unperturbed_outputs(self) -> Any:
+    def _unperturbed_outputs(self) -> Bookkeeping:
         chunks = []
         for start in range(0, self.n, self.batch):
             count = min(self.batch, self.n - start)
@@ -120,7 +121,7 @@ class Sweep:
             incremental_saved=scorer.saved_share if self.incremental else 0.0,
         )
 
-    def _unperturbed_scores(self) -> Any:
+    def _unperturbed_scores(self) -> Scores:
         scores = self.filler.empty((self.n,), np.float64)
         slots = np.full(self.batch, self.n - 1, dtype=np.int64)  # padding repeats the last input
         for start in range(0, self.n, self.batch):
@@ -133,7 +134,7 @@ class Sweep:
             scores[start : start + count] = batch_scores[:count]
         return scores
 
-    def base_pass(self, targets: np.ndarray | None) -> tuple[np.ndarray, Any]:
+    def base_pass(self, targets: np.ndarray | None) -> tuple[np.ndarray, Scores]:
         """(the checked or default targets, the (N,) float64 base scores)."""
         backend = self.backend
         shape = None
@@ -197,7 +198,7 @@ class Sweep:
 
     def run(
         self, targets: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
-    ) -> tuple[np.ndarray, Any]:
+    ) -> tuple[np.ndarray, Bookkeeping]:
         """(the targets used, the maps (N, *map shape) float32 from the filler)."""
         with self.backend.calls():
             return self._run(targets, reduction, collapsed_axes)
@@ -232,8 +233,8 @@ class Sweep:
         return targets, self.filler.maps(reduction, collapsed_axes)
 
     def run_classes(
-        self, classes: Any, reduction: str, collapsed_axes: tuple[int, ...]
-    ) -> tuple[np.ndarray, Any]:
+        self, classes: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
+    ) -> tuple[np.ndarray, Bookkeeping]:
         """All-class maps from one sweep: the model's raw (N, K) outputs are kept for every
         perturbed batch instead of one score. ``classes``: the class indices to map (None:
         all). Returns (the classes, the maps (N * len(classes), *map shape), input-major).
@@ -279,13 +280,15 @@ class Sweep:
         self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k], c)
         return chosen, self.filler.maps(reduction, collapsed_axes)
 
-    def _write_planes(self, stream: Any, planes: int) -> None:
+    def _write_planes(self, stream: Bookkeeping, planes: int) -> None:
         """(N * K, planes) values in stream order into the filler's deltas: ``planes`` grids
         of K window values per input, input-major."""
         deltas = self.filler.deltas(planes=planes)
         deltas[...] = stream.reshape(self.n, self.num_windows, planes).swapaxes(1, 2).reshape(-1)
 
-    def run_values(self, importance: Any, collapsed_axes: tuple[int, ...]) -> tuple[int, Any]:
+    def run_values(
+        self, importance: np.ndarray | None, collapsed_axes: tuple[int, ...]
+    ) -> tuple[int, Bookkeeping]:
         """Maps of the backend's outputs themselves (MONAI's occlusion sensitivity): no base
         pass; the (B, C) outputs of every occluded batch are kept, and each map element of
         class c is the mean of output c over the windows covering it, weighted by

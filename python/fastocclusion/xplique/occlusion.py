@@ -34,6 +34,7 @@ from fastocclusion.options import (
     check_sizes,
     check_switch_share,
 )
+from fastocclusion.types import ArrayLike, FrameworkTensor, Model, Operator, Targets
 from fastocclusion.xplique.layouts import (
     DATA_FORMATS,
     check_region,
@@ -108,12 +109,12 @@ class Occlusion:
 
     def __init__(
         self,
-        model: Any,
+        model: Model,
         batch_size: int | None = 32,
-        operator: Any = None,
+        operator: Operator = None,
         patch_size: int | tuple[int, ...] = 3,
         patch_stride: int | tuple[int, ...] = 3,
-        occlusion_value: Any = 0.0,
+        occlusion_value: float | ArrayLike = 0.0,
         *,
         data_format: str = "channels_last",
         edges: str = "valid",
@@ -186,11 +187,13 @@ class Occlusion:
 
         return compute_sensitivity(baseline_scores, occluded_scores, masks)
 
-    def __call__(self, inputs: Any, labels: Any = None) -> Any:
+    def __call__(self, inputs: ArrayLike, labels: Targets = None) -> FrameworkTensor:
         """``explain(inputs, labels)``: Xplique's call signature."""
         return self.explain(inputs, labels)
 
-    def explain(self, inputs: Any, targets: Any = None, *, region: Any = None) -> Any:
+    def explain(
+        self, inputs: ArrayLike, targets: Targets = None, *, region: Any = None
+    ) -> FrameworkTensor:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, D, H, W, 1) for
         volumes ((N, 1, H, W) / (N, 1, D, H, W) channels first), (N, T, W) for time series,
         (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
@@ -199,7 +202,9 @@ class Occlusion:
         model calls), anchored at its corner, and the maps are 0 outside it."""
         return self._serialised(self._explain, inputs, targets, region)
 
-    def explain_classes(self, inputs: Any, classes: Any = None, *, region: Any = None) -> Any:
+    def explain_classes(
+        self, inputs: ArrayLike, classes: Any = None, *, region: Any = None
+    ) -> FrameworkTensor:
         """One map per class from the model calls of a single sweep: the model's raw (N, K)
         outputs are kept for every perturbed batch. ``classes``: class indices (default: all
         K). Maps (N, H, W, len(classes)) for channels-last images (the class axis takes the

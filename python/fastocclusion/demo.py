@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from fastocclusion.frameworks import import_tensorflow
+
 SIZE = 32
 CLASS_NAMES = ("square", "disc")
 HELD_OUT = 500
@@ -71,9 +73,17 @@ def make_dataset(
     return images[..., None], labels, masks
 
 
-def build_model(size: int = SIZE) -> Any:
+def _keras() -> Any:
+    """The keras module; without TensorFlow (the demo's CNN is a Keras model on TensorFlow),
+    an ImportError naming the extra to install."""
+    import_tensorflow("the demo's Keras CNN")
     import keras
 
+    return keras
+
+
+def build_model(size: int = SIZE) -> Any:
+    keras = _keras()
     layers = keras.layers
     model = keras.Sequential(
         [
@@ -143,8 +153,7 @@ def train_model(seed: int = 0, samples: int = 2000, epochs: int = 3) -> Any:
     """The demo's CNN (``build_model``) trained on ``samples`` images of ``make_dataset`` (a
     generator seeded with ``seed``), a few seconds on a CPU. Its two logits (square, disc)
     are what occlusion explains; held-out accuracy is ~1.0 with the defaults."""
-    import keras
-
+    keras = _keras()
     keras.utils.set_random_seed(seed)
     x_train, y_train, _ = make_dataset(samples, np.random.default_rng([seed, 1]))
     model = build_model()

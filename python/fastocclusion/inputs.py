@@ -1,7 +1,9 @@
 """Turning what users pass to ``explain`` into float32 NumPy arrays (SPEC §2, §3, §6).
 
 Nothing here modifies the caller's data: arrays are read, and copied when a conversion is
-needed. TensorFlow is imported only when a TensorFlow object is actually passed.
+needed. TensorFlow is imported only when a TensorFlow object is actually passed; without
+TensorFlow, an object that only TensorFlow can read (a ``tf.data`` dataset) is an
+ImportError naming the extra to install (``fastocclusion.frameworks``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fastocclusion.arrays import to_numpy
+from fastocclusion.frameworks import missing_tensorflow, tensorflow_installed, tensorflow_need
 
 
 def _is_dataset(value: Any) -> bool:
@@ -52,8 +55,23 @@ def read_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return join(xs), (join(ys) if ys else None)
 
 
+def _check_readable(value: Any, name: str) -> None:
+    """ImportError naming ``name`` and the TensorFlow extra when ``value`` is an object only
+    TensorFlow can read and TensorFlow is not installed."""
+    need = tensorflow_need(value)
+    if need is not None and not tensorflow_installed():
+        raise missing_tensorflow(f"{name}: {need}")
+
+
 def read_inputs(inputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Inputs and targets as NumPy arrays (not yet cast); datasets are read in full."""
+    """Inputs and targets as NumPy arrays (not yet cast); datasets are read in full.
+
+    >>> x, y = read_inputs([[1.0, 2.0]], None)
+    >>> x.shape, y
+    ((1, 2), None)
+    """
+    _check_readable(inputs, "inputs")
+    _check_readable(targets, "targets")
     if _is_dataset(inputs):
         if targets is not None:
             raise ValueError(

@@ -29,7 +29,7 @@ def first_python_block() -> str:
 def test_readme_commands_come_first_and_need_no_system_package():
     commands = re.findall(r"^    (\S.*)$", readme_text(), re.MULTILINE)[:2]
     assert commands == [
-        'pip install ".[plot]" && fastocclusion demo',
+        'pip install ".[tensorflow,plot]" && fastocclusion demo',
         'pip install ".[test]" && python -m pytest',
     ]
 

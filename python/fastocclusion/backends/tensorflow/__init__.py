@@ -1,5 +1,7 @@
-"""The TensorFlow backend: Keras models, tf.Modules, TensorFlow callables, and models over
-NumPy arrays (plain callables, scikit-learn style objects, TFLite interpreters).
+"""The TensorFlow backend: Keras models, tf.Modules, TensorFlow callables, TFLite
+interpreters, and, when TensorFlow is installed, models over NumPy arrays (plain callables,
+scikit-learn style objects: their kinds, call policy and NumPy scores are the NumPy
+backend's, backends/numpy, which runs them without TensorFlow).
 
 - ``backend``: ``TFBackend`` (engine.protocols.Backend), batches filled in host memory;
 - ``models``: one calling convention for every model kind (``adapt_model``);

@@ -8,8 +8,8 @@ A ``TFBackend`` owns the (traced) score function of one explainer:
   read-only NumPy view of the batch, then the built-in operator runs on their outputs. The
   buffer behind that view is refilled for the next batch: a model that keeps a reference to
   its batch (a cache, a lazy or asynchronous framework) or writes into it gets a copy of
-  every batch instead (``TFBackend._numpy_call``), and outputs that share the batch's memory
-  are copied;
+  every batch instead, and outputs that share the batch's memory are copied (the NumPy
+  backend's call policy, backends/numpy/calls.py, shared);
 - custom operators are called eagerly as g(model, inputs, targets), like the reference.
 Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a copy.
 """
@@ -17,13 +17,13 @@ Batches cross into TensorFlow by DLPack from 64-byte-aligned buffers, without a 
 from __future__ import annotations
 
 import contextlib
-import warnings
-import weakref
 from typing import Any
 
 import numpy as np
 
 from fastocclusion import _core
+from fastocclusion.backends.numpy.calls import NumpyModelCalls, checked_outputs, read_only
+from fastocclusion.backends.numpy.operators import is_row_dot, row_dot
 from fastocclusion.backends.tensorflow.models import adapt_model, check_keras_input
 from fastocclusion.backends.tensorflow.operators import resolve_operator
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
@@ -58,9 +58,9 @@ class TFBackend:
         # The per-sample output shape seen by the last base pass, for models whose traced
         # output has an unknown rank (a tf.function over tf.numpy_function, say).
         self._output_tail: tuple[int, ...] | None = None
-        # How NumPy models get their batches: "probe", "view", "copy" or "writable" (see
-        # _numpy_call).
-        self._numpy_batches = "probe"
+        # How NumPy models get their batches (read-only views, or copies for a model that
+        # keeps or writes into them), kept for the backend's life.
+        self._numpy_call = NumpyModelCalls()
         if adapter.traceable:
             self._outputs_fn = tf.function(lambda batch: adapter(batch))
             if operator.builtin:
@@ -137,7 +137,7 @@ class TFBackend:
             if len(self._views) >= 4:  # buffers of earlier shapes: let them go
                 self._views.clear()
             if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
-                tensor = _read_only(buffer)
+                tensor = read_only(buffer)
             else:
                 if self.adapter.kind == "keras":
                     check_keras_input(self.adapter.model, tuple(buffer.shape[1:]))
@@ -157,68 +157,6 @@ class TFBackend:
         shape = concrete.structured_outputs.shape
         return None if shape.rank is None else tuple(shape)
 
-    def _numpy_call(self, call: Any, buffer: Any) -> Any:
-        """``call(batch)`` for a NumPy model, ``batch`` the batch in ``buffer``: read-only,
-        and not made writable again by the model. The buffer is refilled in place for the
-        next batch, so what the model gets follows what it does with its batches
-        (``_numpy_batches``, kept for the backend's life):
-
-        * "probe", the first call: a copy; then, unless the model kept it, "view";
-        * "view": a view of the buffer, no copy, made for each call: after the call, when
-          nothing but the model refers to it (a weak reference), the model did not keep it;
-        * "copy": a model that still refers to its batch after the call returns (a cache, a
-          lazy or asynchronous framework) gets a fresh copy of every batch, which later
-          batches never rewrite: its maps are those of a model that does not keep its
-          batches. A model that keeps its batch only from a later call on sees that one
-          batch rewritten (a RuntimeWarning says so);
-        * "writable": a model that writes into its batch fails on the read-only one: the
-          failed call is repeated on a writable copy, and it gets one for every batch from
-          then on (as the reference gives it), with a RuntimeWarning.
-
-        Outputs that share memory with the batch are copied (``_owned``)."""
-        mode = self._numpy_batches
-        if mode == "writable":
-            return call(np.array(buffer))
-        batch = _read_only(buffer if mode == "view" else np.array(buffer))
-        try:
-            if mode == "copy":
-                return call(batch)
-            seen = weakref.ref(batch)
-            outputs = _owned(call(batch), batch)
-        except ValueError as error:
-            if "read-only" not in str(error):
-                raise
-            return self._writable_call(call, batch)
-        del batch
-        if seen() is not None:
-            self._numpy_batches = "copy"
-            if mode == "view":
-                warnings.warn(
-                    "model: keeps a reference to its input array after the call returns; "
-                    "fastocclusion now gives it a copy of every batch, but the batch it kept "
-                    "from this call is rewritten by the next ones (a model that keeps its "
-                    "inputs from its first call on is given copies from the start)",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-        elif mode == "probe":
-            self._numpy_batches = "view"
-        return outputs
-
-    def _writable_call(self, call: Any, batch: np.ndarray) -> Any:
-        """``call`` repeated on a writable copy of ``batch`` (the model failed writing into
-        it), and on one for every later batch."""
-        result = call(np.array(batch))  # an error here is the model's own: it propagates
-        self._numpy_batches = "writable"
-        warnings.warn(
-            "model: writes into its input array in place; fastocclusion now gives it a copy "
-            "of every batch (correct maps, one more copy per call); copy the input inside "
-            "the model, or avoid in-place operations on it, to skip that copy",
-            RuntimeWarning,
-            stacklevel=5,
-        )
-        return result
-
     def outputs(self, buffer: Any, rows: int | None = None) -> np.ndarray:
         """The full batch's outputs (``rows`` ignored: a traced model sees one shape)."""
         if self._outputs_fn is not None:
@@ -231,12 +169,7 @@ class TFBackend:
     def _checked_outputs(self, out: Any, rows: int) -> np.ndarray:
         """The model's outputs for ``rows`` samples as NumPy, one row per sample (else a
         ValueError naming the model); their per-sample shape is kept."""
-        outputs = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
-        if outputs.ndim == 0 or outputs.shape[0] != rows:
-            raise ValueError(
-                f"model: returned outputs of shape {outputs.shape} for a batch of {rows} "
-                f"inputs, expected a first dimension of {rows} (one output per sample)"
-            )
+        outputs = checked_outputs(out, rows)
         self._output_tail = tuple(outputs.shape[1:])
         return outputs
 
@@ -355,9 +288,7 @@ class TFBackend:
             outputs = np.asarray(self._numpy_call(self.adapter.numpy_outputs, buffer))
         targets = self._gathered_view
         if self._epilogue is None:
-            self._epilogue = (
-                outputs.ndim == 2 and outputs.dtype == np.float32 and outputs.shape == targets.shape
-            )
+            self._epilogue = is_row_dot(outputs, targets)
             if not self._epilogue:  # score these outputs the general way, no second call
                 tf = self._tf
                 scores = self.operator.validate_scores(
@@ -367,7 +298,7 @@ class TFBackend:
                     size,
                 )
                 return scores.numpy().reshape(size)
-        return np.einsum("bk,bk->b", outputs, targets)
+        return row_dot(outputs, targets)
 
     # -- the sweep -----------------------------------------------------------------------
 
@@ -399,18 +330,3 @@ class TFBackend:
             model_batch = batch if isinstance(batch, tf.Tensor) else tf.convert_to_tensor(batch)
             scores = self.operator(self.adapter.model, model_batch, targets)
         return self._checked_scores(scores, len(slot_inputs))
-
-
-def _read_only(array: Any) -> np.ndarray:
-    """A read-only NumPy view of ``array`` (a NumPy array or a batch buffer) that the model
-    cannot make writable again (its base is a read-only memoryview)."""
-    return np.asarray(memoryview(array).toreadonly())
-
-
-def _owned(outputs: Any, batch: np.ndarray) -> Any:
-    """A NumPy model's outputs, copied when they share memory with its ``batch`` (a view of
-    a buffer that the next batch rewrites)."""
-    values = outputs.numpy() if hasattr(outputs, "numpy") else outputs
-    if isinstance(values, np.ndarray) and np.may_share_memory(values, batch):
-        return np.array(values)
-    return outputs

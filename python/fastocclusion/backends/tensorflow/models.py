@@ -15,12 +15,14 @@ Kinds, detected in this order:
 * ``"numpy_callable"``: any other callable. The rule: a plain Python callable is called with NumPy
   float32 arrays and its result converted; wrap it in ``tf.function`` to have it traced instead.
   In a sweep those arrays are read-only views of a reused batch buffer, or copies for a model
-  that keeps or writes into them (backend.TFBackend._numpy_call).
+  that keeps or writes into them (the policy of backends/numpy/calls.py).
 
+The last two kinds, and how their outputs are read, are the NumPy backend's
+(backends/numpy/models.py), which runs them when TensorFlow is not installed.
 PyTorch modules are not models here: they have a backend of their own (backends/torch).
 Keras and tf_keras are looked up in ``sys.modules`` (a model of that kind cannot exist unless
-its library is already imported). ``check_keras_input``: the input shape a Keras model
-declares, checked before any call.
+its library is already imported: ``fastocclusion.frameworks.is_keras_model``).
+``check_keras_input``: the input shape a Keras model declares, checked before any call.
 Non-traceable adapters still work inside ``tf.function`` through ``tf.numpy_function``.
 """
 
@@ -33,20 +35,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fastocclusion.backends.numpy.models import float32_outputs, numpy_model_call, single_output
+from fastocclusion.frameworks import is_keras_model, looks_like_tflite
+
 __all__ = ["ModelAdapter", "adapt_model", "check_keras_input"]
 
 KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite")
-
-
-def _is_keras_model(model: Any) -> bool:
-    for name in ("keras", "tf_keras"):
-        module = sys.modules.get(name)
-        layer = (
-            getattr(getattr(module, "layers", None), "Layer", None) if module is not None else None
-        )
-        if isinstance(layer, type) and isinstance(model, layer):
-            return True
-    return False
 
 
 def _keras_backend_is_tensorflow(model: Any) -> bool:
@@ -113,15 +107,7 @@ def _is_tflite_interpreter(model: Any) -> bool:
     interpreter = getattr(lite, "Interpreter", None)
     if isinstance(interpreter, type) and isinstance(model, interpreter):
         return True
-    needed = (
-        "get_input_details",
-        "get_output_details",
-        "set_tensor",
-        "invoke",
-        "get_tensor",
-        "allocate_tensors",
-    )
-    return all(callable(getattr(model, name, None)) for name in needed)
+    return looks_like_tflite(model)
 
 
 def _tf_function_types() -> tuple[type, ...]:
@@ -130,27 +116,8 @@ def _tf_function_types() -> tuple[type, ...]:
     return tuple(t for t in (getattr(experimental, n, None) for n in names) if isinstance(t, type))
 
 
-def _single_output(outputs: Any, model: Any) -> Any:
-    if isinstance(outputs, dict):
-        if len(outputs) != 1:
-            raise TypeError(
-                f"model returned a dict with {len(outputs)} outputs ({sorted(map(str, outputs))}); "
-                f"expected a single tensor"
-            )
-        return next(iter(outputs.values()))
-    if isinstance(outputs, (list, tuple)) and not isinstance(outputs, np.ndarray):
-        if len(outputs) == 1:
-            return outputs[0]
-        if len(outputs) > 1 and all(hasattr(o, "shape") for o in outputs):
-            raise TypeError(
-                f"model {type(model).__name__} returned {len(outputs)} outputs; "
-                "expected a single tensor"
-            )
-    return outputs
-
-
 def _to_float32_tensor(outputs: Any, model: Any) -> tf.Tensor:
-    outputs = _single_output(outputs, model)
+    outputs = single_output(outputs, model)
     try:
         tensor = tf.convert_to_tensor(outputs)
     except (TypeError, ValueError) as exc:
@@ -256,10 +223,7 @@ class ModelAdapter:
 
     def numpy_outputs(self, batch: np.ndarray) -> np.ndarray:
         """The model's float32 outputs of a NumPy batch, as NumPy (not traced)."""
-        outputs = _single_output(self._call(np.asarray(batch, dtype=np.float32)), self.model)
-        if isinstance(outputs, tf.Tensor):
-            outputs = outputs.numpy()
-        return np.asarray(outputs, dtype=np.float32)
+        return float32_outputs(self._call(np.asarray(batch, dtype=np.float32)), self.model)
 
 
 def adapt_model(model: Any) -> ModelAdapter:
@@ -269,7 +233,7 @@ def adapt_model(model: Any) -> ModelAdapter:
     """
     if isinstance(model, ModelAdapter):
         return model
-    if _is_keras_model(model):
+    if is_keras_model(model):
         return ModelAdapter(
             model,
             "keras",
@@ -282,12 +246,10 @@ def adapt_model(model: Any) -> ModelAdapter:
         return ModelAdapter(model, "tf_callable", True, model)
     if callable(model) and isinstance(model, (tf.Module, tf.__internal__.tracking.AutoTrackable)):
         return ModelAdapter(model, "tf_module", True, model)
-    if callable(getattr(model, "predict_proba", None)):
-        return ModelAdapter(model, "sklearn", False, model.predict_proba)
-    if not callable(model) and callable(getattr(model, "predict", None)):
-        return ModelAdapter(model, "sklearn", False, model.predict)
-    if callable(model) and not isinstance(model, type):
-        return ModelAdapter(model, "numpy_callable", False, model)
+    found = numpy_model_call(model)
+    if found is not None:
+        kind, call = found
+        return ModelAdapter(model, kind, False, call)
     raise TypeError(
         f"model {model!r} (type {type(model).__name__}) is not a model: expected a Keras "
         "model, a tf.Module, a tf.function, a callable over NumPy arrays, an object with "

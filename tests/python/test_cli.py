@@ -531,6 +531,35 @@ def test_commands_that_write_pngs_without_the_plot_extra_fail_at_once_in_one_lin
         assert not (tmp_path / "d.png").exists() and not (tmp_path / "maps").exists()
 
 
+@pytest.mark.parametrize("log_level", ["3", "0"])  # 0: TensorFlow's log lines kept
+def test_commands_that_need_tensorflow_without_it_fail_at_once_in_one_line(tmp_path, log_level):
+    """A Keras model (.keras, .h5) and the demo's CNN need TensorFlow, an optional extra:
+    without it (``sys.modules`` holding None, as in test_without_tensorflow), exit 2 and one
+    line naming the extra, before any file is read or written."""
+    for name in ("m.keras", "m.h5", "a.png"):
+        (tmp_path / name).write_bytes(b"not read")
+    hide = "; ".join(f"sys.modules[{name!r}] = None" for name in ("tensorflow", "keras"))
+    extra = "pip install 'fastocclusion[tensorflow]'"
+    explain = ["explain", "--images", str(tmp_path / "a.png"), "--out", str(tmp_path / "maps")]
+    runs = [("the demo's Keras CNN", ["demo", "--out", str(tmp_path / "d.png")])]
+    runs += [
+        ("--model: a Keras model", [*explain, "--model", str(tmp_path / model)])
+        for model in ("m.keras", "m.h5")
+    ]
+    for what, argv in runs:
+        code = f"import sys; {hide}; from fastocclusion.cli import main; sys.exit(main({argv!r}))"
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": log_level},
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"fastocclusion {argv[0]}: error: {what} needs TensorFlow: {extra}\n"
+        assert not (tmp_path / "d.png").exists() and not (tmp_path / "maps").exists()
+
+
 def test_demo_prints_no_tensorflow_start_up_lines(tmp_path):
     done = subprocess.run(
         [

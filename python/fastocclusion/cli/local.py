@@ -1,0 +1,46 @@
+"""``explain`` in this process: the images read, the model's top class (or --target) as
+the explained class, the maps from ``Occlusion``, then the outputs written."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fastocclusion.cli.checks import check_before_model_calls
+from fastocclusion.cli.errors import UsageError
+from fastocclusion.cli.loading import load_image
+from fastocclusion.cli.outputs import write_outputs
+from fastocclusion.cli.parser import OCCLUSION_OPTIONS, options
+
+__all__ = ["explain_in_process"]
+
+
+def explain_in_process(
+    args: argparse.Namespace, model: Any, mode: str, size: tuple[int, int], first: Any
+) -> int:
+    """Explains every --images file under ``model`` (the Keras model of --model), read in
+    ``mode`` at ``size`` (``first``: the first image when already read, else None) and
+    writes the outputs; 0."""
+    import numpy as np
+
+    from fastocclusion import Occlusion
+
+    if first is None:
+        first = load_image(args.images[0], mode, size, args.scale)
+    images = np.stack([first] + [load_image(p, mode, size, args.scale) for p in args.images[1:]])
+    check_before_model_calls(args, size)
+
+    classes = model.output_shape[-1]
+    predictions = np.asarray(model.predict(images, batch_size=32, verbose=0))
+    labels = (
+        np.full(len(images), args.target) if args.target is not None else predictions.argmax(axis=1)
+    )
+    targets = np.eye(classes, dtype=np.float32)[labels]
+    try:
+        explainer = Occlusion(model, **options(args, *OCCLUSION_OPTIONS))
+        maps = explainer.explain(images, targets).numpy()[..., 0]
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    scores = predictions[np.arange(len(images)), labels]
+    write_outputs(args, list(images), maps, labels, scores)
+    return 0

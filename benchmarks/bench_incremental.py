@@ -1,4 +1,4 @@
-"""Exact incremental inference (SPEC §8) on a VGG-16-style network and a ResNet-18 at
+"""Exact incremental inference (design §8) on a VGG-16-style network and a ResNet-18 at
 224x224 (random weights, channels first, one image, batch 32), and the same VGG-16 in
 Keras (channels last; configs keras-vgg16/16, keras-vgg16/32): the incremental explain vs
 the model calls alone of the normal sweep, the share of multiply-adds saved (from the

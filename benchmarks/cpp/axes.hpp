@@ -1,7 +1,7 @@
 // The benchmark axes, defined once for every benchmark of the harness.
 //
 // Images : (H, W, C) = 32x32x3 (CIFAR-like), 224x224x3 (ImageNet-like), 512x512x3 (large
-//          images), windows (p, p, C) and strides (s, s, C): the image family of SPEC §7,
+//          images), windows (p, p, C) and strides (s, s, C): the image family of design §7,
 //          maps (H, W, 1) with the channel axis collapsed. Windows p = 4, 8, 16, 32.
 // Volume : (D, H, W, C) = 64x64x64x1, windows (p, p, p, C), strides (s, s, s, C), maps
 //          (D, H, W, 1). Windows p = 4, 8, 16.
@@ -12,7 +12,7 @@
 //          regime the difference-and-prefix-sum pass exists for (O(1) per window and axis
 //          against O(window volume)).
 // Edges  : "valid" (the reference behaviour).
-// Batch  : 32 slots, the default batch_size of the Python API (SPEC §3).
+// Batch  : 32 slots, the default batch_size of the Python API (design §3).
 //
 // Benchmark names: images as BM_x/size:H/patch:P[/stride:S], the volume as
 // BM_x/volume/size:D/patch:P[/stride:S] (summarize.py reads both).

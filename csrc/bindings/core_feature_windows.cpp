@@ -1,4 +1,4 @@
-// fastocclusion._core's feature-map window kernels (exact incremental inference, SPEC §8):
+// fastocclusion._core's feature-map window kernels (exact incremental inference, design §8):
 // gather_windows, splice_windows and SpliceState. float32 or float64 maps (the dtype of
 // `maps` decides; every other value array must have it too).
 #include <pybind11/numpy.h>

@@ -96,7 +96,7 @@ py::tuple edges_of(const fo::WindowGrid& g) {
 void register_geometry(py::module_& m) {
   py::class_<fo::WindowGrid>(
       m, "WindowGrid",
-      "The windows of an occlusion sweep over the axes of one sample (SPEC §2, §5, §7):\n"
+      "The windows of an occlusion sweep over the axes of one sample (design §2, §5, §7):\n"
       "per axis a window length, a stride and an edge mode ('valid', 'cover' or 'shift'); windows are\n"
       "enumerated in row-major order of their anchors (first axis outer).")
       .def(py::init(&make_grid), py::arg("shape"), py::arg("window"), py::arg("stride"),

@@ -8,7 +8,7 @@ import typing
 __all__: list[str] = ['BUFFER_ALIGNMENT', 'HostBuffer', 'IncrementalFillState', 'SpliceState', 'WindowGrid', 'accumulate_window_deltas', 'blend_window_values', 'fill_occluded_batch', 'gather_windows', 'num_threads', 'set_num_threads', 'splice_windows', 'window_means']
 class WindowGrid:
     """
-    The windows of an occlusion sweep over the axes of one sample (SPEC §2, §5, §7):
+    The windows of an occlusion sweep over the axes of one sample (design §2, §5, §7):
     per axis a window length, a stride and an edge mode ('valid', 'cover' or 'shift'); windows are
     enumerated in row-major order of their anchors (first axis outer).
     """

@@ -1,5 +1,5 @@
 """Turning what users pass (NumPy arrays, tf.Tensor, torch tensors, nested lists) into NumPy
-arrays, naming the argument when that cannot be done (SPEC §6). Imports no framework."""
+arrays, naming the argument when that cannot be done (design §6). Imports no framework."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Turning what users pass to ``explain`` into float32 NumPy arrays (SPEC §2, §3, §6).
+"""Turning what users pass to ``explain`` into float32 NumPy arrays (design §2, §3, §6).
 
 Nothing here modifies the caller's data: arrays are read, and copied when a conversion is
 needed. TensorFlow is imported only when a TensorFlow object is actually passed; without

@@ -1,4 +1,4 @@
-"""Validation of the constructor options of ``Occlusion`` (SPEC §2, §5, §6).
+"""Validation of the constructor options of ``Occlusion`` (design §2, §5, §6).
 
 Every check raises before any model call, naming the argument, the value received and
 what was expected.

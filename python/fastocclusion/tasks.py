@@ -31,7 +31,7 @@ __all__ = [
     "validate_targets",
 ]
 
-#: The epsilon of SPEC §3: IoU = intersection / (union + EPSILON), class similarity
+#: The epsilon of design §3: IoU = intersection / (union + EPSILON), class similarity
 #: dot(a, b) / (|a| |b| + EPSILON).
 EPSILON = 1e-4
 

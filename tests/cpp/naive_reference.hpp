@@ -1,12 +1,12 @@
-// Independent oracles for the C++ tests: the SPEC's definitions written as plain loops.
+// Independent oracles for the C++ tests: the design's definitions written as plain loops.
 //
 // Nothing here calls fastocclusion: anchors are found by walking the axis, occluded samples
 // are built element by element over N-d coordinates, and maps are built by scattering every
 // window delta over the elements of its box. Slow on purpose; obviously correct is the point.
 //
-// naive::planar keeps the 2-D definitions of SPEC §2 (a patch over H and W of an
+// naive::planar keeps the 2-D definitions of design §2 (a patch over H and W of an
 // (N, H, W, C) input, all channels at once; maps (N, H, W)) written the old way, so that the
-// N-d geometry can be checked to reproduce them for the families of SPEC §7.
+// N-d geometry can be checked to reproduce them for the families of design §7.
 #pragma once
 
 #include <algorithm>
@@ -22,7 +22,7 @@ struct Span {
   bool contains(std::int64_t i) const { return i >= anchor && i < anchor + extent; }
 };
 
-/// SPEC §2 / §5: valid anchors are 0, s, 2s, ... while the window fits; "cover" adds one
+/// design §2 / §5: valid anchors are 0, s, 2s, ... while the window fits; "cover" adds one
 /// clipped window at the next stride step when the far edge is left uncovered and that
 /// step still starts inside the axis. Within a region of interest [begin, end) (end < 0:
 /// the whole axis), the same from begin, the window fitting before end. Expects
@@ -221,7 +221,7 @@ inline std::vector<double> collapse(const std::vector<double>& maps, std::int64_
   return out;
 }
 
-// ---- the 2-D definitions of SPEC §2 (patches over H and W of (N, H, W, C) inputs) --------
+// ---- the 2-D definitions of design §2 (patches over H and W of (N, H, W, C) inputs) --------
 namespace planar {
 
 /// Baselines of the 2-D API: one value, one per channel, one image, one image per input.

@@ -1,4 +1,4 @@
-// accumulate_window_deltas against a naive per-window scatter (SPEC §1, §4, §5, §7).
+// accumulate_window_deltas against a naive per-window scatter (design §1, §4, §5, §7).
 #include "fastocclusion/accumulate.hpp"
 
 #include <gtest/gtest.h>
@@ -155,7 +155,7 @@ TEST(Accumulate, CollapsingEveryAxisGivesEachInputItsOneDelta) {
   }
 }
 
-// ---- the families of SPEC §7 give the 2-D definition's maps ------------------------------
+// ---- the families of design §7 give the 2-D definition's maps ------------------------------
 
 TEST(AccumulateFamilies, ImagesWithCollapsedChannelsEqualThePlanarMaps) {
   // Images (H, W, C), windows (ph, pw, C), strides (sh, sw, C): maps (H, W, 1) with axis 2

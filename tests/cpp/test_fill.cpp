@@ -1,4 +1,4 @@
-// fill_occluded_batch against the naive element-by-element oracle (SPEC §1, §2, §5, §7).
+// fill_occluded_batch against the naive element-by-element oracle (design §1, §2, §5, §7).
 #include "fastocclusion/fill.hpp"
 
 #include <gtest/gtest.h>
@@ -130,7 +130,7 @@ TEST(Fill, OneAndSixteenChannelsWithOneInput) {
   }
 }
 
-// ---- the families of SPEC §7 give the 2-D definition's samples ------------------------------
+// ---- the families of design §7 give the 2-D definition's samples ------------------------------
 
 // The per-sample baseline that broadcasts a per-channel one over (H, W, C).
 std::vector<float> broadcast_channels(const std::vector<float>& channels, std::int64_t h,

@@ -1,5 +1,5 @@
-// Window geometry (SPEC §2, §5, §7): anchors, extents, per-axis edge modes, row-major
-// enumeration over up to five axes, the SPEC's families as special cases, errors.
+// Window geometry (design §2, §5, §7): anchors, extents, per-axis edge modes, row-major
+// enumeration over up to five axes, the design's families as special cases, errors.
 // Sizes near int64's limit: test_geometry_limits.cpp.
 #include "fastocclusion/geometry.hpp"
 
@@ -46,7 +46,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> box_of(const WindowGrid& grid
   return out;
 }
 
-// ---- SPEC §2 worked examples -------------------------------------------------------------
+// ---- design §2 worked examples -------------------------------------------------------------
 
 TEST(Geometry, SpecExampleLength10Window2Stride3) {
   const auto axis = make_axis_geometry(10, 2, 3, EdgeMode::valid);
@@ -235,7 +235,7 @@ TEST(Geometry, OneWindowWhenWindowEqualsSample) {
   for (int d = 0; d < 5; ++d) EXPECT_TRUE(volume.axes[d].single_full_window()) << d;
 }
 
-// ---- the families of SPEC §7 as special cases ------------------------------------------------
+// ---- the families of design §7 as special cases ------------------------------------------------
 
 TEST(GeometryFamilies, ImagesWithChannelWideWindowsAreThePlanarGrid) {
   test_support::Rng rng(71);

@@ -1,4 +1,4 @@
-// Window geometry at int64's limits (SPEC §2, §5, §7): exact anchor counts for any sizes,
+// Window geometry at int64's limits (design §2, §5, §7): exact anchor counts for any sizes,
 // user errors for samples past int64, checked_multiply, and check_window_grid on grids built
 // by hand (the kernels re-check every grid that reaches them).
 #include <gtest/gtest.h>
@@ -25,7 +25,7 @@ using test_support::user_error_message;
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 
-// Anchor count of SPEC §2/§5 in unsigned 64-bit arithmetic, where every intermediate below
+// Anchor count of design §2/§5 in unsigned 64-bit arithmetic, where every intermediate below
 // (at most 2^64 - 2 for sizes in [1, 2^63)) fits: the oracle for sizes near int64's limit.
 std::int64_t wide_count(std::int64_t length, std::int64_t window, std::int64_t stride, bool cover) {
   using Wide = std::uint64_t;

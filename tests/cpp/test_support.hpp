@@ -166,7 +166,7 @@ inline FillCase make_case(Rng& rng, std::int64_t n, naive::Shape lengths, naive:
   return fc;
 }
 
-/// An image case of SPEC §7: n inputs (H, W, C), windows (ph, pw, C), strides (sh, sw, C).
+/// An image case of design §7: n inputs (H, W, C), windows (ph, pw, C), strides (sh, sw, C).
 inline FillCase image_case(Rng& rng, std::int64_t n, std::int64_t h, std::int64_t w,
                            std::int64_t c, std::int64_t ph, std::int64_t pw, std::int64_t sh,
                            std::int64_t sw, bool cover, naive::BaselineLayout layout) {

@@ -1,5 +1,5 @@
 """Random channels-first CNNs made of every layer kind exact incremental inference
-supports (SPEC §8), for test_incremental.py: convolutions of any kernel, stride, padding
+supports (design §8), for test_incremental.py: convolutions of any kernel, stride, padding
 ('same' too), dilation and groups (depthwise included), batch norm in eval mode with
 random statistics, activations as modules, functions and methods (in place too), max and
 average pooling (padding, dilation, ceil_mode, count_include_pad), zero padding,

@@ -1,5 +1,5 @@
 """Random channels-last Keras CNNs made of every layer kind exact incremental inference
-supports (SPEC §8), for test_incremental_keras.py and test_incremental_fuzz_keras.py:
+supports (design §8), for test_incremental_keras.py and test_incremental_fuzz_keras.py:
 convolutions with "same" and "valid" padding, strides, dilations, depthwise and separable
 ones, batch norm with random statistics, activations, max and average pooling, zero
 padding, sums, products and concatenations, dropout; then a head (global pooling or a

@@ -1,10 +1,10 @@
-"""An independent, deliberately plain NumPy implementation of SPEC §1-§3 and §5.
+"""An independent, deliberately plain NumPy implementation of design §1-§3 and §5.
 
-It is the oracle of the Python tests: written from the SPEC alone, with Python loops over
-patches, boxes and pixels, float64 accumulation, and no import of fastocclusion. Speed is
-not a goal; obviousness is.
+It is the oracle of the Python tests: written from the design alone (docs/design.md), with
+Python loops over patches, boxes and pixels, float64 accumulation, and no import of
+fastocclusion. Speed is not a goal; obviousness is.
 
-Shapes (SPEC §2):
+Shapes (design §2):
     images      (N, H, W, C) -> maps (N, H, W, 1), 2-D patch over H and W, all channels
     time series (N, T, W)    -> maps (N, T, W),    2-D patch over T and W
     tabular     (N, W)       -> maps (N, W),       1-D patch over W
@@ -21,7 +21,7 @@ import numpy as np
 ModelFn = Callable[[np.ndarray], np.ndarray]
 
 # ---------------------------------------------------------------------------------------
-# Geometry (SPEC §2, §5)
+# Geometry (design §2, §5)
 
 
 def axis_anchors(
@@ -66,7 +66,7 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
 def plane_geometry(
     input_shape: Sequence[int], patch_size, patch_stride
 ) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
-    """(height, width, patch, stride) of the plane the patches slide over, per SPEC §2."""
+    """(height, width, patch, stride) of the plane the patches slide over, per design §2."""
     rank = len(input_shape)
     if rank == 4:
         return input_shape[1], input_shape[2], _pair(patch_size), _pair(patch_stride)
@@ -74,7 +74,7 @@ def plane_geometry(
         return input_shape[1], input_shape[2], _pair(patch_size), _pair(patch_stride)
     if rank == 2:
         return 1, input_shape[1], (1, int(patch_size)), (1, int(patch_stride))
-    raise ValueError(f"rank {rank} is not an input rank of SPEC §2")
+    raise ValueError(f"rank {rank} is not an input rank of design §2")
 
 
 # ---------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def occlude(sample: np.ndarray, box: tuple[int, int, int, int], baseline: np.nda
 
 
 # ---------------------------------------------------------------------------------------
-# Operators (SPEC §3): each maps (model outputs as float64, targets as float64) to one score
+# Operators (design §3): each maps (model outputs as float64, targets as float64) to one score
 # per sample, looping over samples.
 
 
@@ -193,11 +193,11 @@ def resolve_scorer(operator: str | Scorer | None) -> Scorer:
 
 
 # ---------------------------------------------------------------------------------------
-# The whole method (SPEC §1)
+# The whole method (design §1)
 
 
 def one_hot_argmax(outputs: np.ndarray) -> np.ndarray:
-    """One-hot of the top class along the last axis (targets=None, SPEC §3)."""
+    """One-hot of the top class along the last axis (targets=None, design §3)."""
     hot = np.zeros(outputs.shape, dtype=np.float32)
     index = np.argmax(outputs, axis=-1)
     np.put_along_axis(hot, index[..., None], 1.0, axis=-1)
@@ -230,10 +230,10 @@ def reference_occlusion(
     edges: str = "valid",
     reduction: str = "sum",
 ) -> np.ndarray:
-    """Occlusion sensitivity maps of `inputs` per SPEC §1-§3, §5, as float32.
+    """Occlusion sensitivity maps of `inputs` per design §1-§3, §5, as float32.
 
     model_fn maps a float32 NumPy batch to NumPy outputs. operator is None, a task name of
-    SPEC §3 (lower case, e.g. "semantic segmentation") or a scorer (outputs, targets) -> scores
+    design §3 (lower case, e.g. "semantic segmentation") or a scorer (outputs, targets) -> scores
     over NumPy arrays. occlusion_value is anything broadcastable to one input.
     """
     inputs = np.asarray(inputs, dtype=np.float32)
@@ -326,7 +326,7 @@ def reference_accumulate(
 
 
 # ---------------------------------------------------------------------------------------
-# N-d windows (SPEC §7), for the core tests: the same definitions over up to five axes, by
+# N-d windows (design §7), for the core tests: the same definitions over up to five axes, by
 # Python loops over windows and boxes (independent of the compiled core)
 
 Box = tuple  # ((begin, end) per axis)

@@ -1,4 +1,4 @@
-"""An independent NumPy oracle of SPEC §7: occlusion maps over N-d windows, by loops over the
+"""An independent NumPy oracle of design §7: occlusion maps over N-d windows, by loops over the
 windows' anchors. Nothing here calls fastocclusion. Slow on purpose; obviously correct is the
 point."""
 

@@ -122,7 +122,7 @@ def _reference_input(path: str) -> np.ndarray:
 def _reference_map(
     model, x: np.ndarray, label: int, patch: int, stride: int, value: float
 ) -> np.ndarray:
-    """Occlusion by hand (SPEC §1-2): valid anchors, sum of deltas over covering patches."""
+    """Occlusion by hand (design §1-2): valid anchors, sum of deltas over covering patches."""
     anchors = range(0, SIZE - patch + 1, stride)
     boxes = [(r, c) for r in anchors for c in anchors]
     occluded = np.repeat(x[None], len(boxes), axis=0)

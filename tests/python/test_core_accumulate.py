@@ -1,4 +1,4 @@
-"""fastocclusion._core.accumulate_window_deltas against a plain scatter (SPEC §1, §4, §5, §7),
+"""fastocclusion._core.accumulate_window_deltas against a plain scatter (design §1, §4, §5, §7),
 over window grids of rank 1..5 with and without collapsed axes."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def test_many_inputs_take_the_threaded_path(shape, window, stride, collapsed):
         )
 
 
-# ---- the families of SPEC §7 give the 2-D definition's maps ------------------------------------
+# ---- the families of design §7 give the 2-D definition's maps ------------------------------------
 
 
 @given(st.integers(1, 4), st.integers(1, 16), st.integers(1, 16), st.integers(1, 4), st.data())

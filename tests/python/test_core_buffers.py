@@ -1,4 +1,4 @@
-"""fastocclusion._core.HostBuffer: alignment, zero-copy views, DLPack export (SPEC §4)."""
+"""fastocclusion._core.HostBuffer: alignment, zero-copy views, DLPack export (design §4)."""
 
 from __future__ import annotations
 

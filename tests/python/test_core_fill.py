@@ -1,5 +1,5 @@
 """fastocclusion._core.fill_occluded_batch (full and incremental) against the NumPy reference,
-over window grids of rank 1..5 (SPEC §7) and the 2-D families of SPEC §2."""
+over window grids of rank 1..5 (design §7) and the 2-D families of design §2."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_fills_a_host_buffer():
     np.testing.assert_array_equal(np.asarray(buf), expected_slice(inputs, boxes, minus_one, 10, 6))
 
 
-# ---- the families of SPEC §7 give the 2-D definition's samples --------------------------------
+# ---- the families of design §7 give the 2-D definition's samples --------------------------------
 
 
 @given(
@@ -196,7 +196,7 @@ def test_time_series_and_tabular_equal_the_planar_stream():
     np.testing.assert_array_equal(out, reference_stream(series, boxes, baseline, 0, len(out)))
     rows = rng.normal(size=(3, 10)).astype(np.float32)
     grid = _core.WindowGrid((10,), (3,), (2,))
-    boxes = patch_boxes(1, 10, (1, 3), (1, 2))  # the (1, W) plane of SPEC §2
+    boxes = patch_boxes(1, 10, (1, 3), (1, 2))  # the (1, W) plane of design §2
     out = np.empty((3 * len(boxes), 10), np.float32)
     _core.fill_occluded_batch(rows, grid, np.array(9, np.float32), 0, len(out), out)
     np.testing.assert_array_equal(
@@ -351,7 +351,7 @@ BAD_CASES = {
         dict(baseline=np.zeros((4,), np.float32)),
         ["baseline", "(4,)", "(4, 4, 3)"],
     ),
-    # A per-channel vector is the caller's to broadcast (SPEC §5 is the front-end's).
+    # A per-channel vector is the caller's to broadcast (design §5 is the front-end's).
     "baseline per channel": (
         dict(baseline=np.zeros((3,), np.float32)),
         ["baseline", "(3,)", "(4, 4, 3)"],

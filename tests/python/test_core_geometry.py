@@ -1,4 +1,4 @@
-"""fastocclusion._core.WindowGrid against SPEC §2/§5/§7 and the NumPy reference windows."""
+"""fastocclusion._core.WindowGrid against design §2/§5/§7 and the NumPy reference windows."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def make_grid(shape, window, stride, edges="valid"):
     return _core.WindowGrid(shape, window, stride, edges)
 
 
-# ---- SPEC §2 worked examples ------------------------------------------------------------
+# ---- design §2 worked examples ------------------------------------------------------------
 
 
 def test_spec_example_l10_p2_s3():
@@ -104,7 +104,7 @@ def test_equality_hash_and_pickle():
     ]
 
 
-# ---- the families of SPEC §7 as special cases -----------------------------------------------
+# ---- the families of design §7 as special cases -----------------------------------------------
 
 
 @given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 4), st.data())

@@ -26,7 +26,7 @@ INT64_MAX = 2**63 - 1
 
 
 def exact_spans(length: int, window: int, stride: int, edges: str) -> list[tuple[int, int]]:
-    """(anchor, extent) along one axis (SPEC §2, §5) in Python's unbounded integers."""
+    """(anchor, extent) along one axis (design §2, §5) in Python's unbounded integers."""
     count = -(-(length - window + 1) // stride)
     if edges == "cover":
         last = (count - 1) * stride
@@ -199,7 +199,7 @@ def test_str_subclasses_and_exact_names_still_work():
 # later one failed, and std::terminate ended the process). RLIMIT_AS leaves `spare` MiB of
 # address space: a few or no 8 MiB thread stacks, and for "accumulate_big" no room for the
 # float64 scratch of a 2048 x 2048 map (the defect: std::bad_alloc in a worker aborted the
-# process). The kernels run on the image family of SPEC §7 and on plain planes, against the
+# process). The kernels run on the image family of design §7 and on plain planes, against the
 # 2-D reference functions.
 
 CHILD = r"""

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.gpu
 
 BASELINE_KINDS = ["scalar", "sample", "input"]
 
-# (n, shape, window, stride, edges): the SPEC's families and the edge cases, then
+# (n, shape, window, stride, edges): the design's families and the edge cases, then
 # realistic sizes (several blocks per slot).
 EDGE_CASES = [
     (1, (1,), (1,), (1,), "valid"),

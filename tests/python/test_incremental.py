@@ -1,4 +1,4 @@
-"""Exact incremental inference (SPEC §8): the maps equal the normal sweep's.
+"""Exact incremental inference (design §8): the maps equal the normal sweep's.
 
 Random CNNs of every supported layer kind (incremental_models.py) at odd sizes, with
 random patches, strides, edges (patches clipped at the borders), regions, batch padding

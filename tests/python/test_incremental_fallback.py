@@ -1,4 +1,4 @@
-"""Exact incremental inference (SPEC §8) where it cannot run, or not everywhere: the
+"""Exact incremental inference (design §8) where it cannot run, or not everywhere: the
 option's checks, incremental="auto" falling back to the normal sweep and saying why,
 incremental=True raising a ValueError that names the first unsupported layer or option
 before any model call, and models whose unsupported layers come later (incremental up to

@@ -1,4 +1,4 @@
-"""Exact means exact (SPEC §8), differentially, for Keras: random small functional CNNs
+"""Exact means exact (design §8), differentially, for Keras: random small functional CNNs
 mixing the layers exact incremental inference supports (keras_models.random_local_step,
 known activation functions of keras.activations, keras.ops and tf.nn, PReLU shared over
 the rows and columns) with layers it must run in full (a spatial mean subtracted by a

@@ -1,4 +1,4 @@
-"""Exact incremental inference (SPEC §8) for Keras models on TensorFlow, channels last:
+"""Exact incremental inference (design §8) for Keras models on TensorFlow, channels last:
 random functional CNNs of every supported layer kind (convolutions with "same" and "valid"
 padding, strides, dilations, depthwise and separable ones, batch norm with random
 statistics, activations, max and average pooling, zero padding, sums, products and

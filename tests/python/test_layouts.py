@@ -1,4 +1,4 @@
-"""Volumes, channels-first inputs and all-class maps in the Xplique-style front-end (SPEC §7),
+"""Volumes, channels-first inputs and all-class maps in the Xplique-style front-end (design §7),
 against the independent N-d oracle of reference_nd.py."""
 
 from __future__ import annotations

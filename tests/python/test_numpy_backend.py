@@ -1,4 +1,4 @@
-"""The NumPy backend and models that misbehave (SPEC §6): the TensorFlow backend's rules for
+"""The NumPy backend and models that misbehave (design §6): the TensorFlow backend's rules for
 models over NumPy arrays hold on it too (read-only views of the batch, a writable copy for a
 model that writes into its input, copies for a model that keeps its batch, outputs that
 share the batch's memory copied, shapes checked with errors naming the model or operator).

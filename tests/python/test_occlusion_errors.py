@@ -1,4 +1,5 @@
-"""SPEC §6: every invalid call fails before any model call, naming argument, value, expectation."""
+"""design §6: every invalid call fails before any model call, naming the argument, the value
+and what was expected."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""fastocclusion.Occlusion.explain against the NumPy reference (SPEC §1-§5).
+"""fastocclusion.Occlusion.explain against the NumPy reference (design §1-§5).
 
 Every shape family, input kind, operator, baseline kind, edge mode and reduction, with tiny
 seeded Keras models and NumPy callables.
@@ -66,7 +66,7 @@ def check(
 
 
 def test_reference_by_hand():
-    # IoU and class similarity with SPEC's epsilons.
+    # IoU and class similarity with the design's epsilons.
     assert box_iou(np.array([0, 0, 2, 2.0]), np.array([1, 1, 3, 3.0])) == pytest.approx(
         1 / (7 + 1e-4), rel=1e-12
     )

@@ -1,7 +1,7 @@
 """Regression tests of the reliability issue: no silent wrong maps, no hang, for models that
 misbehave (write into their input, keep it, have an unknown output rank, call explain back).
 
-Each test is the issue's reproducer, checked against the NumPy reference of the SPEC.
+Each test is the issue's reproducer, checked against the NumPy reference of the design.
 """
 
 from __future__ import annotations

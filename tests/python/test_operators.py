@@ -1,4 +1,4 @@
-"""Operators against independent NumPy references (SPEC section 3)."""
+"""Operators against independent NumPy references (design §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""fastocclusion with PyTorch models against the NumPy reference (SPEC §1-§6) on the CPU:
+"""fastocclusion with PyTorch models against the NumPy reference (design §1-§6) on the CPU:
 every shape family, built-in and custom operator, targets=None, NumPy and torch inputs, the
 returned tensor, the model's state and the caller's data, bad input, operator parsing and the
 torch numerics. Devices and the GPU: test_torch_devices.py. Needs no TensorFlow except where a

@@ -1,6 +1,6 @@
 """Tiny seeded PyTorch models and helpers the PyTorch tests share: models over NHWC,
 (N, T, W) and (N, W) inputs, segmentation and detection models, seeded inputs and targets,
-and `check`, an explain compared with the NumPy reference of SPEC §1-§6."""
+and `check`, an explain compared with the NumPy reference of design §1-§6."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-// Turning window deltas into sensitivity maps on the CPU (SPEC §1, §4, §5, §7).
+// Turning window deltas into sensitivity maps on the CPU (design §1, §4, §5, §7).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Feature-map windows for exact incremental inference (SPEC §8).
+// Feature-map windows for exact incremental inference (design §8).
 //
 // An occluded sample's activations differ from its unoccluded input's activations only
 // inside a box of each feature map that the occlusion window can reach. Incremental

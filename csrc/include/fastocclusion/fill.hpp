@@ -1,4 +1,4 @@
-// Building occluded batches on the CPU (SPEC §1, §4, §7).
+// Building occluded batches on the CPU (design §1, §4, §7).
 //
 // The perturbation stream of an occlusion run is the row-major sequence of
 // (input n, window k) pairs, n in [0, N), k in [0, K) with K = grid.num_windows():

@@ -1,9 +1,9 @@
-// Window geometry: where the occlusion windows of a sweep lie (SPEC §2, §5, §7).
+// Window geometry: where the occlusion windows of a sweep lie (design §2, §5, §7).
 //
 // One sample is a row-major array of `rank` axes (1 <= rank <= kMaxAxes; the batch axis is
 // not one of them). A window slides over every axis with its own length, stride and edge
 // mode; the windows are the Cartesian product of the per-axis anchors, enumerated in
-// row-major order of their anchors (first axis outer). The SPEC's families are special
+// row-major order of their anchors (first axis outer). The design's families are special
 // cases: images (H, W, C) take windows (ph, pw, C) with strides (sh, sw, C); time series
 // (T, W) windows (pt, pw); tabular rows (W,) windows (pw,).
 #pragma once

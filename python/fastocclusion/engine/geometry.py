@@ -1,4 +1,4 @@
-"""The windows of a sweep over one input's axes, and the shape of its maps (SPEC §7).
+"""The windows of a sweep over one input's axes, and the shape of its maps (design §7).
 
 A front-end turns its own options (Xplique's patch_size over H and W, Captum's window over
 any axes, ...) into one ``WindowGeometry``; the engine needs nothing else.

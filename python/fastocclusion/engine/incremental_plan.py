@@ -1,4 +1,4 @@
-"""The plan of exact incremental inference over a model's graph (SPEC §8), for any
+"""The plan of exact incremental inference over a model's graph (design §8), for any
 framework: a backend describes its model as ``GraphNode``s (its local layers as
 ``LocalOp``s) and gets which nodes run on boxes, which in full, what each box computation
 reads, and what is kept.

@@ -1,4 +1,4 @@
-"""Running a model by the plan of exact incremental inference (SPEC §8), for any framework
+"""Running a model by the plan of exact incremental inference (design §8), for any framework
 (its tensors behind ``TensorOps``).
 
 The base pass runs the graph in full on the unoccluded inputs, keeping the maps the plan

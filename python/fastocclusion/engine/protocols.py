@@ -112,7 +112,7 @@ class Backend(Protocol):
         """The maps (a float32 NumPy array, or a device array) as what explain returns."""
 
     def incremental_scorer(self, request: IncrementalRequest) -> tuple[WindowScorer | None, str]:
-        """Exact incremental inference for the coming sweep (SPEC §8): a scorer that
+        """Exact incremental inference for the coming sweep (design §8): a scorer that
         recomputes only what the windows change, and a note saying what it does; or (None,
         why not) where the model, the operator or the sweep does not allow it (a ValueError
         naming the first unsupported layer or option when ``request.required``). No model
@@ -120,7 +120,7 @@ class Backend(Protocol):
 
 
 class WindowScorer(Protocol):
-    """A model evaluated from the windows that occlude a batch's samples (SPEC §8): the
+    """A model evaluated from the windows that occlude a batch's samples (design §8): the
     unoccluded inputs' activations are kept, and per layer only the boxes the windows can
     change are recomputed and spliced into them, up to the layer where the boxes grow past
     the switch-back share; the rest runs in full. Scores equal the full batch's within

@@ -1,4 +1,4 @@
-"""Where an occlusion window can change a CNN's feature maps (SPEC §8): the boxes of exact
+"""Where an occlusion window can change a CNN's feature maps (design §8): the boxes of exact
 incremental inference, per window and layer.
 
 An occluded sample differs from its unoccluded input only inside the window's box. A local

@@ -15,7 +15,7 @@ class ExplainStats:
     asynchronous (only the total is meaningful there).
 
     ``incremental_layers``: the model's layers computed over their changed boxes only
-    (exact incremental inference, SPEC §8), empty when the normal sweep ran;
+    (exact incremental inference, design §8), empty when the normal sweep ran;
     ``incremental_note``: what ran and why (where the full computation took over, or why
     the sweep was the normal one); ``incremental_saved``: the share of the model's
     multiply-adds per occluded sample that it saved (convolutions and linear layers, from

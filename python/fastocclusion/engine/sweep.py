@@ -1,4 +1,4 @@
-"""The one occlusion sweep, for every backend and both fillers (SPEC §1, §4).
+"""The one occlusion sweep, for every backend and both fillers (design §1, §4).
 
 How one sweep runs:
 1. the base pass: the unperturbed inputs, ``batch`` at a time, through the model once:
@@ -16,7 +16,7 @@ How one sweep runs:
    stream, the padding, are the last slots of the last batches).
 3. the deltas base - score, back in stream order, then the maps (the filler accumulates).
 
-Exact incremental inference (SPEC §8): given a ``WindowScorer``, the base pass goes through
+Exact incremental inference (design §8): given a ``WindowScorer``, the base pass goes through
 it (it keeps the unperturbed inputs' activations) and every batch is scored from its
 slots' windows (the scorer recomputes only the boxes they change); the batches are still
 filled, incrementally, and the scorer reads them around the windows only.

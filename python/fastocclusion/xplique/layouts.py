@@ -1,5 +1,5 @@
 """The Xplique-style front-end's input layouts: which axes of an input a patch spans, and the
-engine geometry that follows (SPEC §2, §7).
+engine geometry that follows (design §2, §7).
 
 | input (data_format)               | family      | patch over      | maps                 |
 |-----------------------------------|-------------|-----------------|----------------------|

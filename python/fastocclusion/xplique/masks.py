@@ -9,7 +9,7 @@ to install.
 
 Shapes (one sample, no batch axis):
 - ``input_shape`` (H, W, C) or (T, W): 2-D patches over the first two axes, masks (M, H, W)
-  (no channel axis); (W,) tabular: int patch and stride, masks (M, W). Anchors as SPEC §2
+  (no channel axis); (W,) tabular: int patch and stride, masks (M, W). Anchors as design §2
   ("valid"), M patches in row-major order.
 """
 

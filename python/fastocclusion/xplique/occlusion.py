@@ -1,12 +1,12 @@
 """The Xplique-compatible front-end: Xplique's ``Occlusion`` API over fastocclusion's engine.
 
-How one ``explain`` runs (SPEC §4):
+How one ``explain`` runs (design §4):
 1. validate everything (no model call yet): inputs, targets, the windows of the input's
    family (engine.WindowGeometry), the baseline;
 2. the engine's sweep (engine.build_sweep) with the model's backend
    (backends.make_backend), exact incremental inference where it applies;
-3. the maps, as the backend's framework returns them (a tf.Tensor, or a torch.Tensor on
-   the model's device).
+3. the maps, as the backend's framework returns them (a tf.Tensor, a torch.Tensor on the
+   model's device, or a NumPy array for a NumPy model without TensorFlow: design §3).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Occlusion:
     progress : show a tqdm progress bar over the perturbed samples.
     device : "auto" (the GPU when a PyTorch model lives on one), "cpu" or "gpu" (a CUDA
         device for a PyTorch model; an error when none is usable).
-    incremental : exact incremental inference (SPEC §8) for CNNs: PyTorch modules (through
+    incremental : exact incremental inference (design §8) for CNNs: PyTorch modules (through
         torch.fx) on channels-first images, Keras functional and Sequential models on
         channels-last images: only the boxes of the feature maps that a patch can change
         are recomputed, from the unoccluded image's activations, up to the layer where they
@@ -104,7 +104,11 @@ class Occlusion:
         default measured on CPU, engine.regions.DEFAULT_SWITCH_SHARE).
 
     ``explain`` returns a float32 ``tf.Tensor``; for PyTorch models a float32
-    ``torch.Tensor`` on the model's device (TensorFlow is then never imported).
+    ``torch.Tensor`` on the model's device (TensorFlow is then never imported); for a
+    NumPy model when TensorFlow is not installed, a float32 NumPy array.
+
+    >>> method = Occlusion(model, patch_size=8, patch_stride=4)  # doctest: +SKIP
+    >>> maps = method.explain(images, targets)  # (N, H, W, 1)  # doctest: +SKIP
     """
 
     def __init__(
@@ -197,9 +201,13 @@ class Occlusion:
         """Occlusion maps of ``inputs``: (N, H, W, 1) for images, (N, D, H, W, 1) for
         volumes ((N, 1, H, W) / (N, 1, D, H, W) channels first), (N, T, W) for time series,
         (N, W) for tabular data, as a float32 ``tf.Tensor`` (``torch.Tensor`` for PyTorch
-        models). ``region``: a box of interest, one (begin, end) pair per patch axis (e.g.
-        ((r0, r1), (c0, c1)) for images): only the patches inside it are evaluated (fewer
-        model calls), anchored at its corner, and the maps are 0 outside it."""
+        models, a NumPy array for NumPy models without TensorFlow). ``region``: a box of
+        interest, one (begin, end) pair per patch axis (e.g. ((r0, r1), (c0, c1)) for
+        images): only the patches inside it are evaluated (fewer model calls), anchored at
+        its corner, and the maps are 0 outside it.
+
+        >>> maps = Occlusion(model, patch_size=4).explain(images, targets)  # doctest: +SKIP
+        """
         return self._serialised(self._explain, inputs, targets, region)
 
     def explain_classes(

@@ -1,5 +1,5 @@
 """The NumPy backend (engine.protocols.Backend): models over NumPy arrays without any
-framework (SPEC §3, §4, §6).
+framework (design §3, §4, §6).
 
 The model
     A plain callable over NumPy arrays or a scikit-learn style object (models.py), called

@@ -1,4 +1,4 @@
-"""How a model over NumPy arrays is called on the batches of a sweep (SPEC §6): the one
+"""How a model over NumPy arrays is called on the batches of a sweep (design §6): the one
 policy of the NumPy backend and of the TensorFlow backend's NumPy models (plain callables,
 scikit-learn style objects, TFLite interpreters).
 

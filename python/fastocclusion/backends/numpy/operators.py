@@ -1,6 +1,6 @@
 """The built-in operators in NumPy: (outputs, targets) -> (B,) float32 scores.
 
-The numerics of the TensorFlow built-ins (backends/tensorflow/operators.py, SPEC §3),
+The numerics of the TensorFlow built-ins (backends/tensorflow/operators.py, design §3),
 computed in float32 with the same operations, so that scores agree to float32 round-off:
 
 * vector (classification / regression): ``sum(outputs * targets)`` over every non-batch

@@ -1,5 +1,5 @@
 """The TensorFlow backend (engine.protocols.Backend): from a filled host batch to one score
-per sample (SPEC §3, §4), for TensorFlow models and for models over NumPy arrays.
+per sample (design §3, §4), for TensorFlow models and for models over NumPy arrays.
 
 A ``TFBackend`` owns the (traced) score function of one explainer:
 - traceable models (Keras, tf.Module, tf.function) with a built-in operator run inside one

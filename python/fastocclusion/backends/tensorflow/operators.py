@@ -1,6 +1,6 @@
 """Operators: the score g(f, x, y) that occlusion explains, one float per sample.
 
-Built-in operators (SPEC section 3) are pure TensorFlow functions of the model's outputs and
+Built-in operators (design §3) are pure TensorFlow functions of the model's outputs and
 the targets, usable inside ``tf.function``; a custom operator is any callable
 ``g(model, inputs, targets)`` returning one score per sample.
 

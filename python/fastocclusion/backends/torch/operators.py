@@ -1,6 +1,6 @@
 """The built-in operators in PyTorch: (outputs, targets) -> (B,) float32 scores.
 
-The same numerics as the TensorFlow built-ins (backends/tensorflow/operators.py, SPEC §3),
+The same numerics as the TensorFlow built-ins (backends/tensorflow/operators.py, design §3),
 written with torch ops so that scores are computed where the model's outputs are (on the GPU
 for a CUDA model) and only one float per sample leaves the device:
 

@@ -1,4 +1,4 @@
-"""Exact incremental inference for Keras CNNs (SPEC §8), channels last, on the TensorFlow
+"""Exact incremental inference for Keras CNNs (design §8), channels last, on the TensorFlow
 backend of Keras 3.
 
 - ``layers``: which Keras layers are local and how each runs on stacked boxes;

@@ -1,5 +1,5 @@
 """A Keras functional (or built Sequential) model as the engine's graph of exact
-incremental inference (SPEC §8): one ``GraphNode`` per call of a layer, in the order
+incremental inference (design §8): one ``GraphNode`` per call of a layer, in the order
 Keras runs them (``Functional._run_through_graph``: by decreasing depth), and ``KerasOps``
 (engine.incremental_run.TensorOps) that calls the layers in inference as that method does,
 on eager TensorFlow tensors, channels last."""

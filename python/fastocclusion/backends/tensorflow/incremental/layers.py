@@ -1,4 +1,4 @@
-"""Which Keras layers are local, and how each runs on the stacked boxes of a batch (SPEC
+"""Which Keras layers are local, and how each runs on the stacked boxes of a batch (design
 §8), channels last. The kinds are engine.incremental_plan.LocalOp's:
 
 * window: Conv2D (groups 1), DepthwiseConv2D, SeparableConv2D, MaxPooling2D, and

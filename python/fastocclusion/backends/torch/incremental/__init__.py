@@ -1,4 +1,4 @@
-"""Exact incremental inference for PyTorch CNNs (SPEC §8; Nakandala et al., SIGMOD 2019).
+"""Exact incremental inference for PyTorch CNNs (design §8; Nakandala et al., SIGMOD 2019).
 
 - ``layers``: which fx nodes are local layers and how each runs on stacked boxes;
 - ``graph``: the trace as the engine's graph (engine.incremental_plan) and the tensor

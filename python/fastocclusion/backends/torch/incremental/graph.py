@@ -1,4 +1,4 @@
-"""A torch.fx trace as the engine's graph of exact incremental inference (SPEC §8):
+"""A torch.fx trace as the engine's graph of exact incremental inference (design §8):
 ``GraphNode``s for engine.incremental_plan, and ``TorchOps`` (engine.incremental_run.
 TensorOps) that runs them as fx.Interpreter does, on host tensors, channels first."""
 

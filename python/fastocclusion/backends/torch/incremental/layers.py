@@ -1,5 +1,5 @@
 """Which nodes of a ``torch.fx`` graph are local layers, and how each runs on the stacked
-boxes of a batch (SPEC §8).
+boxes of a batch (design §8).
 
 A local layer's output at a position depends on a bounded neighbourhood of its input
 there. Four kinds:

@@ -13,38 +13,23 @@ import numpy as np
 from fastocclusion import tasks
 from fastocclusion.arrays import to_numpy
 from fastocclusion.distributed.datasets import Shard
-from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
-from fastocclusion.options import (
-    DEVICES,
-    EDGES,
-    REDUCTIONS,
-    check_batch_size,
-    check_choice,
-    check_incremental,
-    check_occlusion_value,
-    check_sizes,
-    check_switch_share,
-)
+from fastocclusion.options import is_int, is_real
 from fastocclusion.xplique import Occlusion
-from fastocclusion.xplique.layouts import (
-    DATA_FORMATS,
-    input_layout,
-    sample_baseline,
-    window_geometry,
-)
+from fastocclusion.xplique.layouts import input_layout, sample_baseline, window_geometry
+from fastocclusion.xplique.occlusion import check_options as check_occlusion_options
 
 #: Occlusion's keyword arguments that explain_dataset does not pass through.
 NOT_OPTIONS = ("self", "model", "progress")
 
 
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name}: {value!r} is invalid, expected an integer >= {minimum}")
     return int(value)
 
 
 def non_negative(value: Any, name: str, positive: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = is_real(value) and np.isfinite(value)
     if not ok or value < 0 or (positive and value == 0):
         raise ValueError(
             f"{name}: {value!r} is invalid, expected a number {'>' if positive else '>='} 0"
@@ -65,18 +50,10 @@ def check_options(options: dict[str, Any], sample_shape: tuple[int, ...]) -> dic
                 f"{name}: is not an option of Occlusion, expected one of {', '.join(known)}"
             )
     full = {**known, **options}
-    check_batch_size(full["batch_size"])
-    tasks.parse_operator(full["operator"])
-    for name, choices in (("edges", EDGES), ("reduction", REDUCTIONS), ("device", DEVICES)):
-        check_choice(full[name], name, choices)
-    check_choice(full["data_format"], "data_format", DATA_FORMATS)
-    check_incremental(full["incremental"])
-    check_switch_share(full["incremental_threshold"], DEFAULT_SWITCH_SHARE)
-    layout = input_layout((1, *sample_shape), full["data_format"])
-    patch = check_sizes(full["patch_size"], "patch_size")
-    stride = check_sizes(full["patch_stride"], "patch_stride")
-    window_geometry(layout, patch, stride, full["edges"])
-    sample_baseline(check_occlusion_value(full["occlusion_value"]), layout)
+    checked = check_occlusion_options(**full)
+    layout = input_layout((1, *sample_shape), checked["data_format"])
+    window_geometry(layout, checked["patch_size"], checked["patch_stride"], checked["edges"])
+    sample_baseline(checked["occlusion_value"], layout)
     return full
 
 

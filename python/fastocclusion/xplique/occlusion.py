@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from fastocclusion import tasks
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, build_sweep
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
@@ -43,12 +44,54 @@ from fastocclusion.xplique.layouts import (
     window_geometry,
 )
 
-__all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion"]
+__all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion", "check_options"]
 
 #: batch_size=None: all perturbations of one input per call, capped so that the batch
 #: buffer stays within half this many bytes (the other half for what the model allocates
 #: per sample, roughly).
 AUTO_BATCH_BYTES = 256 * 1024 * 1024
+
+
+def check_options(
+    *,
+    batch_size: Any = 32,
+    operator: Any = None,
+    patch_size: Any = 3,
+    patch_stride: Any = 3,
+    occlusion_value: Any = 0.0,
+    data_format: Any = "channels_last",
+    edges: Any = "valid",
+    reduction: Any = "sum",
+    progress: Any = False,
+    device: Any = "auto",
+    incremental: Any = "auto",
+    incremental_threshold: Any = None,
+) -> dict[str, Any]:
+    """Every option of ``Occlusion`` checked without a model, in the constructor's order (a
+    ValueError naming the first invalid one, a TypeError for an invalid operator): the one
+    check ``Occlusion`` and ``fastocclusion.distributed`` run. Returns the checked values
+    (patch sizes as tuples, the baseline as an array, the switch-back share resolved).
+
+    >>> check_options(patch_size=4, incremental=False)["patch_size"]
+    (4,)
+    """
+    checked: dict[str, Any] = {"batch_size": check_batch_size(batch_size)}
+    checked["patch_size"] = check_sizes(patch_size, "patch_size")
+    checked["patch_stride"] = check_sizes(patch_stride, "patch_stride")
+    checked["occlusion_value"] = check_occlusion_value(occlusion_value)
+    checked["data_format"] = check_choice(data_format, "data_format", DATA_FORMATS)
+    checked["edges"] = check_choice(edges, "edges", EDGES)
+    checked["reduction"] = check_choice(reduction, "reduction", REDUCTIONS)
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
+    checked["progress"] = progress
+    checked["device"] = check_choice(device, "device", DEVICES)
+    checked["incremental"] = check_incremental(incremental)
+    checked["incremental_threshold"] = check_switch_share(
+        incremental_threshold, DEFAULT_SWITCH_SHARE
+    )
+    checked["operator"] = tasks.parse_operator(operator)
+    return checked
 
 
 class _KeptAsGiven:
@@ -128,19 +171,20 @@ class Occlusion:
         incremental: str | bool = "auto",
         incremental_threshold: float | None = None,
     ) -> None:
-        self.batch_size = check_batch_size(batch_size)
-        self.patch_size = patch_size
+        checked = check_options(
+            batch_size=batch_size, patch_size=patch_size, patch_stride=patch_stride,
+            occlusion_value=occlusion_value, data_format=data_format, edges=edges,
+            reduction=reduction, progress=progress, device=device, incremental=incremental,
+            incremental_threshold=incremental_threshold,
+        )  # fmt: skip
+        self.batch_size = checked["batch_size"]
+        self.patch_size = patch_size  # kept as given (checked again when set)
         self.patch_stride = patch_stride
         self.occlusion_value = occlusion_value
-        self.data_format = check_choice(data_format, "data_format", DATA_FORMATS)
-        self.edges = check_choice(edges, "edges", EDGES)
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
-        if not isinstance(progress, bool):
-            raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
-        self.progress = progress
-        self.device = check_choice(device, "device", DEVICES)
-        self.incremental = check_incremental(incremental)
-        self.incremental_threshold = check_switch_share(incremental_threshold, DEFAULT_SWITCH_SHARE)
+        self.data_format, self.edges = checked["data_format"], checked["edges"]
+        self.reduction, self.progress = checked["reduction"], checked["progress"]
+        self.device, self.incremental = checked["device"], checked["incremental"]
+        self.incremental_threshold = checked["incremental_threshold"]
         self.model = model
         self._backend = make_backend(model, operator, self.device)
         # The last host sweep's batch buffer, reused by the next explain of the same batch

@@ -127,6 +127,24 @@ def test_a_branch_the_trace_drops_is_caught_by_the_base_pass(eager_auto, kind):
         maps(model, True)
 
 
+def test_monai_basic_unet_whose_trace_is_wrong_keeps_the_normal_sweep(eager_auto):
+    """MONAI's BasicUNet branches on torch.jit.isinstance: its symbolic trace drops the skip
+    concatenation and fails on real data; auto steps aside, True says why."""
+    nets = pytest.importorskip("monai.networks.nets")
+    torch.manual_seed(0)
+    unet = nets.BasicUNet(spatial_dims=2, in_channels=3, out_channels=2,
+                          features=(4, 4, 8, 8, 8, 4))  # fmt: skip
+    model = nn.Sequential(unet, nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    x = torch.randn(1, 3, 32, 32)
+    options = dict(patch_size=8, patch_stride=8)
+    reference, _ = maps(model, False, x, **options)
+    auto, stats = maps(model, "auto", x, **options)
+    assert_close(auto, reference)
+    assert "its graph failed on the unoccluded inputs" in stats.incremental_note
+    with pytest.raises(ValueError, match="incremental: True .* graph failed"):
+        maps(model, True, x, **options)
+
+
 def test_an_attribute_buffer_or_parameter_changed_between_explains(eager_auto):
     model = Counted(Temperature())
     auto = Occlusion(model, incremental="auto", **OPTIONS)

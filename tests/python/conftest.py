@@ -141,6 +141,17 @@ def detection_case() -> ModelCase:
     return ModelCase(model, _numpy_fn(model), inputs, targets)
 
 
+@pytest.fixture
+def eager_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch's incremental='auto' without its cost floors (the multiply-adds per call,
+    the share saved), so that the small models of the tests take the incremental path
+    wherever it is allowed. Imports torch: for tests marked `torch` only."""
+    from fastocclusion.backends.torch.incremental.graph import TorchOps
+
+    monkeypatch.setattr(TorchOps, "auto_min_call_macs", 0.0)
+    monkeypatch.setattr("fastocclusion.engine.regions.AUTO_MIN_SAVED_SHARE", 0.0)
+
+
 #: Optional extras whose tests are marked by their name: (module, why skipped).
 OPTIONAL_EXTRAS = {
     "torch": ("torch", 'needs PyTorch, an optional extra: pip install ".[torch]"'),

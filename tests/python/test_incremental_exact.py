@@ -55,16 +55,6 @@ def assert_close(actual, reference):
     np.testing.assert_allclose(actual, reference, rtol=0, atol=1e-4 * np.abs(reference).max())
 
 
-@pytest.fixture
-def eager_auto(monkeypatch):
-    """incremental='auto' without its cost floors, so that the small models of these tests
-    take the incremental path wherever it is allowed."""
-    from fastocclusion.backends.torch.incremental.graph import TorchOps
-
-    monkeypatch.setattr(TorchOps, "auto_min_call_macs", 0.0)
-    monkeypatch.setattr("fastocclusion.engine.regions.AUTO_MIN_SAVED_SHARE", 0.0)
-
-
 def assert_refused_before_any_call(model, match):
     before = model.calls
     with pytest.raises(ValueError, match=match):

@@ -108,16 +108,6 @@ def check(results, seed, stage):
             TALLY["incremental"] += 1
 
 
-@pytest.fixture
-def eager_auto(monkeypatch):
-    """'auto' without its cost floors: the small networks take the incremental path
-    wherever it is allowed."""
-    from fastocclusion.backends.torch.incremental.graph import TorchOps
-
-    monkeypatch.setattr(TorchOps, "auto_min_call_macs", 0.0)
-    monkeypatch.setattr("fastocclusion.engine.regions.AUTO_MIN_SAVED_SHARE", 0.0)
-
-
 @pytest.mark.parametrize("seed", range(NETWORKS))
 def test_auto_and_true_equal_false_or_true_refuses(eager_auto, seed):
     model, info = random_network(seed)

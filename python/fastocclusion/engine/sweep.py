@@ -23,7 +23,9 @@ filled, incrementally, and the scorer reads them around the windows only.
 
 Two siblings keep the model's outputs rather than one score per sample: ``run_classes``
 (all-class maps of the drops, base - output, per class) and ``run_values`` (MONAI's maps:
-the outputs themselves, no base pass, blended over the covering windows).
+the outputs themselves, blended over the covering windows; no base pass unless a scorer
+needs the unoccluded activations). Both take a scorer's ``window_outputs`` when the sweep
+is incremental.
 
 Python loops once per batch, never per window or pixel; the loop does no index arithmetic
 (the slot and score tables are made once).
@@ -266,19 +268,22 @@ class Sweep:
         chunk, table = self._slot_table()
         slot_table = self.filler.asarray(table)
         kept = self.filler.empty((chunk, self.batch, len(chosen)), np.float64)
-        backend, buffer = self.backend, self.filler.buffer
-        scorer = self.scorer if self.incremental else None
-        windows = self._window_table(chunk) if scorer is not None else None
-
-        def measure(b: int, rows: int) -> Any:
-            if scorer is not None:
-                return scorer.window_outputs(buffer, table[b], windows[b], rows)[:, picked]
-            return backend.outputs(buffer, rows)[:, picked]
-
-        self._sweep(chunk, measure, self._rows_into(kept))
+        outputs_of = self._batch_outputs(chunk, table)
+        self._sweep(chunk, lambda b, rows: outputs_of(b, rows)[:, picked], self._rows_into(kept))
         n, k, c = self.n, self.num_windows, len(chosen)
         self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k], c)
         return chosen, self.filler.maps(reduction, collapsed_axes)
+
+    def _batch_outputs(self, chunk: int, table: np.ndarray) -> Any:
+        """outputs(b, rows): the outputs of batch b (at least ``rows`` rows, see
+        Backend.outputs): the scorer's, from its slots' windows (``table``: the slot table),
+        when the sweep is incremental, else the model's. A model call."""
+        backend, buffer = self.backend, self.filler.buffer
+        if not self.incremental:
+            return lambda b, rows: backend.outputs(buffer, rows)
+        scorer, windows = self.scorer, self._window_table(chunk)
+        assert scorer is not None
+        return lambda b, rows: scorer.window_outputs(buffer, table[b], windows[b], rows)
 
     def _write_planes(self, stream: Bookkeeping, planes: int) -> None:
         """(N * K, planes) values in stream order into the filler's deltas: ``planes`` grids
@@ -289,28 +294,31 @@ class Sweep:
     def run_values(
         self, importance: np.ndarray | None, collapsed_axes: tuple[int, ...]
     ) -> tuple[int, Bookkeeping]:
-        """Maps of the backend's outputs themselves (MONAI's occlusion sensitivity): no base
-        pass; the (B, C) outputs of every occluded batch are kept, and each map element of
-        class c is the mean of output c over the windows covering it, weighted by
-        ``importance`` (window-shaped, see Filler.blend; None: constant weights, the summed-
-        area "mean" path). Returns (C, the maps (N * C, *map shape), input-major).
-        ValueError naming the model for outputs other than (B, C), known after the first
-        call only."""
+        """Maps of the backend's outputs themselves (MONAI's occlusion sensitivity): the
+        (B, C) outputs of every occluded batch are kept, and each map element of class c is
+        the mean of output c over the windows covering it, weighted by ``importance``
+        (window-shaped, see Filler.blend; None: constant weights, the summed-area "mean"
+        path). No base pass, but for an incremental scorer (it keeps the unoccluded inputs'
+        activations; the batches' outputs are then the scorer's, as in ``run_classes``).
+        Returns (C, the maps (N * C, *map shape), input-major). ValueError naming the model
+        for outputs other than (B, C), known after the first call only."""
         with self.backend.calls():
+            if self.scorer is not None:
+                self._unperturbed_outputs()
             chunk, table = self._slot_table()
             kept: list[Any] = [None] * chunk
-            backend, buffer = self.backend, self.filler.buffer
-            self._sweep(
-                chunk, lambda b, rows: backend.outputs(buffer, rows)[None], kept.__setitem__
-            )
-            shapes = {tuple(o.shape) for o in kept}
-            if len(shapes) != 1 or len(kept[0].shape) != 3:
+            self._sweep(chunk, self._batch_outputs(chunk, table), kept.__setitem__)
+            shapes = sorted({tuple(o.shape) for o in kept})
+            if any(len(s) != 2 for s in shapes) or len({s[1] for s in shapes}) != 1:
                 raise ValueError(
-                    f"model: outputs of shapes {sorted(s[1:] for s in shapes)} are invalid for "
-                    "output maps, expected (batch, classes) from every call"
+                    f"model: outputs of shapes {shapes} are invalid for output maps, expected "
+                    "(batch, classes) from every call"
                 )
-            outputs = self.filler.concatenate(kept)  # (chunk, batch, C)
-            c = int(outputs.shape[2])
+            c = int(shapes[0][1])
+            outputs = self.filler.empty((chunk, self.batch, c), np.float64)
+            store = self._rows_into(outputs)  # a scorer's calls may skip the padding rows
+            for b, value in enumerate(kept):
+                store(b, value)
             self._write_planes(
                 outputs.swapaxes(0, 1).reshape(-1, c)[: self.n * self.num_windows], c
             )

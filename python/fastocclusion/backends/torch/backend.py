@@ -223,8 +223,8 @@ class TorchBackend:
         if request.channels_last:
             reason = "inputs: PyTorch CNNs read channels-first images"
             return no_scorer(f"{reason} (data_format='channels_first')", request.required)
-        if self._full_batches:
-            reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
+        if not self.builtin_operator:
+            reason = "operator: a custom operator calls the model itself"
             return no_scorer(reason, request.required)
         return make_scorer(self, self.model, request)
 

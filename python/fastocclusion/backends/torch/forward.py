@@ -5,6 +5,10 @@ One sweep occludes one of the inputs; the others are the unperturbed inputs of e
 example, gathered per batch. The score of a slot is an element of its example's output,
 picked by a ``TargetIndex``. Batches live in host memory (the host filler) and are handed
 to the function by DLPack, copied to the inputs' device when that is not the CPU.
+
+Exact incremental inference (design §8) where the function is a ``torch.nn.Module`` called
+on one input tensor of (N, C, H, W) images and nothing else, on the CPU: the module is
+traced and the sweep recomputes only what the windows change (backends.torch.incremental).
 """
 
 from __future__ import annotations
@@ -53,9 +57,14 @@ class TargetIndex:
 class ForwardBackend:
     """engine.protocols.Backend calling ``forward(*inputs, *extra_args)``, sweeping input
     ``swept``; scores by ``target``. The function's train/eval state and gradients are left
-    alone: it runs under ``torch.inference_mode()``."""
+    alone: it runs under ``torch.inference_mode()``.
 
-    builtin_operator = False  # scores are computed per batch, not from stored outputs
+    With one input the batch is all the function sees of its examples, so their scores
+    are read from its raw outputs (``builtin_operator``: the base pass keeps the outputs,
+    and an incremental scorer can stand in for the function); with several, the other
+    inputs are gathered per slot, and every score comes from a call of the function.
+    """
+
     target_kind = "any"
     device_arrays = None
 
@@ -74,13 +83,19 @@ class ForwardBackend:
         self.extra_args = extra_args
         self.device = self.inputs[swept].device
         self.dtype = self.inputs[swept].dtype
+        #: True with one input: scores are the TargetIndex's picks of the raw outputs.
+        self.builtin_operator = len(self.inputs) == 1
         self._batch = BatchView(self.device, self.dtype)
         self._gathered: list[torch.Tensor | None] = []
         self._gathered_rows = 0
 
-    def _call(self, batch: torch.Tensor, rows: torch.Tensor, gather: bool) -> torch.Tensor:
+    def _call(
+        self, batch: torch.Tensor, rows: torch.Tensor, gather: bool, model: Any = None
+    ) -> torch.Tensor:
         """The function on the batch for input ``swept`` and the slots' examples of the
-        others (gathered again only when the slots changed examples or their number)."""
+        others (gathered again only when the slots changed examples or their number).
+        ``model``: what stands in for the function (an incremental scorer's evaluation of
+        it; None: the function)."""
         if gather or not self._gathered or self._gathered_rows != len(rows):
             self._gathered_rows = len(rows)
             self._gathered = [
@@ -92,7 +107,8 @@ class ForwardBackend:
         assert view is not None
         version = None if view.is_inference() else view._version
         with torch.inference_mode():  # a no-op inside the sweep's calls()
-            outputs = model_output(self.forward(*args, *self.extra_args), self.forward)
+            call = self.forward if model is None else model
+            outputs = model_output(call(*args, *self.extra_args), self.forward)
         if version is not None and view._version != version:
             raise ValueError(
                 "forward_func: wrote into its input tensor in place; fastocclusion reuses the "
@@ -116,7 +132,20 @@ class ForwardBackend:
         return None
 
     def outputs(self, buffer: Any, rows: int) -> np.ndarray:
-        raise TypeError("ForwardBackend scores batches; it keeps no raw outputs")
+        """MODEL CALL: the raw outputs of the first ``rows`` slots (one input only: see the
+        class docstring), a NumPy copy in the function's output dtype."""
+        return self.outputs_of(None, buffer, rows)
+
+    def outputs_of(self, model: Any, buffer: Any, rows: int) -> np.ndarray:
+        """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
+        of the function; None: the function), with the same checks."""
+        if not self.builtin_operator:
+            raise TypeError("ForwardBackend keeps raw outputs of a single input only")
+        batch = self._batch(buffer)
+        examples = torch.arange(rows)  # one input: nothing is gathered by example
+        outputs = self._call(batch if rows >= len(batch) else batch[:rows], examples, True, model)
+        # A copy: outputs may alias the buffer (an identity function), refilled next.
+        return outputs.detach().to("cpu").numpy().copy()
 
     def resolve_targets(self, targets: Any, outputs: Any, output_shape: Any) -> np.ndarray:
         return np.zeros((len(self.inputs[0]), 0), np.float32)  # the TargetIndex is the target
@@ -126,21 +155,54 @@ class ForwardBackend:
 
     def scores(self, buffer: Any, slots: np.ndarray, gather: bool, rows: int) -> np.ndarray:
         """Scores of the first ``rows`` slots (the padding is not computed)."""
+        return self.scores_of(None, buffer, slots, gather, rows)
+
+    def scores_of(
+        self, model: Any, buffer: Any, slots: np.ndarray, gather: bool, rows: int
+    ) -> np.ndarray:
+        """As ``scores``, the outputs computed by ``model(batch)`` (an incremental scorer's
+        evaluation of the function; None: the function)."""
         examples = torch.from_numpy(np.ascontiguousarray(slots[:rows]))
         batch = self._batch(buffer)
-        outputs = self._call(batch if rows >= len(batch) else batch[:rows], examples, gather)
+        batch = batch if rows >= len(batch) else batch[:rows]
+        outputs = self._call(batch, examples, gather, model)
         scores = self.target.select(outputs, examples.to(outputs.device))
         return scores.to("cpu", torch.float64).numpy()
 
-    def scores_from_outputs(self, outputs: Any) -> Any:
-        raise TypeError("ForwardBackend has no built-in operator")
+    def scores_from_outputs(self, outputs: Any) -> np.ndarray:
+        """The (N,) float64 scores of the unperturbed inputs from their raw outputs (one
+        input only)."""
+        if not self.builtin_operator:
+            raise TypeError("ForwardBackend reads scores from the outputs of a single input only")
+        tensor = torch.from_numpy(np.asarray(outputs))
+        scores = self.target.select(tensor, torch.arange(len(tensor)))
+        return scores.to(torch.float64).numpy()
 
-    def incremental_scorer(self, request: IncrementalRequest) -> tuple[None, str]:
-        """Not available: the sweep scores forward functions, whose layers are unknown."""
-        return no_scorer(
-            "model: a forward function's layers are unknown (the Captum front-end)",
-            request.required,
-        )
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[Any, str]:
+        """Exact incremental inference over a torch.fx trace of the function when it is a
+        ``torch.nn.Module`` called on the swept input alone; else (None, why not), a
+        ValueError naming ``incremental`` when it was required."""
+        from fastocclusion.backends.torch.incremental import make_scorer
+
+        reason = None
+        if not isinstance(self.forward, torch.nn.Module):
+            reason = (
+                f"forward_func: the layers of a {type(self.forward).__name__} are unknown "
+                "(expected the torch.nn.Module itself)"
+            )
+        elif len(self.inputs) != 1:
+            reason = (
+                f"inputs: {len(self.inputs)} input tensors are invalid, expected one (the "
+                "module's only argument)"
+            )
+        elif self.extra_args:
+            reason = (
+                f"additional_forward_args: {len(self.extra_args)} extra arguments are "
+                "invalid, expected none (the module's input is its only argument)"
+            )
+        if reason is not None:
+            return no_scorer(reason, request.required)
+        return make_scorer(self, self.forward, request)
 
     def wrap_result(self, maps: np.ndarray) -> torch.Tensor:
         self._batch.release()

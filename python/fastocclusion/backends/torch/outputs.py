@@ -7,6 +7,11 @@ nothing), are kept as float64 bookkeeping arrays. Batches live in host memory (t
 filler; handed to a CPU module by DLPack without a copy, copied to another device) or, when
 the input is on a CUDA device and fastocclusion's CUDA module is usable, in device memory
 filled by the CUDA kernels (the device filler), with the bookkeeping as torch tensors there.
+
+Exact incremental inference (design §8) where ``module`` is a ``torch.nn.Module`` called
+without keyword arguments on a 2-D image on the CPU: the module is traced (in eval mode) and
+the sweep recomputes only what the windows change (backends.torch.incremental); the
+activation runs on its outputs as on the module's.
 """
 
 from __future__ import annotations
@@ -24,19 +29,25 @@ from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 
 @contextlib.contextmanager
-def eval_mode(module: Any) -> Iterator[None]:
-    """Every submodule of ``module`` in eval mode and inference mode on, for the duration;
-    each submodule's own training flag restored afterwards (also on errors)."""
+def training_off(module: Any) -> Iterator[None]:
+    """Every submodule of ``module`` in eval mode for the duration; each submodule's own
+    training flag restored afterwards (also on errors)."""
     modules = list(module.modules()) if isinstance(module, torch.nn.Module) else []
     training = [m.training for m in modules]
     try:
         for m in modules:
             m.training = False
-        with torch.inference_mode():
-            yield
+        yield
     finally:
         for m, flag in zip(modules, training):
             m.training = flag
+
+
+@contextlib.contextmanager
+def eval_mode(module: Any) -> Iterator[None]:
+    """``training_off(module)`` and inference mode on, for the duration."""
+    with training_off(module), torch.inference_mode():
+        yield
 
 
 class OutputsBackend:
@@ -88,10 +99,22 @@ class OutputsBackend:
     def outputs(self, buffer: Any, rows: int | None = None) -> Any:
         """MODEL CALL: the activated (B, classes) outputs, float64, a copy (of the full batch:
         ``rows`` ignored, so every call has MONAI's batch)."""
-        batch = self._batch(buffer)
-        version = None if batch.is_inference() else batch._version
-        outputs = self._activate(model_output(self.module(batch, **self.kwargs), self.module))
-        if version is not None and batch._version != version:
+        return self.outputs_of(None, buffer, rows)
+
+    def outputs_of(self, model: Any, buffer: Any, rows: int | None) -> Any:
+        """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
+        of the module; None: the module) and activated, with the same checks. A stand-in
+        computes the first ``rows`` slots only (the module is not called: MONAI's batch
+        size does not apply)."""
+        view = self._batch(buffer)
+        version = None if view.is_inference() else view._version
+        if model is None:
+            batch, raw = view, self.module(view, **self.kwargs)
+        else:
+            batch = view if rows is None or rows >= len(view) else view[:rows]
+            raw = model(batch)
+        outputs = self._activate(model_output(raw, self.module))
+        if version is not None and view._version != version:
             raise ValueError(
                 "nn_module: wrote into its input tensor in place; fastocclusion reuses the batch "
                 "buffer, expected a module that leaves its input unchanged"
@@ -124,12 +147,27 @@ class OutputsBackend:
     def scores_from_outputs(self, outputs: Any) -> Any:
         raise TypeError("OutputsBackend has no built-in operator")
 
-    def incremental_scorer(self, request: IncrementalRequest) -> tuple[None, str]:
-        """Not available: the activated-outputs sweep (MONAI's) keeps the normal sweep."""
-        return no_scorer(
-            "model: the activated-outputs sweep (MONAI's front-end) runs in full",
-            request.required,
-        )
+    def incremental_scorer(self, request: IncrementalRequest) -> tuple[Any, str]:
+        """Exact incremental inference over a torch.fx trace of the module, traced in eval
+        mode (as it is called) when it is a ``torch.nn.Module`` called without keyword
+        arguments; else (None, why not), a ValueError naming ``incremental`` when it was
+        required."""
+        from fastocclusion.backends.torch.incremental import make_scorer
+
+        if not isinstance(self.module, torch.nn.Module):
+            reason = (
+                f"nn_module: the layers of a {type(self.module).__name__} are unknown "
+                "(expected a torch.nn.Module)"
+            )
+            return no_scorer(reason, request.required)
+        if self.kwargs:
+            reason = (
+                f"kwargs: {sorted(self.kwargs)} are invalid, expected none (a trace takes "
+                "the image alone)"
+            )
+            return no_scorer(reason, request.required)
+        with training_off(self.module):  # the trace's copy keeps the eval flags
+            return make_scorer(self, self.module, request)
 
     def wrap_result(self, maps: Any) -> torch.Tensor:
         """The maps as a float32 tensor on the device."""

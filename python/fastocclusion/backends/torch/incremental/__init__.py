@@ -6,9 +6,13 @@
 
 The plan (which nodes run on boxes) and the run (gathers, splices) are the engine's.
 
-``make_scorer`` checks what can be checked before any model call (the operator, where the
-model runs, hooks, that torch.fx traces it, the first layers) and returns the scorer or why
-not. The model is traced anew for every sweep, on a copy of its module tree (tracing runs
+``make_scorer`` checks what can be checked before any model call (where the model runs,
+compiled models, hooks, that torch.fx traces it, the first layers) and returns the scorer
+or why not. It serves every torch backend (``TorchBackend``, Captum's ``ForwardBackend``,
+MONAI's ``OutputsBackend``): each checks what is its own (an operator, its inputs, its
+arguments) and hands over the module it calls.
+
+The model is traced anew for every sweep, on a copy of its module tree (tracing runs
 ``forward`` on proxies: what it assigns, counts or appends lands on the copy), and the
 engine checks the trace's outputs against the model's in the base pass: a trace is never
 trusted over the model (engine.incremental_run).
@@ -24,6 +28,7 @@ from torch import fx
 from torch.nn.modules import module as module_globals
 
 from fastocclusion.backends.torch.callable import TorchCallable
+from fastocclusion.backends.torch.device import is_compiled
 from fastocclusion.backends.torch.incremental.graph import TorchOps, graph_nodes
 from fastocclusion.backends.torch.incremental.layers import mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
@@ -106,10 +111,17 @@ def make_scorer(
 ) -> tuple[IncrementalScorer | None, str]:
     """The incremental scorer of ``model`` for a sweep, or (None, why not); ValueError
     naming the reason (the first unsupported layer) when ``request.required``. No model call
-    (the trace runs ``forward`` on proxies, on a copy of the model)."""
+    (the trace runs ``forward`` on proxies, on a copy of the model).
+
+    ``backend``: engine.incremental_run.ModelCalls whose model calls are ``model(batch)``
+    alone (no custom operator calling the model: the caller checks that), with the
+    ``device`` and ``dtype`` of its batches and its ``device_arrays``.
+
+    >>> scorer, note = make_scorer(backend, backend.model, request)  # doctest: +SKIP
+    """
     reason: str | None = None
-    if not backend.builtin_operator:
-        reason = "operator: a custom operator calls the model itself"
+    if is_compiled(model):
+        reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
     elif backend.device.type != "cpu" or backend.device_arrays is not None:
         reason = "device: the gather and splice kernels run on the CPU (the model is not there)"
     elif backend.dtype not in (torch.float32, torch.float64):

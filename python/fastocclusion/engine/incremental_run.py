@@ -141,15 +141,25 @@ class IncrementalRunner:
             int(shape[1]), int(shape[2])
         )  # fmt: skip
 
-    def _make_plan(self, sample: Any) -> Plan:
-        """The plan, from the node shapes of one sample's full run."""
+    def plan_on(self, sample: Any) -> Any:
+        """Plans from the node shapes of ``sample``'s full run (one row: the first input)
+        and returns that run's outputs; "auto" may decline here (``active`` turns False)."""
+        outputs: list[Any] = []
+        self.plan = self._make_plan(sample, outputs)
+        return outputs[0]
+
+    def _make_plan(self, sample: Any, outputs: list[Any] | None = None) -> Plan:
+        """The plan, from the node shapes of one sample's full run (its outputs appended to
+        ``outputs``)."""
         shapes = self._shapes
 
         def record(node: GraphNode, value: Any) -> None:
             shape = self.tensors.shape(value)
             shapes[node] = None if shape is None else tuple(shape[1:])
 
-        self._run_full(sample, record)
+        result = self._run_full(sample, record)
+        if outputs is not None:
+            outputs.append(result)
         plan = build_plan(self.nodes, shapes, self._map_size, self.regions, self.switch_share)
         item = self.tensors.array(self.tensors.rows(sample, 1)).itemsize
         kept = sum(self.n * math.prod(shapes[v]) * item for v in plan.stored)
@@ -345,16 +355,16 @@ class IncrementalScorer:
         """The unoccluded inputs' outputs: the model's own, and the graph's while it runs
         (kept when they agree, so that base and occluded scores come from one graph)."""
         model_outputs = self.calls.outputs(buffer, count)[:count]
-        if not self.runner.active:
-            return model_outputs
         runner = self.runner
         try:
+            if runner.plan is None and runner.active:  # plan on one sample: auto may decline
+                self.calls.outputs_of(runner.plan_on, buffer, 1)
+            if not runner.active:
+                return model_outputs
             graph_outputs = self.calls.outputs_of(lambda x: runner.base(x, start), buffer, count)
         except Exception as error:  # noqa: BLE001 - any failure of the graph: step aside
             cause = f"{type(error).__name__}: {error}"
             runner.step_aside(f"model: its graph failed on the unoccluded inputs ({cause})")
-            return model_outputs
-        if not runner.active:  # planned, and "auto" declined: the model's outputs
             return model_outputs
         difference = outputs_difference(graph_outputs[:count], model_outputs)
         if difference is None:

@@ -29,7 +29,7 @@ from monai.visualize import OcclusionSensitivity as MonaiOcclusionSensitivity  #
 
 from fastocclusion.backends.torch import outputs as outputs_backend  # noqa: E402
 from fastocclusion.engine import fillers  # noqa: E402
-from fastocclusion.monai import OcclusionSensitivity  # noqa: E402
+from fastocclusion.monai import MonaiModeError, OcclusionSensitivity  # noqa: E402
 from fastocclusion.monai.windows import gaussian_importance, gaussian_mask  # noqa: E402
 
 pytestmark = [
@@ -302,3 +302,14 @@ def test_outputs_other_than_batch_by_classes_are_a_value_error_naming_the_module
         OcclusionSensitivity(lambda x: x.mean(dim=1), mask_size=3, verbose=False)(
             torch.rand(1, 1, 6, 6)
         )
+
+
+@pytest.mark.parametrize("cls", [MonaiOcclusionSensitivity, OcclusionSensitivity])
+def test_an_unknown_mode_is_caught_as_monais_not_implemented_error(cls):
+    """MONAI raises NotImplementedError for an unknown mode name; ours is a ValueError
+    naming ``mode`` that ``except NotImplementedError`` catches as well."""
+    with pytest.raises(NotImplementedError) as caught:
+        cls(Net(1, 2, 2, 0), mode="zeros")
+    if cls is OcclusionSensitivity:
+        assert type(caught.value) is MonaiModeError and isinstance(caught.value, ValueError)
+        assert str(caught.value).startswith("mode: ")

@@ -21,10 +21,19 @@ Captum's arguments, as it reads them:
   last axes of every example's output), a tensor (a scalar, or one index per example), or a
   list of ints or tuples, one per example (the axes after the batch axis);
 - ``additional_forward_args``: extra arguments after the inputs (a tuple, or one object);
-- ``perturbations_per_eval``: the function gets N x perturbations_per_eval examples per call
-  (every call has exactly that many: the last one is padded).
+  tensors whose first dimension is N go with their examples (Captum repeats them along the
+  batch);
+- ``perturbations_per_eval``: per input tensor, one call on the N unperturbed examples,
+  then ceil(windows / perturbations_per_eval) calls sharing the N x windows perturbed
+  examples evenly (at most N x perturbations_per_eval each; Captum fills all but the last).
+
+A function returning one value for the whole batch (a 0-d tensor, target None) runs in
+Captum's aggregate mode: every window occluded in all N examples at once, (1, ...)
+attributions (perturbations_per_eval must be 1, as in Captum). Errors where Captum asserts
+are ``CaptumArgumentError``s (ValueError and AssertionError).
 """
 
+from fastocclusion.captum.arguments import CaptumArgumentError
 from fastocclusion.captum.occlusion import Occlusion
 
-__all__ = ["Occlusion"]
+__all__ = ["CaptumArgumentError", "Occlusion"]

@@ -1,6 +1,9 @@
 """Captum's arguments as Captum reads them, checked before any model call (ValueError
 naming the argument): the input tensors, one window and stride tuple per input, the
-baselines, the target forms and the extra forward arguments."""
+baselines, the target forms and the extra forward arguments. Where Captum asserts (the
+windows, the strides, the target, ``perturbations_per_eval``) the error is a
+``CaptumArgumentError``: a ValueError that code written for Captum catches as its
+AssertionError."""
 
 from __future__ import annotations
 
@@ -14,9 +17,14 @@ from fastocclusion.backends.torch.forward import TargetIndex
 from fastocclusion.options import is_int
 
 __all__ = [
-    "check_inputs", "extra_args", "is_int_tuple", "per_input_baselines", "per_input_sizes",
-    "target_index",
+    "CaptumArgumentError", "check_inputs", "extra_args", "is_int_tuple", "per_input_baselines",
+    "per_input_sizes", "target_index",
 ]  # fmt: skip
+
+
+class CaptumArgumentError(ValueError, AssertionError):
+    """An invalid argument where Captum asserts: a ValueError naming the argument, also
+    caught by ``except AssertionError`` as Captum's own check is."""
 
 
 def is_int_tuple(value: Any) -> bool:
@@ -65,7 +73,7 @@ def per_input_sizes(
     if allow_int and is_int(value):
         value = (value,) * len(tensors)
     if not isinstance(value, tuple) or len(value) != len(tensors):
-        raise ValueError(
+        raise CaptumArgumentError(
             f"{name}: {value!r} is invalid, expected one tuple per input ({len(tensors)})"
         )
     sizes = []
@@ -74,7 +82,7 @@ def per_input_sizes(
         if allow_int and is_int(item):
             item = (item,) * rank
         if not is_int_tuple(item) or len(item) != rank:
-            raise ValueError(
+            raise CaptumArgumentError(
                 f"{name}: {item!r} for input {k} of shape {tuple(tensor.shape)} is invalid, "
                 f"expected {rank} ints (one per axis after the batch axis)"
             )
@@ -114,31 +122,39 @@ def per_input_baselines(baselines: Any, tensors: list[torch.Tensor]) -> list[np.
     return out
 
 
+def _target(**fields: Any) -> TargetIndex:
+    """A TargetIndex whose errors at scoring time are CaptumArgumentErrors."""
+    return TargetIndex(**fields, error=CaptumArgumentError)
+
+
 def target_index(target: Any, n: int) -> TargetIndex:
-    """Captum's target forms as a TargetIndex (ValueError naming ``target`` otherwise)."""
+    """Captum's target forms as a TargetIndex (CaptumArgumentError naming ``target``
+    otherwise)."""
     if target is None:
-        return TargetIndex()
+        return _target()
     if isinstance(target, torch.Tensor):
         if target.is_floating_point() or target.is_complex():
-            raise ValueError(f"target: a {target.dtype} tensor is invalid, expected integers")
+            raise CaptumArgumentError(
+                f"target: a {target.dtype} tensor is invalid, expected integers"
+            )
         if target.numel() == 1:  # Captum reads a one-element tensor as a scalar
-            return TargetIndex(last=(int(target.item()),))
+            return _target(last=(int(target.item()),))
         if target.dim() == 1 and target.numel() == n:
-            return TargetIndex(per_example=target.cpu().numpy().astype(np.int64)[:, None])
-        raise ValueError(
+            return _target(per_example=target.cpu().numpy().astype(np.int64)[:, None])
+        raise CaptumArgumentError(
             f"target: a tensor of shape {tuple(target.shape)} is invalid, expected a scalar or "
             f"one integer index per example ({n},)"
         )
     if is_int(target):
-        return TargetIndex(last=(int(target),))
+        return _target(last=(int(target),))
     if is_int_tuple(target) and target:
-        return TargetIndex(last=tuple(int(v) for v in target))
+        return _target(last=tuple(int(v) for v in target))
     if isinstance(target, list) and len(target) == n:
         if all(is_int(v) for v in target):
-            return TargetIndex(per_example=np.asarray(target, np.int64)[:, None])
+            return _target(per_example=np.asarray(target, np.int64)[:, None])
         if all(is_int_tuple(v) and v for v in target) and len({len(v) for v in target}) == 1:
-            return TargetIndex(per_example=np.asarray(target, np.int64))
-    raise ValueError(
+            return _target(per_example=np.asarray(target, np.int64))
+    raise CaptumArgumentError(
         f"target: {target!r} is invalid, expected None, an int, a tuple of ints, a tensor, or "
         f"a list of {n} ints or tuples (one per example)"
     )

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from fastocclusion.arrays import to_numpy
-from fastocclusion.backends.torch.forward import ForwardBackend
+from fastocclusion.backends.torch.forward import AggregateOutputError, ForwardBackend, TargetIndex
 from fastocclusion.captum.arguments import (
+    CaptumArgumentError,
     check_inputs,
     extra_args,
     per_input_baselines,
@@ -94,40 +95,122 @@ class Occlusion:
         for k, (window, step) in enumerate(zip(windows, steps)):
             for axis, (w, s, length) in enumerate(zip(window, step, tensors[k].shape[1:])):
                 if w < 1 or w > length:
-                    raise ValueError(
+                    raise CaptumArgumentError(
                         f"sliding_window_shapes: {w} along axis {axis + 1} of input {k} is "
                         f"invalid, expected 1 to {length}"
                     )
                 if s < 1 or s > w:
-                    raise ValueError(
+                    raise CaptumArgumentError(
                         f"strides: {s} along axis {axis + 1} of input {k} is invalid, expected "
                         f"1 to the window ({w}): Captum does not allow gaps"
                     )
-        bases = per_input_baselines(baselines, tensors)
         index = target_index(target, n)
         extra = extra_args(additional_forward_args)
         if not is_int(perturbations_per_eval) or perturbations_per_eval < 1:
-            raise ValueError(
+            raise CaptumArgumentError(
                 f"perturbations_per_eval: {perturbations_per_eval!r} is invalid, expected an "
                 "integer >= 1"
             )
         if not isinstance(show_progress, bool):
             raise ValueError(f"show_progress: {show_progress!r} is invalid, expected a bool")
-        batch = n * perturbations_per_eval
+        progress = show_progress and f"{self.get_name()} attribution"  # Captum's label
+        bases = per_input_baselines(baselines, tensors)
+        try:
+            results = self._sweeps(
+                self.forward_func, tensors, windows, steps, bases, index, extra,
+                n * perturbations_per_eval, progress,
+            )  # fmt: skip
+        except AggregateOutputError:
+            if index.last or index.per_example is not None:
+                raise
+            if perturbations_per_eval != 1:
+                raise CaptumArgumentError(
+                    "forward_func: returned one value for the whole batch (Captum's aggregate "
+                    f"mode), which needs perturbations_per_eval=1, not {perturbations_per_eval}"
+                ) from None
+            results = self._aggregate(tensors, windows, steps, baselines, extra, progress)
+        return tuple(results) if is_tuple else results[0]
+
+    def _aggregate(
+        self,
+        tensors: list[torch.Tensor],
+        windows: list[tuple[int, ...]],
+        steps: list[tuple[int, ...]],
+        baselines: Any,
+        extra: tuple[Any, ...],
+        progress: bool | str,
+    ) -> list[torch.Tensor]:
+        """Captum's aggregate mode (a function returning one value for the whole batch):
+        every window is occluded in all N examples at once, one call of the N examples per
+        window, and the attributions, (1, ...), are the drops of that value. The sweep sees
+        the batch as one example of shape (N, ...) whose windows span the N examples."""
+        n = tensors[0].shape[0]
+        whole = [tensor.unsqueeze(0) for tensor in tensors]
+        count = len(tensors)
+
+        def per_batch(*args: Any) -> torch.Tensor:
+            """The function on each (N, ...) example of a batch of them: (B,) values."""
+            return torch.stack(
+                [
+                    self.forward_func(*(arg[b] for arg in args[:count]), *args[count:]).reshape(())
+                    for b in range(len(args[0]))
+                ]
+            )
+
+        maps = self._sweeps(
+            per_batch, whole, [(n, *w) for w in windows], [(n, *s) for s in steps],
+            per_input_baselines(baselines, whole), TargetIndex(), extra, 1, progress,
+        )  # fmt: skip
+        return [result[:, 0] for result in maps]
+
+    def _sweeps(
+        self,
+        forward: Callable[..., Any],
+        tensors: list[torch.Tensor],
+        windows: list[tuple[int, ...]],
+        steps: list[tuple[int, ...]],
+        bases: list[np.ndarray],
+        index: TargetIndex,
+        extra: tuple[Any, ...],
+        batch: int,
+        progress: bool | str,
+    ) -> list[torch.Tensor]:
+        """One sweep of ``forward`` per input tensor, ``batch`` samples per call: the
+        attributions of each tensor (``last_stats``: the last sweep's)."""
         results = []
         for k, tensor in enumerate(tensors):
             started = time.perf_counter()
             array = np.ascontiguousarray(to_numpy(tensor, "inputs"), dtype=np.float32)
             geometry = WindowGeometry(array.shape[1:], windows[k], steps[k], "cover")
-            backend = ForwardBackend(self.forward_func, tensors, k, index, extra)
+            backend = ForwardBackend(forward, tensors, k, index, extra)
             sweep = build_sweep(
-                backend, array, geometry, bases[k], batch, progress=show_progress,
+                backend, array, geometry, bases[k], batch, progress=progress,
                 incremental=self._incremental_options(tensor),
             )  # fmt: skip
-            _, maps = sweep.run(np.zeros((n, 0), np.float32), "mean", ())
+            _, maps = sweep.run(np.zeros((len(array), 0), np.float32), "mean", ())
             self.last_stats = sweep.stats(started)
             results.append(backend.wrap_result(maps))
-        return tuple(results) if is_tuple else results[0]
+        return results
+
+    def attribute_future(self) -> None:
+        """Not implemented, as Captum's ``Occlusion.attribute_future`` is not."""
+        raise NotImplementedError("attribute_future is not implemented for Occlusion")
+
+    def has_convergence_delta(self) -> bool:
+        """False, as Captum's: occlusion has no convergence delta."""
+        return False
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """True, as Captum's perturbation attributions: the drops are global attributions
+        (the inputs' values are part of them)."""
+        return True
+
+    @classmethod
+    def get_name(cls) -> str:
+        """Captum's readable class name: a space before every capital but the first
+        ("Occlusion")."""
+        return "".join(c if c.islower() or i == 0 else " " + c for i, c in enumerate(cls.__name__))
 
     def _incremental_options(self, tensor: torch.Tensor) -> IncrementalOptions:
         """The engine's incremental options for one input tensor: (N, C, H, W) tensors are

@@ -59,7 +59,7 @@ def build_sweep(
     batch: int,
     *,
     baseline_kind: str = "auto",
-    progress: bool = False,
+    progress: bool | str = False,
     incremental: IncrementalOptions | None = None,
     buffer: BatchBuffer | None = None,
 ) -> Sweep:
@@ -67,7 +67,8 @@ def build_sweep(
     windows, ``batch`` samples per model call, the windows set to ``baseline`` (see
     ``HostFiller``; ``baseline_kind`` "auto", or MONAI's window kinds). ``buffer``: the
     host batch buffer of an earlier sweep, reused when its shape fits
-    (``Sweep.filler.buffer`` hands it back). ``incremental``: None or mode False for the
+    (``Sweep.filler.buffer`` hands it back). ``progress``: a tqdm bar (a string: its
+    label). ``incremental``: None or mode False for the
     normal sweep. ValueError naming ``incremental`` when True cannot run (before any
     model call); no model call is made here.
 

@@ -12,8 +12,11 @@ How one sweep runs:
    indices b + j * C. A slot thus moves to the next window of the same input from one batch
    to the next (the incremental fill rewrites two windows) and copies a whole input only
    when its chunk crosses into the next one: about N + batch copies in a sweep instead of
-   N * batch. Every call has exactly ``batch`` samples (the slots past the end of the
-   stream, the padding, are the last slots of the last batches).
+   N * batch. Every batch buffer holds ``batch`` slots; the slots past the end of the
+   stream (the padding) are the last slots of the last batches, and the backend is told
+   how many hold samples: a traced model is called on the full batch (one shape), an
+   eager one (PyTorch) on those rows only, so its calls hold at most ``batch`` samples and
+   their sizes differ by at most one.
 3. the deltas base - score, back in stream order, then the maps (the filler accumulates).
 
 Exact incremental inference (design §8): given a ``WindowScorer``, the base pass goes through
@@ -57,7 +60,7 @@ class Sweep:
         n: int,
         num_windows: int,
         batch: int,
-        progress: bool = False,
+        progress: bool | str = False,
         scorer: WindowScorer | None = None,
         note: str = "",
     ) -> None:

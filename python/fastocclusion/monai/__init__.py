@@ -32,6 +32,6 @@ Not supported: a callable ``mode`` (MONAI calls it once per window: a Python loo
 window is what this package exists to avoid).
 """
 
-from fastocclusion.monai.sensitivity import OcclusionSensitivity
+from fastocclusion.monai.sensitivity import MonaiModeError, OcclusionSensitivity
 
-__all__ = ["OcclusionSensitivity"]
+__all__ = ["MonaiModeError", "OcclusionSensitivity"]

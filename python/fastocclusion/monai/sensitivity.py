@@ -19,9 +19,14 @@ from fastocclusion.monai.arguments import check_image, per_axis
 from fastocclusion.monai.windows import crops, gaussian_importance, gaussian_mask, scan_intervals
 from fastocclusion.options import check_incremental, check_switch_share, is_int, is_real
 
-__all__ = ["MODES", "OcclusionSensitivity"]
+__all__ = ["MODES", "MonaiModeError", "OcclusionSensitivity"]
 
 MODES = ("gaussian", "mean_patch", "mean_img")
+
+
+class MonaiModeError(ValueError, NotImplementedError):
+    """An invalid ``mode``: a ValueError naming it, also caught by ``except
+    NotImplementedError`` as MONAI's own check is."""
 
 
 class OcclusionSensitivity:
@@ -71,12 +76,12 @@ class OcclusionSensitivity:
                 if callable(mode)
                 else ""
             )
-            raise ValueError(
+            raise MonaiModeError(
                 f"mode: {mode!r} is invalid, expected a number, 'gaussian', 'mean_patch' or "
                 f"'mean_img'{extra}"
             )
         if is_real(mode) and not np.isfinite(float(mode)):
-            raise ValueError(f"mode: {mode!r} is invalid, expected a finite occlusion value")
+            raise MonaiModeError(f"mode: {mode!r} is invalid, expected a finite occlusion value")
         if not (isinstance(activate, bool) or callable(activate)):
             raise ValueError(f"activate: {activate!r} is invalid, expected a bool or a callable")
         self.nn_module = nn_module

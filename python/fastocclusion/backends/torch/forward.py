@@ -2,9 +2,11 @@
 indices: what Captum-style front-ends need (engine.protocols.Backend).
 
 One sweep occludes one of the inputs; the others are the unperturbed inputs of each slot's
-example, gathered per batch. The score of a slot is an element of its example's output,
-picked by a ``TargetIndex``. Batches live in host memory (the host filler) and are handed
-to the function by DLPack, copied to the inputs' device when that is not the CPU.
+example, gathered per batch, and so are the extra arguments that are tensors with a first
+dimension of N (per-example arguments: what Captum repeats along the batch). The score of
+a slot is an element of its example's output, picked by a ``TargetIndex``. Batches live
+in host memory (the host filler) and are handed to the function by DLPack, copied to the
+inputs' device when that is not the CPU.
 
 Exact incremental inference (design §8) where the function is a ``torch.nn.Module`` called
 on one input tensor of (N, C, H, W) images and nothing else, on the CPU: the module is
@@ -25,6 +27,11 @@ from fastocclusion.backends.torch.operators import model_output
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 
+class AggregateOutputError(ValueError):
+    """The function returned one value (a 0-d tensor) for a whole batch: Captum's aggregate
+    mode, which a front-end may run otherwise (a ValueError naming ``forward_func``)."""
+
+
 @dataclass(frozen=True)
 class TargetIndex:
     """Which element of each example's output is its score.
@@ -32,26 +39,38 @@ class TargetIndex:
     ``last``: indices of the last axes, the same for every example (Captum's int or tuple
     target); ``per_example``: (N, depth) indices of the axes after the batch axis, one row
     per example (Captum's per-example list or tensor). Neither: the output must hold one
-    value per example."""
+    value per example. ``error``: the ValueError type raised, naming ``target``, when the
+    indices do not fit the outputs (a front-end's own type)."""
 
     last: tuple[int, ...] = ()
     per_example: np.ndarray | None = None
+    error: type[ValueError] = ValueError
 
     def select(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """(B,) scores of (B, ...) outputs whose example indices are ``rows``."""
         batch = outputs.shape[0]
         picked = outputs
-        if self.per_example is not None:
-            index = torch.as_tensor(self.per_example, device=outputs.device)[rows]
-            picked = outputs[(torch.arange(batch, device=outputs.device),) + tuple(index.T)]
-        if self.last:
-            picked = picked[(..., *self.last)]
+        try:
+            if self.per_example is not None:
+                index = torch.as_tensor(self.per_example, device=outputs.device)[rows]
+                picked = outputs[(torch.arange(batch, device=outputs.device),) + tuple(index.T)]
+            if self.last:
+                picked = picked[(..., *self.last)]
+        except IndexError as error:
+            raise self.error(
+                f"target: does not index outputs of shape {tuple(outputs.shape)} ({error})"
+            ) from None
         if picked.numel() != batch:
-            raise ValueError(
+            raise self.error(
                 f"target: the selected outputs have shape {tuple(picked.shape)}, expected one "
                 f"value per example ({batch},): give a target that picks one output of each"
             )
         return picked.reshape(batch)
+
+
+def _rows_of(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The rows ``rows`` of ``tensor`` (along its first axis), on its device."""
+    return torch.index_select(tensor, 0, rows.to(tensor.device))
 
 
 class ForwardBackend:
@@ -81,26 +100,37 @@ class ForwardBackend:
         self.swept = swept
         self.target = target
         self.extra_args = extra_args
+        n = len(self.inputs[0])
+        #: Which extra arguments are per example (tensors of first dimension N): gathered.
+        self._per_example = [
+            isinstance(arg, torch.Tensor) and arg.dim() > 0 and arg.shape[0] == n
+            for arg in extra_args
+        ]
         self.device = self.inputs[swept].device
         self.dtype = self.inputs[swept].dtype
         #: True with one input: scores are the TargetIndex's picks of the raw outputs.
         self.builtin_operator = len(self.inputs) == 1
         self._batch = BatchView(self.device, self.dtype)
         self._gathered: list[torch.Tensor | None] = []
+        self._gathered_extra: list[Any] = []
         self._gathered_rows = 0
 
     def _call(
         self, batch: torch.Tensor, rows: torch.Tensor, gather: bool, model: Any = None
     ) -> torch.Tensor:
         """The function on the batch for input ``swept`` and the slots' examples of the
-        others (gathered again only when the slots changed examples or their number).
-        ``model``: what stands in for the function (an incremental scorer's evaluation of
-        it; None: the function)."""
+        others and of the per-example extra arguments (gathered again only when the slots
+        changed examples or their number). ``model``: what stands in for the function (an
+        incremental scorer's evaluation of it; None: the function)."""
         if gather or not self._gathered or self._gathered_rows != len(rows):
             self._gathered_rows = len(rows)
             self._gathered = [
-                None if k == self.swept else torch.index_select(tensor, 0, rows.to(tensor.device))
+                None if k == self.swept else _rows_of(tensor, rows)
                 for k, tensor in enumerate(self.inputs)
+            ]
+            self._gathered_extra = [
+                _rows_of(arg, rows) if per_example else arg
+                for arg, per_example in zip(self.extra_args, self._per_example)
             ]
         args = [batch if k == self.swept else self._gathered[k] for k in range(len(self.inputs))]
         view = self._batch.view
@@ -108,14 +138,14 @@ class ForwardBackend:
         version = None if view.is_inference() else view._version
         with torch.inference_mode():  # a no-op inside the sweep's calls()
             call = self.forward if model is None else model
-            outputs = model_output(call(*args, *self.extra_args), self.forward)
+            outputs = model_output(call(*args, *self._gathered_extra), self.forward)
         if version is not None and view._version != version:
             raise ValueError(
                 "forward_func: wrote into its input tensor in place; fastocclusion reuses the "
                 "batch buffer, expected a function that leaves its inputs unchanged"
             )
         if outputs.dim() == 0 or outputs.shape[0] != batch.shape[0]:
-            raise ValueError(
+            raise (AggregateOutputError if outputs.dim() == 0 else ValueError)(
                 f"forward_func: returned outputs of shape {tuple(outputs.shape)} for a batch of "
                 f"{batch.shape[0]} examples, expected a first dimension of {batch.shape[0]}"
             )

@@ -22,6 +22,7 @@ from typing import Any
 __all__ = [
     "TENSORFLOW_EXTRA",
     "import_tensorflow",
+    "installed",
     "is_keras_model",
     "looks_like_tflite",
     "missing_tensorflow",
@@ -46,21 +47,30 @@ TFLITE_METHODS = (
 )
 
 
+def installed(name: str) -> bool:
+    """Whether the top-level module ``name`` can be imported (found on the path, or already
+    imported), without importing it. A module that cannot be found (``sys.modules[name] =
+    None``, a finder that refuses it, a broken one) counts as not installed.
+
+    >>> installed("numpy"), installed("no_such_module_here")
+    (True, False)
+    """
+    module = sys.modules.get(name, False)
+    if module is not False:
+        return module is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def tensorflow_installed() -> bool:
-    """Whether TensorFlow can be imported (found on the path, or already imported), without
-    importing it. A TensorFlow that cannot be found (``sys.modules["tensorflow"] = None``, a
-    finder that refuses it) counts as not installed.
+    """Whether TensorFlow can be imported, without importing it (see ``installed``).
 
     >>> isinstance(tensorflow_installed(), bool)
     True
     """
-    module = sys.modules.get("tensorflow", False)
-    if module is not False:
-        return module is not None
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
+    return installed("tensorflow")
 
 
 def missing_tensorflow(what: str) -> ImportError:

@@ -5,11 +5,10 @@ write PNGs (``fastocclusion[plot]``), TensorFlow for Keras models and the demo
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 
 from fastocclusion.cli.errors import UsageError
-from fastocclusion.frameworks import import_tensorflow
+from fastocclusion.frameworks import import_tensorflow, installed
 
 __all__ = ["PLOT_EXTRA", "require_plot_extra", "require_tensorflow"]
 
@@ -20,14 +19,7 @@ PLOT_EXTRA = {"matplotlib": "matplotlib", "PIL": "Pillow"}
 def require_plot_extra() -> None:
     """Fails at once, in one line, when the modules that write the PNGs are missing (before
     minutes of training or explaining are spent)."""
-    missing = []
-    for module, distribution in PLOT_EXTRA.items():
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # a broken module
-            found = False
-        if not found:
-            missing.append(distribution)
+    missing = [distribution for module, distribution in PLOT_EXTRA.items() if not installed(module)]
     if missing:
         raise UsageError(
             f"writing PNG files needs {' and '.join(missing)}, which "

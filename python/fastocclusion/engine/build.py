@@ -66,11 +66,10 @@ def build_sweep(
     """The sweep of ``inputs`` ((N, *sample) float32, C-contiguous) under ``geometry``'s
     windows, ``batch`` samples per model call, the windows set to ``baseline`` (see
     ``HostFiller``; ``baseline_kind`` "auto", or MONAI's window kinds). ``buffer``: the
-    host batch buffer of an earlier sweep, reused when its shape fits
-    (``Sweep.filler.buffer`` hands it back). ``progress``: a tqdm bar (a string: its
-    label). ``incremental``: None or mode False for the
-    normal sweep. ValueError naming ``incremental`` when True cannot run (before any
-    model call); no model call is made here.
+    host batch buffer of an earlier sweep, reused when its shape fits (``Sweep.host_buffer``
+    hands it back). ``progress``: a tqdm bar (a string: its label). ``incremental``: None
+    or mode False for the normal sweep. ValueError naming ``incremental`` when True cannot
+    run (before any model call); no model call is made here.
 
     >>> sweep = build_sweep(backend, x, geometry, np.zeros(()), 32)  # doctest: +SKIP
     >>> targets, maps = sweep.run(None, "sum", geometry.collapsed_axes)  # doctest: +SKIP

@@ -32,10 +32,15 @@ class WindowGeometry:
     region: tuple[tuple[int, int], ...] | None = None
 
     def grid(self) -> _core.WindowGrid:
-        """The compiled grid (ValueError from the core for inconsistent sizes)."""
-        return _core.WindowGrid(
-            self.sample_shape, self.window, self.stride, self.edges, region=self.region
-        )
+        """The compiled grid (ValueError from the core for inconsistent sizes), compiled
+        once per geometry: a front-end sizing its batches and the sweep share it."""
+        grid = self.__dict__.get("_grid")
+        if grid is None:
+            grid = _core.WindowGrid(
+                self.sample_shape, self.window, self.stride, self.edges, region=self.region
+            )
+            object.__setattr__(self, "_grid", grid)  # frozen: a cache, not a field
+        return grid
 
     @property
     def map_shape(self) -> tuple[int, ...]:

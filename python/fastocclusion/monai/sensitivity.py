@@ -4,7 +4,6 @@ OutputsBackend (see the package docstring)."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from fastocclusion.backends.torch.outputs import OutputsBackend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
+from fastocclusion.frameworks import installed
 from fastocclusion.monai.arguments import check_image, per_axis
 from fastocclusion.monai.windows import crops, gaussian_importance, gaussian_mask, scan_intervals
 from fastocclusion.options import check_incremental, check_switch_share, is_int, is_real
@@ -148,7 +148,7 @@ class OcclusionSensitivity:
         backend = OutputsBackend(self.nn_module, x.device, x.dtype, activation, kwargs)
         batch = min(self.n_batch, geometry.grid().num_windows)
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.
-        progress = self.verbose and importlib.util.find_spec("tqdm") is not None
+        progress = self.verbose and installed("tqdm")
         sweep = build_sweep(
             backend, image, geometry, baseline, batch, baseline_kind=kind, progress=progress,
             incremental=self._incremental_options(axes),

@@ -126,8 +126,6 @@ def adapt_numpy_model(model: Any) -> NumpyModel:
     >>> adapt_numpy_model(abs).kind
     'numpy_callable'
     """
-    if isinstance(model, NumpyModel):
-        return model
     need = tensorflow_need(model)
     if need is not None:
         raise missing_tensorflow(f"model: {need}")

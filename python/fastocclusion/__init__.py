@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
+    "ClassIndices",
     "Occlusion",
     "Tasks",
     "TorchCallable",
@@ -19,6 +20,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "ClassIndices": "fastocclusion.engine.objective",
     "Occlusion": "fastocclusion.xplique",
     "Tasks": "fastocclusion.tasks",
     "TorchCallable": "fastocclusion.backends.torch",
@@ -26,6 +28,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastocclusion.backends.torch import TorchCallable
+    from fastocclusion.engine.objective import ClassIndices
     from fastocclusion.tasks import Tasks
     from fastocclusion.xplique import Occlusion
 

@@ -12,9 +12,12 @@ aliases, documentation for readers and type checkers alike; imports nothing but 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastocclusion.engine.objective import ClassIndices
 
 __all__ = [
     "ArrayLike",
@@ -44,8 +47,9 @@ ModelOutputs: TypeAlias = Any
 #: An operator: None (classification), a ``Tasks`` member or its name, or a callable
 #: ``g(model, inputs, targets)`` returning one score per sample.
 Operator: TypeAlias = "None | str | Any | Callable[[Any, Any, Any], Any]"
-#: Targets as a user passes them: None (the top class) or an array-like, one row per input.
-Targets: TypeAlias = "ArrayLike | None"
+#: Targets as a user passes them: None (the top class), an array-like, one row per input, or
+#: ``fastocclusion.ClassIndices`` (one class index per input).
+Targets: TypeAlias = "ArrayLike | ClassIndices | None"
 #: A batch buffer that a filler refills in place, (batch,) + one input's shape, float32: a
 #: ``_core.HostBuffer`` in host memory or a ``_cuda.DeviceBuffer`` on a CUDA device.
 BatchBuffer: TypeAlias = Any

@@ -153,6 +153,31 @@ def test_only_the_engine_builds_sweeps_and_fillers():
                 assert called not in built, f"{name} constructs {called} (line {node.lineno})"
 
 
+def test_objectives_own_the_targets():
+    """Model runner and objective: the targets' rules (checks, defaults, validation) are the
+    objective's, in engine.objective or an objective class; no backend class defines them,
+    and only the engine's objective module reads tasks' target rules."""
+    rules = {"check_targets", "resolve_targets"}
+    owners = set()
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                defined = {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
+                if defined & rules:
+                    owners.add(f"{name}.{node.name}")
+            if isinstance(node, ast.Attribute) and node.attr in (
+                "default_targets", "validate_targets", "check_targets_before_call"
+            ):  # fmt: skip
+                assert name == "fastocclusion.engine.objective", f"{name} reads tasks.{node.attr}"
+    assert owners == {
+        "fastocclusion.engine.objective.OperatorObjective",
+        "fastocclusion.engine.objective.OutputValues",
+        "fastocclusion.engine.protocols.Objective",
+        "fastocclusion.backends.torch.forward.TargetIndex",
+    }, owners
+
+
 def test_no_private_names_imported_across_modules():
     for name, path in modules().items():
         for module, names in imports_of(path):

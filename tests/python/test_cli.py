@@ -174,14 +174,15 @@ def test_explain_matches_a_naive_reference(files, tmp_path, capsys):
     model = files["keras"]
     for path, hmap in zip(files["images"], maps):
         x = _reference_input(path)
-        label = int(model.predict(x[None], verbose=0)[0].argmax())
+        outputs = model.predict(x[None], verbose=0)[0]
+        label = int(outputs.argmax())
         expected = _reference_map(model, x, label, patch=4, stride=3, value=0.5)
         np.testing.assert_allclose(hmap, expected, atol=1e-5)
         stem = os.path.splitext(os.path.basename(path))[0]
         png = out / f"{stem}_occlusion.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         line = next(line for line in printed.splitlines() if line.startswith(path))
-        assert f"class {label} " in line
+        assert f"class {label} (output {outputs[label]:.4g})" in line  # the explain's base pass
         assert f"max {hmap.max():.4g}" in line and f"min {hmap.min():.4g}" in line
     assert sorted(p.name for p in out.iterdir()) == [
         "first_occlusion.png",
@@ -205,13 +206,17 @@ def test_explain_a_directory_of_images(files, tmp_path, capsys):
     ]
 
 
-def test_explain_target_edges_reduction_and_scale(files, tmp_path):
+def test_explain_target_edges_reduction_and_scale(files, tmp_path, capsys):
     model = files["keras"]
     inputs = [_reference_input(path) / 2.0 for path in files["images"]]  # --scale 510
     top = model.predict(np.stack(inputs), verbose=0).argmax(axis=1)
     target = next(k for k in range(CLASSES) if k not in top)  # not what the default explains
     common = ["--patch-size", "5", "--patch-stride", "5", "--target", str(target), "--scale", "510"]
     assert _explain(files, tmp_path / "t", *common) == 0
+    printed = capsys.readouterr().out
+    outputs = model.predict(np.stack(inputs), verbose=0)[:, target]
+    for path, output in zip(files["images"], outputs):
+        assert f"{path}: class {target} (output {output:.4g})" in printed
     maps = np.load(tmp_path / "t" / "maps.npy")
     for x, hmap in zip(inputs, maps):
         np.testing.assert_allclose(hmap, _reference_map(model, x, target, 5, 5, 0.0), atol=1e-5)
@@ -392,9 +397,10 @@ def test_explain_out_under_a_file_fails_in_one_line_before_any_model_call(
         assert err.startswith(f"fastocclusion explain: error: --out: {str(out)!r} could not be")
         assert "expected a writable directory" in err and err.count("\n") == 1, err
         assert calls == []
-    # the counter sees the model calls of a run that goes ahead
+    # the counter sees the model calls of a run that goes ahead: the explain alone (its
+    # base pass gives the labels and their outputs; no predict of the CLI's own)
     assert _explain(files, tmp_path / "ok", "--patch-size", "4") == 0
-    assert calls == ["predict", "explain"]
+    assert calls == ["explain"]
 
 
 def test_explain_overwrite_is_only_valid_with_workers(files, tmp_path, capsys):

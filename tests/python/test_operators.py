@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from fastocclusion.backends.tensorflow.operators import Operator, Tasks, resolve_operator
-from fastocclusion.tasks import default_targets
+from fastocclusion.engine.objective import OperatorObjective
+from fastocclusion.tasks import default_targets, validate_targets
 
 DETECTION_TASKS = [
     Tasks.OBJECT_DETECTION,
@@ -324,37 +325,42 @@ def test_builtins_trace_in_tf_function() -> None:
 # ---------------------------------------------------------------------------------- validation
 
 
+def validate(op: Operator, targets: object, n: int, shape: tuple) -> np.ndarray:
+    """The targets checked against the operator's kind (the objective's rules, tasks.py)."""
+    return validate_targets(targets, n, shape, op.target_kind, op.name)
+
+
 def test_validate_targets_vector() -> None:
     op = resolve_operator(None)
     y = np.eye(4, dtype=np.float64)[[1, 3, 0]]
-    got = op.validate_targets(y, 3, (3, 4))
+    got = validate(op, y, 3, (3, 4))
     assert got.dtype == np.float32 and got.shape == (3, 4)
-    assert op.validate_targets(np.ones((3, 2, 4)), 3, (7, 2, 4)).shape == (3, 2, 4)
-    assert op.validate_targets(np.ones(3), 3, (3,)).shape == (3, 1)
+    assert validate(op, np.ones((3, 2, 4)), 3, (7, 2, 4)).shape == (3, 2, 4)
+    assert validate(op, np.ones(3), 3, (3,)).shape == (3, 1)
     with pytest.raises(ValueError, match=r"targets has shape \(3, 5\).*\(3, 4\)"):
-        op.validate_targets(np.ones((3, 5)), 3, (3, 4))
+        validate(op, np.ones((3, 5)), 3, (3, 4))
     with pytest.raises(ValueError, match=r"targets has shape \(2, 4\).*first dimension of 3"):
-        op.validate_targets(np.ones((2, 4)), 3, (3, 4))
+        validate(op, np.ones((2, 4)), 3, (3, 4))
     with pytest.raises(ValueError, match="targets: an array of dtype .* expected numbers"):
-        op.validate_targets(np.array([["a"] * 4] * 3), 3, (3, 4))
+        validate(op, np.array([["a"] * 4] * 3), 3, (3, 4))
     with pytest.raises(ValueError, match="targets: 12 NaN or infinite"):
-        op.validate_targets(np.full((3, 4), np.nan), 3, (3, 4))
+        validate(op, np.full((3, 4), np.nan), 3, (3, 4))
 
 
 def test_validate_targets_segmentation_and_boxes() -> None:
     seg = resolve_operator("semantic segmentation")
-    assert seg.validate_targets(np.ones((2, 5, 6, 3)), 2, (1, 5, 6, 3)).shape == (2, 5, 6, 3)
+    assert validate(seg, np.ones((2, 5, 6, 3)), 2, (1, 5, 6, 3)).shape == (2, 5, 6, 3)
     with pytest.raises(ValueError, match=r"targets has shape \(2, 5, 6\).*\(2, 5, 6, 3\)"):
-        seg.validate_targets(np.ones((2, 5, 6)), 2, (1, 5, 6, 3))
+        validate(seg, np.ones((2, 5, 6)), 2, (1, 5, 6, 3))
     det = resolve_operator("object detection")
-    assert det.validate_targets(np.ones((2, 8)), 2, (1, 10, 8)).shape == (2, 1, 8)
-    assert det.validate_targets(np.ones((2, 3, 8)), 2, (1, 10, 8)).shape == (2, 3, 8)
+    assert validate(det, np.ones((2, 8)), 2, (1, 10, 8)).shape == (2, 1, 8)
+    assert validate(det, np.ones((2, 3, 8)), 2, (1, 10, 8)).shape == (2, 3, 8)
     with pytest.raises(ValueError, match=r"targets has shape \(2, 7\)"):
-        det.validate_targets(np.ones((2, 7)), 2, (1, 10, 8))
+        validate(det, np.ones((2, 7)), 2, (1, 10, 8))
     with pytest.raises(ValueError, match=r"model outputs have shape \(1, 8\)"):
-        det.validate_targets(np.ones((2, 8)), 2, (1, 8))
+        validate(det, np.ones((2, 8)), 2, (1, 8))
     custom = resolve_operator(lambda m, x, y: x)
-    assert custom.validate_targets(np.ones((2, 9, 9)), 2, (2, 3)).shape == (2, 9, 9)
+    assert validate(custom, np.ones((2, 9, 9)), 2, (2, 3)).shape == (2, 9, 9)
 
 
 def test_validate_scores() -> None:
@@ -376,8 +382,9 @@ def test_default_targets() -> None:
     for i, row in enumerate(outputs):
         expected[i, int(np.argmax(row))] = 1.0
     np.testing.assert_array_equal(default_targets(outputs), expected)
-    np.testing.assert_array_equal(resolve_operator(None).default_targets(outputs), expected)
+    objective = OperatorObjective(None)
+    np.testing.assert_array_equal(objective.resolve_targets(None, outputs, None), expected)
     assert default_targets(np.ones(5)).shape == (5, 1)
     for task in ["semantic segmentation", *DETECTION_TASKS]:
         with pytest.raises(ValueError, match="targets=None is not supported"):
-            resolve_operator(task).default_targets(outputs)
+            OperatorObjective(task).resolve_targets(None, outputs, None)

@@ -1,5 +1,6 @@
-"""``explain`` in this process: the images read, the model's top class (or --target) as
-the explained class, the maps from ``Occlusion``, then the outputs written."""
+"""``explain`` in this process: the images read, the maps from ``Occlusion`` of the model's
+top class (or --target), then the outputs written; the labels and their outputs come from
+the explain's own base pass (no model call of the CLI's)."""
 
 from __future__ import annotations
 
@@ -23,24 +24,21 @@ def explain_in_process(
     writes the outputs; 0."""
     import numpy as np
 
-    from fastocclusion import Occlusion
+    from fastocclusion import ClassIndices, Occlusion
 
     if first is None:
         first = load_image(args.images[0], mode, size, args.scale)
     images = np.stack([first] + [load_image(p, mode, size, args.scale) for p in args.images[1:]])
     check_before_model_calls(args, size)
 
-    classes = model.output_shape[-1]
-    predictions = np.asarray(model.predict(images, batch_size=32, verbose=0))
-    labels = (
-        np.full(len(images), args.target) if args.target is not None else predictions.argmax(axis=1)
-    )
-    targets = np.eye(classes, dtype=np.float32)[labels]
+    targets = None if args.target is None else ClassIndices(np.full(len(images), args.target))
     try:
         explainer = Occlusion(model, **options(args, *OCCLUSION_OPTIONS))
         maps = explainer.explain(images, targets).numpy()[..., 0]
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
-    scores = predictions[np.arange(len(images)), labels]
-    write_outputs(args, list(images), maps, labels, scores)
+    base = explainer.last_base_pass
+    assert base is not None
+    # The base score of class c's one-hot target is the model's output c.
+    write_outputs(args, list(images), maps, base.labels(), base.scores)
     return 0

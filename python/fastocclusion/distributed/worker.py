@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 import fastocclusion
-from fastocclusion import _core
 from fastocclusion.arrays import to_numpy
-from fastocclusion.backends import make_backend
 from fastocclusion.distributed.models import model_type, weights_digest
+from fastocclusion.engine.objective import ClassIndices
 from fastocclusion.xplique import Occlusion
 
 #: Environment variables that size TensorFlow's thread pools; set (unless the user set them)
@@ -48,7 +47,6 @@ class ShardWorker:
         self.model_type = model_type(self.model)
         self.options = options
         self.explainer = Occlusion(self.model, **options)
-        self._backend: Any = None  # for the top-class pass, made on first use
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs and what it runs: its process id, Ray node id, model
@@ -62,54 +60,22 @@ class ShardWorker:
             "model_type": self.model_type,
         }
 
-    def _outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, int]:
-        """MODEL CALLS: the model's raw outputs on the unperturbed ``inputs`` and the number
-        of calls, in batches of the explainer's batch size (the last one padded)."""
-        if self._backend is None:
-            self._backend = make_backend(
-                self.model, self.options.get("operator"), self.options.get("device", "auto")
-            )
-        n = len(inputs)
-        batch = min(n, self.explainer.batch_size or 64)
-        # An aligned buffer, as the sweep's (TensorFlow's kernels require the alignment).
-        buffer = _core.HostBuffer((batch,) + inputs.shape[1:])
-        view = np.asarray(buffer)
-        outputs = []
-        with self._backend.calls():
-            for start in range(0, n, batch):
-                rows = min(batch, n - start)
-                view[:rows] = inputs[start : start + rows]
-                result = self._backend.outputs(buffer, rows)
-                outputs.append(np.array(to_numpy(result, "outputs")[:rows]))
-        return np.concatenate(outputs), len(outputs)
-
-    def _class_targets(
-        self, inputs: np.ndarray, classes: np.ndarray | None
-    ) -> tuple[np.ndarray | None, list[int] | None, list[float] | None, int]:
-        """(targets, labels, outputs of the labels, model calls) for top-class (``classes``
-        None) or class-index targets of a classification/regression operator: one pass over
-        the inputs gives the model's outputs."""
-        outputs, calls = self._outputs(inputs)
-        if classes is None:
-            targets = self._backend.resolve_targets(None, outputs, None)
-            if outputs.ndim != 2:  # (N,) outputs: the score is the output itself
-                return targets, None, None, calls
-            labels = targets.argmax(axis=1)
-        else:
+    def _labels(self, mode: str) -> tuple[list[int] | None, list[float] | None]:
+        """(labels, their base outputs) of the explain just made, from its base pass (no
+        model call of its own): for "top", the model's top classes and its outputs there
+        (None for (N,) outputs: the score is the output itself); for "classes", the given
+        classes and the base scores (the one-hot score of class c is output c)."""
+        base = self.explainer.last_base_pass
+        assert base is not None
+        if mode == "top":
+            outputs = base.outputs
+            assert outputs is not None  # targets None: the base pass computed them
             if outputs.ndim != 2:
-                raise ValueError(
-                    f"targets: class indices need (N, K) model outputs, the model gave "
-                    f"{outputs.shape}"
-                )
-            labels = classes
-            if labels.min() < 0 or labels.max() >= outputs.shape[1]:
-                raise ValueError(
-                    f"targets: class {int(labels.max())} is invalid, expected a class index in "
-                    f"0..{outputs.shape[1] - 1} (the model has {outputs.shape[1]} outputs)"
-                )
-            targets = np.eye(outputs.shape[1], dtype=np.float32)[labels]
-        scores = outputs[np.arange(len(labels)), labels].astype(np.float64)
-        return targets, labels.tolist(), scores.tolist(), calls
+                return None, None
+            labels = base.labels()
+            picked = outputs[np.arange(len(labels)), labels]
+            return labels.tolist(), picked.astype(np.float64).tolist()
+        return base.labels().tolist(), base.scores.astype(np.float64).tolist()
 
     def explain(self, source: Any, mode: str, targets: Any) -> dict[str, Any]:
         """The maps of one shard and what it cost. ``source``: the inputs, or an object whose
@@ -119,19 +85,19 @@ class ShardWorker:
         started = time.perf_counter()
         inputs = source.load() if hasattr(source, "load") else source
         loaded = time.perf_counter()
-        labels = outputs = None
-        calls = 0
-        if mode in ("top", "classes"):
-            classes = None if mode == "top" else np.asarray(targets, dtype=np.int64)
-            targets, labels, outputs, calls = self._class_targets(inputs, classes)
+        if mode == "top":
+            targets = None
+        elif mode == "classes":
+            targets = ClassIndices(np.asarray(targets, dtype=np.int64))
         maps = np.asarray(to_numpy(self.explainer.explain(inputs, targets), "maps"), np.float32)
+        labels, outputs = self._labels(mode) if mode in ("top", "classes") else (None, None)
         stats = self.explainer.last_stats
         assert stats is not None
         return {
             "maps": maps,
             "labels": labels,
             "outputs": outputs,
-            "model_calls": stats.model_calls + calls,
+            "model_calls": stats.model_calls,
             "load_seconds": loaded - started,
             "seconds": time.perf_counter() - started,
             **self.info(),

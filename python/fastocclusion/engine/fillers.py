@@ -19,6 +19,7 @@ import numpy as np
 
 from fastocclusion import _core
 from fastocclusion.engine.protocols import DeviceArrays
+from fastocclusion.types import BatchBuffer
 
 # The kernels' baseline_kind of each engine baseline kind.
 _KERNEL_KINDS = {
@@ -42,7 +43,7 @@ class HostFiller:
         grid: Any,
         baseline: np.ndarray | None,
         batch: int,
-        buffer: Any = None,
+        buffer: BatchBuffer = None,
         baseline_kind: str = "auto",
     ) -> None:
         shape = (batch,) + inputs.shape[1:]

@@ -30,6 +30,7 @@ import numpy as np
 from fastocclusion import _core
 from fastocclusion.engine.incremental_plan import GraphNode, Plan, Source, build_plan
 from fastocclusion.engine.regions import IncrementalRequest, Regions, auto_declines
+from fastocclusion.types import BatchBuffer
 
 __all__ = [
     "IncrementalRunner",
@@ -318,14 +319,14 @@ class ModelCalls(Protocol):
     """How a backend makes a model call with another evaluation of its model in place of
     the model (same batch tensor, output checks, conversions and scores)."""
 
-    def outputs(self, buffer: Any, rows: int) -> Any:
+    def outputs(self, buffer: BatchBuffer, rows: int) -> Any:
         """Backend.outputs: the model's own outputs (at least ``rows`` of them)."""
 
-    def outputs_of(self, model: Callable[[Any], Any], buffer: Any, rows: int) -> Any:
+    def outputs_of(self, model: Callable[[Any], Any], buffer: BatchBuffer, rows: int) -> Any:
         """As Backend.outputs, the outputs computed by ``model(batch)``."""
 
     def scores_of(
-        self, model: Callable[[Any], Any], buffer: Any, slots: Any, gather: bool, rows: int
+        self, model: Callable[[Any], Any], buffer: BatchBuffer, slots: Any, gather: bool, rows: int
     ) -> Any:
         """As Backend.scores, the outputs computed by ``model(batch)``."""
 
@@ -351,7 +352,7 @@ class IncrementalScorer:
     def saved_share(self) -> float:
         return self.runner.saved_share
 
-    def outputs(self, buffer: Any, start: int, count: int) -> Any:
+    def outputs(self, buffer: BatchBuffer, start: int, count: int) -> Any:
         """The unoccluded inputs' outputs: the model's own, and the graph's while it runs
         (kept when they agree, so that base and occluded scores come from one graph)."""
         model_outputs = self.calls.outputs(buffer, count)[:count]
@@ -376,12 +377,12 @@ class IncrementalScorer:
         )
         return model_outputs
 
-    def scores(self, buffer: Any, slots: Any, windows: Any, gather: bool, rows: int) -> Any:
+    def scores(self, buffer: BatchBuffer, slots: Any, windows: Any, gather: bool, rows: int) -> Any:
         return self.calls.scores_of(
             lambda x: self.runner.occluded(x, slots, windows), buffer, slots, gather, rows
         )
 
-    def window_outputs(self, buffer: Any, slots: Any, windows: Any, rows: int) -> Any:
+    def window_outputs(self, buffer: BatchBuffer, slots: Any, windows: Any, rows: int) -> Any:
         return self.calls.outputs_of(
             lambda x: self.runner.occluded(x, slots, windows), buffer, rows
         )

@@ -49,20 +49,45 @@ class DeviceArrays(Protocol):
         writes through it show in the buffer."""
 
 
+class Objective(Protocol):
+    """What a sweep scores, framework-free (design §3; ``engine.objective``): the targets'
+    checks, defaults and validation. The backend (the model runner) computes the scores it
+    names with its framework's numerics."""
+
+    #: True when scores are a function of the model's outputs and the targets (the base
+    #: pass keeps the outputs; an incremental scorer can stand in for the model); False
+    #: when the scores come from calls of their own (a custom g(model, inputs, targets)).
+    from_outputs: bool
+    #: What the targets are: "vector" (classification, regression: the score of a one-hot
+    #: target of class c is output c), "segmentation", "boxes", or "any".
+    target_kind: str
+
+    def check_targets(self, targets: Any, n: int) -> None:
+        """What can be checked of the targets before any model call (ValueError)."""
+
+    def resolve_targets(
+        self,
+        targets: Any,
+        outputs: Bookkeeping | None,
+        output_shape: tuple[int | None, ...] | None,
+    ) -> np.ndarray:
+        """The sweep's float32 targets: the model's top class from ``outputs`` (the
+        unperturbed inputs' outputs) when ``targets`` is None, else ``targets`` checked
+        against the output shape (``outputs.shape`` when given, else ``output_shape``)."""
+
+
 class Backend(Protocol):
-    """The model side of an occlusion sweep: one per explainer (model, operator, device).
+    """The model side of an occlusion sweep, a *model runner*: one per explainer (model,
+    objective, device). It runs the model in its framework and scores the outputs as its
+    ``objective`` says.
 
     Batches are buffers of ``(batch,) + one input's shape`` float32 samples that a filler
     refills in place between calls: a backend makes its view of a buffer once and must not
     keep what it read from it. Every method that calls the model says so; nothing else may.
     """
 
-    #: True for the built-in operators (scores are a function of the model's outputs and
-    #: the targets), False for a custom g(model, inputs, targets).
-    builtin_operator: bool
-    #: What the operator's targets are: "vector" (classification, regression: the score of
-    #: a one-hot target of class c is output c), "segmentation", "boxes", or "any" (custom).
-    target_kind: str
+    #: What is scored and the targets' rules.
+    objective: Objective
     #: Not None when batches must be filled on a CUDA device (the device filler); None when
     #: they are filled in host memory.
     device_arrays: DeviceArrays | None
@@ -70,9 +95,6 @@ class Backend(Protocol):
     def calls(self) -> AbstractContextManager[Any]:
         """A context entered once around all the model calls of a sweep (e.g. PyTorch's
         inference mode), so that no call pays for entering it."""
-
-    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
-        """What can be checked of the targets before any model call (ValueError)."""
 
     def static_output_shape(self, buffer: BatchBuffer) -> tuple[int | None, ...] | None:
         """The model's output shape for a full batch when it is known without a model call
@@ -85,29 +107,6 @@ class Backend(Protocol):
         traced: PyTorch) and return as many outputs, or on the full batch (one traced shape:
         TensorFlow) and return them all; the sweep reads the first ``rows``."""
 
-    def resolve_targets(
-        self,
-        targets: np.ndarray | None,
-        outputs: Bookkeeping | None,
-        output_shape: tuple[int | None, ...] | None,
-    ) -> np.ndarray:
-        """The sweep's float32 targets: the model's top class from ``outputs`` (the
-        unperturbed inputs' outputs) when ``targets`` is None, else ``targets`` checked
-        against the output shape (``outputs.shape`` when given, else ``output_shape``)."""
-
-    def set_targets(self, targets: np.ndarray, batch: int) -> None:
-        """Keeps the sweep's targets (N, ...) for ``scores``; ``batch`` is the batch size."""
-
-    def scores(self, buffer: BatchBuffer, slots: Bookkeeping, gather: bool, rows: int) -> Scores:
-        """MODEL CALL: float scores of the batch in ``buffer`` (at least ``rows`` of them, as
-        for ``outputs``); slot j is scored against the target of input ``slots[j]`` (an int64
-        bookkeeping array). ``gather`` False: the slots hold the same inputs as in the
-        previous call."""
-
-    def scores_from_outputs(self, outputs: Bookkeeping) -> Scores:
-        """Built-in operators only: the (N,) scores of the unperturbed inputs from their
-        outputs and the targets set, without a model call."""
-
     def wrap_result(self, maps: Bookkeeping) -> FrameworkTensor | np.ndarray:
         """The maps (a float32 NumPy array, or a device array) as what explain returns."""
 
@@ -117,6 +116,25 @@ class Backend(Protocol):
         why not) where the model, the operator or the sweep does not allow it (a ValueError
         naming the first unsupported layer or option when ``request.required``). No model
         call."""
+
+
+class ScoringBackend(Backend, Protocol):
+    """A backend that also scores the outputs as its objective says (every backend but
+    MONAI's output maps, which ``Sweep.run_values`` keeps whole): what ``Sweep.run`` needs."""
+
+    def set_targets(self, targets: np.ndarray, batch: int) -> None:
+        """Keeps the sweep's targets (N, ...), resolved by the objective, for ``scores``;
+        ``batch`` is the batch size."""
+
+    def scores(self, buffer: BatchBuffer, slots: Bookkeeping, gather: bool, rows: int) -> Scores:
+        """MODEL CALL: float scores of the batch in ``buffer`` (at least ``rows`` of them, as
+        for ``outputs``); slot j is scored against the target of input ``slots[j]`` (an int64
+        bookkeeping array). ``gather`` False: the slots hold the same inputs as in the
+        previous call."""
+
+    def scores_from_outputs(self, outputs: Bookkeeping) -> Scores:
+        """Objectives ``from_outputs`` only: the (N,) scores of the unperturbed inputs from their
+        outputs and the targets set, without a model call."""
 
 
 class WindowScorer(Protocol):

@@ -41,8 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from fastocclusion.arrays import to_numpy
+from fastocclusion.engine.objective import BasePass
 from fastocclusion.engine.progress import progress_bar
-from fastocclusion.engine.protocols import Backend, Filler, WindowScorer
+from fastocclusion.engine.protocols import Backend, Filler, ScoringBackend, WindowScorer
 from fastocclusion.engine.stats import ExplainStats
 from fastocclusion.types import Bookkeeping, Scores
 
@@ -51,11 +53,12 @@ class Sweep:
     """One explain call's sweep: ``run`` returns the maps. Counts the model calls and, on the
     host, sums their wall time (``model_calls``, ``model_seconds``). ``scorer``: exact
     incremental inference (see the module docstring), or None, and ``note`` why not.
-    Built by ``engine.build.build_sweep``."""
+    ``run`` needs a ``ScoringBackend``; ``run_classes`` and ``run_values`` read outputs only
+    (any ``Backend``). Built by ``engine.build.build_sweep``."""
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | ScoringBackend,
         filler: Filler,
         n: int,
         num_windows: int,
@@ -78,6 +81,7 @@ class Sweep:
         #: device).
         self.host_buffer = filler.buffer if self._timed_calls else None
         self.model_seconds: float | None = 0.0 if self._timed_calls else None
+        self._base: tuple[np.ndarray, Any, Any] | None = None  # targets, scores, outputs
 
     def _call(self, method: Any, *args: Any) -> Any:
         """A model call of the backend, counted (and timed on the host)."""
@@ -139,26 +143,34 @@ class Sweep:
             scores[start : start + count] = batch_scores[:count]
         return scores
 
-    def base_pass(self, targets: np.ndarray | None) -> tuple[np.ndarray, Scores]:
-        """(the checked or default targets, the (N,) float64 base scores)."""
-        backend = self.backend
+    def base_pass(self, targets: Any) -> tuple[np.ndarray, Scores]:
+        """(the checked or default targets, the (N,) float64 base scores); what it found is
+        kept as ``base`` (``BasePass``). ``targets``: an array, ``ClassIndices`` or None."""
+        backend, objective = self.backend, self.backend.objective
         shape = None
-        if targets is not None and backend.builtin_operator:
+        if targets is not None and objective.from_outputs:
             shape = backend.static_output_shape(self.filler.buffer)
         outputs = None
-        if (
-            targets is None
-            or (backend.builtin_operator and shape is None)
-            or self.scorer is not None
-        ):
+        if targets is None or (objective.from_outputs and shape is None) or self.scorer is not None:
             outputs = self._unperturbed_outputs()
-        targets = backend.resolve_targets(targets, outputs, shape)
+        targets = objective.resolve_targets(targets, outputs, shape)
         backend.set_targets(targets, self.batch)
-        if outputs is not None and backend.builtin_operator:
+        if outputs is not None and objective.from_outputs:
             base = backend.scores_from_outputs(outputs)
         else:
             base = self._unperturbed_scores()
+        self._base = (targets, base, outputs)
         return targets, base
+
+    @property
+    def base(self) -> BasePass | None:
+        """What the base pass of ``run`` found (targets, base scores, outputs), as NumPy
+        arrays (copied from a device when asked, so the GPU sweep never waits for it);
+        None before ``run``."""
+        if self._base is None:
+            return None
+        targets, scores, outputs = self._base
+        return BasePass(targets, _host(scores, np.float64), _host(outputs))
 
     # -- 2. and 3. the sweep and the maps ---------------------------------------------------
 
@@ -328,3 +340,11 @@ class Sweep:
             if importance is None:
                 return c, self.filler.maps("mean", collapsed_axes)
             return c, self.filler.blend(importance, collapsed_axes)
+
+
+def _host(values: Any, dtype: Any = None) -> Any:
+    """Bookkeeping values (NumPy or a device array) as a NumPy array; None stays None."""
+    if values is None:
+        return None
+    array = values if isinstance(values, np.ndarray) else to_numpy(values, "outputs")
+    return array if dtype is None else array.astype(dtype, copy=False)

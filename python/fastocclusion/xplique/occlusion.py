@@ -21,6 +21,7 @@ import numpy as np
 from fastocclusion import tasks
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, build_sweep
+from fastocclusion.engine.objective import BasePass, ClassIndices
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
 from fastocclusion.options import (
@@ -196,6 +197,12 @@ class Occlusion:
         self._explaining_thread: int | None = None  # the thread inside explain, if any
         #: ExplainStats of the last explain call on this instance (None before the first).
         self.last_stats: ExplainStats | None = None
+        #: What the last ``explain``'s base pass found (``engine.objective.BasePass``): the
+        #: targets used (the model's top classes for ``targets=None``), the base scores and,
+        #: when the base pass computed them, the model's outputs on the unoccluded inputs;
+        #: so a caller needs no model call of its own for them. None before the first
+        #: explain and after ``explain_classes``.
+        self.last_base_pass: BasePass | None = None
 
     # -- Xplique's attributes: kept as given; an int patch becomes (p, p) after the first
     # explain of images or time series, as Xplique's does. Checked when set.
@@ -248,7 +255,11 @@ class Occlusion:
         models, a NumPy array for NumPy models without TensorFlow). ``region``: a box of
         interest, one (begin, end) pair per patch axis (e.g. ((r0, r1), (c0, c1)) for
         images): only the patches inside it are evaluated (fewer model calls), anchored at
-        its corner, and the maps are 0 outside it.
+        its corner, and the maps are 0 outside it. ``targets``: as Xplique takes them (one
+        per input: one-hot or weights, masks, boxes), None for the model's top class, or
+        ``fastocclusion.ClassIndices(labels)`` (classification and regression): one class
+        index per input, made one-hot from the model's outputs. ``last_base_pass`` then
+        holds the targets used, the base scores and (when computed) the model's outputs.
 
         >>> maps = Occlusion(model, patch_size=4).explain(images, targets)  # doctest: +SKIP
         """
@@ -290,11 +301,14 @@ class Occlusion:
 
     def _prepare(self, inputs: Any, targets: Any, region: Any) -> tuple[Any, ...]:
         """Everything checked before any model call: (sweep, layout, geometry, targets)."""
-        x, y = read_inputs(inputs, targets)
+        if isinstance(targets, ClassIndices):
+            (x, _), y = read_inputs(inputs, None), targets
+        else:
+            x, y = read_inputs(inputs, targets)
         array = prepare_inputs(x)
         layout = input_layout(array.shape, self.data_format)
         n = array.shape[0]
-        self._backend.check_targets(y, n)
+        self._backend.objective.check_targets(y, n)
         box = check_region(region, layout)
         geometry = window_geometry(
             layout, self._patch_size, self._patch_stride, self.edges, region=box
@@ -321,14 +335,17 @@ class Occlusion:
     def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:
         """The maps, as the filler gives them (NumPy, or a device array)."""
         started = time.perf_counter()
+        self.last_base_pass = None
         sweep, _, geometry, y = self._prepare(inputs, targets, region)
         _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
         self.last_stats = sweep.stats(started)
+        self.last_base_pass = sweep.base
         return maps
 
     def _explain_classes(self, inputs: Any, classes: Any, region: Any) -> Any:
         started = time.perf_counter()
-        if self._backend.target_kind != "vector":
+        self.last_base_pass = None
+        if self._backend.objective.target_kind != "vector":
             raise ValueError(
                 "explain_classes: the operator is invalid, expected the classification "
                 "(or regression) operator, whose score of class c is output c"

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from fastocclusion import tasks
 from fastocclusion.backends.numpy.calls import NumpyModelCalls, checked_outputs, read_only
 from fastocclusion.backends.numpy.models import adapt_numpy_model
 from fastocclusion.backends.numpy.operators import builtin_scores, checked_scores
+from fastocclusion.engine.objective import objective_of
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
+from fastocclusion.types import BatchBuffer
 
 __all__ = ["NumpyBackend"]
 
@@ -39,7 +40,7 @@ class NumpyBackend:
 
     >>> from fastocclusion.backends.numpy import NumpyBackend
     >>> backend = NumpyBackend(lambda batch: batch.reshape(len(batch), -1), "regression")
-    >>> backend.model.kind, backend.target_kind
+    >>> backend.model.kind, backend.objective.target_kind
     ('numpy_callable', 'vector')
     """
 
@@ -48,11 +49,9 @@ class NumpyBackend:
 
     def __init__(self, model: Any, operator: Any) -> None:
         self.model = adapt_numpy_model(model)
-        self.task, self.custom = tasks.parse_operator(operator)
-        self.name = tasks.operator_name(self.task, self.custom)
-        self.builtin_operator = self.task is not None
-        self.target_kind = tasks.TARGET_KINDS[self.task] if self.task is not None else "any"
-        self._score_fn = builtin_scores(self.task) if self.task is not None else None
+        self.objective = objective_of(operator)
+        task = self.objective.task
+        self._score_fn = builtin_scores(task) if task is not None else None
         self._calls = NumpyModelCalls()
         self._targets: np.ndarray | None = None  # (N, ...) float32
         self._gathered: np.ndarray | None = None  # (batch, ...) targets of the batch's slots
@@ -60,7 +59,7 @@ class NumpyBackend:
 
     # -- model calls ------------------------------------------------------------------------
 
-    def _outputs(self, buffer: Any) -> np.ndarray:
+    def _outputs(self, buffer: BatchBuffer) -> np.ndarray:
         """The model's float32 outputs of the full batch in ``buffer``, one row per sample,
         of the per-sample shape of the first outputs of the sweep (ValueError naming the
         model otherwise)."""
@@ -76,16 +75,16 @@ class NumpyBackend:
         self._sample_shape = None
         return contextlib.nullcontext()
 
-    def static_output_shape(self, buffer: Any) -> None:
+    def static_output_shape(self, buffer: BatchBuffer) -> None:
         return None  # not traced: the shape comes from the base pass
 
-    def outputs(self, buffer: Any, rows: int | None = None) -> np.ndarray:
+    def outputs(self, buffer: BatchBuffer, rows: int | None = None) -> np.ndarray:
         """The full batch's outputs (``rows`` ignored: every call has ``batch_size``
         samples, as on the TensorFlow backend)."""
         return self._outputs(buffer)
 
     def scores(
-        self, buffer: Any, slots: np.ndarray, gather: bool, rows: int | None = None
+        self, buffer: BatchBuffer, slots: np.ndarray, gather: bool, rows: int | None = None
     ) -> np.ndarray:
         """(batch,) float32 scores of the full batch (``rows`` ignored); slot j is scored
         against the target of input ``slots[j]``, gathered again only when the slots changed
@@ -95,29 +94,12 @@ class NumpyBackend:
             np.take(self._targets, slots, axis=0, out=self._gathered)
         if self._score_fn is not None:
             return self._score_fn(self._outputs(buffer), self._gathered)
-        targets = read_only(self._gathered)
-        result = self._calls(lambda batch: self.custom(self.model.model, batch, targets), buffer)
-        return checked_scores(result, buffer.shape[0], self.name)
+        targets, custom = read_only(self._gathered), self.objective.custom
+        assert custom is not None
+        result = self._calls(lambda batch: custom(self.model.model, batch, targets), buffer)
+        return checked_scores(result, buffer.shape[0], self.objective.name)
 
     # -- targets ----------------------------------------------------------------------------
-
-    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
-        """What can be checked of the targets before any model call."""
-        tasks.check_targets_before_call(targets, n, self.target_kind, self.name)
-
-    def resolve_targets(
-        self, targets: np.ndarray | None, outputs: Any, output_shape: Any = None
-    ) -> np.ndarray:
-        """The sweep's targets: the model's top class when None, else the given ones checked
-        against the model's outputs (a built-in operator's)."""
-        if targets is None:
-            return tasks.default_targets(outputs, self.target_kind, self.name)
-        if self.builtin_operator:
-            assert outputs is not None  # not traced: the base pass ran the outputs
-            return tasks.validate_targets(
-                targets, len(targets), outputs.shape, self.target_kind, self.name
-            )
-        return np.asarray(targets, dtype=np.float32)
 
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         self._targets = np.array(targets, dtype=np.float32)  # a copy: never the caller's

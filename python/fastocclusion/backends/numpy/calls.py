@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from fastocclusion.types import BatchBuffer
+
 __all__ = ["NumpyModelCalls", "checked_outputs", "owned", "read_only"]
 
 
@@ -107,7 +109,7 @@ class NumpyModelCalls:
         #: "probe", "view", "copy" or "writable" (see the class docstring).
         self.mode = "probe"
 
-    def __call__(self, call: Callable[[np.ndarray], Any], buffer: Any) -> Any:
+    def __call__(self, call: Callable[[np.ndarray], Any], buffer: BatchBuffer) -> Any:
         mode = self.mode
         if mode == "writable":
             return call(np.array(buffer))

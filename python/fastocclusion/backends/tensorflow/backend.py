@@ -26,8 +26,9 @@ from fastocclusion.backends.numpy.calls import NumpyModelCalls, checked_outputs,
 from fastocclusion.backends.numpy.operators import is_row_dot, row_dot
 from fastocclusion.backends.tensorflow.models import adapt_model, check_keras_input
 from fastocclusion.backends.tensorflow.operators import resolve_operator
+from fastocclusion.engine.objective import objective_of
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
-from fastocclusion.tasks import check_targets_before_call
+from fastocclusion.types import BatchBuffer
 
 
 class TFBackend:
@@ -42,9 +43,9 @@ class TFBackend:
 
         self._tf = tf
         self.adapter = adapt_model(model)
-        self.operator = resolve_operator(operator)
-        self.builtin_operator = self.operator.builtin
-        self.target_kind = self.operator.target_kind
+        self.objective = objective_of(operator)
+        #: The objective's scores in TensorFlow.
+        self.operator = resolve_operator(self.objective)
         adapter, operator = self.adapter, self.operator
         self._targets: np.ndarray | None = None
         self._gathered: Any = None
@@ -124,7 +125,7 @@ class TFBackend:
 
         return call
 
-    def _model_input(self, buffer: Any) -> Any:
+    def _model_input(self, buffer: BatchBuffer) -> Any:
         """The model's view of a batch buffer, made once per buffer: the read-only NumPy
         view for models over NumPy arrays (which ``_numpy_call`` calls on views of their
         own), a tensor imported by DLPack for TensorFlow. Both alias the buffer, so later
@@ -148,7 +149,7 @@ class TFBackend:
 
     # -- base pass -----------------------------------------------------------------------
 
-    def static_output_shape(self, buffer: Any) -> tuple[int | None, ...] | None:
+    def static_output_shape(self, buffer: BatchBuffer) -> tuple[int | None, ...] | None:
         """The model's output shape for a full batch, from tracing alone (no model call);
         None when the model is not traceable or tracing cannot tell the rank."""
         if self._outputs_fn is None:
@@ -157,7 +158,7 @@ class TFBackend:
         shape = concrete.structured_outputs.shape
         return None if shape.rank is None else tuple(shape)
 
-    def outputs(self, buffer: Any, rows: int | None = None) -> np.ndarray:
+    def outputs(self, buffer: BatchBuffer, rows: int | None = None) -> np.ndarray:
         """The full batch's outputs (``rows`` ignored: a traced model sees one shape)."""
         if self._outputs_fn is not None:
             batch = self._model_input(buffer)
@@ -176,26 +177,6 @@ class TFBackend:
     def calls(self) -> Any:
         """Nothing to enter around a sweep's model calls."""
         return contextlib.nullcontext()
-
-    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
-        """What can be checked of the targets before any model call."""
-        check_targets_before_call(targets, n, self.operator.target_kind, self.operator.name)
-
-    def resolve_targets(
-        self,
-        targets: np.ndarray | None,
-        outputs: np.ndarray | None,
-        output_shape: tuple[int | None, ...] | None,
-    ) -> np.ndarray:
-        """The sweep's targets: the model's top class when None, else the given ones checked
-        against the model's output shape (a built-in operator's)."""
-        if targets is None:
-            assert outputs is not None
-            return self.operator.default_targets(outputs).astype(np.float32)
-        if self.operator.builtin:
-            shape = outputs.shape if outputs is not None else output_shape
-            targets = self.operator.validate_targets(targets, len(targets), shape)
-        return np.asarray(targets, dtype=np.float32)
 
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         self._targets = np.ascontiguousarray(targets, dtype=np.float32)
@@ -235,12 +216,14 @@ class TFBackend:
 
         return make_scorer(self, self.adapter.model, request)
 
-    def outputs_of(self, model: Any, buffer: Any, rows: int) -> np.ndarray:
+    def outputs_of(self, model: Any, buffer: BatchBuffer, rows: int) -> np.ndarray:
         """As ``outputs``, computed by ``model(batch)`` on the first ``rows`` samples (an
         incremental evaluation of the model, eager: no traced shape to keep)."""
         return self._checked_outputs(model(self._model_input(buffer)[:rows]), rows)
 
-    def scores_of(self, model: Any, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+    def scores_of(
+        self, model: Any, buffer: BatchBuffer, slots: Any, gather: bool, rows: int
+    ) -> Any:
         """As ``scores``, of the first ``rows`` samples, the outputs computed by
         ``model(batch)`` (built-in operators)."""
         tf = self._tf
@@ -270,7 +253,7 @@ class TFBackend:
         """The maps as what ``explain`` returns: a float32 tf.Tensor."""
         return self._tf.convert_to_tensor(maps)
 
-    def _scores_in_numpy(self, buffer: Any, size: int) -> np.ndarray | None:
+    def _scores_in_numpy(self, buffer: BatchBuffer, size: int) -> np.ndarray | None:
         """Classification and regression on (B, K) outputs: the model's raw outputs (its
         traced concrete function, or the NumPy model itself), then sum(outputs * targets) in
         NumPy — cheaper per call than the same two ops inside TensorFlow's executor. None
@@ -303,7 +286,7 @@ class TFBackend:
     # -- the sweep -----------------------------------------------------------------------
 
     def scores(
-        self, buffer: Any, slot_inputs: np.ndarray, gather: bool, rows: int | None = None
+        self, buffer: BatchBuffer, slot_inputs: np.ndarray, gather: bool, rows: int | None = None
     ) -> np.ndarray:
         """Scores (one per slot) of a full batch (``rows`` ignored: a traced model sees one
         shape); slot j's target is the target of input slot_inputs[j]. gather=False: the

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fastocclusion import tasks as _tasks
+from fastocclusion.engine.objective import OperatorObjective
 from fastocclusion.tasks import (
     DETECTION_FACTORS,
     EPSILON,
@@ -152,22 +152,6 @@ class Operator:
             return self._custom(model, inputs, targets)
         return self.scores_from_outputs(model(inputs), targets)
 
-    def default_targets(self, outputs: Any) -> np.ndarray:
-        """Targets for ``targets=None``: the one-hot of the model's top output (last axis);
-        see ``tasks.default_targets``. Segmentation and detection need explicit targets."""
-        return _tasks.default_targets(outputs, self.target_kind, self.name)
-
-    def validate_targets(self, targets: Any, n_inputs: int, outputs_shape: Any) -> np.ndarray:
-        """Check (and normalise) targets against this operator and the model's output shape.
-
-        ``outputs_shape`` is the model's output shape for some batch (its first dimension is
-        ignored). Returns float32 targets: (N, 1) for (N,) outputs, (N, 1, 4+1+K) for a single
-        box per image, otherwise the targets as given. ValueError names ``targets``.
-        """
-        return _tasks.validate_targets(
-            targets, n_inputs, outputs_shape, self.target_kind, self.name
-        )
-
     def validate_scores(self, scores: Any, batch: int) -> tf.Tensor:
         """One float32 score per sample: (B,) or (B, 1) -> (B,), else ValueError naming the
         operator."""
@@ -187,10 +171,14 @@ class Operator:
 
 def resolve_operator(operator: Any) -> Operator:
     """None -> classification; a Tasks member or its name -> built-in; a callable g(model, inputs,
-    targets) -> custom. Anything else raises TypeError/ValueError naming ``operator``."""
+    targets) -> custom; an ``engine.objective.OperatorObjective`` -> its operator. Anything
+    else raises TypeError/ValueError naming ``operator``."""
     if isinstance(operator, Operator):
         return operator
-    task, custom = parse_operator(operator)
+    if isinstance(operator, OperatorObjective):
+        task, custom = operator.task, operator.custom
+    else:
+        task, custom = parse_operator(operator)
     name = operator_name(task, custom)
     if task is not None:
         return Operator(

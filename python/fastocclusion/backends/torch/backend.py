@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastocclusion import tasks
 from fastocclusion.backends.torch.device import (
     BatchView,
     TorchDeviceArrays,
@@ -41,7 +40,9 @@ from fastocclusion.backends.torch.device import (
     uses_gpu_sweep,
 )
 from fastocclusion.backends.torch.operators import builtin_scores, model_output, scores_tensor
+from fastocclusion.engine.objective import objective_of
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
+from fastocclusion.types import BatchBuffer
 
 __all__ = ["TorchBackend"]
 
@@ -53,12 +54,9 @@ class TorchBackend:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model: {type(model).__name__} is invalid, expected a torch.nn.Module")
         self.model = model
-        self.task, self.custom = tasks.parse_operator(operator)
-        self.name = tasks.operator_name(self.task, self.custom)
-        self.builtin_operator = self.task is not None
-        self.kind = tasks.TARGET_KINDS[self.task] if self.task is not None else "any"
-        self.target_kind = self.kind
-        self._score_fn = builtin_scores(self.task) if self.task is not None else None
+        self.objective = objective_of(operator)
+        task = self.objective.task
+        self._score_fn = builtin_scores(task) if task is not None else None
         self.device = model_device(model)
         self.dtype = model_dtype(model)
         self._on_gpu = uses_gpu_sweep(device, self.device)
@@ -114,15 +112,15 @@ class TorchBackend:
         """The context of a sweep's model calls: inference mode, entered once per sweep."""
         return torch.inference_mode()
 
-    def static_output_shape(self, buffer: Any) -> None:
+    def static_output_shape(self, buffer: BatchBuffer) -> None:
         return None  # PyTorch models are not traced: the shape comes from the base pass
 
-    def outputs(self, buffer: Any, rows: int) -> Any:
+    def outputs(self, buffer: BatchBuffer, rows: int) -> Any:
         """The outputs of the first ``rows`` slots: the padding is not computed (a PyTorch
         model is not traced, a shorter batch costs it nothing)."""
         return self.outputs_of(None, buffer, rows)
 
-    def outputs_of(self, model: Any, buffer: Any, rows: int) -> Any:
+    def outputs_of(self, model: Any, buffer: BatchBuffer, rows: int) -> Any:
         """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
         of the model; None: the model), with the same checks and conversions."""
         view = self._batch(buffer)
@@ -135,12 +133,14 @@ class TorchBackend:
             return outputs.to(torch.float32, copy=True)
         return outputs.detach().to("cpu", torch.float32).numpy().copy()
 
-    def scores(self, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+    def scores(self, buffer: BatchBuffer, slots: Any, gather: bool, rows: int) -> Any:
         """Scores of the first ``rows`` slots (the padding is not computed); the slots'
         targets are gathered again only when the slots changed inputs (``gather``)."""
         return self.scores_of(None, buffer, slots, gather, rows)
 
-    def scores_of(self, model: Any, buffer: Any, slots: Any, gather: bool, rows: int) -> Any:
+    def scores_of(
+        self, model: Any, buffer: BatchBuffer, slots: Any, gather: bool, rows: int
+    ) -> Any:
         """As ``scores``, the outputs computed by ``model(batch)`` (an incremental scorer's
         evaluation; None: the model; built-in operators only when not None)."""
         assert self._targets is not None and self._gathered is not None
@@ -155,9 +155,11 @@ class TorchBackend:
         if self._score_fn is not None:
             scores = self._score_fn(self._forward(batch, model), targets)
         else:
+            custom = self.objective.custom
+            assert custom is not None
             with torch.inference_mode():
-                result = self.custom(self.model, batch, targets)  # type: ignore[misc]
-            scores = scores_tensor(result, batch.shape[0], self.name, self.device)
+                result = custom(self.model, batch, targets)
+            scores = scores_tensor(result, batch.shape[0], self.objective.name, self.device)
         self._checked_unchanged(view, version)
         if self._on_gpu:
             return scores
@@ -174,21 +176,6 @@ class TorchBackend:
         torch.index_select(self._targets, 0, index.to(self.device), out=self._gathered)
 
     # -- targets ----------------------------------------------------------------------------
-
-    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
-        tasks.check_targets_before_call(targets, n, self.kind, self.name)
-
-    def resolve_targets(
-        self, targets: np.ndarray | None, outputs: Any, output_shape: tuple[int | None, ...] | None
-    ) -> np.ndarray:
-        if targets is None:
-            return tasks.default_targets(self._numpy(outputs), self.kind, self.name)
-        if self.builtin_operator:
-            assert outputs is not None  # not traced: the base pass ran the outputs
-            return tasks.validate_targets(
-                targets, len(targets), tuple(outputs.shape), self.kind, self.name
-            )
-        return np.asarray(targets, dtype=np.float32)
 
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         array = np.array(targets, dtype=np.float32)  # a copy: never the caller's
@@ -223,13 +210,7 @@ class TorchBackend:
         if request.channels_last:
             reason = "inputs: PyTorch CNNs read channels-first images"
             return no_scorer(f"{reason} (data_format='channels_first')", request.required)
-        if not self.builtin_operator:
+        if not self.objective.from_outputs:
             reason = "operator: a custom operator calls the model itself"
             return no_scorer(reason, request.required)
         return make_scorer(self, self.model, request)
-
-    @staticmethod
-    def _numpy(values: Any) -> np.ndarray:
-        if isinstance(values, torch.Tensor):
-            return values.detach().to("cpu").numpy()
-        return np.asarray(values)

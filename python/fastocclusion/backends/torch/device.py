@@ -8,12 +8,11 @@ copy of each host batch; it is never moved).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from fastocclusion.engine.fillers import load_cuda_module
+from fastocclusion.types import BatchBuffer
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -100,7 +99,7 @@ class TorchDeviceArrays:
     def concatenate(self, arrays: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(arrays)
 
-    def view(self, buffer: Any) -> torch.Tensor:
+    def view(self, buffer: BatchBuffer) -> torch.Tensor:
         # A normal tensor even when explain runs under inference mode: the sweep writes
         # through it, and the batch's version counter detects in-place model writes.
         with torch.inference_mode(False):
@@ -117,11 +116,11 @@ class BatchView:
     def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
         self.device = device
         self.dtype = dtype
-        self._buffer: Any = None
+        self._buffer: BatchBuffer = None
         self.view: torch.Tensor | None = None  # the last buffer's view (None when released)
         self._convert = False
 
-    def __call__(self, buffer: Any) -> torch.Tensor:
+    def __call__(self, buffer: BatchBuffer) -> torch.Tensor:
         if self.view is None or self._buffer is not buffer:
             with torch.inference_mode(False):
                 self.view = torch.from_dlpack(buffer)

@@ -16,7 +16,7 @@ traced and the sweep recomputes only what the windows change (backends.torch.inc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 from fastocclusion.backends.torch.device import BatchView
 from fastocclusion.backends.torch.operators import model_output
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
+from fastocclusion.types import BatchBuffer
 
 
 class AggregateOutputError(ValueError):
@@ -34,7 +35,9 @@ class AggregateOutputError(ValueError):
 
 @dataclass(frozen=True)
 class TargetIndex:
-    """Which element of each example's output is its score.
+    """Which element of each example's output is its score: Captum's target forms as an
+    objective (engine.protocols.Objective), whose targets are the indices themselves (the
+    sweep's targets are (N, 0): nothing to gather beside them).
 
     ``last``: indices of the last axes, the same for every example (Captum's int or tuple
     target); ``per_example``: (N, depth) indices of the axes after the batch axis, one row
@@ -45,6 +48,17 @@ class TargetIndex:
     last: tuple[int, ...] = ()
     per_example: np.ndarray | None = None
     error: type[ValueError] = ValueError
+    #: True when the function sees nothing of an example but the swept batch (one input):
+    #: its scores are picks of the raw outputs (set by ForwardBackend).
+    from_outputs: bool = True
+    target_kind = "any"
+
+    def check_targets(self, targets: Any, n: int) -> None:
+        """Nothing: the front-end checked the indices when it made them."""
+
+    def resolve_targets(self, targets: Any, outputs: Any, output_shape: Any) -> np.ndarray:
+        """(N, 0) targets: the indices are the target (``targets`` as given, (N, 0))."""
+        return np.asarray(targets, dtype=np.float32)
 
     def select(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """(B,) scores of (B, ...) outputs whose example indices are ``rows``."""
@@ -79,12 +93,11 @@ class ForwardBackend:
     alone: it runs under ``torch.inference_mode()``.
 
     With one input the batch is all the function sees of its examples, so their scores
-    are read from its raw outputs (``builtin_operator``: the base pass keeps the outputs,
+    are read from its raw outputs (``objective.from_outputs``: the base pass keeps the outputs,
     and an incremental scorer can stand in for the function); with several, the other
     inputs are gathered per slot, and every score comes from a call of the function.
     """
 
-    target_kind = "any"
     device_arrays = None
 
     def __init__(
@@ -98,7 +111,8 @@ class ForwardBackend:
         self.forward = forward
         self.inputs = [tensor.detach() for tensor in inputs]
         self.swept = swept
-        self.target = target
+        #: One input: scores are the TargetIndex's picks of the raw outputs.
+        self.objective = self.target = replace(target, from_outputs=len(self.inputs) == 1)
         self.extra_args = extra_args
         n = len(self.inputs[0])
         #: Which extra arguments are per example (tensors of first dimension N): gathered.
@@ -108,8 +122,6 @@ class ForwardBackend:
         ]
         self.device = self.inputs[swept].device
         self.dtype = self.inputs[swept].dtype
-        #: True with one input: scores are the TargetIndex's picks of the raw outputs.
-        self.builtin_operator = len(self.inputs) == 1
         self._batch = BatchView(self.device, self.dtype)
         self._gathered: list[torch.Tensor | None] = []
         self._gathered_extra: list[Any] = []
@@ -155,21 +167,18 @@ class ForwardBackend:
         """Inference mode, entered once around a sweep's calls."""
         return torch.inference_mode()
 
-    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
-        return None  # targets are checked by the front-end, as a TargetIndex
-
-    def static_output_shape(self, buffer: Any) -> None:
+    def static_output_shape(self, buffer: BatchBuffer) -> None:
         return None
 
-    def outputs(self, buffer: Any, rows: int) -> np.ndarray:
+    def outputs(self, buffer: BatchBuffer, rows: int) -> np.ndarray:
         """MODEL CALL: the raw outputs of the first ``rows`` slots (one input only: see the
         class docstring), a NumPy copy in the function's output dtype."""
         return self.outputs_of(None, buffer, rows)
 
-    def outputs_of(self, model: Any, buffer: Any, rows: int) -> np.ndarray:
+    def outputs_of(self, model: Any, buffer: BatchBuffer, rows: int) -> np.ndarray:
         """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
         of the function; None: the function), with the same checks."""
-        if not self.builtin_operator:
+        if not self.objective.from_outputs:
             raise TypeError("ForwardBackend keeps raw outputs of a single input only")
         batch = self._batch(buffer)
         examples = torch.arange(rows)  # one input: nothing is gathered by example
@@ -177,18 +186,15 @@ class ForwardBackend:
         # A copy: outputs may alias the buffer (an identity function), refilled next.
         return outputs.detach().to("cpu").numpy().copy()
 
-    def resolve_targets(self, targets: Any, outputs: Any, output_shape: Any) -> np.ndarray:
-        return np.zeros((len(self.inputs[0]), 0), np.float32)  # the TargetIndex is the target
-
     def set_targets(self, targets: np.ndarray, batch: int) -> None:
         self._gathered = []
 
-    def scores(self, buffer: Any, slots: np.ndarray, gather: bool, rows: int) -> np.ndarray:
+    def scores(self, buffer: BatchBuffer, slots: np.ndarray, gather: bool, rows: int) -> np.ndarray:
         """Scores of the first ``rows`` slots (the padding is not computed)."""
         return self.scores_of(None, buffer, slots, gather, rows)
 
     def scores_of(
-        self, model: Any, buffer: Any, slots: np.ndarray, gather: bool, rows: int
+        self, model: Any, buffer: BatchBuffer, slots: np.ndarray, gather: bool, rows: int
     ) -> np.ndarray:
         """As ``scores``, the outputs computed by ``model(batch)`` (an incremental scorer's
         evaluation of the function; None: the function)."""
@@ -202,7 +208,7 @@ class ForwardBackend:
     def scores_from_outputs(self, outputs: Any) -> np.ndarray:
         """The (N,) float64 scores of the unperturbed inputs from their raw outputs (one
         input only)."""
-        if not self.builtin_operator:
+        if not self.objective.from_outputs:
             raise TypeError("ForwardBackend reads scores from the outputs of a single input only")
         tensor = torch.from_numpy(np.asarray(outputs))
         scores = self.target.select(tensor, torch.arange(len(tensor)))

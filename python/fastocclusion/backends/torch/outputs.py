@@ -25,7 +25,9 @@ import torch
 
 from fastocclusion.backends.torch.device import BatchView, TorchDeviceArrays, uses_gpu_sweep
 from fastocclusion.backends.torch.operators import model_output
+from fastocclusion.engine.objective import OutputValues
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
+from fastocclusion.types import BatchBuffer
 
 
 @contextlib.contextmanager
@@ -51,12 +53,13 @@ def eval_mode(module: Any) -> Iterator[None]:
 
 
 class OutputsBackend:
-    """engine.protocols.Backend returning the activated outputs of ``module`` on batches
-    cast to ``device`` and ``dtype``. ``activation``: None, "sigmoid", "softmax" (over dim 1)
-    or a callable on the (B, classes) outputs."""
+    """engine.protocols.Backend (not a ScoringBackend: nothing is scored) returning the
+    activated outputs of ``module`` on batches cast to ``device`` and ``dtype``.
+    ``activation``: None, "sigmoid", "softmax" (over dim 1) or a callable on the (B,
+    classes) outputs."""
 
-    builtin_operator = False  # outputs are the result; there is no operator
-    target_kind = "any"
+    #: The outputs themselves are mapped: no targets, no scores.
+    objective = OutputValues()
 
     def __init__(
         self,
@@ -96,12 +99,12 @@ class OutputsBackend:
             return result
         return outputs
 
-    def outputs(self, buffer: Any, rows: int | None = None) -> Any:
+    def outputs(self, buffer: BatchBuffer, rows: int | None = None) -> Any:
         """MODEL CALL: the activated (B, classes) outputs, float64, a copy (of the full batch:
         ``rows`` ignored, so every call has MONAI's batch)."""
         return self.outputs_of(None, buffer, rows)
 
-    def outputs_of(self, model: Any, buffer: Any, rows: int | None) -> Any:
+    def outputs_of(self, model: Any, buffer: BatchBuffer, rows: int | None) -> Any:
         """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
         of the module; None: the module) and activated, with the same checks. A stand-in
         computes the first ``rows`` slots only (the module is not called: MONAI's batch
@@ -129,23 +132,8 @@ class OutputsBackend:
             return outputs.to(torch.float64, copy=True)
         return outputs.detach().to("cpu", torch.float64).numpy().copy()
 
-    def check_targets(self, targets: np.ndarray | None, n: int) -> None:
-        return None  # no targets: every output is mapped
-
-    def static_output_shape(self, buffer: Any) -> None:
+    def static_output_shape(self, buffer: BatchBuffer) -> None:
         return None
-
-    def resolve_targets(self, targets: Any, outputs: Any, output_shape: Any) -> np.ndarray:
-        raise TypeError("OutputsBackend maps outputs; it has no targets")
-
-    def set_targets(self, targets: np.ndarray, batch: int) -> None:
-        raise TypeError("OutputsBackend maps outputs; it has no targets")
-
-    def scores(self, buffer: Any, slots: Any, gather: bool, rows: int | None = None) -> Any:
-        raise TypeError("OutputsBackend maps outputs; it has no scores")
-
-    def scores_from_outputs(self, outputs: Any) -> Any:
-        raise TypeError("OutputsBackend has no built-in operator")
 
     def incremental_scorer(self, request: IncrementalRequest) -> tuple[Any, str]:
         """Exact incremental inference over a torch.fx trace of the module, traced in eval

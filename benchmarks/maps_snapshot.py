@@ -60,7 +60,7 @@ def keras_cases(out: dict[str, np.ndarray]) -> None:
     out["keras/classes"] = _numpy(method.explain_classes(x))
 
     def custom(f, inputs, targets):
-        return (f(inputs) * targets).sum(axis=-1) ** 2
+        return np.sum(np.asarray(f(inputs)) * np.asarray(targets), axis=-1) ** 2
 
     method = Occlusion(model, operator=custom, patch_size=4, patch_stride=4)
     out["keras/custom"] = _numpy(method.explain(x, y))

@@ -171,3 +171,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker(marker) is not None:
                 item.add_marker(skip)
+
+
+@pytest.fixture(params=["tensorflow", "numpy"])
+def backend_kind(request, monkeypatch):
+    """A NumPy model on the TensorFlow backend, then on the NumPy backend (``make_backend``
+    sees no TensorFlow): the same maps either way, tf.Tensor or NumPy results."""
+    if request.param == "numpy":
+        import fastocclusion.backends
+
+        monkeypatch.setattr(fastocclusion.backends, "tensorflow_installed", lambda: False)
+    return request.param

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fastocclusion.backends
 from fastocclusion import ClassIndices, Occlusion
 from fastocclusion.engine.objective import BasePass, OperatorObjective
 
@@ -26,14 +25,6 @@ def _numpy_model(weights: np.ndarray):
 
     model.calls = calls
     return model
-
-
-@pytest.fixture(params=["tensorflow", "numpy"])
-def backend_kind(request, monkeypatch):
-    """The NumPy model on the TensorFlow backend, and on the NumPy backend (TensorFlow hidden)."""
-    if request.param == "numpy":
-        monkeypatch.setattr(fastocclusion.backends, "tensorflow_installed", lambda: False)
-    return request.param
 
 
 def _host(maps) -> np.ndarray:

@@ -33,12 +33,48 @@ std::int64_t input_count(const py::array& inputs, const fo::WindowGrid& grid) {
   return leading_count(array_shape(inputs), grid_shape(grid), "inputs", "the grid's sample shape");
 }
 
-// The baseline: float32 of shape () (scalar), the sample shape or (N,) + the sample shape
-// ("auto"); (N, *grid.counts) ("per_window"); grid.window ("window_mask").
-fo::Baseline baseline_view(const py::array& baseline, std::int64_t n, const fo::WindowGrid& grid,
-                           BaselineChoice choice) {
-  require_array<float>(baseline, "baseline", false);
-  const auto* values = static_cast<const float*>(baseline.data());
+// Calls f(T{}) with the fill's element type for `inputs`' dtype (fill.hpp, "Element types"):
+// float32 -> float, float64 -> double, any other dtype of 1, 2, 4 or 8 bytes (integers,
+// bool, float16, bfloat16 as uint16) -> the unsigned integer of its width, copied bit for
+// bit. ValueError naming `inputs` for any other dtype.
+template <typename F>
+void with_fill_type(const py::array& inputs, F&& f) {
+  const py::dtype dtype = inputs.dtype();
+  const char kind = dtype.kind();
+  const auto size = dtype.itemsize();
+  if (kind == 'f' && size == 4) return f(float{});
+  if (kind == 'f' && size == 8) return f(double{});
+  const bool plain = kind == 'b' || kind == 'i' || kind == 'u' || kind == 'f' || kind == 'V';
+  FASTOCCLUSION_EXPECTS(plain && (size == 1 || size == 2 || size == 4 || size == 8),
+                        "inputs: dtype " << std::string(py::str(dtype))
+                                         << " is invalid, expected numbers of 1, 2, 4 or 8 bytes");
+  if (size == 1) return f(std::uint8_t{});
+  if (size == 2) return f(std::uint16_t{});
+  if (size == 4) return f(std::uint32_t{});
+  return f(std::uint64_t{});
+}
+
+// Checks that `a` is a C-contiguous, aligned array of `inputs`' dtype (writable if asked);
+// ValueError naming `name` otherwise.
+void require_like(const py::array& a, const py::array& inputs, const char* name, bool writable) {
+  FASTOCCLUSION_EXPECTS(a.dtype().is(inputs.dtype()) || a.dtype().equal(inputs.dtype()),
+                        name << ": dtype " << std::string(py::str(a.dtype()))
+                             << " is invalid, expected the inputs' "
+                             << std::string(py::str(inputs.dtype())));
+  FASTOCCLUSION_EXPECTS((a.flags() & py::array::c_style) != 0,
+                        name << ": expected a C-contiguous array");
+  FASTOCCLUSION_EXPECTS((a.flags() & kNpyAligned) != 0, name << ": expected an aligned array");
+  if (writable) FASTOCCLUSION_EXPECTS(a.writeable(), name << ": expected a writable array");
+}
+
+// The baseline: of the inputs' dtype, of shape () (scalar), the sample shape or (N,) + the
+// sample shape ("auto"); (N, *grid.counts) ("per_window"); grid.window ("window_mask").
+template <typename T>
+fo::BasicBaseline<T> baseline_view(const py::array& baseline, const py::array& inputs,
+                                   std::int64_t n, const fo::WindowGrid& grid,
+                                   BaselineChoice choice) {
+  require_like(baseline, inputs, "baseline", false);
+  const auto* values = static_cast<const T*>(baseline.data());
   const std::vector<std::int64_t> shape = array_shape(baseline);
   if (choice == BaselineChoice::per_window || choice == BaselineChoice::per_window_scale) {
     const std::vector<std::int64_t> expected = batch_shape(n, grid_counts(grid));
@@ -71,29 +107,34 @@ void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py:
                   std::int64_t start, std::int64_t count, py::array out, CpuFillState* state,
                   std::int64_t stride, const StrArg& baseline_kind) {
   const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
-  const std::int64_t n = input_count(inputs, grid);
-  const fo::Baseline base = baseline_view(baseline, n, grid, choice);
-  require_array<float>(out, "out", true);
-  const std::vector<std::int64_t> sample = grid_shape(grid);
-  const std::vector<std::int64_t> out_shape = array_shape(out);
-  FASTOCCLUSION_EXPECTS(out_shape.size() == sample.size() + 1 && out_shape[0] >= 1 &&
-                            out_shape[0] >= count &&
-                            std::vector<std::int64_t>(out_shape.begin() + 1, out_shape.end()) == sample,
-                        "out: shape " << shape_string(out_shape) << " is invalid, expected (B, "
-                                      << shape_string(sample).substr(1) << " with B >= count="
-                                      << count);
-  FASTOCCLUSION_EXPECTS(!overlaps(out, inputs) && !overlaps(out, baseline),
-                        "out: must not share memory with inputs or baseline");
-  const auto* in = static_cast<const float*>(inputs.data());
-  auto* batch = static_cast<float*>(out.mutable_data());
-  const std::int64_t capacity = out_shape[0];
-  call_with_state(state, [&](fo::IncrementalFillState* s) {
-    if (s == nullptr) {
-      fo::fill_occluded_batch(in, n, grid, base, start, count, batch, stride);
-    } else {
-      fo::fill_occluded_batch_incremental(in, n, grid, base, start, count, batch, capacity, *s,
-                                          stride);
-    }
+  with_fill_type(inputs, [&](auto zero) {
+    using T = decltype(zero);
+    require_like(inputs, inputs, "inputs", false);
+    const std::int64_t n = leading_count(array_shape(inputs), grid_shape(grid), "inputs",
+                                         "the grid's sample shape");
+    const fo::BasicBaseline<T> base = baseline_view<T>(baseline, inputs, n, grid, choice);
+    require_like(out, inputs, "out", true);
+    const std::vector<std::int64_t> sample = grid_shape(grid);
+    const std::vector<std::int64_t> out_shape = array_shape(out);
+    FASTOCCLUSION_EXPECTS(out_shape.size() == sample.size() + 1 && out_shape[0] >= 1 &&
+                              out_shape[0] >= count &&
+                              std::vector<std::int64_t>(out_shape.begin() + 1, out_shape.end()) == sample,
+                          "out: shape " << shape_string(out_shape) << " is invalid, expected (B, "
+                                        << shape_string(sample).substr(1) << " with B >= count="
+                                        << count);
+    FASTOCCLUSION_EXPECTS(!overlaps(out, inputs) && !overlaps(out, baseline),
+                          "out: must not share memory with inputs or baseline");
+    const auto* in = static_cast<const T*>(inputs.data());
+    auto* batch = static_cast<T*>(out.mutable_data());
+    const std::int64_t capacity = out_shape[0];
+    call_with_state(state, [&](fo::IncrementalFillState* s) {
+      if (s == nullptr) {
+        fo::fill_occluded_batch<T>(in, n, grid, base, start, count, batch, stride);
+      } else {
+        fo::fill_occluded_batch_incremental<T>(in, n, grid, base, start, count, batch, capacity,
+                                               *s, stride);
+      }
+    });
   });
 }
 
@@ -186,11 +227,14 @@ void register_cpu_kernels(py::module_& m) {
         py::kw_only(), py::arg("stride") = 1, py::arg("baseline_kind") = "auto",
         "Write occluded samples of the (input, window) stream into out[:count]: slot j gets\n"
         "stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
-        "inputs (N, *grid.shape) float32; baseline float32, by baseline_kind: 'auto': (),\n"
+        "inputs (N, *grid.shape): float32, float64, or any dtype of 1, 2, 4 or 8 bytes (integers,\n"
+        "bool, float16, bfloat16 viewed as uint16), whose values are copied bit for bit; baseline\n"
+        "and out of the inputs' dtype. baseline by baseline_kind: 'auto': (),\n"
         "grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input\n"
         "and window (e.g. window_means); 'per_window_scale': the same shape, the box gets the\n"
         "input times its window's value; 'window_mask': grid.window, the box gets the input\n"
-        "times the mask; out (B, *grid.shape) float32, B >= count; state: an\n"
+        "times the mask (these two: float32 or float64 only); out (B, *grid.shape), B >= count;\n"
+        "state: an\n"
         "IncrementalFillState for incremental fills (only the previous and the new window of a\n"
         "slot are rewritten).");
 

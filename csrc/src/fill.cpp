@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "box_runs.hpp"
 #include "fastocclusion/errors.hpp"
@@ -10,26 +11,27 @@
 namespace fastocclusion {
 namespace {
 
-constexpr std::size_t kFloat = sizeof(float);
-
-// Copies `length` floats. Short runs (a window row of a channels-first image: 16 floats)
+// Copies `length` values. Short runs (a window row of a channels-first image: 16 floats)
 // are copied by a plain loop, which the compiler vectorises: a memcpy call costs more than
 // the copy there.
-inline void copy_floats(float* dst, const float* src, std::int64_t length) {
+template <typename T>
+inline void copy_values(T* dst, const T* src, std::int64_t length) {
   if (length <= 64) {
     for (std::int64_t i = 0; i < length; ++i) dst[i] = src[i];
   } else {
-    std::memcpy(dst, src, static_cast<std::size_t>(length) * kFloat);
+    std::memcpy(dst, src, static_cast<std::size_t>(length) * sizeof(T));
   }
 }
 
 // Sets window k of `dst` (a copy of input n, `src`) to the baseline.
-void write_window(float* dst, const float* src, const WindowGrid& g, std::int64_t sample,
-                  const Baseline& b, std::int64_t n, std::int64_t k) {
-  const float* source = b.kind == BaselineKind::per_input ? b.values + n * sample : b.values;
+template <typename T>
+void write_window(T* dst, const T* src, const WindowGrid& g, std::int64_t sample,
+                  const BasicBaseline<T>& b, std::int64_t n, std::int64_t k) {
+  const T* source = b.kind == BaselineKind::per_input ? b.values + n * sample : b.values;
   const bool per_window =
       b.kind == BaselineKind::per_window || b.kind == BaselineKind::per_window_scale;
-  const float value = per_window ? b.values[n * g.num_windows() + k] : b.values[0];
+  const T value = per_window ? b.values[n * g.num_windows() + k] : b.values[0];
+  static_cast<void>(src);  // read by the computing kinds only (float and double)
   for_each_run(g, g.window_box(k),
                [&](std::int64_t offset, std::int64_t length, std::int64_t window_offset) {
                  switch (b.kind) {
@@ -38,30 +40,45 @@ void write_window(float* dst, const float* src, const WindowGrid& g, std::int64_
                      std::fill_n(dst + offset, length, value);
                      break;
                    case BaselineKind::per_window_scale:
-                     for (std::int64_t i = 0; i < length; ++i) {
-                       dst[offset + i] = src[offset + i] * value;
+                     if constexpr (std::is_floating_point_v<T>) {  // else refused earlier
+                       for (std::int64_t i = 0; i < length; ++i) {
+                         dst[offset + i] = src[offset + i] * value;
+                       }
                      }
                      break;
-                   case BaselineKind::window_mask: {
-                     const float* mask = b.values + window_offset;
-                     for (std::int64_t i = 0; i < length; ++i) {
-                       dst[offset + i] = src[offset + i] * mask[i];
+                   case BaselineKind::window_mask:
+                     static_cast<void>(window_offset);
+                     if constexpr (std::is_floating_point_v<T>) {
+                       const T* mask = b.values + window_offset;
+                       for (std::int64_t i = 0; i < length; ++i) {
+                         dst[offset + i] = src[offset + i] * mask[i];
+                       }
                      }
                      break;
-                   }
                    case BaselineKind::per_sample:
                    case BaselineKind::per_input:
                    default:
-                     copy_floats(dst + offset, source + offset, length);
+                     copy_values(dst + offset, source + offset, length);
                  }
                });
 }
 
 // Copies window k's region of `src` back into `dst`.
-void restore_window(float* dst, const float* src, const WindowGrid& g, std::int64_t k) {
+template <typename T>
+void restore_window(T* dst, const T* src, const WindowGrid& g, std::int64_t k) {
   for_each_run(g, g.window_box(k), [&](std::int64_t offset, std::int64_t length, std::int64_t) {
-    copy_floats(dst + offset, src + offset, length);
+    copy_values(dst + offset, src + offset, length);
   });
+}
+
+// The computing baselines need float or double values: user_error for integer storage.
+template <typename T>
+void check_baseline_type(BaselineKind kind) {
+  if constexpr (!std::is_floating_point_v<T>) {
+    FASTOCCLUSION_EXPECTS(!baseline_computes(kind),
+                          "baseline: this kind multiplies the inputs, expected float32 or float64 "
+                          "inputs, not " << sizeof(T) << "-byte integer or half-precision ones");
+  }
 }
 
 std::int64_t window_volume(const WindowGrid& g) {
@@ -71,6 +88,10 @@ std::int64_t window_volume(const WindowGrid& g) {
 }
 
 }  // namespace
+
+bool baseline_computes(BaselineKind kind) noexcept {
+  return kind == BaselineKind::per_window_scale || kind == BaselineKind::window_mask;
+}
 
 std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& grid) noexcept {
   switch (kind) {
@@ -110,9 +131,9 @@ void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, f
   });
 }
 
-void check_fill_arguments(const float* inputs, std::int64_t n, const WindowGrid& grid,
+void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
-                          const float* batch, std::int64_t stride) {
+                          const void* batch, std::int64_t stride) {
   FASTOCCLUSION_EXPECTS(n >= 1, "inputs: n=" << n << " is invalid, expected >= 1 input");
   check_window_grid(grid);
   std::int64_t total = 0, values = 0;
@@ -141,19 +162,21 @@ void check_fill_arguments(const float* inputs, std::int64_t n, const WindowGrid&
   }
 }
 
-void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                         const Baseline& baseline, std::int64_t start, std::int64_t count,
-                         float* batch, std::int64_t stride) {
+template <typename T>
+void fill_occluded_batch(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                         const BasicBaseline<T>& baseline, std::int64_t start, std::int64_t count,
+                         T* batch, std::int64_t stride) {
   check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride);
+  check_baseline_type<T>(baseline.kind);
   const std::int64_t sample = grid.sample_size();
   const std::int64_t windows = grid.num_windows();
-  const auto sample_bytes = static_cast<std::size_t>(sample) * kFloat;
+  const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);
   parallel_for(count, count * sample, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t j = begin; j < end; ++j) {
       const std::int64_t s = start + j * stride;
       const std::int64_t input = s / windows;
-      float* dst = batch + j * sample;
-      const float* src = inputs + input * sample;
+      T* dst = batch + j * sample;
+      const T* src = inputs + input * sample;
       std::memcpy(dst, src, sample_bytes);
       write_window(dst, src, grid, sample, baseline, input, s % windows);
     }
@@ -168,9 +191,9 @@ void IncrementalFillState::reset() noexcept {
   baseline_values_ = nullptr;
 }
 
-bool IncrementalFillState::begin(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                                 BaselineKind baseline_kind, const float* baseline_values,
-                                 float baseline_scalar, const float* batch,
+bool IncrementalFillState::begin(const void* inputs, std::int64_t n, const WindowGrid& grid,
+                                 BaselineKind baseline_kind, const void* baseline_values,
+                                 float baseline_scalar, const void* batch,
                                  std::int64_t capacity) {
   const bool same_session =
       inputs_ == inputs && batch_ == batch && baseline_values_ == baseline_values &&
@@ -191,11 +214,13 @@ bool IncrementalFillState::begin(const float* inputs, std::int64_t n, const Wind
   return false;
 }
 
-void fill_occluded_batch_incremental(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                                     const Baseline& baseline, std::int64_t start,
-                                     std::int64_t count, float* batch, std::int64_t capacity,
+template <typename T>
+void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                                     const BasicBaseline<T>& baseline, std::int64_t start,
+                                     std::int64_t count, T* batch, std::int64_t capacity,
                                      IncrementalFillState& state, std::int64_t stride) {
   check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride);
+  check_baseline_type<T>(baseline.kind);
   std::int64_t values = 0;
   FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count &&
                             checked_multiply(capacity, grid.sample_size(), values),
@@ -205,7 +230,7 @@ void fill_occluded_batch_incremental(const float* inputs, std::int64_t n, const 
   state.begin(inputs, n, grid, baseline.kind, baseline.values, 0.0f, batch, capacity);
   const std::int64_t sample = grid.sample_size();
   const std::int64_t windows = grid.num_windows();
-  const auto sample_bytes = static_cast<std::size_t>(sample) * kFloat;
+  const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);
   std::int64_t* slot_input = state.slot_inputs();
   std::int64_t* slot_window = state.slot_windows();
   // Work estimate: a slot that changes input copies a whole sample, the others ~2 window
@@ -220,8 +245,8 @@ void fill_occluded_batch_incremental(const float* inputs, std::int64_t n, const 
       const std::int64_t s = start + j * stride;
       const std::int64_t input = s / windows;
       const std::int64_t k = s % windows;
-      float* dst = batch + j * sample;
-      const float* src = inputs + input * sample;
+      T* dst = batch + j * sample;
+      const T* src = inputs + input * sample;
       if (slot_input[j] == input) {
         if (slot_window[j] != k) {
           restore_window(dst, src, grid, slot_window[j]);
@@ -236,5 +261,21 @@ void fill_occluded_batch_incremental(const float* inputs, std::int64_t n, const 
     }
   });
 }
+
+// The element types of the fills (fill.hpp, "Element types").
+#define FASTOCCLUSION_FILL_TYPE(T)                                                              \
+  template void fill_occluded_batch<T>(const T*, std::int64_t, const WindowGrid&,             \
+                                       const BasicBaseline<T>&, std::int64_t, std::int64_t, T*, \
+                                       std::int64_t);                                          \
+  template void fill_occluded_batch_incremental<T>(                                            \
+      const T*, std::int64_t, const WindowGrid&, const BasicBaseline<T>&, std::int64_t,        \
+      std::int64_t, T*, std::int64_t, IncrementalFillState&, std::int64_t);
+FASTOCCLUSION_FILL_TYPE(float)
+FASTOCCLUSION_FILL_TYPE(double)
+FASTOCCLUSION_FILL_TYPE(std::uint8_t)
+FASTOCCLUSION_FILL_TYPE(std::uint16_t)
+FASTOCCLUSION_FILL_TYPE(std::uint32_t)
+FASTOCCLUSION_FILL_TYPE(std::uint64_t)
+#undef FASTOCCLUSION_FILL_TYPE
 
 }  // namespace fastocclusion

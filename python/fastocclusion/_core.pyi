@@ -127,11 +127,14 @@ def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy
     """
     Write occluded samples of the (input, window) stream into out[:count]: slot j gets
     stream index start + j*stride (stride 1: the slice [start, start+count)).
-    inputs (N, *grid.shape) float32; baseline float32, by baseline_kind: 'auto': (),
+    inputs (N, *grid.shape): float32, float64, or any dtype of 1, 2, 4 or 8 bytes (integers,
+    bool, float16, bfloat16 viewed as uint16), whose values are copied bit for bit; baseline
+    and out of the inputs' dtype. baseline by baseline_kind: 'auto': (),
     grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input
     and window (e.g. window_means); 'per_window_scale': the same shape, the box gets the
     input times its window's value; 'window_mask': grid.window, the box gets the input
-    times the mask; out (B, *grid.shape) float32, B >= count; state: an
+    times the mask (these two: float32 or float64 only); out (B, *grid.shape), B >= count;
+    state: an
     IncrementalFillState for incremental fills (only the previous and the new window of a
     slot are rewritten).
     """

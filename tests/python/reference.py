@@ -352,23 +352,26 @@ def box_slices(box: Box) -> tuple[slice, ...]:
 
 
 def occlude_box(sample: np.ndarray, box: Box, baseline: np.ndarray) -> np.ndarray:
-    """A copy of one sample with the window `box` set to `baseline` (broadcast to the sample)."""
-    out = np.array(sample, dtype=np.float32, copy=True)
-    full = np.broadcast_to(np.asarray(baseline, dtype=np.float32), out.shape)
+    """A copy of one sample with the window `box` set to `baseline` (broadcast to the sample),
+    in the sample's dtype."""
+    out = np.array(sample, dtype=np.asarray(sample).dtype, copy=True)
+    full = np.broadcast_to(np.asarray(baseline, dtype=out.dtype), out.shape)
     index = box_slices(box)
     out[index] = full[index]
     return out
 
 
 def reference_stream_nd(
-    inputs: np.ndarray, boxes: list[Box], baseline: np.ndarray, indices
+    inputs: np.ndarray, boxes: list[Box], baseline: np.ndarray, indices, keep_dtype: bool = False
 ) -> np.ndarray:
     """The samples at the given (input, window) stream indices s: input s // K with window
-    s % K set to the baseline. baseline: (), the sample shape, or (N,) + the sample shape."""
-    inputs = np.asarray(inputs, dtype=np.float32)
-    baseline = np.asarray(baseline, dtype=np.float32)
+    s % K set to the baseline. baseline: (), the sample shape, or (N,) + the sample shape.
+    float32, or the inputs' own dtype when ``keep_dtype``."""
+    dtype = np.asarray(inputs).dtype if keep_dtype else np.float32
+    inputs = np.asarray(inputs, dtype=dtype)
+    baseline = np.asarray(baseline, dtype=dtype)
     per_input = baseline.ndim == inputs.ndim and baseline.ndim > 0
-    out = np.empty((len(indices),) + inputs.shape[1:], dtype=np.float32)
+    out = np.empty((len(indices),) + inputs.shape[1:], dtype=dtype)
     for j, s in enumerate(indices):
         n, k = divmod(int(s), len(boxes))
         out[j] = occlude_box(inputs[n], boxes[k], baseline[n] if per_input else baseline)

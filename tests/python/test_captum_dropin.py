@@ -119,6 +119,21 @@ def test_one_value_for_the_whole_batch_is_captums_aggregate_mode(tuple_inputs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_a_python_number_for_the_whole_batch_is_captums_aggregate_mode():
+    """Captum reads a Python float returned by the function as a 0-d tensor."""
+    torch.manual_seed(2)
+    x, weights = torch.randn(2, 1, 4, 4), torch.randn(16, 2)
+
+    def loss(batch: torch.Tensor) -> float:
+        return float(summed_loss(batch, weights))
+
+    kwargs = dict(sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2))
+    theirs = captum_attr.Occlusion(loss).attribute(x, **kwargs)
+    ours = Occlusion(loss).attribute(x, **kwargs)
+    assert ours.shape == theirs.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
 @BOTH
 def test_aggregate_mode_with_several_perturbations_per_call_is_an_assertion_error(cls):
     """Captum asserts that an aggregated output needs perturbations_per_eval 1; ours is a

@@ -204,6 +204,65 @@ def test_time_series_and_tabular_equal_the_planar_stream():
     )
 
 
+# ---- every dtype: values copied bit for bit ------------------------------------------------
+
+DTYPES = [np.float64, np.float16, np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64,
+          np.bool_]  # fmt: skip
+
+
+def _as(values: np.ndarray, dtype) -> np.ndarray:
+    """Random-looking values of ``dtype`` from float ``values`` (integers scaled, bools by
+    sign)."""
+    if np.dtype(dtype).kind == "f":
+        return np.asarray(values.astype(dtype))
+    if dtype is np.bool_:
+        return np.asarray(values > 0)
+    info = np.iinfo(dtype)
+    return np.asarray(np.clip(values * 40, info.min, info.max).astype(dtype))
+
+
+@settings(max_examples=60)
+@given(fill_case(), st.sampled_from(DTYPES), st.integers(1, 7), st.data())
+def test_every_dtype_fills_its_values_bit_for_bit(case, dtype, capacity, data):
+    """Inputs and baseline of any dtype of 1, 2, 4 or 8 bytes: full and incremental fills
+    equal the reference stream of those values (compared as bytes), in a buffer of the
+    inputs' dtype."""
+    inputs32, baseline32, grid, boxes, total = build_case(case)
+    inputs, baseline = _as(inputs32, dtype), _as(baseline32, dtype)
+    out = np.zeros((capacity,) + inputs.shape[1:], dtype)
+    state = _core.IncrementalFillState()
+    chunk = -(-total // capacity)
+    for b in range(chunk):
+        count = -(-(total - b) // chunk)
+        indices = [b + j * chunk for j in range(count)]
+        expected = reference_stream_nd(inputs, boxes, baseline, indices, keep_dtype=True)
+        _core.fill_occluded_batch(inputs, grid, baseline, b, count, out, state, stride=chunk)
+        assert out[:count].tobytes() == expected.tobytes()
+    full = np.zeros_like(out)
+    start = data.draw(st.integers(0, total - 1))
+    count = min(capacity, total - start)
+    _core.fill_occluded_batch(inputs, grid, baseline, start, count, full)
+    indices = list(range(start, start + count))
+    expected = reference_stream_nd(inputs, boxes, baseline, indices, keep_dtype=True)
+    assert full[:count].tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["per_window_scale", "window_mask"])
+def test_baselines_that_multiply_need_floats(kind):
+    grid = _core.WindowGrid((4, 4), (2, 2), (2, 2), ["valid", "valid"])
+    inputs = np.ones((1, 4, 4), np.int32)
+    shape = (1, 2, 2) if kind == "per_window_scale" else (2, 2)
+    out = np.zeros((4, 4, 4), np.int32)
+    with pytest.raises(ValueError, match="baseline: this kind multiplies the inputs"):
+        _core.fill_occluded_batch(inputs, grid, np.ones(shape, np.int32), 0, 4, out,
+                                  baseline_kind=kind)  # fmt: skip
+    assert not out.any()
+    doubles = np.full((1, 4, 4), 3.0)
+    out64 = np.zeros((4, 4, 4))
+    _core.fill_occluded_batch(doubles, grid, np.full(shape, 0.5), 0, 4, out64, baseline_kind=kind)
+    assert out64[0, 0, 0] == 1.5 and out64[0, 3, 3] == 3.0
+
+
 # ---- incremental fills --------------------------------------------------------------------
 
 
@@ -319,8 +378,17 @@ def _read_only(shape):
 
 
 BAD_CASES = {
-    "inputs float64": (dict(inputs=np.zeros((2, 4, 4, 3))), ["inputs", "float64", "float32"]),
-    "inputs int32": (dict(inputs=np.zeros((2, 4, 4, 3), np.int32)), ["inputs", "int32"]),
+    # Inputs of another dtype need a baseline and an out of theirs (the fills copy values).
+    "inputs float64": (dict(inputs=np.zeros((2, 4, 4, 3))), ["baseline", "float32", "float64"]),
+    "inputs int32": (dict(inputs=np.zeros((2, 4, 4, 3), np.int32)), ["baseline", "int32"]),
+    "inputs complex64": (
+        dict(inputs=np.zeros((2, 4, 4, 3), np.complex64)),
+        ["inputs", "complex64", "expected numbers"],
+    ),
+    "inputs 16 bytes": (
+        dict(inputs=np.zeros((2, 4, 4, 3), np.longdouble)),
+        ["inputs", "expected numbers of 1, 2, 4 or 8 bytes"],
+    ),
     "inputs without batch axis": (
         dict(inputs=np.zeros((4, 4, 3), np.float32)),
         ["inputs", "(4, 4, 3)", "(N, 4, 4, 3)"],

@@ -10,8 +10,15 @@
 // walks consecutive windows of one input, and changes input (a whole-sample copy in the
 // incremental fill) about N + capacity times in a sweep instead of N * capacity.
 //
-// Layouts: an input is a row-major float32 array of the grid's sample shape
-// (grid.sample_size() floats); `inputs` holds N of them back to back, a batch `capacity`.
+// Layouts: an input is a row-major array of the grid's sample shape (grid.sample_size()
+// values); `inputs` holds N of them back to back, a batch `capacity`.
+//
+// Element types: the fills are templates over the element type T, instantiated for float
+// and double and for the unsigned integers of 1, 2, 4 and 8 bytes, which carry every other
+// dtype of those widths bit for bit (int8/uint8/bool, float16/bfloat16/int16, int32,
+// int64): those fills only copy values (the input's and the baseline's, which the caller
+// gives in the input's dtype), so batches are built in the model's own dtype. The
+// baselines that compute (per_window_scale, window_mask) need float or double.
 #pragma once
 
 #include <cstdint>
@@ -40,11 +47,18 @@ enum class BaselineKind {
 /// Floats of the baseline values `kind` reads for n inputs (1 for a scalar).
 std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& grid) noexcept;
 
-/// A non-owning view of baseline values, laid out as BaselineKind says.
-struct Baseline {
+/// A non-owning view of baseline values of the inputs' element type, laid out as
+/// BaselineKind says.
+template <typename T>
+struct BasicBaseline {
   BaselineKind kind = BaselineKind::scalar;
-  const float* values = nullptr;
+  const T* values = nullptr;
 };
+using Baseline = BasicBaseline<float>;
+
+/// True for the baseline kinds that compute with the inputs' values (per_window_scale,
+/// window_mask): float and double inputs only.
+bool baseline_computes(BaselineKind kind) noexcept;
 
 /// Throws user_error unless the arguments describe a valid fill (shared by the CPU and CUDA
 /// fills, so both reject the same calls with the same messages): n >= 1, a well-formed grid
@@ -52,21 +66,32 @@ struct Baseline {
 /// index start + j*stride (j < count) inside the stream of n * K pairs (0 <= start <= n * K),
 /// count * sample_size within int64, and when count > 0 non-null inputs and batch and
 /// `baseline_present` (the baseline values the fill reads exist).
-void check_fill_arguments(const float* inputs, std::int64_t n, const WindowGrid& grid,
+void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
-                          const float* batch, std::int64_t stride = 1);
+                          const void* batch, std::int64_t stride = 1);
 
 /// Fills `count` occluded samples of the stream: slot j < count gets index start + j*stride.
 ///
-/// inputs  : float32, n * grid.sample_size(), contiguous; not modified.
-/// baseline: as Baseline documents.
-/// batch   : float32, count * grid.sample_size(), contiguous, 64-byte alignment not required;
+/// T       : float, double, std::uint8_t, std::uint16_t, std::uint32_t or std::uint64_t
+///           (see "Element types" above).
+/// inputs  : T, n * grid.sample_size(), contiguous; not modified.
+/// baseline: as BasicBaseline documents, values of type T.
+/// batch   : T, count * grid.sample_size(), contiguous, 64-byte alignment not required;
 ///           slot j receives input s/K with window s%K set to the baseline, s = start + j*stride.
-/// Throws user_error as check_fill_arguments. Synchronous; parallel over slots
-/// (parallel.hpp) when the work is large.
-void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                         const Baseline& baseline, std::int64_t start, std::int64_t count,
-                         float* batch, std::int64_t stride = 1);
+/// Throws user_error as check_fill_arguments, and for a computing baseline kind
+/// (baseline_computes) with integer T. Synchronous; parallel over slots (parallel.hpp) when
+/// the work is large.
+template <typename T>
+void fill_occluded_batch(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                         const BasicBaseline<T>& baseline, std::int64_t start, std::int64_t count,
+                         T* batch, std::int64_t stride = 1);
+
+/// fill_occluded_batch<float>, the float32 fill (what float pointers, or null ones, select).
+inline void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& grid,
+                                const Baseline& baseline, std::int64_t start, std::int64_t count,
+                                float* batch, std::int64_t stride = 1) {
+  fill_occluded_batch<float>(inputs, n, grid, baseline, start, count, batch, stride);
+}
 
 /// The mean of every window's box, per input: out[i * K + k] = the float32 of the float64
 /// mean of input i over the box of window k (all its elements, channels included; a
@@ -93,9 +118,9 @@ class IncrementalFillState {
 
   /// Starts a call: continues the session (returns true) when inputs, n, grid, baseline,
   /// batch and capacity are those of the previous call; otherwise forgets every slot.
-  bool begin(const float* inputs, std::int64_t n, const WindowGrid& grid,
-             BaselineKind baseline_kind, const float* baseline_values, float baseline_scalar,
-             const float* batch, std::int64_t capacity);
+  bool begin(const void* inputs, std::int64_t n, const WindowGrid& grid,
+             BaselineKind baseline_kind, const void* baseline_values, float baseline_scalar,
+             const void* batch, std::int64_t capacity);
 
   /// Input and window slot j holds (-1: unknown); j < capacity of the last begin().
   std::int64_t* slot_inputs() noexcept { return slot_input_.data(); }
@@ -104,9 +129,9 @@ class IncrementalFillState {
  private:
   std::vector<std::int64_t> slot_input_;
   std::vector<std::int64_t> slot_window_;
-  const float* inputs_ = nullptr;
-  const float* batch_ = nullptr;
-  const float* baseline_values_ = nullptr;
+  const void* inputs_ = nullptr;
+  const void* batch_ = nullptr;
+  const void* baseline_values_ = nullptr;
   BaselineKind baseline_kind_ = BaselineKind::scalar;
   float baseline_scalar_ = 0.0f;
   std::int64_t n_ = 0;
@@ -118,13 +143,26 @@ class IncrementalFillState {
 /// gets its previous window restored from `inputs` and the new window written,
 /// O(window volume) instead of O(sample size). Other slots are filled in full.
 ///
-/// batch : float32, capacity * grid.sample_size(), contiguous; slots >= count keep their content.
-/// Throws user_error as check_fill_arguments, and if capacity < max(1, count) or
+/// T     : as for fill_occluded_batch.
+/// batch : T, capacity * grid.sample_size(), contiguous; slots >= count keep their content.
+/// Throws user_error as fill_occluded_batch, and if capacity < max(1, count) or
 /// capacity * sample_size exceeds int64. Synchronous; parallel over slots (parallel.hpp)
 /// when the work is large.
-void fill_occluded_batch_incremental(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                                     const Baseline& baseline, std::int64_t start,
-                                     std::int64_t count, float* batch, std::int64_t capacity,
+template <typename T>
+void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                                     const BasicBaseline<T>& baseline, std::int64_t start,
+                                     std::int64_t count, T* batch, std::int64_t capacity,
                                      IncrementalFillState& state, std::int64_t stride = 1);
+
+/// fill_occluded_batch_incremental<float>, the float32 fill (what float pointers, or null
+/// ones, select).
+inline void fill_occluded_batch_incremental(const float* inputs, std::int64_t n,
+                                            const WindowGrid& grid, const Baseline& baseline,
+                                            std::int64_t start, std::int64_t count, float* batch,
+                                            std::int64_t capacity, IncrementalFillState& state,
+                                            std::int64_t stride = 1) {
+  fill_occluded_batch_incremental<float>(inputs, n, grid, baseline, start, count, batch,
+                                         capacity, state, stride);
+}
 
 }  // namespace fastocclusion

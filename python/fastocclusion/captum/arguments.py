@@ -17,8 +17,8 @@ from fastocclusion.backends.torch.forward import TargetIndex
 from fastocclusion.options import is_int
 
 __all__ = [
-    "CaptumArgumentError", "check_inputs", "extra_args", "is_int_tuple", "per_input_baselines",
-    "per_input_sizes", "target_index",
+    "CaptumArgumentError", "check_inputs", "extra_args", "host_bits", "is_int_tuple",
+    "per_input_baselines", "per_input_sizes", "target_index",
 ]  # fmt: skip
 
 
@@ -33,21 +33,25 @@ def is_int_tuple(value: Any) -> bool:
 
 
 def check_inputs(tensors: tuple[Any, ...]) -> list[torch.Tensor]:
-    """The input tensors, checked: floats, (N, ...) with 1 to 5 non-empty axes after the
-    batch axis, one batch size."""
+    """The input tensors, checked: real numbers (floats of any width or integers), (N, ...)
+    with 0 to 5 non-empty axes after the batch axis (0: one scalar feature per example),
+    one batch size."""
     if not tensors:
         raise ValueError("inputs: an empty tuple is invalid, expected at least one tensor")
     checked = []
     for k, tensor in enumerate(tensors):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"inputs: element {k} is a {type(tensor).__name__}, expected a tensor")
-        if tensor.dim() < 2 or tensor.numel() == 0:
+        if tensor.dim() < 1 or tensor.numel() == 0:
             raise ValueError(
                 f"inputs: tensor {k} of shape {tuple(tensor.shape)} is invalid, expected "
-                "(N, ...) with at least one axis after the batch axis and no empty axis"
+                "(N, ...) with a batch axis and no empty axis"
             )
-        if not tensor.is_floating_point():
-            raise TypeError(f"inputs: tensor {k} has dtype {tensor.dtype}, expected floats")
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise TypeError(
+                f"inputs: tensor {k} has dtype {tensor.dtype}, expected real numbers (floats "
+                "or integers)"
+            )
         if tensor.dim() - 1 > 5:
             raise ValueError(
                 f"inputs: tensor {k} has {tensor.dim() - 1} axes after the batch axis, "
@@ -90,10 +94,30 @@ def per_input_sizes(
     return sizes
 
 
-def per_input_baselines(baselines: Any, tensors: list[torch.Tensor]) -> list[np.ndarray]:
-    """Per input: a 0-d scalar, one example's shape, or (N, ...) per example, float32."""
+def host_bits(tensor: torch.Tensor) -> np.ndarray:
+    """A C-contiguous NumPy array holding ``tensor``'s values bit for bit, on the host:
+    bfloat16, which NumPy lacks, as uint16 (the kernels copy values by their width).
+
+    >>> host_bits(torch.ones(2, dtype=torch.bfloat16)).tolist()
+    [16256, 16256]
+    """
+    tensor = tensor.detach().to("cpu").contiguous()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(np.uint16)
+    return tensor.numpy()
+
+
+def per_input_baselines(
+    baselines: Any, tensors: list[torch.Tensor]
+) -> list[tuple[torch.dtype, np.ndarray]]:
+    """Per input: the dtype of its swept batches, as Captum's arithmetic gives it
+    (``input * (1 - mask) + baseline * mask``: torch's promotion of the input's dtype and
+    the baseline's, e.g. an integer input with a float baseline gives float32 batches), and
+    the baseline in that dtype (``host_bits``): a 0-d scalar, one example's shape, or (N,
+    ...) per example. ValueError naming ``baselines`` for a baseline that is not finite,
+    not real or not broadcastable to its input."""
     if baselines is None:
-        baselines = 0.0
+        baselines = 0  # Captum's default: the integer 0 (promotes nothing)
     if not isinstance(baselines, tuple):
         baselines = (baselines,) * len(tensors)
     if len(baselines) != len(tensors):
@@ -103,22 +127,29 @@ def per_input_baselines(baselines: Any, tensors: list[torch.Tensor]) -> list[np.
         )
     out = []
     for k, (value, tensor) in enumerate(zip(baselines, tensors)):
-        array = to_numpy(value, "baselines").astype(np.float32)
-        if not np.all(np.isfinite(array)):
+        if not isinstance(value, (torch.Tensor, int, float)) or isinstance(value, bool):
+            value = torch.from_numpy(np.array(to_numpy(value, "baselines")))
+        if isinstance(value, torch.Tensor) and (value.is_complex() or value.dtype == torch.bool):
+            raise ValueError(
+                f"baselines: input {k}'s baseline has dtype {value.dtype}, expected real numbers"
+            )
+        dtype = torch.result_type(tensor, value)
+        array = torch.as_tensor(value).detach().to("cpu")
+        if not bool(torch.isfinite(array.to(torch.float64)).all()):
             raise ValueError(f"baselines: input {k}'s baseline has NaN or inf, expected finite")
         shape = tuple(tensor.shape)
-        if array.ndim == 0:
-            out.append(array)
+        if array.dim() == 0:
+            out.append((dtype, host_bits(array.to(dtype))))
             continue
         try:
-            full = np.broadcast_to(array, shape)
-        except ValueError:
+            full = torch.broadcast_to(array, shape)
+        except RuntimeError:
             raise ValueError(
-                f"baselines: shape {array.shape} for input {k} is invalid, expected a number "
-                f"or a tensor broadcastable to {shape}"
+                f"baselines: shape {tuple(array.shape)} for input {k} is invalid, expected a "
+                f"number or a tensor broadcastable to {shape}"
             ) from None
-        per_example = array.ndim == len(shape) and array.shape[0] == shape[0] and shape[0] > 1
-        out.append(np.ascontiguousarray(full if per_example else full[0]))
+        per_example = array.dim() == len(shape) and array.shape[0] == shape[0] and shape[0] > 1
+        out.append((dtype, host_bits((full if per_example else full[0]).to(dtype))))
     return out
 
 

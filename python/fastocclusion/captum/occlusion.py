@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastocclusion.arrays import to_numpy
 from fastocclusion.backends.torch.forward import AggregateOutputError, ForwardBackend, TargetIndex
 from fastocclusion.captum.arguments import (
     CaptumArgumentError,
     check_inputs,
     extra_args,
+    host_bits,
     per_input_baselines,
     per_input_sizes,
     target_index,
@@ -99,7 +99,7 @@ class Occlusion:
                         f"sliding_window_shapes: {w} along axis {axis + 1} of input {k} is "
                         f"invalid, expected 1 to {length}"
                     )
-                if s < 1 or s > w:
+                if s < 1 or (s > w and w < length):  # one window covers a full axis
                     raise CaptumArgumentError(
                         f"strides: {s} along axis {axis + 1} of input {k} is invalid, expected "
                         f"1 to the window ({w}): Captum does not allow gaps"
@@ -152,7 +152,9 @@ class Occlusion:
             """The function on each (N, ...) example of a batch of them: (B,) values."""
             return torch.stack(
                 [
-                    self.forward_func(*(arg[b] for arg in args[:count]), *args[count:]).reshape(())
+                    torch.as_tensor(
+                        self.forward_func(*(arg[b] for arg in args[:count]), *args[count:])
+                    ).reshape(())
                     for b in range(len(args[0]))
                 ]
             )
@@ -169,7 +171,7 @@ class Occlusion:
         tensors: list[torch.Tensor],
         windows: list[tuple[int, ...]],
         steps: list[tuple[int, ...]],
-        bases: list[np.ndarray],
+        bases: list[tuple[torch.dtype, np.ndarray]],
         index: TargetIndex,
         extra: tuple[Any, ...],
         batch: int,
@@ -180,16 +182,21 @@ class Occlusion:
         results = []
         for k, tensor in enumerate(tensors):
             started = time.perf_counter()
-            array = np.ascontiguousarray(to_numpy(tensor, "inputs"), dtype=np.float32)
-            geometry = WindowGeometry(array.shape[1:], windows[k], steps[k], "cover")
-            backend = ForwardBackend(forward, tensors, k, index, extra)
+            dtype, baseline = bases[k]
+            array = host_bits(tensor.to(dtype))
+            window, step = windows[k], steps[k]
+            if tensor.dim() == 1:  # one scalar feature per example: swept as (N, 1)
+                array, window, step = array.reshape(-1, 1), (1,), (1,)
+                baseline = baseline.reshape(baseline.shape + (1,) * (baseline.ndim > 0))
+            geometry = WindowGeometry(array.shape[1:], window, step, "cover")
+            backend = ForwardBackend(forward, tensors, k, index, extra, batch_dtype=dtype)
             sweep = build_sweep(
-                backend, array, geometry, bases[k], batch, progress=progress,
-                incremental=self._incremental_options(tensor),
+                backend, array, geometry, baseline, batch, progress=progress,
+                incremental=self._incremental_options(tensor, dtype),
             )  # fmt: skip
             _, maps = sweep.run(np.zeros((len(array), 0), np.float32), "mean", ())
             self.last_stats = sweep.stats(started)
-            results.append(backend.wrap_result(maps))
+            results.append(backend.wrap_result(maps).reshape(tensor.shape))
         return results
 
     def attribute_future(self) -> None:
@@ -212,12 +219,14 @@ class Occlusion:
         ("Occlusion")."""
         return "".join(c if c.islower() or i == 0 else " " + c for i, c in enumerate(cls.__name__))
 
-    def _incremental_options(self, tensor: torch.Tensor) -> IncrementalOptions:
-        """The engine's incremental options for one input tensor: (N, C, H, W) tensors are
-        channels-first images (rows and columns: axes 1 and 2 of one example); any other
-        rank is not images."""
-        images = tensor.dim() == 4
+    def _incremental_options(self, tensor: torch.Tensor, dtype: torch.dtype) -> IncrementalOptions:
+        """The engine's incremental options for one input tensor swept in ``dtype``: (N, C,
+        H, W) float32 tensors are channels-first images (rows and columns: axes 1 and 2 of
+        one example); any other rank or dtype is not."""
+        images = tensor.dim() == 4 and dtype == torch.float32
         family = f"a tensor of shape {tuple(tensor.shape)} (images are (N, C, H, W))"
+        if tensor.dim() == 4 and not images:
+            family = f"{dtype} batches (images are float32 (N, C, H, W) tensors)"
         return IncrementalOptions(
             self.incremental, self.incremental_threshold, (1, 2) if images else None,
             channels_last=False, family=family,

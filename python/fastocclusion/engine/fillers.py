@@ -31,11 +31,14 @@ _KERNEL_KINDS = {
 
 
 class HostFiller:
-    """Batches in a 64-byte-aligned host buffer (``_core.HostBuffer``), which the backend
-    hands to the model without a copy (DLPack or a NumPy view). Bookkeeping in NumPy.
+    """Batches in a 64-byte-aligned host buffer, which the backend hands to the model
+    without a copy (DLPack or a NumPy view). Bookkeeping in NumPy.
 
-    ``buffer`` may be given to reuse the buffer of an earlier sweep of the same shape (a
-    fresh one costs a zeroing and page faults)."""
+    Batches have the inputs' dtype: float32 in a ``_core.HostBuffer``; any other dtype the
+    kernels copy (float64, integers, float16, bfloat16 as uint16: see
+    ``_core.fill_occluded_batch``) in an aligned NumPy array, with the baseline in that
+    dtype too. ``buffer`` may be given to reuse the buffer of an earlier sweep of the same
+    shape and dtype (a fresh one costs a zeroing and page faults)."""
 
     def __init__(
         self,
@@ -53,9 +56,13 @@ class HostFiller:
         if baseline_kind.startswith("window_mean"):
             baseline = _core.window_means(inputs, grid)
         self.baseline = baseline
-        self.buffer = (
-            buffer if buffer is not None and buffer.shape == shape else _core.HostBuffer(shape)
-        )
+        fits = buffer is not None and buffer.shape == shape
+        if inputs.dtype == np.float32:
+            fits = fits and isinstance(buffer, _core.HostBuffer)
+            self.buffer = buffer if fits else _core.HostBuffer(shape)
+        else:
+            fits = fits and getattr(buffer, "dtype", None) == inputs.dtype
+            self.buffer = buffer if fits else aligned_zeros(shape, inputs.dtype)
         self._view = np.asarray(self.buffer)
         self._state = _core.IncrementalFillState()
         self._deltas: np.ndarray | None = None
@@ -99,6 +106,20 @@ class HostFiller:
         assert self._deltas is not None, "deltas() first"
         values = self._deltas.reshape((-1,) + tuple(self.grid.counts))
         return _core.blend_window_values(values, self.grid, importance, collapsed_axes)
+
+
+def aligned_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zeroed C-contiguous NumPy array whose data is 64-byte aligned (as a
+    ``_core.HostBuffer``'s), of any dtype.
+
+    >>> aligned_zeros((2, 3), np.float64).ctypes.data % 64
+    0
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(nbytes + 64, np.uint8)
+    offset = -raw.ctypes.data % 64
+    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
 
 
 def load_cuda_module() -> Any:

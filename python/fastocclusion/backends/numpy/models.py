@@ -4,6 +4,10 @@ Kinds (also those of the TensorFlow backend's NumPy models, backends/tensorflow/
 
 * ``"sklearn"``: an object with ``predict_proba`` (used), or a non-callable one with
   ``predict``;
+* ``"onnx"``: an ``onnxruntime.InferenceSession`` (a deployed model, no framework): its one
+  input fed the batch in the input's declared element type (float32, float64 or float16),
+  its first output read; a fixed batch dimension is honoured by calls of that size (the last
+  one padded);
 * ``"numpy_callable"``: any other callable (not a class), called with float32 NumPy arrays.
 
 A model returns one array (or a one-element tuple, list or dict of one) of numbers, one row
@@ -17,6 +21,7 @@ Imports NumPy only.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +45,8 @@ def numpy_model_call(model: Any) -> tuple[str, Callable[[Any], Any]] | None:
     >>> numpy_model_call(abs)[0]
     'numpy_callable'
     """
+    if is_onnx_session(model):
+        return "onnx", OnnxSessionCall(model)
     if callable(getattr(model, "predict_proba", None)):
         return "sklearn", model.predict_proba
     if not callable(model) and callable(getattr(model, "predict", None)):
@@ -47,6 +54,69 @@ def numpy_model_call(model: Any) -> tuple[str, Callable[[Any], Any]] | None:
     if callable(model) and not isinstance(model, type):
         return "numpy_callable", model
     return None
+
+
+def is_onnx_session(model: Any) -> bool:
+    """True for an ``onnxruntime.InferenceSession`` (without importing onnxruntime: such an
+    object cannot exist unless it is imported).
+
+    >>> is_onnx_session(abs)
+    False
+    """
+    onnxruntime = sys.modules.get("onnxruntime")
+    return onnxruntime is not None and isinstance(model, onnxruntime.InferenceSession)
+
+
+#: The ONNX element types a session's input may declare, as NumPy dtypes.
+_ONNX_INPUT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+}
+
+
+class OnnxSessionCall:
+    """``session.run`` on a batch: (B, ...) outputs of the session's first output. TypeError
+    naming the model for a session with several inputs or an input that is not floats."""
+
+    def __init__(self, session: Any) -> None:
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            names = [i.name for i in inputs]
+            raise TypeError(
+                f"model: an onnxruntime session with {len(inputs)} inputs {names} is invalid, "
+                "expected one input (the batch)"
+            )
+        declared = inputs[0]
+        if declared.type not in _ONNX_INPUT_TYPES:
+            raise TypeError(
+                f"model: the onnxruntime session's input {declared.name!r} of type "
+                f"{declared.type} is invalid, expected {sorted(_ONNX_INPUT_TYPES)}"
+            )
+        self.session = session
+        self.name = declared.name
+        self.dtype = _ONNX_INPUT_TYPES[declared.type]
+        batch = declared.shape[0] if declared.shape else None
+        #: The session's fixed batch size, or None when it takes any.
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self.output = session.get_outputs()[0].name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output], {self.name: batch})[0]
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        array = np.asarray(batch, dtype=self.dtype)
+        size = self.fixed_batch
+        if size is None or len(array) == size:
+            return self._run(array)
+        chunks = []
+        for start in range(0, len(array), size):
+            chunk = array[start : start + size]
+            rows = len(chunk)
+            if rows < size:  # the last call padded with copies of its last row
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - rows, axis=0)])
+            chunks.append(self._run(chunk)[:rows])
+        return np.concatenate(chunks)
 
 
 def single_output(outputs: Any, model: Any) -> Any:
@@ -133,7 +203,8 @@ def adapt_numpy_model(model: Any) -> NumpyModel:
     if found is None:
         raise TypeError(
             f"model {model!r} (type {type(model).__name__}) is not a model: expected a "
-            "callable over NumPy arrays or an object with predict_proba (Keras, TensorFlow "
+            "callable over NumPy arrays, an object with predict_proba or an onnxruntime "
+            "InferenceSession (Keras, TensorFlow "
             "and TFLite models need TensorFlow; PyTorch models, torch)"
         )
     kind, call = found

@@ -137,7 +137,7 @@ class TFBackend:
         if view is None or view[0] is not buffer:
             if len(self._views) >= 4:  # buffers of earlier shapes: let them go
                 self._views.clear()
-            if self.adapter.kind in ("numpy_callable", "sklearn", "tflite"):
+            if self.adapter.kind in ("numpy_callable", "sklearn", "tflite", "onnx"):
                 tensor = read_only(buffer)
             else:
                 if self.adapter.kind == "keras":

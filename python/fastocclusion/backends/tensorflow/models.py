@@ -12,6 +12,7 @@ Kinds, detected in this order:
   results). Traceable.
 * ``"sklearn"``: an object with ``predict_proba`` (used) or a non-callable one with ``predict``;
   fed NumPy arrays. Not traceable.
+* ``"onnx"``: an ``onnxruntime.InferenceSession`` (backends/numpy/models.py);
 * ``"numpy_callable"``: any other callable. The rule: a plain Python callable is called with NumPy
   float32 arrays and its result converted; wrap it in ``tf.function`` to have it traced instead.
   In a sweep those arrays are read-only views of a reused batch buffer, or copies for a model
@@ -40,7 +41,7 @@ from fastocclusion.frameworks import is_keras_model, looks_like_tflite
 
 __all__ = ["ModelAdapter", "adapt_model", "check_keras_input"]
 
-KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite")
+KINDS = ("keras", "tf_module", "tf_callable", "numpy_callable", "sklearn", "tflite", "onnx")
 
 
 def _keras_backend_is_tensorflow(model: Any) -> bool:
@@ -253,5 +254,5 @@ def adapt_model(model: Any) -> ModelAdapter:
     raise TypeError(
         f"model {model!r} (type {type(model).__name__}) is not a model: expected a Keras "
         "model, a tf.Module, a tf.function, a callable over NumPy arrays, an object with "
-        "predict_proba, or a tf.lite.Interpreter"
+        "predict_proba, a tf.lite.Interpreter, or an onnxruntime InferenceSession"
     )

@@ -124,6 +124,8 @@ class BatchView:
         if self.view is None or self._buffer is not buffer:
             with torch.inference_mode(False):
                 self.view = torch.from_dlpack(buffer)
+                if self.dtype == torch.bfloat16 and self.view.dtype == torch.uint16:
+                    self.view = self.view.view(torch.bfloat16)  # NumPy holds its bits
             self._buffer = buffer
             self._convert = self.view.device != self.device or self.view.dtype != self.dtype
         if self._convert:

@@ -82,6 +82,14 @@ class TargetIndex:
         return picked.reshape(batch)
 
 
+def _scalar_as_tensor(result: Any) -> Any:
+    """A Python number a function returned as a 0-d tensor (as Captum reads one: float64 or
+    int64); anything else as it is."""
+    if isinstance(result, (int, float)) and not isinstance(result, bool):
+        return torch.tensor(result, dtype=torch.float64 if isinstance(result, float) else None)
+    return result
+
+
 def _rows_of(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """The rows ``rows`` of ``tensor`` (along its first axis), on its device."""
     return torch.index_select(tensor, 0, rows.to(tensor.device))
@@ -107,6 +115,8 @@ class ForwardBackend:
         swept: int,
         target: TargetIndex,
         extra_args: tuple[Any, ...] = (),
+        *,
+        batch_dtype: torch.dtype | None = None,
     ) -> None:
         self.forward = forward
         self.inputs = [tensor.detach() for tensor in inputs]
@@ -121,7 +131,12 @@ class ForwardBackend:
             for arg in extra_args
         ]
         self.device = self.inputs[swept].device
-        self.dtype = self.inputs[swept].dtype
+        #: The swept batches' dtype: the input's, or what Captum's arithmetic with the
+        #: baseline promotes it to (batch_dtype).
+        self.dtype = self.inputs[swept].dtype if batch_dtype is None else batch_dtype
+        # One example's shape as the function takes it: the sweep's samples have at least
+        # one axis, so a 0-d feature per example (an (N,) input) is swept as (N, 1).
+        self._example_shape = tuple(self.inputs[swept].shape[1:])
         self._batch = BatchView(self.device, self.dtype)
         self._gathered: list[torch.Tensor | None] = []
         self._gathered_extra: list[Any] = []
@@ -144,13 +159,16 @@ class ForwardBackend:
                 _rows_of(arg, rows) if per_example else arg
                 for arg, per_example in zip(self.extra_args, self._per_example)
             ]
+        if batch.shape[1:] != self._example_shape:  # 0-d features: (B, 1) -> (B,)
+            batch = batch.reshape((batch.shape[0], *self._example_shape))
         args = [batch if k == self.swept else self._gathered[k] for k in range(len(self.inputs))]
         view = self._batch.view
         assert view is not None
         version = None if view.is_inference() else view._version
         with torch.inference_mode():  # a no-op inside the sweep's calls()
             call = self.forward if model is None else model
-            outputs = model_output(call(*args, *self._gathered_extra), self.forward)
+            outputs = model_output(_scalar_as_tensor(call(*args, *self._gathered_extra)),
+                                   self.forward)  # fmt: skip
         if version is not None and view._version != version:
             raise ValueError(
                 "forward_func: wrote into its input tensor in place; fastocclusion reuses the "

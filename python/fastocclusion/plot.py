@@ -249,6 +249,30 @@ def plot_maps(
     return fig
 
 
+def figure_pixels(fig: Any, dpi: int = 100) -> np.ndarray:
+    """The figure rendered by the Agg canvas as an (H, W, 3) uint8 RGB array (what image
+    loggers such as TensorBoard take).
+
+    >>> figure_pixels(plot_maps(np.zeros((1, 4, 4)), np.zeros((1, 4, 4)))).dtype
+    dtype('uint8')
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(dpi)
+    canvas.draw()
+    return np.array(canvas.buffer_rgba())[..., :3]
+
+
+def save_pixels(path: Any, pixels: np.ndarray) -> None:
+    """Writes (H, W, 3) uint8 RGB pixels (e.g. ``figure_pixels``'s) as an image file
+    (format from the suffix, e.g. .png)."""
+    _figure_class()  # matplotlib, or the ImportError naming the extra
+    from matplotlib.image import imsave
+
+    imsave(path, np.asarray(pixels, dtype=np.uint8))
+
+
 def save_overlay(
     path: Any,
     image: Any,

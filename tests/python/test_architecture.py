@@ -106,7 +106,8 @@ def test_no_import_cycle():
 
 FRONT_ENDS = ("fastocclusion.xplique", "fastocclusion.captum", "fastocclusion.monai")
 ABOVE_BACKENDS = (*FRONT_ENDS, "fastocclusion.cli", "fastocclusion.distributed",
-                  "fastocclusion.demo", "fastocclusion.plot")  # fmt: skip
+                  "fastocclusion.demo", "fastocclusion.plot", "fastocclusion.epoch_maps",
+                  "fastocclusion.keras", "fastocclusion.lightning")  # fmt: skip
 BACKENDS = ("fastocclusion.backends.tensorflow", "fastocclusion.backends.torch",
             "fastocclusion.backends.numpy")  # fmt: skip
 

@@ -53,3 +53,19 @@ def test_the_first_example_runs_as_written_and_shows_a_real_map(tmp_path, monkey
     outside = np.abs(maps[..., 0][~masks]).mean()
     assert inside > 5 * outside > 0  # the evidence lies on the objects
     assert os.path.getsize(tmp_path / "maps.png") > 1000
+
+
+@pytest.mark.slow
+def test_the_keras_callback_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's training-callback example: two epochs, maps and costs logged."""
+    pytest.importorskip("matplotlib")
+    blocks = re.findall(r"```python\n(.*?)```", readme_text(), re.DOTALL)
+    block = next(b for b in blocks if "fastocclusion.keras import OcclusionCallback" in b)
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, str(README), "exec"), {})  # noqa: S102
+    assert re.search(r"% of the epoch.*% of the epoch", printed.getvalue()), printed.getvalue()
+    logs = tmp_path / "logs" / "occlusion"
+    assert (logs / "occlusion_maps_epoch_0002.npy").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in logs.iterdir())

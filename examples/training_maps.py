@@ -29,6 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
+    import tensorflow as tf
 
     from fastocclusion.keras import OcclusionCallback
 
@@ -40,12 +41,17 @@ def main() -> None:
         x_test, y_test, log_dir=args.log_dir, max_images=args.images, **options
     )
 
+    writer = tf.summary.create_file_writer(args.log_dir)
+
     class Pointing(keras.callbacks.Callback):
-        """After the occlusion callback: the pointing game of its latest maps."""
+        """After the occlusion callback: the pointing game of its latest maps, printed and
+        logged to TensorBoard (occlusion/pointing_game)."""
 
         def on_epoch_end(self, epoch, logs=None):
             path = os.path.join(args.log_dir, f"occlusion_maps_epoch_{epoch + 1:04d}.npy")
             hits = pointing_hits(np.load(path), masks)
+            with writer.as_default():
+                tf.summary.scalar("occlusion/pointing_game", hits.mean(), step=epoch + 1)
             cost = callback.costs[-1]
             print(
                 f"epoch {epoch + 1}: loss {logs['loss']:.3f}, pointing game "

@@ -69,3 +69,23 @@ def test_the_keras_callback_example_runs_as_written(tmp_path, monkeypatch):
     logs = tmp_path / "logs" / "occlusion"
     assert (logs / "occlusion_maps_epoch_0002.npy").is_file()
     assert any(p.name.startswith("events.out.tfevents") for p in logs.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated")
+@pytest.mark.filterwarnings("ignore:.*does not have many workers")
+@pytest.mark.filterwarnings("ignore:.*is smaller than the logging interval")
+def test_the_lightning_callback_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's Lightning example: two epochs, the grids in TensorBoard's event file."""
+    pytest.importorskip("lightning", reason='needs Lightning: pip install ".[lightning]"')
+    pytest.importorskip("matplotlib")
+    blocks = re.findall(r"```python\n(.*?)```", readme_text(), re.DOTALL)
+    block = next(b for b in blocks if "fastocclusion.lightning import OcclusionCallback" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+    assert [c.epoch for c in namespace["callback"].costs] == [0, 1]
+    run = tmp_path / "logs" / "lightning" / "lightning_logs" / "version_0"
+    assert (run / "occlusion_maps_epoch_0002.npy").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())

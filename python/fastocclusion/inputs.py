@@ -84,9 +84,13 @@ def read_inputs(inputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray | Non
     return x, y
 
 
-def prepare_inputs(x: np.ndarray) -> np.ndarray:
-    """Float32 and C-contiguous (copying only to cast or make contiguous); ValueError for an
-    empty axis."""
+def prepare_inputs(x: np.ndarray, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """C-contiguous in ``dtype`` (float32 unless the model's batches take another: copying
+    only to cast or make contiguous); ValueError for an empty axis.
+
+    >>> prepare_inputs(np.ones((1, 2), np.float64)).dtype
+    dtype('float32')
+    """
     if x.ndim >= 1 and min(x.shape) < 1:
         raise ValueError(f"inputs: shape {x.shape} is invalid, expected every size >= 1")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=dtype)

@@ -354,3 +354,54 @@ def test_builtin_scores_match_the_reference(task):
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
     if task is Tasks.SEMANTIC_SEGMENTATION:  # an empty mask scores 0, not NaN
         assert builtin_scores(task)(torch.ones(1, 2, 2, 1), torch.zeros(1, 2, 2, 1)).item() == 0.0
+
+
+@pytest.mark.parametrize("incremental", [False, "auto"])
+def test_float64_models_get_float64_batches_and_exact_maps(incremental):
+    """A float64 model's batches are built in float64 (issue "Drop-in"): inputs that differ
+    from 1 by ~1e-9, below float32's resolution, keep their differences. The model scores
+    1e9 * w . (x - 1): with float32 batches every score would be 0 and the map blank; here
+    a window's map is w . (x - 1) * 1e9 summed over it (the baseline is 1)."""
+    torch.manual_seed(0)
+    seen = []
+
+    class Amplified(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2 * 6 * 6, 3, dtype=torch.float64)
+
+        def forward(self, x):
+            seen.append(x.dtype)
+            return self.fc((x - 1.0).flatten(1) * 1e9)
+
+    model = Amplified().eval()
+    x = 1.0 + torch.rand(2, 2, 6, 6, dtype=torch.float64) * 1e-9
+    method = Occlusion(model, patch_size=3, patch_stride=3, data_format="channels_first",
+                       occlusion_value=1.0, incremental=incremental)  # fmt: skip
+    maps = method.explain(x, np.eye(3, dtype=np.float32)[[0, 2]])
+    assert {d for d in seen if isinstance(d, torch.dtype)} == {torch.float64}
+    weights = model.fc.weight.detach()[[0, 2]].reshape(2, 2, 6, 6)
+    contribution = (weights * (x - 1.0) * 1e9).sum(dim=1)  # (2, 6, 6), per position
+    expected = contribution.reshape(2, 2, 3, 2, 3).sum(dim=(2, 4))  # per 3x3 window
+    expected = expected.repeat_interleave(3, 1).repeat_interleave(3, 2)[:, None]
+    assert expected.abs().max() > 0.1
+    torch.testing.assert_close(maps.to(torch.float64), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_half_models_get_half_batches_equal_to_the_float32_batches_cast(monkeypatch):
+    """A float16 model's batches are built in float16: the same values as float32 batches
+    cast per call (as before), so the maps are identical; no cast per call is left."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 5 * 5, 4)).half().eval()
+    x = torch.rand(2, 3, 5, 5)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    options = dict(patch_size=2, patch_stride=2, data_format="channels_first",
+                   occlusion_value=0.3, incremental=False)  # fmt: skip
+    half = Occlusion(model, **options).explain(x)
+    assert set(seen) == {torch.float16}
+    from fastocclusion.backends.torch import backend
+
+    monkeypatch.setattr(backend, "_HOST_DTYPES", {})  # float32 batches cast per call
+    cast = Occlusion(model, **options).explain(x)
+    assert torch.equal(half, cast) and half.abs().max() > 0

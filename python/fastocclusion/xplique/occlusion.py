@@ -305,7 +305,8 @@ class Occlusion:
             (x, _), y = read_inputs(inputs, None), targets
         else:
             x, y = read_inputs(inputs, targets)
-        array = prepare_inputs(x)
+        dtype = self._backend.batch_dtype or np.float32  # the model's own, where it differs
+        array = prepare_inputs(x, dtype)
         layout = input_layout(array.shape, self.data_format)
         n = array.shape[0]
         self._backend.objective.check_targets(y, n)
@@ -315,7 +316,7 @@ class Occlusion:
         )
         if layout.family != "tabular":
             self._show_patch_axes(len(layout.spatial_axes))
-        baseline = sample_baseline(self._occlusion_value, layout)
+        baseline = sample_baseline(self._occlusion_value, layout).astype(dtype, copy=False)
         batch = self._resolve_batch_size(geometry.grid().num_windows, array)
         incremental = IncrementalOptions(
             self.incremental,

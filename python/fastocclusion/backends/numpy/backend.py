@@ -46,6 +46,8 @@ class NumpyBackend:
 
     #: Batches are filled in host memory.
     device_arrays = None
+    #: float32 batches.
+    batch_dtype = None
 
     def __init__(self, model: Any, operator: Any) -> None:
         self.model = adapt_numpy_model(model)

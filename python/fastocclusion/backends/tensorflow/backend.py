@@ -37,6 +37,8 @@ class TFBackend:
 
     #: Batches are filled in host memory (TensorFlow places the model call itself).
     device_arrays = None
+    #: float32 batches.
+    batch_dtype = None
 
     def __init__(self, model: Any, operator: Any) -> None:
         import tensorflow as tf

@@ -46,6 +46,9 @@ from fastocclusion.types import BatchBuffer
 
 __all__ = ["TorchBackend"]
 
+#: The model dtypes whose host batches are built in them, as NumPy dtypes.
+_HOST_DTYPES = {torch.float64: np.dtype(np.float64), torch.float16: np.dtype(np.float16)}
+
 
 class TorchBackend:
     """engine.protocols.Backend for a ``torch.nn.Module`` (see the module docstring)."""
@@ -69,6 +72,16 @@ class TorchBackend:
         self._targets_array: np.ndarray | None = None  # CPU targets and their gathered rows
         self._gathered_array: np.ndarray | None = None
         self._output_shape: torch.Size | None = None  # of the calls checked so far
+
+    @property
+    def batch_dtype(self) -> np.dtype | None:
+        """float64 or float16 for a host sweep of a model in that dtype: its batches are
+        built in it (the inputs keep their precision, no call casts); None otherwise
+        (float32 batches: a float32 or bfloat16 model, which NumPy cannot hold, or the GPU
+        sweep, whose buffers are float32)."""
+        if self._on_gpu:
+            return None
+        return _HOST_DTYPES.get(self.dtype)
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:

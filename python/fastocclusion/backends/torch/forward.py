@@ -107,6 +107,8 @@ class ForwardBackend:
     """
 
     device_arrays = None
+    #: The Captum front-end builds the batches in their own dtype (``batch_dtype`` below).
+    batch_dtype = None
 
     def __init__(
         self,

@@ -60,6 +60,8 @@ class OutputsBackend:
 
     #: The outputs themselves are mapped: no targets, no scores.
     objective = OutputValues()
+    #: float32 batches, cast to the module's dtype per call (MONAI's front-end builds them).
+    batch_dtype = None
 
     def __init__(
         self,

@@ -71,10 +71,52 @@ def test_auto_runs_incrementally_where_it_pays_and_reports_the_layers():
 
 
 def test_auto_keeps_the_normal_sweep_for_a_call_too_cheap_to_split():
-    maps, stats = run(cnn(), "auto")
+    """1.6e5 multiply-adds a call: more than AUTO_MEASURE_RANGE below the floor."""
+    maps, stats = run(cnn(), "auto", batch_size=4)
     assert stats.incremental_layers == ()
     assert "too cheap" in stats.incremental_note
-    np.testing.assert_array_equal(maps, run(cnn(), False)[0])
+    np.testing.assert_array_equal(maps, run(cnn(), False, batch_size=4)[0])
+
+
+@pytest.mark.parametrize("faster", ["incremental", "full"])
+def test_auto_measures_calls_near_the_floor_and_keeps_the_faster(faster, monkeypatch):
+    """3.1e5 multiply-adds a call, within AUTO_MEASURE_RANGE of the floor: "auto" times an
+    incremental and a full call of the second batch and keeps the faster (forced here, both
+    ways); the note gives both times, the second call of that batch is counted, and the maps
+    equal the normal sweep's either way."""
+    from fastocclusion.engine.incremental_run import IncrementalRunner
+
+    measured = IncrementalRunner.measured
+    times = (0.001, 0.002) if faster == "incremental" else (0.002, 0.001)
+    seen = []
+
+    def forced(runner, incremental_seconds, full_seconds):
+        seen.append((incremental_seconds, full_seconds))
+        return measured(runner, *times)
+
+    monkeypatch.setattr(IncrementalRunner, "measured", forced)
+    maps, stats = run(cnn(), "auto")
+    reference, normal = run(cnn(), False)
+    assert len(seen) == 1 and all(t > 0 for t in seen[0])
+    assert stats.model_calls == normal.model_calls + 1
+    assert "an incremental call took 1 ms, a full one 2 ms" in stats.incremental_note or (
+        "an incremental call took 2 ms, a full one 1 ms" in stats.incremental_note
+    )
+    if faster == "incremental":
+        assert (
+            stats.incremental_layers == ("0", "1") and "'auto' measured" in stats.incremental_note
+        )
+    else:
+        assert stats.incremental_layers == ()
+        assert stats.incremental_note.startswith("normal sweep (incremental='auto'): measured")
+    np.testing.assert_allclose(maps, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
+
+
+def test_auto_measures_for_real():
+    """Unforced: whichever kind wins, the maps are the normal sweep's."""
+    maps, stats = run(cnn(), "auto")
+    assert "measured" in stats.incremental_note
+    np.testing.assert_allclose(maps, run(cnn(), False)[0], rtol=0, atol=1e-5 * np.abs(maps).max())
 
 
 def test_auto_keeps_the_normal_sweep_when_little_is_saved():

@@ -29,7 +29,12 @@ import numpy as np
 
 from fastocclusion import _core
 from fastocclusion.engine.incremental_plan import GraphNode, Plan, Source, build_plan
-from fastocclusion.engine.regions import IncrementalRequest, Regions, auto_declines
+from fastocclusion.engine.regions import (
+    IncrementalRequest,
+    Regions,
+    auto_declines,
+    auto_measures,
+)
 from fastocclusion.types import BatchBuffer
 
 __all__ = [
@@ -101,6 +106,8 @@ class IncrementalRunner:
         self.switch_share, self.required = request.switch_share, request.required
         self.plan: Plan | None = None
         self._aside = False  # stepped aside: the normal sweep from then on
+        #: True when "auto" left the choice to a measurement of the sweep's calls.
+        self.probing = False
         self.incremental_layers: tuple[str, ...] = ()
         self.note = "not planned yet (the base pass plans)"
         self.saved_share = 0.0
@@ -121,6 +128,21 @@ class IncrementalRunner:
         """True while the runner is to compute the sweep's outputs: before the plan, and
         after it while some layer runs incrementally."""
         return not self._aside and (self.plan is None or bool(self.incremental_layers))
+
+    def measured(self, incremental_seconds: float, full_seconds: float) -> bool:
+        """The outcome of the sweep's measurement (``probing``): keeps the incremental calls
+        (True) when one took less than a full call, else steps aside (False). Either way
+        the note gives both times."""
+        self.probing = False
+        times = (
+            f"an incremental call took {incremental_seconds * 1e3:.3g} ms, a full one "
+            f"{full_seconds * 1e3:.3g} ms"
+        )
+        if incremental_seconds < full_seconds:
+            self.note = f"{self.note} ('auto' measured: {times})"
+            return True
+        self.step_aside(f"measured: {times}")
+        return False
 
     def step_aside(self, reason: str) -> None:
         """The normal sweep from here on, ``reason`` ("the argument: why") in the note; a
@@ -166,12 +188,17 @@ class IncrementalRunner:
         kept = sum(self.n * math.prod(shapes[v]) * item for v in plan.stored)
         kept += sum(self.batch * math.prod(shapes[v]) * item for v in plan.materialized)
         full, done = sum(m[1] for m in plan.macs), sum(m[2] for m in plan.macs)
-        reason = auto_declines(full, done, self.batch, kept, self.tensors.auto_min_call_macs)
+        floor = self.tensors.auto_min_call_macs
+        reason = auto_declines(full, done, self.batch, kept, floor)
         self.incremental_layers, self.note = plan.incremental_layers, plan.note
         self.saved_share = plan.saved_share
+        self.probing = False
         if plan.incremental_layers and not self.required and reason is not None:
-            self.incremental_layers = ()
-            self.note = f"normal sweep (incremental='auto'): {reason}"
+            if auto_measures(full, done, self.batch, kept, floor):
+                self.probing = True  # the sweep times both kinds of call, then decides
+            else:
+                self.incremental_layers = ()
+                self.note = f"normal sweep (incremental='auto'): {reason}"
         if not self.incremental_layers:
             plan.stored, plan.materialized, self.saved_share = set(), set(), 0.0
         for node in plan.stored:
@@ -347,6 +374,15 @@ class IncrementalScorer:
     @property
     def note(self) -> str:
         return self.runner.note
+
+    @property
+    def probing(self) -> bool:
+        """True when "auto" leaves the choice to a measurement of the sweep's calls."""
+        return self.runner.probing
+
+    def measured(self, incremental_seconds: float, full_seconds: float) -> bool:
+        """See IncrementalRunner.measured."""
+        return self.runner.measured(incremental_seconds, full_seconds)
 
     @property
     def saved_share(self) -> float:

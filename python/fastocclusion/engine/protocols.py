@@ -156,6 +156,15 @@ class WindowScorer(Protocol):
     #: The share of the model's multiply-adds per occluded sample that the incremental
     #: layers save (from the layer shapes; 0.0 when nothing runs incrementally).
     saved_share: float
+    #: True when "auto" could not tell from the multiply-adds whether incremental calls
+    #: pay: the sweep times one of each kind and reports to ``measured`` (known after the
+    #: base pass).
+    probing: bool
+
+    def measured(self, incremental_seconds: float, full_seconds: float) -> bool:
+        """The sweep's measurement of one incremental and one full call of the same batch:
+        True to go on incrementally, False when the scorer stepped aside (the normal sweep
+        from then on; ``note`` says why)."""
 
     def outputs(self, buffer: BatchBuffer, start: int, count: int) -> Bookkeeping:
         """MODEL CALL: as Backend.outputs for the unperturbed inputs [start, start + count)

@@ -49,6 +49,11 @@ AUTO_MIN_CALL_MACS_KERAS = 1e10
 #: ... or when the kept activations (N x the stored maps) and the spliced buffers (batch x
 #: the materialised maps) would take more bytes than this.
 AUTO_MAX_KEPT_BYTES = 2 << 30
+#: Below the floor but within this factor of it, the multiply-adds do not decide: "auto"
+#: measures an incremental and a full call of the sweep's second batch and keeps the
+#: faster (the floors are medians over models whose per-layer costs differ: a Keras CNN of
+#: four 3x3 convolutions at 64x64 ran 3x faster incrementally below its floor).
+AUTO_MEASURE_RANGE = 100.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,6 +193,20 @@ def auto_declines(
     if full_macs * batch < min_call_macs:
         return f"a model call of {full_macs * batch:.2g} multiply-adds is too cheap to split"
     return None
+
+
+def auto_measures(
+    full_macs: int, incremental_macs: int, batch: int, kept_bytes: int,
+    min_call_macs: float = AUTO_MIN_CALL_MACS,
+) -> bool:  # fmt: skip
+    """Whether "auto" should measure rather than decline (see ``auto_declines``): the only
+    reason to decline is the floor per call, and the call is within AUTO_MEASURE_RANGE of
+    it."""
+    if kept_bytes > AUTO_MAX_KEPT_BYTES or full_macs <= 0:
+        return False
+    if 1.0 - incremental_macs / full_macs < AUTO_MIN_SAVED_SHARE:
+        return False
+    return min_call_macs / AUTO_MEASURE_RANGE <= full_macs * batch < min_call_macs
 
 
 def no_scorer(reason: str, required: bool) -> tuple[None, str]:

@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "DETECTION_FACTORS",
+    "builtin_table",
     "EPSILON",
     "TARGET_KINDS",
     "Tasks",
@@ -75,6 +76,28 @@ DETECTION_FACTORS: dict[Tasks, tuple[bool, bool]] = {
     Tasks.OBJECT_DETECTION_BOX_PROBA: (True, False),
     Tasks.OBJECT_DETECTION_BOX_CLASS: (False, True),
 }
+
+
+def builtin_table(
+    vector: Callable[..., Any],
+    segmentation: Callable[..., Any],
+    detection: Callable[[bool, bool], Callable[..., Any]],
+) -> dict[Tasks, Callable[..., Any]]:
+    """Every built-in task's score function in one framework, from that framework's three
+    kinds: ``vector`` (classification and regression), ``segmentation``, and
+    ``detection(use_objectness, use_class_similarity)`` made per detection variant.
+
+    >>> len(builtin_table(abs, abs, lambda proba, similarity: abs)) == len(TARGET_KINDS)
+    True
+    """
+    table = {
+        Tasks.CLASSIFICATION: vector,
+        Tasks.REGRESSION: vector,
+        Tasks.SEMANTIC_SEGMENTATION: segmentation,
+        **{task: detection(*factors) for task, factors in DETECTION_FACTORS.items()},
+    }
+    assert set(table) == set(TARGET_KINDS)
+    return table
 
 
 def valid_names() -> str:

@@ -31,10 +31,10 @@ import tensorflow as tf
 
 from fastocclusion.engine.objective import OperatorObjective
 from fastocclusion.tasks import (
-    DETECTION_FACTORS,
     EPSILON,
     TARGET_KINDS,
     Tasks,
+    builtin_table,
     check_score_shape,
     operator_name,
     parse_operator,
@@ -115,12 +115,9 @@ def _detection_scorer(
     return scores
 
 
-_BUILTINS: dict[Tasks, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
-    Tasks.CLASSIFICATION: _vector_scores,
-    Tasks.REGRESSION: _vector_scores,
-    Tasks.SEMANTIC_SEGMENTATION: _segmentation_scores,
-    **{task: _detection_scorer(*factors) for task, factors in DETECTION_FACTORS.items()},
-}
+_BUILTINS: dict[Tasks, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = builtin_table(
+    _vector_scores, _segmentation_scores, _detection_scorer
+)
 
 
 @dataclass(frozen=True)

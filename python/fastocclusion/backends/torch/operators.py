@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastocclusion.tasks import DETECTION_FACTORS, EPSILON, TARGET_KINDS, Tasks, check_score_shape
+from fastocclusion.tasks import EPSILON, Tasks, builtin_table, check_score_shape
 
 __all__ = ["builtin_scores", "model_output", "scores_tensor"]
 
@@ -107,13 +107,9 @@ def _detection_scorer(use_proba: bool, use_class: bool) -> ScoreFn:
     return scores
 
 
-_BUILTINS: dict[Tasks, ScoreFn] = {
-    Tasks.CLASSIFICATION: _vector_scores,
-    Tasks.REGRESSION: _vector_scores,
-    Tasks.SEMANTIC_SEGMENTATION: _segmentation_scores,
-    **{task: _detection_scorer(*factors) for task, factors in DETECTION_FACTORS.items()},
-}
-assert set(_BUILTINS) == set(TARGET_KINDS)
+_BUILTINS: dict[Tasks, ScoreFn] = builtin_table(
+    _vector_scores, _segmentation_scores, _detection_scorer
+)
 
 
 def builtin_scores(task: Tasks) -> ScoreFn:

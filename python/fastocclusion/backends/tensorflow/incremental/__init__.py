@@ -18,7 +18,8 @@ from fastocclusion.backends.tensorflow.incremental.graph import (
     graph_nodes,
 )
 from fastocclusion.engine.incremental_plan import LocalOp
-from fastocclusion.engine.incremental_run import IncrementalRunner, IncrementalScorer
+from fastocclusion.engine.incremental_run import IncrementalRunner
+from fastocclusion.engine.incremental_scorer import IncrementalScorer
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 __all__ = ["make_scorer"]

@@ -32,7 +32,8 @@ from fastocclusion.backends.torch.device import is_compiled
 from fastocclusion.backends.torch.incremental.graph import TorchOps, graph_nodes
 from fastocclusion.backends.torch.incremental.layers import mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
-from fastocclusion.engine.incremental_run import IncrementalRunner, IncrementalScorer
+from fastocclusion.engine.incremental_run import IncrementalRunner
+from fastocclusion.engine.incremental_scorer import IncrementalScorer
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
 
 __all__ = ["make_scorer"]

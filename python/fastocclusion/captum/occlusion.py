@@ -189,7 +189,7 @@ class Occlusion:
                 array, window, step = array.reshape(-1, 1), (1,), (1,)
                 baseline = baseline.reshape(baseline.shape + (1,) * (baseline.ndim > 0))
             geometry = WindowGeometry(array.shape[1:], window, step, "cover")
-            backend = ForwardBackend(forward, tensors, k, index, extra, batch_dtype=dtype)
+            backend = ForwardBackend(forward, tensors, k, index, extra, swept_dtype=dtype)
             sweep = build_sweep(
                 backend, array, geometry, baseline, batch, progress=progress,
                 incremental=self._incremental_options(tensor, dtype),

@@ -142,7 +142,8 @@ class OperatorObjective:
         else ``targets`` checked against the output shape (``outputs.shape`` when given,
         else ``output_shape``)."""
         if targets is None:
-            return tasks.default_targets(_host(outputs), self.target_kind, self.name)
+            host = to_numpy(outputs, "outputs")  # no copy for a NumPy array
+            return tasks.default_targets(host, self.target_kind, self.name)
         shape = tuple(outputs.shape) if outputs is not None else output_shape
         if isinstance(targets, ClassIndices):
             assert shape is not None  # a built-in operator: the base pass knows the shape
@@ -176,8 +177,3 @@ def objective_of(operator: Any) -> OperatorObjective:
     'classification'
     """
     return operator if isinstance(operator, OperatorObjective) else OperatorObjective(operator)
-
-
-def _host(outputs: Any) -> Any:
-    """Outputs on the host for NumPy code (a framework tensor copied there)."""
-    return outputs if isinstance(outputs, np.ndarray) else to_numpy(outputs, "outputs")

@@ -361,5 +361,5 @@ def _host(values: Any, dtype: Any = None) -> Any:
     """Bookkeeping values (NumPy or a device array) as a NumPy array; None stays None."""
     if values is None:
         return None
-    array = values if isinstance(values, np.ndarray) else to_numpy(values, "outputs")
+    array = to_numpy(values, "outputs")  # no copy for a NumPy array
     return array if dtype is None else array.astype(dtype, copy=False)

@@ -107,7 +107,7 @@ class ForwardBackend:
     """
 
     device_arrays = None
-    #: The Captum front-end builds the batches in their own dtype (``batch_dtype`` below).
+    #: The Captum front-end builds the batches in their own dtype (``swept_dtype``).
     batch_dtype = None
 
     def __init__(
@@ -118,7 +118,7 @@ class ForwardBackend:
         target: TargetIndex,
         extra_args: tuple[Any, ...] = (),
         *,
-        batch_dtype: torch.dtype | None = None,
+        swept_dtype: torch.dtype | None = None,
     ) -> None:
         self.forward = forward
         self.inputs = [tensor.detach() for tensor in inputs]
@@ -134,8 +134,8 @@ class ForwardBackend:
         ]
         self.device = self.inputs[swept].device
         #: The swept batches' dtype: the input's, or what Captum's arithmetic with the
-        #: baseline promotes it to (batch_dtype).
-        self.dtype = self.inputs[swept].dtype if batch_dtype is None else batch_dtype
+        #: baseline promotes it to (``swept_dtype``).
+        self.dtype = self.inputs[swept].dtype if swept_dtype is None else swept_dtype
         # One example's shape as the function takes it: the sweep's samples have at least
         # one axis, so a 0-d feature per example (an (N,) input) is swept as (N, 1).
         self._example_shape = tuple(self.inputs[swept].shape[1:])

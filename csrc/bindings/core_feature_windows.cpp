@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -25,14 +26,18 @@ namespace {
 
 using LockedSplice = LockedState<fo::SpliceState>;
 
-// (M, C, H, W) maps: their shape and M.
+// (M, C, *size) maps over 1 to kMaxMapAxes axes: their shape and M.
 fo::MapShape map_shape_of(const py::array& maps, std::int64_t& map_count) {
   const std::vector<std::int64_t> shape = array_shape(maps);
-  FASTOCCLUSION_EXPECTS(shape.size() == 4 && shape[0] >= 1,
+  const auto rank = static_cast<std::int64_t>(shape.size());
+  FASTOCCLUSION_EXPECTS(rank >= 3 && rank <= 2 + fo::kMaxMapAxes && shape[0] >= 1,
                         "maps: shape " << shape_string(shape)
-                                       << " is invalid, expected (M, C, H, W) with M >= 1");
+                                       << " is invalid, expected (M, C, *size) with M >= 1 and 1 "
+                                       << "to " << fo::kMaxMapAxes << " axes in size");
   map_count = shape[0];
-  return {shape[1], shape[2], shape[3]};
+  fo::MapShape out{shape[1], static_cast<int>(rank - 2), {}};
+  for (int a = 0; a < out.axes; ++a) out.size[a] = shape[2 + a];
+  return out;
 }
 
 // A (count,) int64 index array; returns count.
@@ -43,49 +48,66 @@ std::int64_t index_count(const py::array& index) {
   return index.shape(0);
 }
 
-// (count, 2) int64 origins, checked.
-const std::int64_t* origins_of(const py::array& origins, std::int64_t count, const char* name) {
+// (count, axes) int64 origins, checked.
+const std::int64_t* origins_of(const py::array& origins, std::int64_t count, int axes,
+                               const char* name) {
   require_array<std::int64_t>(origins, name, false);
   const std::vector<std::int64_t> shape = array_shape(origins);
-  FASTOCCLUSION_EXPECTS(shape == (std::vector<std::int64_t>{count, 2}),
+  FASTOCCLUSION_EXPECTS(shape == (std::vector<std::int64_t>{count, axes}),
                         name << ": shape " << shape_string(shape) << " is invalid, expected ("
-                             << count << ", 2): one (row, column) per slot");
+                             << count << ", " << axes << "): one origin per slot over the map's "
+                             << axes << " axes");
   return static_cast<const std::int64_t*>(origins.data());
 }
 
-// (count, C, h, w) patches of the maps' dtype; returns (h, w).
+// (count, C, *size) patches of the maps' dtype; returns their size.
 template <typename T>
-std::array<std::int64_t, 2> patch_size_of(const py::array& patches, std::int64_t count,
-                                          const fo::MapShape& shape) {
+fo::AxisSizes patch_size_of(const py::array& patches, std::int64_t count,
+                            const fo::MapShape& shape) {
   require_array<T>(patches, "patches", false);
   const std::vector<std::int64_t> s = array_shape(patches);
-  FASTOCCLUSION_EXPECTS(s.size() == 4 && s[0] == count && s[1] == shape.channels,
+  FASTOCCLUSION_EXPECTS(static_cast<int>(s.size()) == 2 + shape.axes && s[0] == count &&
+                            s[1] == shape.channels,
                         "patches: shape " << shape_string(s) << " is invalid, expected (" << count
-                                          << ", " << shape.channels << ", h, w)");
-  return {s[2], s[3]};
+                                          << ", " << shape.channels << ") followed by "
+                                          << shape.axes << " box sizes");
+  fo::AxisSizes size{};
+  for (int a = 0; a < shape.axes; ++a) size[a] = s[2 + a];
+  return size;
+}
+
+// The window size: one length >= 1 per axis of the maps.
+fo::AxisSizes window_size_of(const std::vector<std::int64_t>& size, const fo::MapShape& shape) {
+  bool valid = static_cast<int>(size.size()) == shape.axes;
+  for (std::int64_t length : size) valid = valid && length >= 1;
+  FASTOCCLUSION_EXPECTS(valid, "size: " << shape_string(size) << " is invalid, expected "
+                                        << shape.axes << " lengths >= 1 (one per map axis)");
+  fo::AxisSizes out{};
+  std::copy(size.begin(), size.end(), out.begin());
+  return out;
 }
 
 template <typename T>
 py::array gather_typed(const py::array& maps, const py::array& map_index, const py::array& origins,
-                       std::array<std::int64_t, 2> size, std::optional<py::array> out,
+                       const std::vector<std::int64_t>& size, std::optional<py::array> out,
                        const std::optional<py::array>& patches,
                        const std::optional<py::array>& patch_origins, double pad_value) {
   std::int64_t map_count = 0;
   const fo::MapShape shape = map_shape_of(maps, map_count);
   const std::int64_t count = index_count(map_index);
-  const fo::SlotBoxes windows{origins_of(origins, count, "origins"), size[0], size[1]};
+  const fo::SlotBoxes windows{origins_of(origins, count, shape.axes, "origins"),
+                              window_size_of(size, shape)};
   FASTOCCLUSION_EXPECTS(patches.has_value() == patch_origins.has_value(),
                         "patches and patch_origins: give both or neither");
   fo::SlotBoxes patch_boxes{};
   const T* patch_values = nullptr;
   if (patches) {
-    const std::array<std::int64_t, 2> psize = patch_size_of<T>(*patches, count, shape);
-    patch_boxes = {origins_of(*patch_origins, count, "patch_origins"), psize[0], psize[1]};
+    patch_boxes = {origins_of(*patch_origins, count, shape.axes, "patch_origins"),
+                   patch_size_of<T>(*patches, count, shape)};
     patch_values = static_cast<const T*>(patches->data());
   }
-  FASTOCCLUSION_EXPECTS(size[0] >= 1 && size[1] >= 1,
-                        "size: (" << size[0] << ", " << size[1] << ") is invalid, expected >= 1");
-  const std::vector<std::int64_t> out_shape{count, shape.channels, size[0], size[1]};
+  std::vector<std::int64_t> out_shape{count, shape.channels};
+  out_shape.insert(out_shape.end(), size.begin(), size.end());
   py::array result = out ? *out : py::array_t<T>(std::vector<py::ssize_t>(out_shape.begin(), out_shape.end()));
   require_array<T>(result, "out", true);
   FASTOCCLUSION_EXPECTS(array_shape(result) == out_shape,
@@ -105,7 +127,7 @@ py::array gather_typed(const py::array& maps, const py::array& map_index, const 
 }
 
 py::array gather_binding(const py::array& maps, const py::array& map_index,
-                         const py::array& origins, std::array<std::int64_t, 2> size,
+                         const py::array& origins, const std::vector<std::int64_t>& size,
                          std::optional<py::array> out, std::optional<py::array> patches,
                          std::optional<py::array> patch_origins, double pad_value) {
   if (py::isinstance<py::array_t<double>>(maps)) {
@@ -123,16 +145,18 @@ void splice_typed(const py::array& maps, const py::array& map_index, const py::a
   std::int64_t map_count = 0;
   const fo::MapShape shape = map_shape_of(maps, map_count);
   const std::int64_t count = index_count(map_index);
-  const std::array<std::int64_t, 2> psize = patch_size_of<T>(patches, count, shape);
-  const fo::SlotBoxes boxes{origins_of(origins, count, "origins"), psize[0], psize[1]};
+  const fo::SlotBoxes boxes{origins_of(origins, count, shape.axes, "origins"),
+                            patch_size_of<T>(patches, count, shape)};
   require_array<T>(out, "out", true);
   const std::vector<std::int64_t> s = array_shape(out);
-  FASTOCCLUSION_EXPECTS(s.size() == 4 && s[0] >= std::max<std::int64_t>(count, 1) &&
-                            s[1] == shape.channels && s[2] == shape.height && s[3] == shape.width,
-                        "out: shape " << shape_string(s) << " is invalid, expected (B, "
-                                      << shape.channels << ", " << shape.height << ", "
-                                      << shape.width << ") with B >= max(1, count=" << count
-                                      << ")");
+  std::vector<std::int64_t> expected(array_shape(maps));
+  bool valid = s.size() == expected.size() && s[0] >= std::max<std::int64_t>(count, 1);
+  for (std::size_t a = 1; valid && a < s.size(); ++a) valid = s[a] == expected[a];
+  expected[0] = std::max<std::int64_t>(count, 1);
+  FASTOCCLUSION_EXPECTS(valid, "out: shape " << shape_string(s) << " is invalid, expected "
+                                             << shape_string(expected)
+                                             << " with the first length B >= max(1, count="
+                                             << count << ")");
   FASTOCCLUSION_EXPECTS(!overlaps(out, maps) && !overlaps(out, patches),
                         "out: must not share memory with maps or patches");
   const auto* m = static_cast<const T*>(maps.data());
@@ -165,21 +189,23 @@ void register_feature_windows(py::module_& m) {
         py::arg("patches") = py::none(), py::arg("patch_origins") = py::none(), py::kw_only(),
         py::arg("pad_value") = 0.0,
         "Windows of channels-first feature maps, one per slot: out[j] (C, *size) is map\n"
-        "maps[map_index[j]] read from origins[j] (row, column; any int64, the window may\n"
-        "reach past the map), pad_value outside the map, and patches[j] (C, h, w) in place\n"
-        "of the map inside slot j's patch box at patch_origins[j] (inside the map).\n"
-        "maps (M, C, H, W) float32 or float64 (patches and out the same dtype); map_index\n"
-        "(count,) int64; origins, patch_origins (count, 2) int64; out (count, C, *size) or\n"
-        "None (a new array). Returns out.");
+        "maps[map_index[j]] read from origins[j] (one position per map axis; any int64, the\n"
+        "window may reach past the map), pad_value outside the map, and patches[j] (C, *box)\n"
+        "in place of the map inside slot j's patch box at patch_origins[j] (inside the map).\n"
+        "maps (M, C, *map) over 1 to 3 axes (time; rows, columns; depth, rows, columns),\n"
+        "float32 or float64 (patches and out the same dtype); map_index (count,) int64;\n"
+        "origins, patch_origins (count, axes) int64; size: the window's length per axis;\n"
+        "out (count, C, *size) or None (a new array). Returns out.");
 
   m.def("splice_windows", &splice_binding, py::arg("maps"), py::arg("map_index"),
         py::arg("patches"), py::arg("origins"), py::arg("out"), py::arg("state") = nullptr,
         "Dense maps with patches spliced in: out[j] = maps[map_index[j]] with patches[j]\n"
-        "(C, h, w) written at origins[j] (a box inside the map), for j < count; slots past\n"
-        "count keep their content. maps (M, C, H, W) float32 or float64, patches and out\n"
-        "(B, C, H, W), B >= count, of the same dtype; map_index (count,) int64; origins\n"
-        "(count, 2) int64. state: a SpliceState for a persistent out (a slot that keeps its\n"
-        "map gets only its previous box restored and the new patch written).");
+        "(C, *box) written at origins[j] (a box inside the map), for j < count; slots past\n"
+        "count keep their content. maps (M, C, *map) over 1 to 3 axes, float32 or float64;\n"
+        "patches (count, C, *box) and out (B, C, *map), B >= count, of the same dtype;\n"
+        "map_index (count,) int64; origins (count, axes) int64. state: a SpliceState for a\n"
+        "persistent out (a slot that keeps its map gets only its previous box restored and\n"
+        "the new patch written).");
 }
 
 }  // namespace fastocclusion::bindings

@@ -154,14 +154,12 @@ def captum_refusals():
     give, a regular expression)."""
     net = random_cnn(2, (3, 12, 12))
     image = torch.rand(2, 3, 12, 12)
-    signal = Counted(nn.Sequential(nn.Conv1d(3, 2, 3), nn.Flatten(), nn.LazyLinear(4)))
-    signal(torch.rand(2, 3, 12))  # materialise the lazy layer
-    signal.calls = 0
+    table = Counted(nn.Linear(12, 4))
     return [
         (counted_function(net), image, None, "forward_func: the layers of a function"),
         (Counted(net), (image, torch.rand(2, 2, 5, 6)), None, "inputs: 2 input tensors"),
         (Counted(net), image, (None, 2.0), "additional_forward_args: 2 extra arguments"),
-        (signal, torch.rand(2, 3, 12), None, r"needs images, not a tensor of shape \(2, 3, 12\)"),
+        (table, torch.rand(2, 12), None, r"needs feature maps, not a tensor of shape \(2, 12\)"),
     ]
 
 
@@ -246,9 +244,9 @@ def test_monai_traces_a_module_in_training_mode_in_eval_mode_and_restores_it(eag
          "nn_module: the layers of a function are unknown"),
         (lambda: Counted(random_cnn(5, (1, 8, 8), outputs=2)), (1, 1, 8, 8), {"scale": 2.0},
          r"kwargs: \['scale'\] are invalid"),
-        (lambda: Counted(nn.Sequential(nn.Conv3d(1, 2, 3), nn.AdaptiveAvgPool3d(1),
-                                       nn.Flatten(), nn.Linear(2, 2))),
-         (1, 1, 6, 6, 6), {}, "needs images, not 3-D volumes"),
+        (lambda: Counted(nn.Sequential(nn.Conv3d(1, 2, 3, padding=1, padding_mode="reflect"),
+                                       nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2, 2))),
+         (1, 1, 6, 6, 6), {}, "Conv3d with padding_mode='reflect' is not supported"),
     ],
 )  # fmt: skip
 def test_monai_refusals_keep_the_normal_sweep_or_raise_before_any_call(net, shape, kwargs, reason):

@@ -14,52 +14,61 @@
 //   batch fill is: a slot that keeps its base map gets only its previous box restored and
 //   its new patch written.
 //
-// Layouts: a map is a row-major channels-first (C, H, W) array of T (float or double);
-// `maps` holds `map_count` of them back to back. A set of boxes of one common size gives
-// slot j's box as rows [origins[2j], origins[2j] + height), columns [origins[2j + 1],
-// origins[2j + 1] + width) of a map; origins are int64, `count` x 2, row-major. A patch set
-// is `count` arrays (C, height, width), back to back.
+// Layouts: a map is a row-major channels-first (C, *size) array of T (float or double) over
+// 1 to kMaxMapAxes axes (C, W), (C, H, W) or (C, D, H, W); `maps` holds `map_count` of them
+// back to back. A set of boxes of one common size gives slot j's box as positions
+// [origins[r*j + a], origins[r*j + a] + size[a]) along each axis a < r (r = the map's axes);
+// origins are int64, `count` x r, row-major. A patch set is `count` arrays (C, *box size),
+// back to back.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
 namespace fastocclusion {
 
-/// One channels-first feature map's shape.
+/// The most axes (besides the channels) a feature map of these kernels has.
+inline constexpr int kMaxMapAxes = 3;
+
+/// Lengths along a map's axes: the first `axes` entries count.
+using AxisSizes = std::array<std::int64_t, kMaxMapAxes>;
+
+/// One channels-first feature map's shape: `channels`, then `axes` (1 to kMaxMapAxes)
+/// lengths in `size` (time; rows, columns; depth, rows, columns).
 struct MapShape {
   std::int64_t channels = 0;
-  std::int64_t height = 0;
-  std::int64_t width = 0;
+  int axes = 0;
+  AxisSizes size{};
 };
 
-/// Boxes of a common size, one per slot (see the layout above). `origins` may be null
-/// only where the kernel says so.
+/// Boxes of a common size, one per slot (see the layout above): `origins` count x axes
+/// (the map's), `size` the first `axes` entries. `origins` may be null only where the
+/// kernel says so.
 struct SlotBoxes {
   const std::int64_t* origins = nullptr;
-  std::int64_t height = 0;
-  std::int64_t width = 0;
+  AxisSizes size{};
 };
 
-/// Writes `count` windows: out[j, c, y, x] for y < windows.height, x < windows.width is,
-/// with (Y, X) = (windows.origins[2j] + y, windows.origins[2j + 1] + x):
-///   pad_value                                  where (Y, X) is outside the map;
-///   patches[j, c, Y - py, X - px]              where patches is not null and (Y, X) lies in
-///                                              slot j's patch box, (py, px) its origin;
-///   maps[map_index[j], c, Y, X]                elsewhere.
+/// Writes `count` windows: out[j, c, *p] for p < windows.size is, with P = the window's
+/// origin + p (per axis):
+///   pad_value                           where P is outside the map;
+///   patches[j, c, *(P - q)]             where patches is not null and P lies in slot j's
+///                                       patch box, q its origin;
+///   maps[map_index[j], c, *P]           elsewhere.
 ///
-/// maps      : T, map_count * C * H * W, contiguous; not modified.
+/// maps      : T, map_count maps of `shape`, contiguous; not modified.
 /// map_index : int64, count entries in [0, map_count) (the map each slot reads).
-/// windows   : count origins (any int64: a window may reach past the map on every side), the
-///             common window size >= 1.
-/// patches   : T, count * C * patch_boxes.height * patch_boxes.width, or null (no patches;
-///             patch_boxes is then ignored).
+/// windows   : count origins (any int64 within +-2^40: a window may reach past the map on
+///             every side), the common window size >= 1 per axis.
+/// patches   : T, count * C * prod(patch_boxes.size), or null (no patches; patch_boxes is
+///             then ignored).
 /// patch_boxes: count origins; every patch box lies inside the map; size >= 1.
-/// out       : T, count * C * windows.height * windows.width, contiguous; every element is
-///             written. Must not overlap maps or patches.
-/// Throws user_error for a negative count, a map shape or window size < 1, map_count < 1,
-/// an index outside [0, map_count), a patch box outside the map, null pointers where
-/// count > 0, or sizes past int64. Synchronous; parallel over slots and channels
+/// out       : T, count * C * prod(windows.size), contiguous; every element is written.
+///             Must not overlap maps or patches.
+/// Throws user_error for a negative count, shape.axes outside [1, kMaxMapAxes], a map shape
+/// or window size < 1, map_count < 1, an index outside [0, map_count), a patch box outside
+/// the map, null pointers where count > 0, or sizes past int64. Synchronous; parallel over slots and channels
 /// (parallel.hpp) when the work is large.
 template <typename T>
 void gather_windows(const T* maps, std::int64_t map_count, const MapShape& shape,
@@ -79,10 +88,10 @@ class SpliceState {
   /// Starts a call: continues the session (returns true) when the arguments are those of
   /// the previous call; otherwise forgets every slot.
   bool begin(const void* maps, std::int64_t map_count, const MapShape& shape,
-             std::int64_t patch_height, std::int64_t patch_width, const void* out,
-             std::int64_t capacity);
+             const AxisSizes& patch_size, const void* out, std::int64_t capacity);
 
-  /// The map slot j holds (-1: unknown) and the origin of its patch box (row, column).
+  /// The map slot j holds (-1: unknown) and the origin of its patch box (kMaxMapAxes
+  /// entries per slot: the map's axes last, zeros before them).
   std::int64_t* slot_maps() noexcept { return slot_map_.data(); }
   std::int64_t* slot_origins() noexcept { return slot_origin_.data(); }
 
@@ -93,18 +102,17 @@ class SpliceState {
   const void* out_ = nullptr;
   std::int64_t map_count_ = 0;
   MapShape shape_{};
-  std::int64_t patch_height_ = 0;
-  std::int64_t patch_width_ = 0;
+  AxisSizes patch_size_{};
 };
 
 /// Writes `count` dense maps: out[j] = maps[map_index[j]] with patches[j] written over
-/// slot j's box (boxes.origins, size boxes.height x boxes.width).
+/// slot j's box (boxes.origins, boxes.size).
 ///
-/// maps      : T, map_count * C * H * W, contiguous; not modified.
+/// maps      : T, map_count maps of `shape`, contiguous; not modified.
 /// map_index : int64, count entries in [0, map_count).
-/// patches   : T, count * C * boxes.height * boxes.width, contiguous.
+/// patches   : T, count * C * prod(boxes.size), contiguous.
 /// boxes     : count origins, every box inside the map, size >= 1.
-/// out       : T, capacity * C * H * W, contiguous; slots >= count keep their content. Must
+/// out       : T, capacity maps of `shape`, contiguous; slots >= count keep their content. Must
 ///             not overlap maps or patches.
 /// state     : null (every slot copied in full) or the session's SpliceState: a slot that
 ///             holds map_index[j] from the previous call gets only its previous box

@@ -35,18 +35,19 @@ class IncrementalOptions:
     """What a front-end asks of exact incremental inference (design §8).
 
     ``mode``: "auto", True or False (the user's ``incremental``); ``threshold``: the
-    switch-back share of a feature map; ``image_axes``: the (rows, columns) axes of one
-    sample when the inputs are images, else None; ``channels_last``: images are (H, W, C)
-    rather than (C, H, W); ``family``: what the inputs are, for the note when they are not
-    images.
+    switch-back share of a feature map; ``map_axes``: the map axes of one sample (one to
+    three: time; rows, columns; depth, rows, columns; the channels on the remaining axis)
+    when the inputs are feature maps a CNN reads, else None; ``channels_last``: samples are
+    (*axes, C) rather than (C, *axes); ``family``: what the inputs are, for the note when
+    they are not maps.
 
-    >>> IncrementalOptions("auto", image_axes=(0, 1), channels_last=True).mode
+    >>> IncrementalOptions("auto", map_axes=(0, 1), channels_last=True).mode
     'auto'
     """
 
     mode: str | bool = False
     threshold: float = DEFAULT_SWITCH_SHARE
-    image_axes: tuple[int, int] | None = None
+    map_axes: tuple[int, ...] | None = None
     channels_last: bool = False
     family: str = "images"
 
@@ -98,13 +99,13 @@ def _incremental_scorer(
     if options is None or options.mode is False:
         return None, "normal sweep: incremental=False"
     required = options.mode is True
-    if options.image_axes is None:
-        reason = f"inputs: exact incremental inference needs images, not {options.family}"
+    if options.map_axes is None:
+        reason = f"inputs: exact incremental inference needs feature maps, not {options.family}"
         return no_scorer(reason, required)
     if on_device:
         return no_scorer("device: the incremental kernels run on the CPU", required)
     request = IncrementalRequest(
-        window_regions(grid, options.image_axes), n, batch, options.threshold, required,
+        window_regions(grid, options.map_axes), n, batch, options.threshold, required,
         options.channels_last,
     )  # fmt: skip
     return backend.incremental_scorer(request)

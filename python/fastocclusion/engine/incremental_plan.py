@@ -10,8 +10,8 @@ node that a full node reads is spliced into per-slot copies of its unoccluded ma
 ("materialised"). A size query of a region node ("meta") needs its shape only. Region nodes
 read through windows, or materialised, keep their unoccluded maps ("stored").
 
-Shapes are the frameworks' own per-sample shapes; ``map_size`` says where a value's rows and
-columns are (channels first or last).
+Shapes are the frameworks' own per-sample shapes; ``map_size`` says where a value's map axes
+are (channels first or last; one to three axes, as many as the input's boxes have).
 """
 
 from __future__ import annotations
@@ -41,18 +41,22 @@ class LocalOp:
       ``floor_shape``: exact on windows only when the output has the floor-mode size;
     * "pointwise": the same boxes in and out;
     * "merge" (sums, products, channel concatenations): the union of the inputs' boxes;
-    * "pad" (zero padding): the boxes move by ``offset`` (rows, columns).
+    * "pad" (zero padding): the boxes move by ``offset`` (per map axis).
 
-    ``inputs``: the nodes whose maps it reads, in the order ``apply`` takes their boxes."""
+    ``inputs``: the nodes whose maps it reads, in the order ``apply`` takes their boxes;
+    ``map_axes``: local only on maps of this many axes (an operation whose meaning depends
+    on the map's rank: a softmax over dim -3 is over the channels of 2-D maps only), None
+    for any."""
 
     kind: str
     inputs: tuple[Any, ...]
     apply: Callable[..., Any]
     layer: LocalLayer | None = None
     pad_value: float = 0.0
-    offset: tuple[int, int] = (0, 0)
+    offset: tuple[int, ...] = ()
     floor_shape: bool = False
     same_padding: bool = False
+    map_axes: int | None = None
 
 
 @dataclass(eq=False)
@@ -116,12 +120,12 @@ def _same_padding(length: int, layer: LocalLayer, axis: int) -> int:
     return total // 2
 
 
-def _window_layer(op: LocalOp, size: tuple[int, int]) -> LocalLayer:
+def _window_layer(op: LocalOp, size: tuple[int, ...]) -> LocalLayer:
     layer = op.layer
     assert layer is not None
     if not op.same_padding:
         return layer
-    padding = (_same_padding(size[0], layer, 0), _same_padding(size[1], layer, 1))
+    padding = tuple(_same_padding(length, layer, axis) for axis, length in enumerate(size))
     return LocalLayer(layer.kernel, layer.stride, padding, layer.dilation)
 
 
@@ -140,19 +144,27 @@ def _source(node: GraphNode, boxes: Regions, known: dict[GraphNode, Regions]) ->
 
 def _box_regions(
     step: Step, op: LocalOp, known: dict[GraphNode, Regions], shapes: dict[GraphNode, Any],
-    map_size: Callable[[Any], tuple[int, int] | None],
+    map_size: Callable[[Any], tuple[int, ...] | None],
 ) -> Regions | str:  # fmt: skip
     """The changed boxes of a local node over maps of known boxes (and its sources); or why
     the node cannot run on boxes."""
     node = step.node
+    parts = [known[i] for i in op.inputs]
+    axes = parts[0].axes
     out = map_size(shapes.get(node))
     ins = [map_size(shapes.get(i)) for i in op.inputs]
     if out is None or any(s is None for s in ins):
-        return f"{node.label}: not a 2-D feature map"
-    parts = [known[i] for i in op.inputs]
+        return f"{node.label}: not a feature map over the input's {axes} map axes"
+    if op.layer is not None and len(op.layer.kernel) != axes:
+        return f"{node.label}: a layer over {len(op.layer.kernel)} axes on maps of {axes}"
+    if op.map_axes is not None and op.map_axes != axes:
+        return f"{node.label}: its dim is not the channels of maps of {axes} axes"
+    if op.kind == "pad" and len(op.offset) > axes:
+        return f"{node.label}: padding of {len(op.offset)} axes on maps of {axes}"
     if op.kind == "window":
         layer = _window_layer(op, ins[0])  # type: ignore[arg-type]
-        if op.floor_shape and out != tuple(_floor_size(ins[0][a], layer, a) for a in range(2)):  # type: ignore[index]
+        floor = tuple(_floor_size(ins[0][a], layer, a) for a in range(axes))  # type: ignore[index]
+        if op.floor_shape and out != floor:
             return f"{node.label}: pooling whose ceil mode adds positions is not supported"
         regions, windows = local_regions(parts[0], layer, out)
         step.sources = [Source(op.inputs[0], windows, op.pad_value)]
@@ -163,7 +175,8 @@ def _box_regions(
         regions = hull_regions(parts, out)
     elif op.kind == "pad":  # the boxes move with the map; the input's own boxes are read
         step.sources = [_source(op.inputs[0], parts[0], known)]
-        return shifted_regions(parts[0], op.offset, out)
+        offset = (0,) * (axes - len(op.offset)) + op.offset  # F.pad pads the last axes
+        return shifted_regions(parts[0], offset, out)
     else:  # pointwise
         if shapes.get(node) != shapes.get(op.inputs[0]):
             return f"{node.label}: changes the map's shape"
@@ -174,7 +187,7 @@ def _box_regions(
 
 def _region_step(
     step: Step, known: dict[GraphNode, Regions], shapes: dict[GraphNode, Any],
-    map_size: Callable[[Any], tuple[int, int] | None], switch_share: float,
+    map_size: Callable[[Any], tuple[int, ...] | None], switch_share: float,
 ) -> str:  # fmt: skip
     """Makes ``step`` a region step when its node can run on boxes; else says why not ("":
     a node that reads no map with boxes)."""
@@ -205,14 +218,14 @@ def _region_step(
 def build_plan(
     nodes: list[GraphNode],
     shapes: dict[GraphNode, Any],
-    map_size: Callable[[Any], tuple[int, int] | None],
+    map_size: Callable[[Any], tuple[int, ...] | None],
     regions: Regions,
     switch_share: float,
 ) -> Plan:
     """The plan for one sweep: ``shapes`` the per-sample output shape of every node (None
-    for what is not a tensor), ``map_size(shape)`` the (rows, columns) of a 2-D feature map
-    of that shape (None otherwise), ``regions`` the occlusion windows' boxes over the
-    input's rows and columns."""
+    for what is not a tensor), ``map_size(shape)`` the map axes' lengths of a feature map
+    of that shape (as many axes as ``regions`` has; None otherwise), ``regions`` the
+    occlusion windows' boxes over the input's map axes."""
     known: dict[GraphNode, Regions] = {}
     steps: list[Step] = []
     stopped = ""  # why the first region boundary is where it is

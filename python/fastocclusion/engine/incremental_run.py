@@ -10,9 +10,10 @@ once on the stack; a full node runs as the model would, on dense maps: a region 
 reads is spliced into per-slot copies of its kept map by ``_core.splice_windows`` over a
 persistent buffer (only the previous and the new box of a slot are rewritten).
 
-Maps are channels first (N, C, H, W) or channels last (N, H, W, C); the kernels see a
-channels-last map as one channel of rows of W * C values (a box of columns is a run of
-whole pixels there).
+Maps are channels first (N, C, *axes) or channels last (N, *axes, C) over one to three
+map axes (time; rows, columns; depth, rows, columns); the kernels see a channels-last map
+as one channel whose last axis holds W * C values (a box of columns is a run of whole
+pixels there).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = [
 class TensorOps(Protocol):
     """A framework's host tensors, as the runner needs them."""
 
-    #: True for (N, H, W, C) maps, False for (N, C, H, W).
+    #: True for (N, *axes, C) maps, False for (N, C, *axes).
     channels_last: bool
     #: incremental="auto" keeps the normal sweep below this many multiply-adds per full
     #: model call: the framework's own cost per layer call, measured (engine.regions).
@@ -76,7 +77,7 @@ class TensorOps(Protocol):
 
 class _Boxes:
     """A region node's value for a batch: ``data`` (rows, *box map), slot j's box at
-    ``origins[j]`` (row, column) of its map."""
+    ``origins[j]`` (one position per map axis) of its map."""
 
     __slots__ = ("data", "origins")
 
@@ -149,12 +150,13 @@ class IncrementalRunner:
 
     # -- the base pass ----------------------------------------------------------------------
 
-    def _map_size(self, shape: Any) -> tuple[int, int] | None:
-        if shape is None or len(shape) != 3:  # per-sample (C, H, W) or (H, W, C)
+    def _map_size(self, shape: Any) -> tuple[int, ...] | None:
+        """The map axes' lengths of a per-sample (C, *axes) or (*axes, C) shape with as
+        many axes as the windows' boxes, else None."""
+        if shape is None or len(shape) != self.regions.axes + 1:
             return None
-        return (int(shape[0]), int(shape[1])) if self.tensors.channels_last else (
-            int(shape[1]), int(shape[2])
-        )  # fmt: skip
+        axes = shape[:-1] if self.tensors.channels_last else shape[1:]
+        return tuple(int(length) for length in axes)
 
     def plan_on(self, sample: Any) -> Any:
         """Plans from the node shapes of ``sample``'s full run (one row: the first input)
@@ -272,16 +274,19 @@ class IncrementalRunner:
         return int(shape[-1]) if self.tensors.channels_last else 1
 
     def _kernel_view(self, array: np.ndarray) -> np.ndarray:
-        """(M, C, H, W) as it is; (M, H, W, C) as (M, 1, H, W * C)."""
+        """(M, C, *axes) as it is; (M, *axes, C) as (M, 1, *axes[:-1], W * C)."""
         if not self.tensors.channels_last:
             return array
-        m, h, w, c = array.shape
-        return array.reshape(m, 1, h, w * c)
+        shape = array.shape
+        return array.reshape(shape[0], 1, *shape[1:-2], shape[-2] * shape[-1])
 
     def _scaled(self, origins: np.ndarray, columns: int) -> np.ndarray:
+        """Origins in the kernels' view: the last axis's position times ``columns``."""
         if columns == 1:
             return origins
-        return origins * np.array([1, columns], dtype=np.int64)
+        scale = np.ones(origins.shape[1], dtype=np.int64)
+        scale[-1] = columns
+        return origins * scale
 
     def _read(
         self, source: Source, env: dict[GraphNode, Any], ids: np.ndarray, inputs: np.ndarray
@@ -302,14 +307,14 @@ class IncrementalRunner:
             maps, patches, patch_origins = tensors.array(value), None, None
             inputs = np.arange(rows, dtype=np.int64)
         columns = self._columns(maps.shape)
-        h, w = windows.size
+        size = windows.size[:-1] + (windows.size[-1] * columns,)
         out = _core.gather_windows(
-            self._kernel_view(maps), inputs, self._scaled(origins, columns), (h, w * columns),
-            None, patches, None if patch_origins is None else self._scaled(patch_origins, columns),
+            self._kernel_view(maps), inputs, self._scaled(origins, columns), size, None,
+            patches, None if patch_origins is None else self._scaled(patch_origins, columns),
             pad_value=source.pad_value,
         )  # fmt: skip
         if self.tensors.channels_last:
-            out = out.reshape(rows, h, w, maps.shape[-1])
+            out = out.reshape(rows, *windows.size, maps.shape[-1])
         return tensors.tensor(out)
 
     def _splice(self, node: GraphNode, value: _Boxes, inputs: np.ndarray) -> Any:

@@ -8,7 +8,9 @@ map gets a box per window that holds every changed position. Recomputing a layer
 box needs the input window under it (the box grown by the kernel's halo, reaching past the
 map where the layer pads). Boxes of one map share one size (the largest any window needs,
 the box moved inward at the map's edges), so the boxes of a batch's slots stack into one
-tensor and one layer call computes them all.
+tensor and one layer call computes them all. Maps have one to three axes besides their
+channels (time; rows, columns; depth, rows, columns): a box has a begin and a length per
+axis.
 
 Framework-neutral: a backend describes its layers by their numbers and gets the boxes.
 """
@@ -16,6 +18,7 @@ Framework-neutral: a backend describes its layers by their numbers and gets the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,18 +61,24 @@ AUTO_MEASURE_RANGE = 100.0
 
 @dataclass(frozen=True, eq=False)
 class Regions:
-    """One box per occlusion window over a 2-D map (rows, columns): window k's box starts at
-    ``begin[k]`` and has the common ``size``. For changed regions the boxes lie inside the
-    map of ``shape``; for input windows they may reach past it (the padding)."""
+    """One box per occlusion window over a map of one to three axes (time; rows, columns;
+    depth, rows, columns): window k's box starts at ``begin[k]`` and has the common
+    ``size``. For changed regions the boxes lie inside the map of ``shape``; for input
+    windows they may reach past it (the padding)."""
 
-    begin: np.ndarray  # (K, 2) int64
-    size: tuple[int, int]
-    shape: tuple[int, int]
+    begin: np.ndarray  # (K, axes) int64
+    size: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    @property
+    def axes(self) -> int:
+        """The map's axes (besides its channels)."""
+        return len(self.shape)
 
     @property
     def share(self) -> float:
         """The share of the map one box covers."""
-        return (self.size[0] * self.size[1]) / (self.shape[0] * self.shape[1])
+        return math.prod(self.size) / math.prod(self.shape)
 
     def same_boxes(self, other: Regions) -> bool:
         """True when every window has the same box in both."""
@@ -83,8 +92,9 @@ class Regions:
 @dataclass(frozen=True, eq=False)
 class IncrementalRequest:
     """What a sweep asks of a backend's exact incremental inference: ``regions``, the
-    windows' boxes over the rows and columns of its images, (H, W, C) samples when
-    ``channels_last``, else (C, H, W); ``n`` inputs; ``batch`` samples per model call;
+    windows' boxes over the map axes of its samples (one to three: time; rows, columns;
+    depth, rows, columns), the channels last when ``channels_last`` ((H, W, C)), else first
+    ((C, H, W)); ``n`` inputs; ``batch`` samples per model call;
     ``switch_share``: a layer whose changed box covers more than this share of its map runs
     in full from there on; ``required`` (incremental=True): a ValueError naming the first
     unsupported layer or option instead of (None, why)."""
@@ -98,11 +108,12 @@ class IncrementalRequest:
 
 
 def window_regions(grid: Any, axes: Sequence[int]) -> Regions:
-    """The occlusion windows' boxes over two axes of a ``_core.WindowGrid``'s sample
-    (windows enumerated row-major over all the grid's axes, as the sweep's stream is)."""
+    """The occlusion windows' boxes over ``axes`` (one to three) of a ``_core.WindowGrid``'s
+    sample (windows enumerated row-major over all the grid's axes, as the sweep's stream
+    is)."""
     counts = tuple(grid.counts)
     index = np.indices(counts).reshape(len(counts), -1)  # (rank, K): each window's position
-    begin = np.empty((index.shape[1], 2), dtype=np.int64)
+    begin = np.empty((index.shape[1], len(axes)), dtype=np.int64)
     size = []
     for column, axis in enumerate(axes):
         spans = np.asarray(grid.spans(axis), dtype=np.int64).reshape(-1, 2)  # (anchor, extent)
@@ -111,32 +122,32 @@ def window_regions(grid: Any, axes: Sequence[int]) -> Regions:
         common = int(extents.max())
         begin[:, column] = np.clip(anchors, 0, length - common)
         size.append(common)
-    return Regions(begin, (size[0], size[1]), (int(grid.shape[axes[0]]), int(grid.shape[axes[1]])))
+    return Regions(begin, tuple(size), tuple(int(grid.shape[axis]) for axis in axes))
 
 
 @dataclass(frozen=True)
 class LocalLayer:
     """A layer whose output at position o reads inputs o * stride - padding + i * dilation,
-    i < kernel, per axis (rows, columns); ``padding`` is the padding before the first
-    position (PyTorch's left/top padding)."""
+    i < kernel, per map axis; ``padding`` is the padding before the first position
+    (PyTorch's left/top/front padding)."""
 
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
 
 
 def local_regions(
-    regions: Regions, layer: LocalLayer, out_shape: tuple[int, int]
+    regions: Regions, layer: LocalLayer, out_shape: tuple[int, ...]
 ) -> tuple[Regions, Regions]:
     """(the output map's changed boxes, the input windows that compute them) of a local
     layer whose input changes only inside ``regions``: per window, every output position
     whose receptive field meets the input box (clipped to the map, one common size, moved
-    inward at the edges), and the input rows and columns those outputs read."""
+    inward at the edges), and the input positions those outputs read."""
     out_begin = np.empty_like(regions.begin)
     window_begin = np.empty_like(regions.begin)
     out_size, window_size = [], []
-    for axis in range(2):
+    for axis in range(regions.axes):
         k, s = layer.kernel[axis], layer.stride[axis]
         p, d = layer.padding[axis], layer.dilation[axis]
         length = out_shape[axis]
@@ -150,27 +161,27 @@ def local_regions(
         out_size.append(size)
         window_begin[:, axis] = begin * s - p
         window_size.append((size - 1) * s + d * (k - 1) + 1)
-    out = Regions(out_begin, (out_size[0], out_size[1]), out_shape)
-    windows = Regions(window_begin, (window_size[0], window_size[1]), regions.shape)
+    out = Regions(out_begin, tuple(out_size), out_shape)
+    windows = Regions(window_begin, tuple(window_size), regions.shape)
     return out, windows
 
 
-def hull_regions(parts: Sequence[Regions], shape: tuple[int, int]) -> Regions:
+def hull_regions(parts: Sequence[Regions], shape: tuple[int, ...]) -> Regions:
     """Boxes holding every part's box (the changed region of a sum or a concatenation of
     maps of ``shape``)."""
     begin = np.empty_like(parts[0].begin)
     size = []
-    for axis in range(2):
+    for axis in range(len(shape)):
         lo = np.min([r.begin[:, axis] for r in parts], axis=0)
         hi = np.max([r.begin[:, axis] + r.size[axis] for r in parts], axis=0)
         common = int(min(shape[axis], int((hi - lo).max())))
         begin[:, axis] = np.clip(lo, 0, shape[axis] - common)
         size.append(common)
-    return Regions(begin, (size[0], size[1]), shape)
+    return Regions(begin, tuple(size), shape)
 
 
-def shifted_regions(regions: Regions, offset: tuple[int, int], shape: tuple[int, int]) -> Regions:
-    """The boxes moved by ``offset`` (rows, columns) into a map of ``shape`` (zero padding
+def shifted_regions(regions: Regions, offset: tuple[int, ...], shape: tuple[int, ...]) -> Regions:
+    """The boxes moved by ``offset`` (per axis) into a map of ``shape`` (zero padding
     of ``offset`` before the map: the box keeps its size)."""
     return Regions(regions.begin + np.asarray(offset, dtype=np.int64), regions.size, shape)
 

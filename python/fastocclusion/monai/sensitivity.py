@@ -34,12 +34,13 @@ class OcclusionSensitivity:
     docstring).
 
     ``incremental`` (keyword only, beyond MONAI's signature): exact incremental inference
-    (design §8) when ``nn_module`` is a ``torch.nn.Module``, ``x`` a 2-D image on the CPU
-    and no keyword arguments go to the module: only the boxes of the feature maps a window
-    can change are recomputed, from the unoccluded image's activations (every mode
-    qualifies: each changes only the window's box). "auto" (default): where the module and
-    the sweep allow it and it saves work, else the normal sweep (3-D volumes: Conv3d is
-    not supported yet); True: always (ValueError naming ``incremental`` and the first
+    (design §8) when ``nn_module`` is a ``torch.nn.Module``, ``x`` a 1-D, 2-D or 3-D image
+    on the CPU and no keyword arguments go to the module: only the boxes of the feature
+    maps a window can change are recomputed, from the unoccluded image's activations
+    (every mode qualifies: each changes only the window's box; Conv1d/2d/3d and their
+    pools, batch norms, activations, residual sums and concatenations run on boxes).
+    "auto" (default): where the module and the sweep allow it and it saves work, else the
+    normal sweep; True: always (ValueError naming ``incremental`` and the first
     unsupported layer or argument, before any model call); False: the normal sweep, with
     MONAI's model calls. The maps are the same either way (float32 round-off).
     ``incremental_threshold``: the switch-back share of a feature map, in (0, 1] (None:
@@ -160,13 +161,12 @@ class OcclusionSensitivity:
         return result, result.argmax(dim=1, keepdim=True)
 
     def _incremental_options(self, axes: int) -> IncrementalOptions:
-        """The engine's incremental options for an image of ``axes`` spatial axes: 2-D
-        images are channels first (rows and columns: axes 1 and 2 of (C, H, W)); 1-D and
-        3-D ones are not images to the incremental path."""
-        family = {1: "1-D signals", 3: "3-D volumes (Conv3d is not supported yet)"}.get(axes, "")
+        """The engine's incremental options for an image of ``axes`` spatial axes (1 to 3:
+        signals, images, volumes), channels first: the map axes are 1 to ``axes`` of (C,
+        *spatial)."""
         return IncrementalOptions(
-            self.incremental, self.incremental_threshold, (1, 2) if axes == 2 else None,
-            channels_last=False, family=family,
+            self.incremental, self.incremental_threshold, tuple(range(1, axes + 1)),
+            channels_last=False,
         )  # fmt: skip
 
     def _baseline(

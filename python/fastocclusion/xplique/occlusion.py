@@ -136,8 +136,8 @@ class Occlusion:
     device : "auto" (the GPU when a PyTorch model lives on one), "cpu" or "gpu" (a CUDA
         device for a PyTorch model; an error when none is usable).
     incremental : exact incremental inference (design §8) for CNNs: PyTorch modules (through
-        torch.fx) on channels-first images, Keras functional and Sequential models on
-        channels-last images: only the boxes of the feature maps that a patch can change
+        torch.fx) on channels-first images and volumes (Conv2d, Conv3d), Keras functional
+        and Sequential models on channels-last images: only the boxes of the feature maps that a patch can change
         are recomputed, from the unoccluded image's activations, up to the layer where they
         grow past ``incremental_threshold`` of the map. "auto" (default): where the model
         and the sweep allow it and it saves work, else the normal sweep; True: always
@@ -321,7 +321,7 @@ class Occlusion:
         incremental = IncrementalOptions(
             self.incremental,
             self.incremental_threshold,
-            layout.spatial_axes if layout.family == "images" else None,
+            layout.spatial_axes if layout.family in ("images", "volumes") else None,
             layout.channel_axis != 0,
             layout.family,
         )

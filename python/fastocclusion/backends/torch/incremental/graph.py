@@ -4,6 +4,8 @@ TensorOps) that runs them as fx.Interpreter does, on host tensors, channels firs
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -33,9 +35,8 @@ def _is_size_query(node: fx.Node) -> bool:
 
 def _macs_per_output(node: fx.Node, modules: dict[str, nn.Module]) -> int:
     module = modules.get(str(node.target)) if node.op == "call_module" else None
-    if type(module) is nn.Conv2d:
-        k = module.kernel_size
-        return module.in_channels // module.groups * k[0] * k[1]
+    if type(module) in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        return module.in_channels // module.groups * math.prod(module.kernel_size)
     if type(module) is nn.Linear:
         return module.in_features
     return 0

@@ -4,14 +4,19 @@ boxes of a batch (design §8).
 A local layer's output at a position depends on a bounded neighbourhood of its input
 there. Four kinds:
 
-* ``window``: convolution, max and average pooling: reads an input window with the
-  kernel's halo (engine.regions.LocalLayer), padded outside the map (0, or -inf for max
-  pooling), and runs with no padding of its own;
+* ``window``: convolution, max and average pooling over one, two or three axes (Conv1d,
+  Conv2d, Conv3d and their pools): reads an input window with the kernel's halo
+  (engine.regions.LocalLayer), padded outside the map (0, or -inf for max pooling), and
+  runs with no padding of its own;
 * ``pointwise``: batch norm in eval mode, activations, dropout in eval mode, identity,
   arithmetic with numbers: the same boxes in and out;
 * ``merge``: residual sums and products of maps of one shape, channel concatenation: the
   union of the inputs' boxes;
-* ``pad``: zero padding: the boxes move by the padding.
+* ``pad``: constant padding: the boxes move by the padding.
+
+Maps are channels first, (N, C, *axes); an operation whose meaning depends on the map's
+rank (a softmax or a concatenation over dim -3, the channels of 2-D maps only) says so in
+its LocalOp's ``map_axes``.
 
 ``classify`` returns the ``LocalOp`` (engine.incremental_plan) of a node, its inputs fx
 nodes, or a sentence saying why the node is not local (then it runs in full). Modules are
@@ -38,7 +43,18 @@ _POINTWISE_MODULES = (
     nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign,
     nn.Tanhshrink, nn.LogSigmoid, nn.PReLU, nn.Threshold, nn.Identity,
 )  # fmt: skip
-_DROPOUT_MODULES = (nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+_DROPOUT_MODULES = (
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)  # fmt: skip
+_CONV_MODULES = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+_MAX_POOL_MODULES = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
+_AVG_POOL_MODULES = {nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_PAD_MODULES = (
+    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
+    nn.ConstantPad3d,
+)  # fmt: skip
 _POINTWISE_FUNCTIONS = {
     F.relu, F.relu6, F.leaky_relu, F.elu, F.celu, F.selu, F.gelu, F.silu, F.mish, F.hardtanh,
     F.hardswish, F.hardsigmoid, F.softplus, F.softsign, F.tanhshrink, F.logsigmoid,
@@ -53,10 +69,16 @@ _BINARY = {
 }  # fmt: skip
 _BINARY_METHODS = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
 _CONCATS = {torch.cat, torch.concat, torch.concatenate}
-# Local along the map axes when taken over the channels (dim 1 of a 4-D map).
+# Local along the map axes when taken over the channels (dim 1 of a map).
 _CHANNEL_FUNCTIONS = {torch.softmax, F.softmax, torch.log_softmax, F.log_softmax}
-_MAX_POOLS = {F.max_pool2d, torch.max_pool2d}
-_AVG_POOLS = {F.avg_pool2d}
+_CONV_FUNCTIONS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_MAX_POOLS = {
+    F.max_pool1d: 1, torch.max_pool1d: 1, F.max_pool2d: 2, torch.max_pool2d: 2,
+    F.max_pool3d: 3, torch.max_pool3d: 3,
+}  # fmt: skip
+_AVG_POOLS = {F.avg_pool1d: 1, torch.avg_pool1d: 1, F.avg_pool2d: 2, F.avg_pool3d: 3}
+_RUN_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_RUN_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
 
 def node_label(node: fx.Node) -> str:
@@ -64,10 +86,24 @@ def node_label(node: fx.Node) -> str:
     return str(node.target) if node.op == "call_module" else node.name
 
 
-def _pair(value: Any) -> tuple[int, int]:
+def _per_axis(value: Any, axes: int) -> tuple[int, ...]:
+    """A layer's kernel, stride, padding or dilation as one number per map axis (a number
+    or a one-entry sequence: the same on every axis)."""
     if isinstance(value, (tuple, list)):
-        return (int(value[0]), int(value[-1])) if len(value) in (1, 2) else (-1, -1)
-    return (int(value), int(value))
+        if len(value) == 1:
+            return (int(value[0]),) * axes
+        return tuple(int(v) for v in value) if len(value) == axes else (-1,) * axes
+    return (int(value),) * axes
+
+
+def _channel_dim(dim: Any) -> tuple[bool, int | None]:
+    """Whether ``dim`` can be the channels of a (N, C, *axes) map, and the map axes it must
+    have then (None: any, for dim 1; dim -2, -3, -4: the channels of 1, 2, 3 axes)."""
+    if dim == 1:
+        return True, None
+    if isinstance(dim, int) and not isinstance(dim, bool) and -4 <= dim <= -2:
+        return True, -dim - 1
+    return False, None
 
 
 def _name(target: Any) -> str:
@@ -78,49 +114,59 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _conv_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> Any:
+def _conv_padding(padding: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> Any:
     """The padding before the first position per axis ('same': PyTorch puts the smaller
     half first)."""
     if padding == "valid":
-        return (0, 0)
+        return (0,) * len(kernel)
     if padding == "same":
         return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-    return _pair(padding)
+    return _per_axis(padding, len(kernel))
 
 
 def _conv(node: fx.Node, source: Any, weight: torch.Tensor, bias: Any, stride: Any,
           padding: Any, dilation: Any, groups: int) -> LocalOp | str:  # fmt: skip
-    if weight.dim() != 4:
-        return f"{node_label(node)}: a convolution over {weight.dim() - 2} axes is not supported"
-    kernel, dil, step = _pair(tuple(weight.shape[2:])), _pair(dilation), _pair(stride)
+    axes = weight.dim() - 2
+    if axes not in _RUN_CONV:
+        return f"{node_label(node)}: a convolution over {axes} axes is not supported"
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    dil, step = _per_axis(dilation, axes), _per_axis(stride, axes)
     pad = _conv_padding(padding, kernel, dil)
+    conv = _RUN_CONV[axes]
 
     def apply(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, weight, bias, step, 0, dil, groups)
+        return conv(x, weight, bias, step, 0, dil, groups)
 
     return LocalOp("window", (source,), apply, LocalLayer(kernel, step, pad, dil))
 
 
-def _pool(node: fx.Node, source: Any, kind: str, kernel: Any, stride: Any, padding: Any,
-          dilation: Any, extra: dict[str, Any]) -> LocalOp | str:  # fmt: skip
-    k = _pair(kernel)
-    s = _pair(stride if stride not in (None, [], ()) else kernel)
-    p, d = _pair(padding), _pair(dilation)
+def _pool(node: fx.Node, source: Any, kind: str, axes: int, kernel: Any, stride: Any,
+          padding: Any, dilation: Any, extra: dict[str, Any]) -> LocalOp | str:  # fmt: skip
+    k = _per_axis(kernel, axes)
+    s = _per_axis(stride if stride not in (None, [], ()) else kernel, axes)
+    p, d = _per_axis(padding, axes), _per_axis(dilation, axes)
     layer = LocalLayer(k, s, p, d)
     if kind == "max":
         if extra.get("return_indices"):
             return f"{node_label(node)}: max pooling with return_indices is not supported"
+        max_pool = _RUN_MAX_POOL[axes]
 
         def apply_max(x: torch.Tensor) -> torch.Tensor:
-            return F.max_pool2d(x, k, s, 0, d)
+            return max_pool(x, k, s, 0, d)
 
         return LocalOp("window", (source,), apply_max, layer, pad_value=-math.inf)
-    if p != (0, 0) and not extra.get("count_include_pad", True):
+    if any(p) and not extra.get("count_include_pad", True):
         return f"{node_label(node)}: average pooling without count_include_pad is not supported"
     divisor = extra.get("divisor_override")
+    if axes == 1 and divisor is not None:
+        return f"{node_label(node)}: avg_pool1d with divisor_override is not supported"
 
     def apply_avg(x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, k, s, 0, False, True, divisor)
+        if axes == 1:
+            return F.avg_pool1d(x, k, s, 0, False, True)
+        if axes == 2:
+            return F.avg_pool2d(x, k, s, 0, False, True, divisor)
+        return F.avg_pool3d(x, k, s, 0, False, True, divisor)
 
     return LocalOp("window", (source,), apply_avg, layer, floor_shape=True)
 
@@ -128,22 +174,26 @@ def _pool(node: fx.Node, source: Any, kind: str, kernel: Any, stride: Any, paddi
 def _module_op(node: fx.Node, module: nn.Module) -> LocalOp | str:
     label, kind = node_label(node), type(module)
     source = node.args[0] if node.args else None
-    if kind is nn.Conv2d:
+    if kind in _CONV_MODULES:
         if module.padding_mode != "zeros":
-            return f"{label}: Conv2d with padding_mode={module.padding_mode!r} is not supported"
+            return (
+                f"{label}: {kind.__name__} with padding_mode={module.padding_mode!r} is not "
+                "supported"
+            )
         return _conv(node, source, module.weight, module.bias, module.stride, module.padding,
                      module.dilation, module.groups)  # fmt: skip
-    if kind is nn.MaxPool2d:
-        return _pool(node, source, "max", module.kernel_size, module.stride, module.padding,
-                     module.dilation, {"return_indices": module.return_indices})  # fmt: skip
-    if kind is nn.AvgPool2d:
+    if kind in _MAX_POOL_MODULES:
+        return _pool(node, source, "max", _MAX_POOL_MODULES[kind], module.kernel_size,
+                     module.stride, module.padding, module.dilation,
+                     {"return_indices": module.return_indices})  # fmt: skip
+    if kind in _AVG_POOL_MODULES:
         extra = {"count_include_pad": module.count_include_pad,
-                 "divisor_override": module.divisor_override}  # fmt: skip
-        return _pool(node, source, "avg", module.kernel_size, module.stride, module.padding,
-                     1, extra)  # fmt: skip
-    if kind is nn.BatchNorm2d:
+                 "divisor_override": getattr(module, "divisor_override", None)}  # fmt: skip
+        return _pool(node, source, "avg", _AVG_POOL_MODULES[kind], module.kernel_size,
+                     module.stride, module.padding, 1, extra)  # fmt: skip
+    if kind in _BATCH_NORMS:
         if module.training or module.running_mean is None:
-            return f"{label}: BatchNorm2d in training mode (batch statistics) is not local"
+            return f"{label}: {kind.__name__} in training mode (batch statistics) is not local"
         return LocalOp("pointwise", (source,), module)
     if kind in _DROPOUT_MODULES:
         if module.training:
@@ -152,19 +202,26 @@ def _module_op(node: fx.Node, module: nn.Module) -> LocalOp | str:
     if kind in _POINTWISE_MODULES:
         return LocalOp("pointwise", (source,), module)
     if kind in (nn.Softmax, nn.LogSoftmax):
-        if module.dim not in (1, -3):
+        channels, map_axes = _channel_dim(module.dim)
+        if not channels:
             return f"{label}: {kind.__name__} over dim {module.dim} is not local"
-        return LocalOp("pointwise", (source,), module)
-    if kind in (nn.ZeroPad2d, nn.ConstantPad2d):
+        return LocalOp("pointwise", (source,), module, map_axes=map_axes)
+    if kind in _PAD_MODULES:
         return _padding(node, source, module.padding, getattr(module, "value", 0.0))
     return f"{label}: {kind.__name__} is not a supported local layer"
 
 
 def _padding(node: fx.Node, source: Any, pad: Any, value: Any) -> LocalOp | str:
-    pad = tuple(int(v) for v in pad) if isinstance(pad, (tuple, list)) else (int(pad),) * 4
-    if len(pad) != 4 or min(pad) < 0 or value not in (None, 0, 0.0):
-        return f"{node_label(node)}: only zero padding of the two map axes is supported"
-    return LocalOp("pad", (source,), lambda x: x, offset=(pad[2], pad[0]))
+    """Constant padding of the last len(pad) // 2 axes: (before, after) per axis, the last
+    axis first (F.pad's order); the boxes move by the padding before (the padded border
+    holds the constant in every sample, occluded or not)."""
+    pad = tuple(int(v) for v in pad) if isinstance(pad, (tuple, list)) else (int(pad),) * 2
+    if value is None:
+        value = 0.0
+    if not pad or len(pad) % 2 or min(pad) < 0 or not _is_number(value):
+        return f"{node_label(node)}: only constant padding (no cropping) of map axes is supported"
+    offset = tuple(pad[len(pad) - 2 - 2 * a] for a in range(len(pad) // 2))
+    return LocalOp("pad", (source,), lambda x: x, offset=offset)
 
 
 def _call_on_box(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -213,32 +270,35 @@ def _function_op(node: fx.Node, root: nn.Module) -> LocalOp | str:
     if a is None:
         return f"{label}: {_name(target)} is not a supported local layer"
     if target in _CHANNEL_FUNCTIONS:
-        if a.get("dim") not in (1, -3) or isinstance(a.get("dtype"), fx.Node):
+        channels, map_axes = _channel_dim(a.get("dim"))
+        if not channels or isinstance(a.get("dtype"), fx.Node):
             return f"{label}: {_name(target)} over dim {a.get('dim')} is not local"
         rest = {key: value for key, value in a.items() if key != "input"}
-        return LocalOp("pointwise", (a["input"],), lambda x: target(x, **rest))
+        return LocalOp("pointwise", (a["input"],), lambda x: target(x, **rest), map_axes=map_axes)
     if target in _CONCATS:
         parts = a.get("tensors")
+        channels, map_axes = _channel_dim(a.get("dim", 0))
         if (
-            a.get("dim", 0) not in (1, -3)
+            not channels
             or not isinstance(parts, (list, tuple))
             or not all(isinstance(p, fx.Node) for p in parts)
         ):
             return f"{label}: only a concatenation of maps along the channels is supported"
-        return LocalOp("merge", tuple(parts), lambda *xs: torch.cat(xs, 1))
+        return LocalOp("merge", tuple(parts), lambda *xs: torch.cat(xs, 1), map_axes=map_axes)
     if target is F.pad:
         if a.get("mode", "constant") != "constant":
             return f"{label}: {a.get('mode')} padding is not supported"
         return _padding(node, a["input"], a["pad"], a.get("value"))
-    if target is F.conv2d:
+    if target in _CONV_FUNCTIONS:
         weight, bias = (_attribute(root, a.get(name)) for name in ("weight", "bias"))
-        if not isinstance(weight, torch.Tensor):
-            return f"{label}: conv2d with a computed weight is not supported"
+        if not isinstance(weight, torch.Tensor) or weight.dim() != _CONV_FUNCTIONS[target] + 2:
+            return f"{label}: {_name(target)} with a computed weight is not supported"
         return _conv(node, a["input"], weight, bias, a.get("stride", 1), a.get("padding", 0),
                      a.get("dilation", 1), a.get("groups", 1))  # fmt: skip
     if target in _MAX_POOLS or target in _AVG_POOLS:
         kind = "max" if target in _MAX_POOLS else "avg"
-        return _pool(node, a["input"], kind, a["kernel_size"], a.get("stride"),
+        axes = _MAX_POOLS.get(target) or _AVG_POOLS[target]
+        return _pool(node, a["input"], kind, axes, a["kernel_size"], a.get("stride"),
                      a.get("padding", 0), a.get("dilation", 1), a)  # fmt: skip
     return f"{label}: {_name(target)} is not a supported local layer"
 
@@ -246,6 +306,9 @@ def _function_op(node: fx.Node, root: nn.Module) -> LocalOp | str:
 _SOFTMAX = ("input", "dim", "_stacklevel", "dtype")
 _MAX_POOL = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
              "return_indices")  # fmt: skip
+_CONV = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_AVG_POOL = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+             "divisor_override")  # fmt: skip
 #: The parameters of the functions classified by their arguments, in order: fx's own
 #: normalisation finds overloaded builtins ambiguous (torch.conv2d, torch.max), so the
 #: arguments are bound here, for these functions only.
@@ -254,10 +317,10 @@ _PARAMETERS: dict[Any, tuple[str, ...]] = {
     F.softmax: _SOFTMAX, F.log_softmax: _SOFTMAX,
     **{concat: ("tensors", "dim") for concat in _CONCATS},
     F.pad: ("input", "pad", "mode", "value"),
-    F.conv2d: ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
-    F.max_pool2d: _MAX_POOL, torch.max_pool2d: _MAX_POOL,
-    F.avg_pool2d: ("input", "kernel_size", "stride", "padding", "ceil_mode",
-                   "count_include_pad", "divisor_override"),
+    **{conv: _CONV for conv in _CONV_FUNCTIONS},
+    **{pool: _MAX_POOL for pool in _MAX_POOLS},
+    F.avg_pool1d: _AVG_POOL[:-1], torch.avg_pool1d: _AVG_POOL[:-1],
+    F.avg_pool2d: _AVG_POOL, F.avg_pool3d: _AVG_POOL,
 }  # fmt: skip
 
 

@@ -30,7 +30,9 @@ def spliced(maps, index, patches, patch_origins):
 def numpy_gather(maps, index, origins, size, patches, patch_origins, pad):
     dense = spliced(maps, index, patches, patch_origins)
     axes = maps.shape[2:]
-    padded = np.full(dense.shape[:2] + tuple(a + 2 * s for a, s in zip(axes, size)), pad, maps.dtype)
+    padded = np.full(
+        dense.shape[:2] + tuple(a + 2 * s for a, s in zip(axes, size)), pad, maps.dtype
+    )
     padded[(slice(None), slice(None)) + tuple(slice(s, s + a) for a, s in zip(axes, size))] = dense
     out = np.empty(dense.shape[:2] + tuple(size), maps.dtype)
     for j, origin in enumerate(origins):

@@ -17,8 +17,8 @@ Framework-neutral: a backend describes its layers by their numbers and gets the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

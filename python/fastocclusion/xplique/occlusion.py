@@ -137,12 +137,12 @@ class Occlusion:
         device for a PyTorch model; an error when none is usable).
     incremental : exact incremental inference (design §8) for CNNs: PyTorch modules (through
         torch.fx) on channels-first images and volumes (Conv2d, Conv3d), Keras functional
-        and Sequential models on channels-last images: only the boxes of the feature maps that a patch can change
-        are recomputed, from the unoccluded image's activations, up to the layer where they
-        grow past ``incremental_threshold`` of the map. "auto" (default): where the model
-        and the sweep allow it and it saves work, else the normal sweep; True: always
-        (ValueError naming the first unsupported layer or option otherwise); False: the
-        normal sweep.
+        and Sequential models on channels-last images: only the boxes of the feature maps
+        that a patch can change are recomputed, from the unoccluded image's activations, up
+        to the layer where they grow past ``incremental_threshold`` of the map. "auto"
+        (default): where the model and the sweep allow it and it saves work, else the
+        normal sweep; True: always (ValueError naming the first unsupported layer or option
+        otherwise); False: the normal sweep.
         ``last_stats.incremental_layers`` / ``incremental_note`` say what ran.
     incremental_threshold : the switch-back share of a feature map, in (0, 1] (None: the
         default measured on CPU, engine.regions.DEFAULT_SWITCH_SHARE).

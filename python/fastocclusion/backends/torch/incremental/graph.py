@@ -4,9 +4,8 @@ TensorOps) that runs them as fx.Interpreter does, on host tensors, channels firs
 
 from __future__ import annotations
 
-import math
-
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 

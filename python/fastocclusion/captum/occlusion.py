@@ -35,7 +35,7 @@ class Occlusion:
 
     ``incremental`` (keyword only, beyond Captum's signature): exact incremental inference
     (design §8) when ``forward_func`` is a ``torch.nn.Module`` and ``attribute`` gets one
-    float32 (N, C, *axes) tensor of one to three map axes (signals, images, volumes) on the
+    float32 or float64 (N, C, *axes) tensor of one to three map axes (signals, images, volumes) on the
     CPU and no ``additional_forward_args``: only the boxes
     of the feature maps a window can change are recomputed, from the unoccluded images'
     activations, up to the layer where they grow past ``incremental_threshold`` of the map
@@ -222,14 +222,15 @@ class Occlusion:
 
     def _incremental_options(self, tensor: torch.Tensor, dtype: torch.dtype) -> IncrementalOptions:
         """The engine's incremental options for one input tensor swept in ``dtype``: (N, C,
-        *axes) float32 tensors with one to three map axes (signals, images, volumes) are
-        channels-first feature maps (the map axes: 1 to rank - 2 of one example); any other
-        rank or dtype is not."""
+        *axes) float32 or float64 tensors with one to three map axes (signals, images,
+        volumes) are channels-first feature maps (the map axes: 1 to rank - 2 of one
+        example); any other rank or dtype is not."""
         maps = 3 <= tensor.dim() <= 5
+        floats = dtype in (torch.float32, torch.float64)
         family = f"a tensor of shape {tuple(tensor.shape)} (maps are (N, C, *axes))"
-        if maps and dtype != torch.float32:
-            family = f"{dtype} batches (maps are float32 (N, C, *axes) tensors)"
-        axes = tuple(range(1, tensor.dim() - 1)) if maps and dtype == torch.float32 else None
+        if maps and not floats:
+            family = f"{dtype} batches (maps are float32 or float64 (N, C, *axes) tensors)"
+        axes = tuple(range(1, tensor.dim() - 1)) if maps and floats else None
         return IncrementalOptions(
             self.incremental, self.incremental_threshold, axes, channels_last=False,
             family=family,

@@ -68,8 +68,10 @@ class TensorOps(Protocol):
     def rows(self, tensor: Any, count: int) -> Any:
         """The first ``count`` rows of a tensor (a view)."""
 
-    def copy(self, tensor: Any) -> Any:
-        """A copy of a tensor (for a layer that writes into its input)."""
+    def writable(self, tensor: Any, persistent: list[Any]) -> Any:
+        """What a layer that writes into its input gets: ``tensor`` itself, or a copy when
+        its memory is that of one of ``persistent`` (the sweep's buffers, kept across
+        calls)."""
 
     def size_query(self, node: GraphNode, shape: tuple[int, ...], like: Any) -> Any:
         """A size query node's value for an input of ``shape``, without its values."""
@@ -260,8 +262,11 @@ class IncrementalRunner:
                 env[node] = self._size_query(node, env)
             elif node.kind == "output":
                 return tensors.run(node, dense_of)
-            elif node.writes_input:  # a copy: the spliced buffers are persistent
-                env[node] = tensors.run(node, lambda i: tensors.copy(dense_of(i)))
+            elif node.writes_input:  # the spliced buffers and the batch are kept: copies
+                persistent = [x, *(spliced[0] for spliced in self._spliced.values())]
+                env[node] = tensors.run(
+                    node, lambda i: tensors.writable(dense_of(i), persistent)
+                )  # fmt: skip
             else:
                 env[node] = tensors.run(node, dense_of)
             for used in self._release[at]:

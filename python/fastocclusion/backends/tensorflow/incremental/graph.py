@@ -135,7 +135,7 @@ class KerasOps:
     def rows(self, tensor: Any, count: int) -> Any:
         return tensor if tensor.shape[0] == count else tensor[:count]
 
-    def copy(self, tensor: Any) -> Any:
+    def writable(self, tensor: Any, persistent: list[Any]) -> Any:
         return tensor  # TensorFlow tensors are not written in place
 
     def size_query(self, node: GraphNode, shape: tuple[int, ...], like: Any) -> Any:

@@ -127,8 +127,13 @@ class TorchOps:
     def rows(self, tensor: Any, count: int) -> Any:
         return tensor[:count]
 
-    def copy(self, tensor: Any) -> Any:
-        return tensor.clone() if isinstance(tensor, torch.Tensor) else tensor
+    def writable(self, tensor: Any, persistent: list[Any]) -> Any:
+        if not isinstance(tensor, torch.Tensor):
+            return tensor
+        memory = tensor.untyped_storage().data_ptr()
+        if any(memory == kept.untyped_storage().data_ptr() for kept in persistent):
+            return tensor.clone()
+        return tensor  # computed in this call: the model's own forward writes it too
 
     def size_query(self, node: GraphNode, shape: tuple[int, ...], like: Any) -> Any:
         """The query run on a data-free (meta) tensor of the full map's shape."""

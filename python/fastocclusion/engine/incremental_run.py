@@ -242,6 +242,7 @@ class IncrementalRunner:
         inputs = np.ascontiguousarray(slots[:rows], dtype=np.int64)
         env: dict[GraphNode, Any] = {}
         dense: dict[GraphNode, Any] = {}
+        kept = [x, *(spliced[0] for spliced in self._spliced.values())]  # across calls
 
         def dense_of(node: GraphNode) -> Any:
             value = env[node]
@@ -263,10 +264,7 @@ class IncrementalRunner:
             elif node.kind == "output":
                 return tensors.run(node, dense_of)
             elif node.writes_input:  # the spliced buffers and the batch are kept: copies
-                persistent = [x, *(spliced[0] for spliced in self._spliced.values())]
-                env[node] = tensors.run(
-                    node, lambda i: tensors.writable(dense_of(i), persistent)
-                )  # fmt: skip
+                env[node] = tensors.run(node, lambda i: tensors.writable(dense_of(i), kept))
             else:
                 env[node] = tensors.run(node, dense_of)
             for used in self._release[at]:

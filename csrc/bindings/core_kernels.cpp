@@ -103,10 +103,23 @@ fo::BasicBaseline<T> baseline_view(const py::array& baseline, const py::array& i
   return {};
 }
 
+// The explicit (input, window) pairs of a fill: (P, 2) int64, or none.
+fo::StreamPairs stream_pairs(const std::optional<py::array>& pairs) {
+  if (!pairs) return {};
+  require_array<std::int64_t>(*pairs, "pairs", false);
+  const std::vector<std::int64_t> shape = array_shape(*pairs);
+  FASTOCCLUSION_EXPECTS(shape.size() == 2 && shape[1] == 2,
+                        "pairs: shape " << shape_string(shape)
+                                        << " is invalid, expected (P, 2): (input, window) pairs");
+  return {static_cast<const std::int64_t*>(pairs->data()), shape[0]};
+}
+
 void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py::array& baseline,
                   std::int64_t start, std::int64_t count, py::array out, CpuFillState* state,
-                  std::int64_t stride, const StrArg& baseline_kind) {
+                  std::int64_t stride, const StrArg& baseline_kind,
+                  const std::optional<py::array>& pairs) {
   const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
+  const fo::StreamPairs stream = stream_pairs(pairs);
   with_fill_type(inputs, [&](auto zero) {
     using T = decltype(zero);
     require_like(inputs, inputs, "inputs", false);
@@ -129,10 +142,10 @@ void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py:
     const std::int64_t capacity = out_shape[0];
     call_with_state(state, [&](fo::IncrementalFillState* s) {
       if (s == nullptr) {
-        fo::fill_occluded_batch<T>(in, n, grid, base, start, count, batch, stride);
+        fo::fill_occluded_batch<T>(in, n, grid, base, start, count, batch, stride, stream);
       } else {
         fo::fill_occluded_batch_incremental<T>(in, n, grid, base, start, count, batch, capacity,
-                                               *s, stride);
+                                               *s, stride, stream);
       }
     });
   });
@@ -225,8 +238,11 @@ void register_cpu_kernels(py::module_& m) {
   m.def("fill_occluded_batch", &fill_binding, py::arg("inputs"), py::arg("grid"), py::arg("baseline"),
         py::arg("start"), py::arg("count"), py::arg("out"), py::arg("state") = nullptr,
         py::kw_only(), py::arg("stride") = 1, py::arg("baseline_kind") = "auto",
+        py::arg("pairs") = py::none(),
         "Write occluded samples of the (input, window) stream into out[:count]: slot j gets\n"
-        "stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
+        "stream index start + j*stride (stride 1: the slice [start, start+count)) of the\n"
+        "grid's stream (index s: input s // K, window s % K) or of pairs ((P, 2) int64:\n"
+        "index s is (input, window) pairs[s]).\n"
         "inputs (N, *grid.shape): float32, float64, or any dtype of 1, 2, 4 or 8 bytes (integers,\n"
         "bool, float16, bfloat16 viewed as uint16), whose values are copied bit for bit; baseline\n"
         "and out of the inputs' dtype. baseline by baseline_kind: 'auto': (),\n"

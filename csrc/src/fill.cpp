@@ -3,12 +3,31 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "box_runs.hpp"
 #include "fastocclusion/errors.hpp"
 #include "fastocclusion/parallel.hpp"
 
 namespace fastocclusion {
+namespace fill_detail {
+
+// Stream index s -> (input, window): the grid's stream (s / K, s % K), or the pairs given.
+// (Outside the anonymous namespace: the fills' lambdas capture it.)
+struct PairOf {
+  const StreamPairs& stream;
+  std::int64_t windows;
+
+  std::pair<std::int64_t, std::int64_t> operator()(std::int64_t s) const {
+    if (stream.pairs != nullptr) return {stream.pairs[2 * s], stream.pairs[2 * s + 1]};
+    return {s / windows, s % windows};
+  }
+};
+
+}  // namespace fill_detail
+
+using fill_detail::PairOf;
+
 namespace {
 
 // Copies `length` values. Short runs (a window row of a channels-first image: 16 floats)
@@ -133,7 +152,7 @@ void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, f
 
 void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
-                          const void* batch, std::int64_t stride) {
+                          const void* batch, std::int64_t stride, const StreamPairs& stream) {
   FASTOCCLUSION_EXPECTS(n >= 1, "inputs: n=" << n << " is invalid, expected >= 1 input");
   check_window_grid(grid);
   std::int64_t total = 0, values = 0;
@@ -144,6 +163,19 @@ void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& 
                         "inputs: " << n << " inputs of " << grid.num_windows()
                                    << " windows overflow int64");
   FASTOCCLUSION_EXPECTS(stride >= 1, "stride=" << stride << " is invalid, expected >= 1");
+  if (stream.pairs != nullptr || stream.count != 0) {
+    FASTOCCLUSION_EXPECTS(stream.count >= 0 && (stream.pairs != nullptr || stream.count == 0),
+                          "pairs: " << stream.count << " pairs at a null pointer is invalid");
+    const std::int64_t windows = grid.num_windows();
+    for (std::int64_t s = 0; s < stream.count; ++s) {
+      const std::int64_t input = stream.pairs[2 * s], k = stream.pairs[2 * s + 1];
+      FASTOCCLUSION_EXPECTS(input >= 0 && input < n && k >= 0 && k < windows,
+                            "pairs[" << s << "]=(" << input << ", " << k
+                                     << ") is invalid, expected an input in [0, " << n
+                                     << ") and a window in [0, " << windows << ")");
+    }
+    total = stream.count;
+  }
   FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
                         "start=" << start << " is outside the stream of " << total
                                  << " (input, window) pairs, expected 0 <= start <= " << total);
@@ -165,20 +197,20 @@ void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& 
 template <typename T>
 void fill_occluded_batch(const T* inputs, std::int64_t n, const WindowGrid& grid,
                          const BasicBaseline<T>& baseline, std::int64_t start, std::int64_t count,
-                         T* batch, std::int64_t stride) {
-  check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride);
+                         T* batch, std::int64_t stride, const StreamPairs& stream) {
+  check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride,
+                       stream);
   check_baseline_type<T>(baseline.kind);
   const std::int64_t sample = grid.sample_size();
-  const std::int64_t windows = grid.num_windows();
+  const PairOf pair_of{stream, grid.num_windows()};
   const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);
   parallel_for(count, count * sample, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t j = begin; j < end; ++j) {
-      const std::int64_t s = start + j * stride;
-      const std::int64_t input = s / windows;
+      const auto [input, k] = pair_of(start + j * stride);
       T* dst = batch + j * sample;
       const T* src = inputs + input * sample;
       std::memcpy(dst, src, sample_bytes);
-      write_window(dst, src, grid, sample, baseline, input, s % windows);
+      write_window(dst, src, grid, sample, baseline, input, k);
     }
   });
 }
@@ -218,8 +250,10 @@ template <typename T>
 void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const WindowGrid& grid,
                                      const BasicBaseline<T>& baseline, std::int64_t start,
                                      std::int64_t count, T* batch, std::int64_t capacity,
-                                     IncrementalFillState& state, std::int64_t stride) {
-  check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride);
+                                     IncrementalFillState& state, std::int64_t stride,
+                                     const StreamPairs& stream) {
+  check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride,
+                       stream);
   check_baseline_type<T>(baseline.kind);
   std::int64_t values = 0;
   FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count &&
@@ -229,7 +263,7 @@ void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const Wind
   // The CPU baseline is read through its pointer (a scalar too): no scalar to compare.
   state.begin(inputs, n, grid, baseline.kind, baseline.values, 0.0f, batch, capacity);
   const std::int64_t sample = grid.sample_size();
-  const std::int64_t windows = grid.num_windows();
+  const PairOf pair_of{stream, grid.num_windows()};
   const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);
   std::int64_t* slot_input = state.slot_inputs();
   std::int64_t* slot_window = state.slot_windows();
@@ -238,13 +272,11 @@ void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const Wind
   const std::int64_t volume = window_volume(grid);
   std::int64_t work = 0;
   for (std::int64_t j = 0; j < count; ++j) {
-    work += slot_input[j] == (start + j * stride) / windows ? 2 * volume : sample;
+    work += slot_input[j] == pair_of(start + j * stride).first ? 2 * volume : sample;
   }
   parallel_for(count, work, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t j = begin; j < end; ++j) {
-      const std::int64_t s = start + j * stride;
-      const std::int64_t input = s / windows;
-      const std::int64_t k = s % windows;
+      const auto [input, k] = pair_of(start + j * stride);
       T* dst = batch + j * sample;
       const T* src = inputs + input * sample;
       if (slot_input[j] == input) {
@@ -266,10 +298,10 @@ void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const Wind
 #define FASTOCCLUSION_FILL_TYPE(T)                                                              \
   template void fill_occluded_batch<T>(const T*, std::int64_t, const WindowGrid&,             \
                                        const BasicBaseline<T>&, std::int64_t, std::int64_t, T*, \
-                                       std::int64_t);                                          \
+                                       std::int64_t, const StreamPairs&);                      \
   template void fill_occluded_batch_incremental<T>(                                            \
       const T*, std::int64_t, const WindowGrid&, const BasicBaseline<T>&, std::int64_t,        \
-      std::int64_t, T*, std::int64_t, IncrementalFillState&, std::int64_t);
+      std::int64_t, T*, std::int64_t, IncrementalFillState&, std::int64_t, const StreamPairs&);
 FASTOCCLUSION_FILL_TYPE(float)
 FASTOCCLUSION_FILL_TYPE(double)
 FASTOCCLUSION_FILL_TYPE(std::uint8_t)

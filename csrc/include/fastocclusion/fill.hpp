@@ -60,17 +60,29 @@ using Baseline = BasicBaseline<float>;
 /// window_mask): float and double inputs only.
 bool baseline_computes(BaselineKind kind) noexcept;
 
+/// The stream of (input, window) pairs a fill walks: by default the grid's, n * K pairs,
+/// index s = (input s / K, window s % K); or an explicit list of `count` pairs, pair s =
+/// (pairs[2s], pairs[2s + 1]) (int64, count x 2, row-major: a sweep of some windows only,
+/// e.g. a drill-down's chosen windows). Checked by check_fill_arguments.
+struct StreamPairs {
+  const std::int64_t* pairs = nullptr;
+  std::int64_t count = 0;
+};
+
 /// Throws user_error unless the arguments describe a valid fill (shared by the CPU and CUDA
 /// fills, so both reject the same calls with the same messages): n >= 1, a well-formed grid
 /// (check_window_grid) with n * sample_size and n * K within int64, stride >= 1, every slot
-/// index start + j*stride (j < count) inside the stream of n * K pairs (0 <= start <= n * K),
-/// count * sample_size within int64, and when count > 0 non-null inputs and batch and
+/// index start + j*stride (j < count) inside the stream (0 <= start <= its length: n * K,
+/// or stream.count pairs, each an input in [0, n) and a window in [0, K)), count *
+/// sample_size within int64, and when count > 0 non-null inputs and batch and
 /// `baseline_present` (the baseline values the fill reads exist).
 void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
-                          const void* batch, std::int64_t stride = 1);
+                          const void* batch, std::int64_t stride = 1,
+                          const StreamPairs& stream = {});
 
-/// Fills `count` occluded samples of the stream: slot j < count gets index start + j*stride.
+/// Fills `count` occluded samples of the stream: slot j < count gets index start + j*stride
+/// of the grid's stream, or of `stream`'s pairs when given.
 ///
 /// T       : float, double, std::uint8_t, std::uint16_t, std::uint32_t or std::uint64_t
 ///           (see "Element types" above).
@@ -84,7 +96,7 @@ void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& 
 template <typename T>
 void fill_occluded_batch(const T* inputs, std::int64_t n, const WindowGrid& grid,
                          const BasicBaseline<T>& baseline, std::int64_t start, std::int64_t count,
-                         T* batch, std::int64_t stride = 1);
+                         T* batch, std::int64_t stride = 1, const StreamPairs& stream = {});
 
 /// fill_occluded_batch<float>, the float32 fill (what float pointers, or null ones, select).
 inline void fill_occluded_batch(const float* inputs, std::int64_t n, const WindowGrid& grid,
@@ -152,7 +164,8 @@ template <typename T>
 void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const WindowGrid& grid,
                                      const BasicBaseline<T>& baseline, std::int64_t start,
                                      std::int64_t count, T* batch, std::int64_t capacity,
-                                     IncrementalFillState& state, std::int64_t stride = 1);
+                                     IncrementalFillState& state, std::int64_t stride = 1,
+                                     const StreamPairs& stream = {});
 
 /// fill_occluded_batch_incremental<float>, the float32 fill (what float pointers, or null
 /// ones, select).

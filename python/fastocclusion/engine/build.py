@@ -63,14 +63,16 @@ def build_sweep(
     progress: bool | str = False,
     incremental: IncrementalOptions | None = None,
     buffer: BatchBuffer | None = None,
+    pairs: np.ndarray | None = None,
 ) -> Sweep:
     """The sweep of ``inputs`` ((N, *sample) float32, C-contiguous) under ``geometry``'s
     windows, ``batch`` samples per model call, the windows set to ``baseline`` (see
     ``HostFiller``; ``baseline_kind`` "auto", or MONAI's window kinds). ``buffer``: the
     host batch buffer of an earlier sweep, reused when its shape fits (``Sweep.host_buffer``
     hands it back). ``progress``: a tqdm bar (a string: its label). ``incremental``: None
-    or mode False for the normal sweep. ValueError naming ``incremental`` when True cannot
-    run (before any model call); no model call is made here.
+    or mode False for the normal sweep. ``pairs``: sweep only these (input, window) pairs
+    ((P, 2) int64, engine.drill_down; on the host only). ValueError naming ``incremental``
+    when True cannot run (before any model call); no model call is made here.
 
     >>> sweep = build_sweep(backend, x, geometry, np.zeros(()), 32)  # doctest: +SKIP
     >>> targets, maps = sweep.run(None, "sum", geometry.collapsed_axes)  # doctest: +SKIP
@@ -79,11 +81,17 @@ def build_sweep(
     n = inputs.shape[0]
     arrays = backend.device_arrays
     if arrays is not None:
+        if pairs is not None:
+            raise ValueError(
+                "approximate: the drill-down's sweeps of chosen patches run on the CPU only "
+                "(the model is on a GPU)"
+            )
         filler: Any = DeviceFiller(inputs, grid, baseline, batch, arrays, baseline_kind)
     else:
         filler = HostFiller(inputs, grid, baseline, batch, buffer, baseline_kind)
+        filler.pairs = pairs
     scorer, note = _incremental_scorer(backend, incremental, grid, n, batch, arrays is not None)
-    return Sweep(backend, filler, n, grid.num_windows, batch, progress, scorer, note)
+    return Sweep(backend, filler, n, grid.num_windows, batch, progress, scorer, note, pairs)
 
 
 def _incremental_scorer(

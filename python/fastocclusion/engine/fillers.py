@@ -66,6 +66,9 @@ class HostFiller:
         self._view = np.asarray(self.buffer)
         self._state = _core.IncrementalFillState()
         self._deltas: np.ndarray | None = None
+        #: The (input, window) pairs the stream walks ((P, 2) int64), None: every window of
+        #: every input (set by build_sweep for a sweep of some windows only).
+        self.pairs: np.ndarray | None = None
 
     def load_unperturbed(self, start: int, count: int) -> None:
         self._view[:count] = self.inputs[start : start + count]
@@ -82,6 +85,7 @@ class HostFiller:
             self._state,
             stride=stride,
             baseline_kind=self._kind,
+            pairs=self.pairs,
         )
 
     def asarray(self, values: np.ndarray) -> np.ndarray:
@@ -94,7 +98,8 @@ class HostFiller:
         return np.concatenate(arrays)
 
     def deltas(self, planes: int = 1) -> np.ndarray:
-        self._deltas = np.empty(len(self.inputs) * planes * self.grid.num_windows, np.float64)
+        pairs = len(self.inputs) * self.grid.num_windows if self.pairs is None else len(self.pairs)
+        self._deltas = np.empty(pairs * planes, np.float64)
         return self._deltas
 
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> np.ndarray:

@@ -66,8 +66,13 @@ class Sweep:
         progress: bool | str = False,
         scorer: WindowScorer | None = None,
         note: str = "",
+        pairs: np.ndarray | None = None,
     ) -> None:
         self.backend = backend
+        #: The (input, window) pairs swept ((P, 2) int64, engine.drill_down), or None: every
+        #: window of every input (N * K pairs, input-major).
+        self.pairs = pairs
+        self.total = n * num_windows if pairs is None else len(pairs)
         self.scorer = scorer
         self._note = note
         self.filler = filler
@@ -82,6 +87,7 @@ class Sweep:
         self.host_buffer = filler.buffer if self._timed_calls else None
         self.model_seconds: float | None = 0.0 if self._timed_calls else None
         self._base: tuple[np.ndarray, Any, Any] | None = None  # targets, scores, outputs
+        self._values: Any = None  # the window values of the last run (the filler's deltas)
 
     def _call(self, method: Any, *args: Any) -> Any:
         """A model call of the backend, counted (and timed on the host)."""
@@ -120,7 +126,7 @@ class Sweep:
         return ExplainStats(
             inputs=self.n,
             patches_per_input=self.num_windows,
-            perturbed_samples=self.n * self.num_windows,
+            perturbed_samples=self.total,
             batch_size=self.batch,
             model_calls=self.model_calls,
             total_seconds=time.perf_counter() - started,
@@ -177,9 +183,11 @@ class Sweep:
     def _slot_table(self) -> tuple[int, np.ndarray]:
         """(C, the (C, batch) table of the input each slot of each batch holds): stream index
         b + j * C in slot j of batch b; padding slots past the stream repeat the last input."""
-        n, k, batch = self.n, self.num_windows, self.batch
-        chunk = -(-(n * k) // batch)
-        return chunk, np.minimum(self._stream(chunk) // k, n - 1)
+        chunk = -(-self.total // self.batch)
+        stream = np.minimum(self._stream(chunk), self.total - 1)  # padding: the last pair
+        if self.pairs is not None:
+            return chunk, self.pairs[stream, 0]
+        return chunk, stream // self.num_windows
 
     def _stream(self, chunk: int) -> np.ndarray:
         """The (C, batch) stream index of each slot of each batch: b + j * C."""
@@ -188,13 +196,15 @@ class Sweep:
     def _window_table(self, chunk: int) -> np.ndarray:
         """The (C, batch) table of the window each slot of each batch holds (padding slots:
         any valid window)."""
+        if self.pairs is not None:
+            return self.pairs[np.minimum(self._stream(chunk), self.total - 1), 1]
         return self._stream(chunk) % self.num_windows
 
     def _sweep(self, chunk: int, measure: Any, store: Any) -> None:
         """Fills every batch of the stream, calls ``measure(b, rows)`` (a model call; ``rows``
         slots hold samples, the rest is padding) and gives its result to ``store(b, value)``.
         The loop does no index arithmetic: tables are made before it."""
-        total = self.n * self.num_windows
+        total = self.total
         with progress_bar(total, self.progress) as bar:
             for b in range(chunk):
                 count = -(-(total - b) // chunk)  # slots j with b + j * chunk < total
@@ -258,11 +268,9 @@ class Sweep:
 
         self._sweep(chunk, measure, self._rows_into(scores))
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
-        deltas = self.filler.deltas()
-        deltas[...] = (
-            (base[slot_table] - scores).swapaxes(0, 1).reshape(-1)[: self.n * self.num_windows]
-        )
-        return targets, self.filler.maps(reduction, collapsed_axes)
+        deltas = self._values = self.filler.deltas()
+        deltas[...] = (base[slot_table] - scores).swapaxes(0, 1).reshape(-1)[: self.total]
+        return targets, self._maps(reduction, collapsed_axes)
 
     def run_classes(
         self, classes: np.ndarray | None, reduction: str, collapsed_axes: tuple[int, ...]
@@ -300,9 +308,9 @@ class Sweep:
         kept = self.filler.empty((chunk, self.batch, len(chosen)), np.float64)
         outputs_of = self._batch_outputs(chunk, table)
         self._sweep(chunk, lambda b, rows: outputs_of(b, rows)[:, picked], self._rows_into(kept))
-        n, k, c = self.n, self.num_windows, len(chosen)
-        self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: n * k], c)
-        return chosen, self.filler.maps(reduction, collapsed_axes)
+        c = len(chosen)
+        self._write_planes((base[slot_table] - kept).swapaxes(0, 1).reshape(-1, c)[: self.total], c)
+        return chosen, self._maps(reduction, collapsed_axes)
 
     def _batch_outputs(self, chunk: int, table: np.ndarray) -> Any:
         """outputs(b, rows): the outputs of batch b (at least ``rows`` rows, see
@@ -315,10 +323,29 @@ class Sweep:
         assert scorer is not None
         return lambda b, rows: scorer.window_outputs(buffer, table[b], windows[b], rows)
 
+    def _maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
+        """The filler's maps of the deltas written; None for a sweep of some pairs only
+        (engine.drill_down assembles its maps)."""
+        return None if self.pairs is not None else self.filler.maps(reduction, collapsed_axes)
+
+    def window_values(self, counts: tuple[int, ...]) -> np.ndarray:
+        """The last run's value of every window (its score drop, or its outputs for
+        ``run_values``/``run_classes``) as float64 NumPy: (N * planes, *counts), input-major,
+        ``counts`` the grid's window counts; for a sweep of ``pairs``, (P, planes) in their
+        order (engine.drill_down assembles maps from them)."""
+        assert self._values is not None, "run first"
+        values = _host(self._values, np.float64)
+        if self.pairs is not None:
+            return values.reshape(self.total, -1)
+        return values.reshape((-1,) + tuple(counts))
+
     def _write_planes(self, stream: Bookkeeping, planes: int) -> None:
         """(N * K, planes) values in stream order into the filler's deltas: ``planes`` grids
         of K window values per input, input-major."""
-        deltas = self.filler.deltas(planes=planes)
+        deltas = self._values = self.filler.deltas(planes=planes)
+        if self.pairs is not None:  # (P, planes), in the pairs' order
+            deltas[...] = stream.reshape(-1)
+            return
         deltas[...] = stream.reshape(self.n, self.num_windows, planes).swapaxes(1, 2).reshape(-1)
 
     def run_values(
@@ -349,9 +376,9 @@ class Sweep:
             store = self._rows_into(outputs)  # a scorer's calls may skip the padding rows
             for b, value in enumerate(kept):
                 store(b, value)
-            self._write_planes(
-                outputs.swapaxes(0, 1).reshape(-1, c)[: self.n * self.num_windows], c
-            )
+            self._write_planes(outputs.swapaxes(0, 1).reshape(-1, c)[: self.total], c)
+            if self.pairs is not None:
+                return c, None
             if importance is None:
                 return c, self.filler.maps("mean", collapsed_axes)
             return c, self.filler.blend(importance, collapsed_axes)

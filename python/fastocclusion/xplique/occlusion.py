@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from fastocclusion import tasks
+from fastocclusion import _core, tasks
 from fastocclusion.backends import make_backend
-from fastocclusion.engine import ExplainStats, IncrementalOptions, build_sweep
+from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
+from fastocclusion.engine.approximate import explain_by_drill_down
+from fastocclusion.engine.drill_down import check_approximate, coarse_geometry
 from fastocclusion.engine.objective import BasePass, ClassIndices
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
@@ -171,7 +173,10 @@ class Occlusion:
         device: str = "auto",
         incremental: str | bool = "auto",
         incremental_threshold: float | None = None,
+        approximate: str | dict[str, Any] | None = None,
     ) -> None:
+        self._approximation = check_approximate(approximate)
+        self.approximate = approximate
         checked = check_options(
             batch_size=batch_size, patch_size=patch_size, patch_stride=patch_stride,
             occlusion_value=occlusion_value, data_format=data_format, edges=edges,
@@ -300,7 +305,9 @@ class Occlusion:
     # -- the pipeline -------------------------------------------------------------------
 
     def _prepare(self, inputs: Any, targets: Any, region: Any) -> tuple[Any, ...]:
-        """Everything checked before any model call: (sweep, layout, geometry, targets)."""
+        """Everything checked before any model call: (sweep_of, layout, geometry, targets),
+        ``sweep_of(g, pairs)`` the sweep of every input over the windows of ``g`` (default:
+        ``geometry``), or of the (input, window) ``pairs`` only, built when called."""
         if isinstance(targets, ClassIndices):
             (x, _), y = read_inputs(inputs, None), targets
         else:
@@ -325,22 +332,83 @@ class Occlusion:
             layout.channel_axis != 0,
             layout.family,
         )
-        buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
-        sweep = build_sweep(
-            self._backend, array, geometry, baseline, batch, progress=self.progress,
-            incremental=incremental, buffer=buffer,
-        )  # fmt: skip
-        self._host_buffer = sweep.host_buffer
-        return sweep, layout, geometry, y
+        if self._approximation is not None:
+            if self._backend.device_arrays is not None:
+                raise ValueError(
+                    "approximate: the drill-down runs on the CPU only, not with a model on a "
+                    "GPU (device='cpu', or approximate=None)"
+                )
+            coarse = coarse_geometry(geometry, self._coarse_stride(layout, geometry))
+            coarse.grid()  # a coarse stride that does not fit fails here, before any call
+
+        def sweep_of(g: WindowGeometry = geometry, pairs: np.ndarray | None = None) -> Any:
+            size = batch if pairs is None else min(batch, len(pairs))
+            buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
+            sweep = build_sweep(
+                self._backend, array, g, baseline, size, progress=self.progress,
+                incremental=incremental, buffer=buffer, pairs=pairs,
+            )  # fmt: skip
+            self._host_buffer = sweep.host_buffer
+            return sweep
+
+        return sweep_of, layout, geometry, y
+
+    def _coarse_stride(self, layout: Any, geometry: WindowGeometry) -> tuple[int, ...] | None:
+        """The drill-down's coarse stride per geometry axis (None: its default), from
+        ``approximate``'s coarse_stride (an int, or one per patch axis); ValueError naming
+        ``approximate`` for another count."""
+        given = self._approximation.coarse_stride if self._approximation else None
+        if given is None:
+            return None
+        axes = layout.spatial_axes
+        if len(given) == 1:
+            given = given * len(axes)
+        if len(given) != len(axes):
+            raise ValueError(
+                f"approximate: coarse_stride={given} is invalid, expected an int or "
+                f"{len(axes)} values (one per patch axis)"
+            )
+        stride = list(geometry.stride)
+        for axis, value in zip(axes, given):
+            stride[axis] = value
+        return tuple(stride)
 
     def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:
         """The maps, as the filler gives them (NumPy, or a device array)."""
         started = time.perf_counter()
         self.last_base_pass = None
-        sweep, _, geometry, y = self._prepare(inputs, targets, region)
+        sweep_of, layout, geometry, y = self._prepare(inputs, targets, region)
+        if self._approximation is not None:
+            return self._explain_by_drill_down(sweep_of, layout.shape[0], geometry, y, started)
+        sweep = sweep_of()
         _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
         self.last_stats = sweep.stats(started)
         self.last_base_pass = sweep.base
+        return maps
+
+    def _explain_by_drill_down(
+        self, sweep_of: Any, n: int, geometry: WindowGeometry, y: Any, started: float
+    ) -> Any:
+        """``_explain`` with ``approximate`` (engine.drill_down): the first (coarse) sweep
+        resolves the targets, every later sweep takes them."""
+        assert self._approximation is not None
+        resolved: list[Any] = []  # the targets the first sweep used
+        grid, collapsed = geometry.grid(), geometry.collapsed_axes
+
+        def run(g: WindowGeometry, pairs: np.ndarray | None) -> Any:
+            sweep = sweep_of(g, pairs)
+            sweep.run(resolved[0] if resolved else y, self.reduction, collapsed)
+            if not resolved:
+                resolved.append(sweep.base.targets)
+            return sweep
+
+        def assemble(values: np.ndarray) -> np.ndarray:
+            return _core.accumulate_window_deltas(values, grid, self.reduction, collapsed)
+
+        maps, self.last_stats, first = explain_by_drill_down(
+            geometry, self._approximation, n, run, assemble, started
+        )
+        self.last_base_pass = first.base
         return maps
 
     def _explain_classes(self, inputs: Any, classes: Any, region: Any) -> Any:
@@ -352,7 +420,8 @@ class Occlusion:
                 "(or regression) operator, whose score of class c is output c"
             )
         chosen = check_classes(classes)
-        sweep, layout, geometry, _ = self._prepare(inputs, None, region)
+        sweep_of, layout, geometry, _ = self._prepare(inputs, None, region)
+        sweep = sweep_of()
         chosen, maps = sweep.run_classes(chosen, self.reduction, geometry.collapsed_axes)
         self.last_stats = sweep.stats(started)
         n, count = sweep.n, len(chosen)

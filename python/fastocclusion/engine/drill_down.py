@@ -1,0 +1,316 @@
+"""Adaptive drill-down: a coarse sweep first, the exact sweep only where it matters
+(design §9; Krypton, Nakandala et al., SIGMOD 2019), for every model and front-end.
+
+An occlusion map is an accumulation of one value per window (a score drop, or MONAI's
+outputs). With windows every ``stride``, neighbouring windows' values are close where the
+model's response is smooth, so:
+
+1. the coarse pass sweeps the same windows every ``coarse_stride`` (a multiple of the
+   stride, by default at least the window: no overlap), one sweep of all inputs;
+2. every exact window's value is estimated from the coarse ones: linear interpolation
+   along each axis between the coarse windows' anchors (the nearest coarse value past
+   the last one);
+3. the exact windows are cut into blocks of one coarse cell each (coarse_stride / stride
+   windows per axis); per input, the blocks whose estimated values stand out most (the
+   largest |value - median| of a window in them) are swept exactly, a share ``r`` of the
+   windows: one sweep of the chosen (input, window) pairs of every input (a ``Sweep`` of
+   ``pairs``: one base pass, full batches);
+4. the map accumulates every exact window's value: the swept ones, the estimates
+   elsewhere (``_core.accumulate_window_deltas`` or ``blend_window_values``, as the exact
+   sweep's own maps).
+
+With r = 1 every window is swept and the maps are the exact sweep's (the same values, up to
+the model's round-off in batches of other samples, through the same accumulation). Nothing
+here calls a model: the front-end passes ``sweep_values(geometry, pairs)``, which runs one
+sweep and returns its window values.
+
+The measured error (``DrillDownResult``): the swept windows hold both their exact value and
+their estimate, so their disagreement is measured every time; its root mean square over
+the last blocks swept (the least outstanding ones, the nearest to those left estimated)
+stands for the error of every window left estimated. The estimated SSIM is that of the
+map against the map with such errors added (one draw per block, shared by its windows, a
+fixed seed). "auto" sweeps blocks in
+rounds (5, 10, 20, 35, 50, 75, 100 % of the windows; one sweep per round, of the inputs
+still short) until that estimate reaches the target SSIM for every input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastocclusion.engine.geometry import WindowGeometry
+from fastocclusion.engine.similarity import ssim
+
+__all__ = ["Approximation", "DrillDownResult", "check_approximate", "drill_down"]
+
+#: The cumulative shares of the windows "auto" sweeps exactly, round by round.
+AUTO_ROUNDS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+#: "auto"'s target SSIM of the map against the exact map (Krypton's default quality).
+DEFAULT_TARGET_SSIM = 0.9
+_KEYS = ("drill_down", "coarse_stride", "target_ssim", "projective_field")
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """Checked ``approximate`` options: ``share`` (the share r of windows swept exactly;
+    None: chosen for ``target_ssim``), ``coarse_stride`` (one per patch axis of the
+    front-end, or None: at least the window, a multiple of the stride)."""
+
+    share: float | None
+    coarse_stride: tuple[int, ...] | None
+    target_ssim: float = DEFAULT_TARGET_SSIM
+
+
+def _number(value: Any, name: str, low: float, high: float, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"approximate: {name}={value!r} is invalid, expected {expected}")
+    number = float(value)
+    if not (low < number <= high) or not math.isfinite(number):
+        raise ValueError(f"approximate: {name}={value!r} is invalid, expected {expected}")
+    return number
+
+
+def check_approximate(value: Any) -> Approximation | None:
+    """The options of ``approximate``: None (exact), "auto" (SSIM 0.9 to the exact map),
+    or a dict with "drill_down" (r in (0, 1]) and/or "coarse_stride" (an int or one per
+    patch axis), or "target_ssim" (in (0, 1)) instead of "drill_down". ValueError naming
+    ``approximate`` otherwise (before any model call).
+
+    >>> check_approximate({"drill_down": 0.25}).share
+    0.25
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(
+                f"approximate: {value!r} is invalid, expected None, 'auto' or a dict of "
+                f"{', '.join(_KEYS)}"
+            )
+        return Approximation(None, None)
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"approximate: {value!r} is invalid, expected None, 'auto' or a dict of "
+            f"{', '.join(_KEYS)}"
+        )
+    unknown = sorted(set(value) - set(_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"approximate: keys {unknown} are invalid, expected {list(_KEYS)}")
+    if value.get("projective_field") is not None:
+        raise ValueError(
+            "approximate: 'projective_field' is not supported yet (projective-field "
+            "truncation of the incremental plan); use 'drill_down' or 'target_ssim'"
+        )
+    if "drill_down" in value and "target_ssim" in value:
+        raise ValueError(
+            "approximate: give 'drill_down' (a share of windows) or 'target_ssim' (the share "
+            "chosen for it), not both"
+        )
+    share = None
+    if "drill_down" in value:
+        share = _number(value["drill_down"], "drill_down", 0.0, 1.0, "a share in (0, 1]")
+    target = DEFAULT_TARGET_SSIM
+    if "target_ssim" in value:
+        target = _number(value["target_ssim"], "target_ssim", 0.0, 1.0, "an SSIM in (0, 1)")
+        if target >= 1.0:
+            raise ValueError(
+                f"approximate: target_ssim={value['target_ssim']!r} is invalid, expected an "
+                "SSIM in (0, 1) (1 is the exact sweep: approximate=None)"
+            )
+    stride = value.get("coarse_stride")
+    strides: tuple[int, ...] | None = None
+    if stride is not None:
+        items = stride if isinstance(stride, (tuple, list)) else (stride,)
+        if not items or any(
+            isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in items
+        ):
+            raise ValueError(
+                f"approximate: coarse_stride={stride!r} is invalid, expected a positive int "
+                "or one per patch axis"
+            )
+        strides = tuple(int(s) for s in items)
+    return Approximation(share, strides, target)
+
+
+@dataclass(frozen=True)
+class DrillDownResult:
+    """What a drill-down computed: ``values`` (N * planes, *counts) of the exact geometry's
+    windows (swept, or estimated), ``swept_share`` (of those windows, swept exactly),
+    ``coarse_windows`` (per input), ``estimated_ssim`` (of the maps against the exact ones,
+    the lowest over the inputs, see the module docstring; 1.0 when every window was swept),
+    ``disagreement`` (the root mean square of swept - estimated over the last blocks swept,
+    relative to the largest |value|; the largest over the inputs) and ``sweeps``."""
+
+    values: np.ndarray
+    swept_share: float
+    coarse_windows: int
+    estimated_ssim: float
+    disagreement: float
+    sweeps: int
+
+
+def _anchors(grid: Any, axis: int) -> np.ndarray:
+    return np.asarray([anchor for anchor, _ in grid.spans(axis)], dtype=np.float64)
+
+
+def _interpolate(values: np.ndarray, coarse: Any, fine: Any) -> np.ndarray:
+    """Window values over ``coarse``'s windows ((rows, *coarse counts)) at ``fine``'s
+    anchors: linear along each axis, the nearest value past the ends."""
+    out = values
+    for axis in range(len(fine.counts)):
+        src, dst = _anchors(coarse, axis), _anchors(fine, axis)
+        if len(src) == 1:
+            out = np.repeat(out, len(dst), axis=axis + 1)
+            continue
+        right = np.clip(np.searchsorted(src, dst, side="right"), 1, len(src) - 1)
+        left = right - 1
+        t = np.clip((dst - src[left]) / (src[right] - src[left]), 0.0, 1.0)
+        shape = [1] * out.ndim
+        shape[axis + 1] = len(dst)
+        t = t.reshape(shape)
+        out = np.take(out, left, axis=axis + 1) * (1 - t) + np.take(out, right, axis=axis + 1) * t
+    return out
+
+
+def coarse_geometry(geometry: WindowGeometry, stride: Sequence[int] | None) -> WindowGeometry:
+    """The coarse pass's windows: ``stride`` per axis of ``geometry`` (None: the smallest
+    multiple of the stride that is at least the window, on axes with several windows)."""
+    counts = tuple(geometry.grid().counts)
+    if stride is None:
+        stride = tuple(
+            s * -(-w // s) if c > 1 else s
+            for w, s, c in zip(geometry.window, geometry.stride, counts)
+        )
+    return WindowGeometry(
+        geometry.sample_shape, geometry.window, tuple(stride), geometry.edges,
+        geometry.collapsed_axes, geometry.region,
+    )  # fmt: skip
+
+
+class _Blocks:
+    """The exact windows cut into blocks of ``size`` windows per axis."""
+
+    def __init__(self, counts: tuple[int, ...], size: tuple[int, ...]) -> None:
+        self.counts, self.size = counts, size
+        self.shape = tuple(-(-c // s) for c, s in zip(counts, size))
+        block_of = np.zeros(counts, dtype=np.int64)  # each window's block (flat index)
+        for axis, (c, s) in enumerate(zip(counts, size)):
+            index = np.arange(c) // s
+            shape = [1] * len(counts)
+            shape[axis] = c
+            block_of = block_of * self.shape[axis] + index.reshape(shape)
+        self.block_of = block_of.reshape(-1)
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape))
+
+    def priority(self, estimate: np.ndarray) -> np.ndarray:
+        """The most outstanding window of each block (|value - median|, summed over the
+        planes): (blocks,). ``estimate``: (planes, *counts)."""
+        planes = estimate.reshape(len(estimate), -1)
+        outstanding = np.abs(planes - np.median(planes, axis=1, keepdims=True)).sum(axis=0)
+        best = np.full(self.count, -np.inf)
+        np.maximum.at(best, self.block_of, outstanding)
+        return best
+
+    def windows(self, chosen: np.ndarray) -> np.ndarray:
+        """The windows (flat indices, ascending) of the blocks ``chosen``."""
+        mask = np.zeros(self.count, dtype=bool)
+        mask[chosen] = True
+        return np.flatnonzero(mask[self.block_of])
+
+
+def _estimated_ssim(
+    values: np.ndarray, swept: np.ndarray, sigma: float, blocks: _Blocks,
+    assemble: Callable[[np.ndarray], Any],
+) -> float:  # fmt: skip
+    """The SSIM of the map of ``values`` ((planes, *counts) of one input) against that map
+    with errors added to the windows not ``swept`` (a flat mask): one N(0, sigma) draw per
+    block and plane, shared by the block's windows (an interpolation's errors are alike
+    within a coarse cell: independent draws per window would cancel in the map)."""
+    if sigma <= 0 or swept.all():
+        return 1.0
+    draws = np.random.default_rng(0).normal(0.0, sigma, (len(values), blocks.count))
+    noise = draws[:, blocks.block_of] * ~swept
+    return ssim(
+        np.asarray(assemble(values + noise.reshape(values.shape))), np.asarray(assemble(values))
+    )
+
+
+def drill_down(
+    geometry: WindowGeometry,
+    approximation: Approximation,
+    n: int,
+    sweep_values: Callable[[WindowGeometry, np.ndarray | None], np.ndarray],
+    assemble: Callable[[np.ndarray], Any],
+) -> DrillDownResult:
+    """The window values of ``geometry`` for ``n`` inputs, by drill-down (see the module
+    docstring). ``sweep_values(g, None)``: one sweep of every window of ``g`` for every
+    input, returning their values (n * planes, *g's counts), input-major;
+    ``sweep_values(geometry, pairs)``: one sweep of the (input, window) ``pairs`` ((P, 2)
+    int64) only, returning (P, planes); ``assemble(values)``: the maps of one input's
+    (planes, *counts) values (for the error estimate).
+
+    >>> result = drill_down(geometry, Approximation(0.2, None), 1, run, maps)  # doctest: +SKIP
+    """
+    fine = geometry.grid()
+    counts = tuple(int(c) for c in fine.counts)
+    windows = int(fine.num_windows)
+    coarse = coarse_geometry(geometry, approximation.coarse_stride)
+    estimate = _interpolate(sweep_values(coarse, None), coarse.grid(), fine)
+    planes = estimate.shape[0] // n
+    estimate = estimate.reshape(n, planes, windows)
+    values = estimate.copy()
+    size = tuple(max(1, cs // s) if c > 1 else 1
+                 for cs, s, c in zip(coarse.stride, geometry.stride, counts))  # fmt: skip
+    blocks = _Blocks(counts, size)
+    orders = [np.argsort(-blocks.priority(estimate[i]), kind="stable") for i in range(n)]
+    swept = np.zeros((n, windows), dtype=bool)
+    done = np.zeros(n, dtype=np.int64)  # blocks swept per input
+    open_inputs = list(range(n))
+    estimated = np.ones(n)
+    disagreement = np.zeros(n)
+    rounds = (approximation.share,) if approximation.share is not None else AUTO_ROUNDS
+    sweeps = 1
+    for share in rounds:
+        wanted = max(1, math.ceil(share * blocks.count - 1e-9))
+        chosen = {i: blocks.windows(orders[i][done[i] : wanted]) for i in open_inputs}
+        chosen = {i: w for i, w in chosen.items() if len(w)}
+        if not chosen:
+            continue
+        pairs = np.concatenate(
+            [np.stack([np.full(len(w), i), w], axis=1) for i, w in chosen.items()]
+        ).astype(np.int64)
+        exact = sweep_values(geometry, pairs).reshape(len(pairs), planes)
+        sweeps += 1
+        at = 0
+        for i, w in chosen.items():
+            part = exact[at : at + len(w)].T  # (planes, windows)
+            at += len(w)
+            residual = part - estimate[i][:, w]
+            values[i][:, w] = part
+            swept[i, w] = True
+            done[i] = wanted
+            scale = max(float(np.abs(values[i]).max()), 1e-300)
+            sigma = float(np.sqrt(np.mean(residual**2)))
+            disagreement[i] = sigma / scale
+            one = values[i].reshape((planes,) + counts)
+            estimated[i] = _estimated_ssim(one, swept[i], sigma, blocks, assemble)
+        if approximation.share is None:
+            open_inputs = [i for i in open_inputs if estimated[i] < approximation.target_ssim]
+            if not open_inputs:
+                break
+    return DrillDownResult(
+        values=values.reshape((n * planes,) + counts),
+        swept_share=float(swept.mean()),
+        coarse_windows=int(coarse.grid().num_windows),
+        estimated_ssim=float(estimated.min()),
+        disagreement=float(disagreement.max()),
+        sweeps=sweeps,
+    )

@@ -123,10 +123,12 @@ def blend_window_values(values: numpy.ndarray, grid: WindowGrid, importance: num
     shape grid.window with 1 on the collapsed axes (MONAI's gaussian blending; a constant
     importance is accumulate_window_deltas(..., 'mean')).
     """
-def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy.ndarray, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, baseline_kind: str = 'auto') -> None:
+def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy.ndarray, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, baseline_kind: str = 'auto', pairs: numpy.ndarray | None = None) -> None:
     """
     Write occluded samples of the (input, window) stream into out[:count]: slot j gets
-    stream index start + j*stride (stride 1: the slice [start, start+count)).
+    stream index start + j*stride (stride 1: the slice [start, start+count)) of the
+    grid's stream (index s: input s // K, window s % K) or of pairs ((P, 2) int64:
+    index s is (input, window) pairs[s]).
     inputs (N, *grid.shape): float32, float64, or any dtype of 1, 2, 4 or 8 bytes (integers,
     bool, float16, bfloat16 viewed as uint16), whose values are copied bit for bit; baseline
     and out of the inputs' dtype. baseline by baseline_kind: 'auto': (),
@@ -138,15 +140,16 @@ def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy
     IncrementalFillState for incremental fills (only the previous and the new window of a
     slot are rewritten).
     """
-def gather_windows(maps: numpy.ndarray, map_index: numpy.ndarray, origins: numpy.ndarray, size: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], out: numpy.ndarray | None = None, patches: numpy.ndarray | None = None, patch_origins: numpy.ndarray | None = None, *, pad_value: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.ndarray:
+def gather_windows(maps: numpy.ndarray, map_index: numpy.ndarray, origins: numpy.ndarray, size: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], out: numpy.ndarray | None = None, patches: numpy.ndarray | None = None, patch_origins: numpy.ndarray | None = None, *, pad_value: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.ndarray:
     """
     Windows of channels-first feature maps, one per slot: out[j] (C, *size) is map
-    maps[map_index[j]] read from origins[j] (row, column; any int64, the window may
-    reach past the map), pad_value outside the map, and patches[j] (C, h, w) in place
-    of the map inside slot j's patch box at patch_origins[j] (inside the map).
-    maps (M, C, H, W) float32 or float64 (patches and out the same dtype); map_index
-    (count,) int64; origins, patch_origins (count, 2) int64; out (count, C, *size) or
-    None (a new array). Returns out.
+    maps[map_index[j]] read from origins[j] (one position per map axis; any int64, the
+    window may reach past the map), pad_value outside the map, and patches[j] (C, *box)
+    in place of the map inside slot j's patch box at patch_origins[j] (inside the map).
+    maps (M, C, *map) over 1 to 3 axes (time; rows, columns; depth, rows, columns),
+    float32 or float64 (patches and out the same dtype); map_index (count,) int64;
+    origins, patch_origins (count, axes) int64; size: the window's length per axis;
+    out (count, C, *size) or None (a new array). Returns out.
     """
 def num_threads() -> int:
     """
@@ -159,11 +162,12 @@ def set_num_threads(threads: typing.SupportsInt | typing.SupportsIndex) -> None:
 def splice_windows(maps: numpy.ndarray, map_index: numpy.ndarray, patches: numpy.ndarray, origins: numpy.ndarray, out: numpy.ndarray, state: SpliceState = None) -> None:
     """
     Dense maps with patches spliced in: out[j] = maps[map_index[j]] with patches[j]
-    (C, h, w) written at origins[j] (a box inside the map), for j < count; slots past
-    count keep their content. maps (M, C, H, W) float32 or float64, patches and out
-    (B, C, H, W), B >= count, of the same dtype; map_index (count,) int64; origins
-    (count, 2) int64. state: a SpliceState for a persistent out (a slot that keeps its
-    map gets only its previous box restored and the new patch written).
+    (C, *box) written at origins[j] (a box inside the map), for j < count; slots past
+    count keep their content. maps (M, C, *map) over 1 to 3 axes, float32 or float64;
+    patches (count, C, *box) and out (B, C, *map), B >= count, of the same dtype;
+    map_index (count,) int64; origins (count, axes) int64. state: a SpliceState for a
+    persistent out (a slot that keeps its map gets only its previous box restored and
+    the new patch written).
     """
 def window_means(inputs: numpy.ndarray, grid: WindowGrid, out: numpy.ndarray | None = None) -> numpy.ndarray:
     """

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastocclusion import _core
 from fastocclusion.backends.torch.forward import AggregateOutputError, ForwardBackend, TargetIndex
 from fastocclusion.captum.arguments import (
     CaptumArgumentError,
@@ -22,6 +23,8 @@ from fastocclusion.captum.arguments import (
     target_index,
 )
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
+from fastocclusion.engine.approximate import explain_by_drill_down
+from fastocclusion.engine.drill_down import check_approximate, for_geometry
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.options import check_incremental, check_switch_share, is_int
 from fastocclusion.types import ArrayLike
@@ -46,6 +49,12 @@ class Occlusion:
     way (float32 round-off). ``incremental_threshold``: the switch-back share of a feature
     map, in (0, 1] (None: engine.regions.DEFAULT_SWITCH_SHARE).
 
+    ``approximate`` (keyword only): None (default, exact), "auto" or a dict, as
+    ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
+    only where it stands out; ``coarse_stride`` one value or one per axis of an example),
+    per input tensor; ``last_stats.approximate_*`` report the share swept and the measured
+    error. CPU only.
+
     ``last_stats``: the ExplainStats of the last ``attribute`` call's sweep of its last
     input tensor (one sweep per tensor: its model calls and time, and
     ``incremental_layers`` / ``incremental_note`` saying what ran incrementally and why).
@@ -64,9 +73,12 @@ class Occlusion:
         *,
         incremental: str | bool = "auto",
         incremental_threshold: float | None = None,
+        approximate: str | dict[str, Any] | None = None,
     ) -> None:
         if not callable(forward_func):
             raise TypeError(f"forward_func: {forward_func!r} is invalid, expected a callable")
+        self._approximation = check_approximate(approximate)
+        self.approximate = approximate
         self.forward_func = forward_func
         self.incremental = check_incremental(incremental)
         self.incremental_threshold = check_switch_share(incremental_threshold, DEFAULT_SWITCH_SHARE)
@@ -191,14 +203,54 @@ class Occlusion:
                 baseline = baseline.reshape(baseline.shape + (1,) * (baseline.ndim > 0))
             geometry = WindowGeometry(array.shape[1:], window, step, "cover")
             backend = ForwardBackend(forward, tensors, k, index, extra, swept_dtype=dtype)
-            sweep = build_sweep(
-                backend, array, geometry, baseline, batch, progress=progress,
-                incremental=self._incremental_options(tensor, dtype),
-            )  # fmt: skip
-            _, maps = sweep.run(np.zeros((len(array), 0), np.float32), "mean", ())
-            self.last_stats = sweep.stats(started)
+            options = self._incremental_options(tensor, dtype)
+            if self._approximation is None:
+                sweep = build_sweep(
+                    backend, array, geometry, baseline, batch, progress=progress,
+                    incremental=options,
+                )  # fmt: skip
+                _, maps = sweep.run(np.zeros((len(array), 0), np.float32), "mean", ())
+                self.last_stats = sweep.stats(started)
+            else:
+                maps = self._drill_down(
+                    backend, array, geometry, baseline, batch, progress, options, started
+                )  # fmt: skip
             results.append(backend.wrap_result(maps).reshape(tensor.shape))
         return results
+
+    def _drill_down(
+        self, backend: Any, array: np.ndarray, geometry: WindowGeometry, baseline: np.ndarray,
+        batch: int, progress: bool | str, options: IncrementalOptions, started: float,
+    ) -> np.ndarray:  # fmt: skip
+        """One tensor's attributions with ``approximate`` (engine.drill_down); ValueError
+        naming ``approximate`` for a model on a GPU or a bad coarse stride, before any
+        call."""
+        assert self._approximation is not None
+        if backend.device_arrays is not None:
+            raise ValueError(
+                "approximate: the drill-down runs on the CPU only, not with a model on a GPU"
+            )
+        axes = tuple(range(len(geometry.sample_shape)))
+        approximation = for_geometry(self._approximation, geometry, axes)
+        no_targets = np.zeros((len(array), 0), np.float32)
+        grid = geometry.grid()
+
+        def run(g: WindowGeometry, pairs: np.ndarray | None) -> Any:
+            size = batch if pairs is None else min(batch, len(pairs))
+            sweep = build_sweep(
+                backend, array, g, baseline, size, progress=progress, incremental=options,
+                pairs=pairs,
+            )  # fmt: skip
+            sweep.run(no_targets, "mean", ())
+            return sweep
+
+        def assemble(values: np.ndarray) -> np.ndarray:
+            return _core.accumulate_window_deltas(values, grid, "mean", ())
+
+        maps, self.last_stats, _ = explain_by_drill_down(
+            geometry, approximation, len(array), run, assemble, started
+        )
+        return maps
 
     def attribute_future(self) -> None:
         """Not implemented, as Captum's ``Occlusion.attribute_future`` is not."""

@@ -12,9 +12,9 @@ model's response is smooth, so:
    the last one);
 3. the exact windows are cut into blocks of one coarse cell each (coarse_stride / stride
    windows per axis); per input, the blocks whose estimated values stand out most (the
-   largest |value - median| of a window in them) are swept exactly, a share ``r`` of the
-   windows: one sweep of the chosen (input, window) pairs of every input (a ``Sweep`` of
-   ``pairs``: one base pass, full batches);
+   largest |value - median| of a window in them) are swept exactly, whole blocks until a
+   share ``r`` of the windows is reached: one sweep of the chosen (input, window) pairs
+   of every input (a ``Sweep`` of ``pairs``: one base pass, full batches);
 4. the map accumulates every exact window's value: the swept ones, the estimates
    elsewhere (``_core.accumulate_window_deltas`` or ``blend_window_values``, as the exact
    sweep's own maps).
@@ -25,11 +25,12 @@ here calls a model: the front-end passes ``sweep_values(geometry, pairs)``, whic
 sweep and returns its window values.
 
 The measured error (``DrillDownResult``): the swept windows hold both their exact value and
-their estimate, so their disagreement is measured every time; its root mean square over
-the last blocks swept (the least outstanding ones, the nearest to those left estimated)
-stands for the error of every window left estimated. The estimated SSIM is that of the
-map against the map with such errors added (one draw per block, shared by its windows, a
-fixed seed). "auto" sweeps blocks in
+their estimate, so their disagreement is measured every time. Over the last blocks swept
+(the least outstanding ones, the nearest to those left estimated) the errors are fitted as
+a multiple of how far each estimate stands out (plus 1 % of the largest value), and every
+window left estimated is given such an error: the estimated SSIM is that of the map
+against the map with these errors added (one normal draw per block, shared by its
+windows, a fixed seed). "auto" sweeps blocks in
 rounds (5, 10, 20, 35, 50, 75, 100 % of the windows; one sweep per round, of the inputs
 still short) until that estimate reaches the target SSIM for every input.
 """
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,14 @@ import numpy as np
 from fastocclusion.engine.geometry import WindowGeometry
 from fastocclusion.engine.similarity import ssim
 
-__all__ = ["Approximation", "DrillDownResult", "check_approximate", "drill_down"]
+__all__ = [
+    "Approximation",
+    "DrillDownResult",
+    "check_approximate",
+    "coarse_geometry",
+    "drill_down",
+    "for_geometry",
+]
 
 #: The cumulative shares of the windows "auto" sweeps exactly, round by round.
 AUTO_ROUNDS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
@@ -58,8 +66,9 @@ _KEYS = ("drill_down", "coarse_stride", "target_ssim", "projective_field")
 @dataclass(frozen=True)
 class Approximation:
     """Checked ``approximate`` options: ``share`` (the share r of windows swept exactly;
-    None: chosen for ``target_ssim``), ``coarse_stride`` (one per patch axis of the
-    front-end, or None: at least the window, a multiple of the stride)."""
+    None: chosen for ``target_ssim``), ``coarse_stride`` (as the user gave it: one value or
+    one per patch axis of the front-end; per axis of the geometry after ``for_geometry``;
+    None: at least the window, a multiple of the stride)."""
 
     share: float | None
     coarse_stride: tuple[int, ...] | None
@@ -177,6 +186,33 @@ def _interpolate(values: np.ndarray, coarse: Any, fine: Any) -> np.ndarray:
     return out
 
 
+def for_geometry(
+    approximation: Approximation, geometry: WindowGeometry, axes: Sequence[int]
+) -> Approximation:  # fmt: skip
+    """``approximation`` with its coarse stride per axis of ``geometry``: the user's one
+    value for every one of ``axes`` (the front-end's patch axes) or one per such axis, the
+    other axes keeping their stride; None stays the default. ValueError naming
+    ``approximate`` for another count, or a coarse grid that does not fit (no model call)."""
+    given = approximation.coarse_stride
+    if given is None:
+        return approximation
+    if len(given) == 1:
+        given = given * len(axes)
+    if len(given) != len(axes):
+        raise ValueError(
+            f"approximate: coarse_stride={approximation.coarse_stride} is invalid, expected an "
+            f"int or {len(axes)} values (one per patch axis)"
+        )
+    stride = list(geometry.stride)
+    for axis, value in zip(axes, given):
+        stride[axis] = value
+    try:
+        coarse_geometry(geometry, stride).grid()
+    except ValueError as error:
+        raise ValueError(f"approximate: coarse_stride={tuple(given)} is invalid: {error}") from None
+    return replace(approximation, coarse_stride=tuple(stride))
+
+
 def coarse_geometry(geometry: WindowGeometry, stride: Sequence[int] | None) -> WindowGeometry:
     """The coarse pass's windows: ``stride`` per axis of ``geometry`` (None: the smallest
     multiple of the stride that is at least the window, on axes with several windows)."""
@@ -210,11 +246,13 @@ class _Blocks:
     def count(self) -> int:
         return int(np.prod(self.shape))
 
-    def priority(self, estimate: np.ndarray) -> np.ndarray:
-        """The most outstanding window of each block (|value - median|, summed over the
-        planes): (blocks,). ``estimate``: (planes, *counts)."""
-        planes = estimate.reshape(len(estimate), -1)
-        outstanding = np.abs(planes - np.median(planes, axis=1, keepdims=True)).sum(axis=0)
+    @property
+    def sizes(self) -> np.ndarray:
+        """The number of windows of each block: (blocks,)."""
+        return np.bincount(self.block_of, minlength=self.count)
+
+    def priority(self, outstanding: np.ndarray) -> np.ndarray:
+        """The most outstanding window of each block: (blocks,) of (windows,)."""
         best = np.full(self.count, -np.inf)
         np.maximum.at(best, self.block_of, outstanding)
         return best
@@ -226,18 +264,25 @@ class _Blocks:
         return np.flatnonzero(mask[self.block_of])
 
 
+def _outstanding(estimate: np.ndarray) -> np.ndarray:
+    """How far each window's estimate stands out: |value - median| summed over the planes,
+    (windows,) of one input's (planes, windows) estimates."""
+    return np.abs(estimate - np.median(estimate, axis=1, keepdims=True)).sum(axis=0)
+
+
 def _estimated_ssim(
-    values: np.ndarray, swept: np.ndarray, sigma: float, blocks: _Blocks,
+    values: np.ndarray, swept: np.ndarray, spread: np.ndarray, blocks: _Blocks,
     assemble: Callable[[np.ndarray], Any],
 ) -> float:  # fmt: skip
     """The SSIM of the map of ``values`` ((planes, *counts) of one input) against that map
-    with errors added to the windows not ``swept`` (a flat mask): one N(0, sigma) draw per
-    block and plane, shared by the block's windows (an interpolation's errors are alike
-    within a coarse cell: independent draws per window would cancel in the map)."""
-    if sigma <= 0 or swept.all():
+    with errors added to the windows not ``swept`` (a flat mask): N(0, 1) draws, one per
+    block and plane (an interpolation's errors are alike within a coarse cell: independent
+    draws per window would cancel in the map), times each window's ``spread`` (the error
+    expected of its estimate)."""
+    if not spread.any() or swept.all():
         return 1.0
-    draws = np.random.default_rng(0).normal(0.0, sigma, (len(values), blocks.count))
-    noise = draws[:, blocks.block_of] * ~swept
+    draws = np.random.default_rng(0).normal(0.0, 1.0, (len(values), swept.size))
+    noise = draws * (spread * ~swept)
     return ssim(
         np.asarray(assemble(values + noise.reshape(values.shape))), np.asarray(assemble(values))
     )
@@ -270,7 +315,8 @@ def drill_down(
     size = tuple(max(1, cs // s) if c > 1 else 1
                  for cs, s, c in zip(coarse.stride, geometry.stride, counts))  # fmt: skip
     blocks = _Blocks(counts, size)
-    orders = [np.argsort(-blocks.priority(estimate[i]), kind="stable") for i in range(n)]
+    outstanding = [_outstanding(estimate[i]) for i in range(n)]
+    orders = [np.argsort(-blocks.priority(outstanding[i]), kind="stable") for i in range(n)]
     swept = np.zeros((n, windows), dtype=bool)
     done = np.zeros(n, dtype=np.int64)  # blocks swept per input
     open_inputs = list(range(n))
@@ -278,9 +324,15 @@ def drill_down(
     disagreement = np.zeros(n)
     rounds = (approximation.share,) if approximation.share is not None else AUTO_ROUNDS
     sweeps = 1
+    # Whole blocks in priority order until the share of windows is reached (edge blocks
+    # hold fewer windows).
+    reached = [np.cumsum(blocks.sizes[order]) for order in orders]
     for share in rounds:
-        wanted = max(1, math.ceil(share * blocks.count - 1e-9))
-        chosen = {i: blocks.windows(orders[i][done[i] : wanted]) for i in open_inputs}
+        wanted = {
+            i: min(blocks.count, int(np.searchsorted(reached[i], share * windows - 1e-9)) + 1)
+            for i in open_inputs
+        }
+        chosen = {i: blocks.windows(orders[i][done[i] : wanted[i]]) for i in open_inputs}
         chosen = {i: w for i, w in chosen.items() if len(w)}
         if not chosen:
             continue
@@ -296,12 +348,15 @@ def drill_down(
             residual = part - estimate[i][:, w]
             values[i][:, w] = part
             swept[i, w] = True
-            done[i] = wanted
+            done[i] = wanted[i]
             scale = max(float(np.abs(values[i]).max()), 1e-300)
-            sigma = float(np.sqrt(np.mean(residual**2)))
-            disagreement[i] = sigma / scale
+            disagreement[i] = float(np.sqrt(np.mean(residual**2))) / scale
+            # The errors grow with how far an estimate stands out (a floor of 1 % of the
+            # largest value for the flat ones), fitted on the windows just swept.
+            level = outstanding[i] + 0.01 * scale
+            ratio = float(np.sqrt(np.mean((np.abs(residual).sum(axis=0) / level[w]) ** 2)))
             one = values[i].reshape((planes,) + counts)
-            estimated[i] = _estimated_ssim(one, swept[i], sigma, blocks, assemble)
+            estimated[i] = _estimated_ssim(one, swept[i], ratio * level, blocks, assemble)
         if approximation.share is None:
             open_inputs = [i for i in open_inputs if estimated[i] < approximation.target_ssim]
             if not open_inputs:

@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastocclusion import _core
 from fastocclusion.backends.torch.outputs import OutputsBackend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
+from fastocclusion.engine.approximate import explain_by_drill_down
+from fastocclusion.engine.drill_down import Approximation, check_approximate, for_geometry
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.frameworks import installed
 from fastocclusion.monai.arguments import check_image, per_axis
@@ -46,6 +49,11 @@ class OcclusionSensitivity:
     ``incremental_threshold``: the switch-back share of a feature map, in (0, 1] (None:
     engine.regions.DEFAULT_SWITCH_SHARE). ``last_stats``: the ExplainStats of the last
     call (``incremental_layers``, ``incremental_note``: what ran incrementally and why).
+    ``approximate`` (keyword only): None (default, exact), "auto" or a dict, as
+    ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
+    only where the coarse map stands out; ``coarse_stride`` one value or one per spatial
+    axis; ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note``
+    report what was swept and the measured error). CPU only.
 
     >>> occ_sens = OcclusionSensitivity(net, mask_size=12, n_batch=16)  # doctest: +SKIP
     >>> occ_map, most_probable_class = occ_sens(image)  # (1, C, H, W)  # doctest: +SKIP
@@ -64,7 +72,10 @@ class OcclusionSensitivity:
         *,
         incremental: str | bool = "auto",
         incremental_threshold: float | None = None,
+        approximate: str | dict[str, Any] | None = None,
     ) -> None:
+        self._approximation = check_approximate(approximate)
+        self.approximate = approximate
         if not callable(nn_module):
             raise ValueError(f"nn_module: {nn_module!r} is invalid, expected a torch module")
         if not is_int(n_batch) or n_batch < 1:
@@ -150,15 +161,53 @@ class OcclusionSensitivity:
         batch = min(self.n_batch, geometry.grid().num_windows)
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.
         progress = self.verbose and installed("tqdm")
-        sweep = build_sweep(
-            backend, image, geometry, baseline, batch, baseline_kind=kind, progress=progress,
-            incremental=self._incremental_options(axes),
-        )  # fmt: skip
-        classes, maps = sweep.run_values(importance, geometry.collapsed_axes)
-        self.last_stats = sweep.stats(started)
+        collapsed = geometry.collapsed_axes
+        approximation = self._drill_down_options(backend, geometry, axes)
+
+        def sweep_of(g: WindowGeometry, pairs: np.ndarray | None = None) -> Any:
+            return build_sweep(
+                backend, image, g, baseline, batch if pairs is None else min(batch, len(pairs)),
+                baseline_kind=kind, progress=progress,
+                incremental=self._incremental_options(axes), pairs=pairs,
+            )  # fmt: skip
+
+        if approximation is None:
+            sweep = sweep_of(geometry)
+            classes, maps = sweep.run_values(importance, collapsed)
+            self.last_stats = sweep.stats(started)
+        else:
+            grid = geometry.grid()
+
+            def run(g: WindowGeometry, pairs: np.ndarray | None) -> Any:
+                sweep = sweep_of(g, pairs)
+                sweep.run_values(importance, collapsed)
+                return sweep
+
+            def assemble(values: np.ndarray) -> np.ndarray:
+                if importance is None:
+                    return _core.accumulate_window_deltas(values, grid, "mean", collapsed)
+                return _core.blend_window_values(values, grid, importance, collapsed)
+
+            maps, self.last_stats, _ = explain_by_drill_down(
+                geometry, approximation, 1, run, assemble, started
+            )  # fmt: skip
+            classes = len(maps)
         result = backend.wrap_result(maps.reshape((1, classes) + tuple(spatial)))
         result = result[(slice(None), slice(None), *crop.output)]
         return result, result.argmax(dim=1, keepdim=True)
+
+    def _drill_down_options(
+        self, backend: Any, geometry: WindowGeometry, axes: int
+    ) -> Approximation | None:  # fmt: skip
+        """The drill-down options of this call (None: exact); ValueError naming
+        ``approximate`` for a GPU module or a bad coarse stride, before any call."""
+        if self._approximation is None:
+            return None
+        if backend.device_arrays is not None:
+            raise ValueError(
+                "approximate: the drill-down runs on the CPU only, not with a module on a GPU"
+            )
+        return for_geometry(self._approximation, geometry, tuple(range(1, axes + 1)))
 
     def _incremental_options(self, axes: int) -> IncrementalOptions:
         """The engine's incremental options for an image of ``axes`` spatial axes (1 to 3:

@@ -22,7 +22,7 @@ from fastocclusion import _core, tasks
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.drill_down import check_approximate, coarse_geometry
+from fastocclusion.engine.drill_down import Approximation, check_approximate, for_geometry
 from fastocclusion.engine.objective import BasePass, ClassIndices
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
@@ -332,14 +332,14 @@ class Occlusion:
             layout.channel_axis != 0,
             layout.family,
         )
+        approximation = None
         if self._approximation is not None:
             if self._backend.device_arrays is not None:
                 raise ValueError(
                     "approximate: the drill-down runs on the CPU only, not with a model on a "
                     "GPU (device='cpu', or approximate=None)"
                 )
-            coarse = coarse_geometry(geometry, self._coarse_stride(layout, geometry))
-            coarse.grid()  # a coarse stride that does not fit fails here, before any call
+            approximation = for_geometry(self._approximation, geometry, layout.spatial_axes)
 
         def sweep_of(g: WindowGeometry = geometry, pairs: np.ndarray | None = None) -> Any:
             size = batch if pairs is None else min(batch, len(pairs))
@@ -351,35 +351,17 @@ class Occlusion:
             self._host_buffer = sweep.host_buffer
             return sweep
 
-        return sweep_of, layout, geometry, y
-
-    def _coarse_stride(self, layout: Any, geometry: WindowGeometry) -> tuple[int, ...] | None:
-        """The drill-down's coarse stride per geometry axis (None: its default), from
-        ``approximate``'s coarse_stride (an int, or one per patch axis); ValueError naming
-        ``approximate`` for another count."""
-        given = self._approximation.coarse_stride if self._approximation else None
-        if given is None:
-            return None
-        axes = layout.spatial_axes
-        if len(given) == 1:
-            given = given * len(axes)
-        if len(given) != len(axes):
-            raise ValueError(
-                f"approximate: coarse_stride={given} is invalid, expected an int or "
-                f"{len(axes)} values (one per patch axis)"
-            )
-        stride = list(geometry.stride)
-        for axis, value in zip(axes, given):
-            stride[axis] = value
-        return tuple(stride)
+        return sweep_of, layout, geometry, y, approximation
 
     def _explain(self, inputs: Any, targets: Any, region: Any) -> Any:
         """The maps, as the filler gives them (NumPy, or a device array)."""
         started = time.perf_counter()
         self.last_base_pass = None
-        sweep_of, layout, geometry, y = self._prepare(inputs, targets, region)
-        if self._approximation is not None:
-            return self._explain_by_drill_down(sweep_of, layout.shape[0], geometry, y, started)
+        sweep_of, layout, geometry, y, approximation = self._prepare(inputs, targets, region)
+        if approximation is not None:
+            return self._explain_by_drill_down(
+                sweep_of, approximation, layout.shape[0], geometry, y, started
+            )  # fmt: skip
         sweep = sweep_of()
         _, maps = sweep.run(y, self.reduction, geometry.collapsed_axes)
         self.last_stats = sweep.stats(started)
@@ -387,11 +369,11 @@ class Occlusion:
         return maps
 
     def _explain_by_drill_down(
-        self, sweep_of: Any, n: int, geometry: WindowGeometry, y: Any, started: float
-    ) -> Any:
+        self, sweep_of: Any, approximation: Approximation, n: int, geometry: WindowGeometry,
+        y: Any, started: float,
+    ) -> Any:  # fmt: skip
         """``_explain`` with ``approximate`` (engine.drill_down): the first (coarse) sweep
         resolves the targets, every later sweep takes them."""
-        assert self._approximation is not None
         resolved: list[Any] = []  # the targets the first sweep used
         grid, collapsed = geometry.grid(), geometry.collapsed_axes
 
@@ -406,7 +388,7 @@ class Occlusion:
             return _core.accumulate_window_deltas(values, grid, self.reduction, collapsed)
 
         maps, self.last_stats, first = explain_by_drill_down(
-            geometry, self._approximation, n, run, assemble, started
+            geometry, approximation, n, run, assemble, started
         )
         self.last_base_pass = first.base
         return maps
@@ -420,7 +402,7 @@ class Occlusion:
                 "(or regression) operator, whose score of class c is output c"
             )
         chosen = check_classes(classes)
-        sweep_of, layout, geometry, _ = self._prepare(inputs, None, region)
+        sweep_of, layout, geometry, _, _ = self._prepare(inputs, None, region)
         sweep = sweep_of()
         chosen, maps = sweep.run_classes(chosen, self.reduction, geometry.collapsed_axes)
         self.last_stats = sweep.stats(started)

@@ -1,0 +1,142 @@
+"""Adaptive drill-down (``Occlusion(approximate=...)``, engine.drill_down) against the exact
+maps, side by side in one process on the CPU.
+
+    python benchmarks/bench_approximate.py [--configs vgg16/4 resnet18/8 demo ...]
+        [--modes 0.1 0.25 auto] [--calls 8]
+
+- vgg16/S, resnet18/S: bench_incremental's VGG-16 and bench_torch's ResNet-18 (random
+  weights, eval mode) over one 224x224 image (uniform noise), patch 16, stride S, batch
+  32. Rows: the model calls alone of the exact normal sweep (the floor; extrapolated from
+  its first ``--calls`` calls, timed, to all of them: the full sweep takes minutes), the
+  exact incremental explain (whose maps are the reference: they equal the normal sweep's
+  within 1e-6), and each approximate mode (``{"drill_down": r}`` for a number r, or
+  "auto"), with ``incremental="auto"`` as by default. Speed-ups are over the floor; SSIM
+  and Spearman are against the exact maps (engine.similarity).
+- demo: the demo's Keras CNN (``fastocclusion.demo``, trained here in a few seconds) over
+  200 held-out 32x32 images, patch 4, stride 1: the exact explain and each mode, with the
+  pointing game (the share of maps whose highest pixel lies on the shape) and the mean
+  SSIM to the exact maps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_incremental import vgg16  # noqa: E402
+from bench_torch import TorchConfig, call_rows, calls_alone, resnet18  # noqa: E402
+
+from fastocclusion import Occlusion  # noqa: E402
+from fastocclusion.engine.similarity import spearman, ssim  # noqa: E402
+
+
+def mode_option(mode: str) -> Any:
+    return "auto" if mode == "auto" else {"drill_down": float(mode)}
+
+
+def timed(call: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = call()
+    return time.perf_counter() - start, result
+
+
+def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
+    kind, stride = name.split("/")
+    torch.manual_seed(0)
+    model = (vgg16() if kind == "vgg16" else resnet18()).eval()
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    targets = np.eye(10, dtype=np.float32)[[0]]
+    options = dict(patch_size=16, patch_stride=int(stride), batch_size=32,
+                   data_format="channels_first")  # fmt: skip
+    cfg = TorchConfig(name, kind, (3, 224, 224), 1, 16, int(stride))
+    rows = call_rows(cfg)
+    part = calls_alone(model, cfg, rows[:calls])
+    part()  # warm-up
+    seconds, _ = timed(part)
+    floor = seconds * sum(rows) / sum(rows[:calls])
+    exact = Occlusion(model, incremental=True, **options)
+    exact_seconds, reference = timed(lambda: exact.explain(x, targets).numpy()[0, 0])
+    results = [
+        {"config": name, "mode": "model calls alone (exact normal sweep)", "seconds": floor,
+         "share": 1.0, "ssim": 1.0, "spearman": 1.0, "estimated": 1.0},
+        {"config": name, "mode": "exact, incremental", "seconds": exact_seconds, "share": 1.0,
+         "ssim": 1.0, "spearman": 1.0, "estimated": 1.0},
+    ]  # fmt: skip
+    for mode in modes:
+        explainer = Occlusion(model, approximate=mode_option(mode), **options)
+        seconds, maps = timed(lambda e=explainer: e.explain(x, targets).numpy()[0, 0])
+        stats = explainer.last_stats
+        results.append({
+            "config": name, "mode": f"approximate={mode_option(mode)!r}", "seconds": seconds,
+            "share": stats.approximate_share, "ssim": ssim(maps, reference),
+            "spearman": spearman(maps, reference), "estimated": stats.approximate_ssim,
+        })  # fmt: skip
+    for row in results:
+        row["speedup"] = floor / row["seconds"]
+    return results
+
+
+def demo_config(modes: list[str]) -> list[dict]:
+    from fastocclusion import demo
+
+    model = demo.train_model()
+    images, _, masks = demo.make_dataset(200, np.random.default_rng([0, 2]))
+    options = dict(patch_size=demo.PATCH_SIZE, patch_stride=demo.PATCH_STRIDE, batch_size=256)
+    exact = Occlusion(model, **options)
+    exact.explain(images[:1])  # traces the model
+    exact_seconds, reference = timed(lambda: exact.explain(images).numpy()[..., 0])
+    hits = float(demo.pointing_hits(reference, masks).mean())
+    results = [{"config": "demo", "mode": "exact", "seconds": exact_seconds, "share": 1.0,
+                "ssim": 1.0, "spearman": 1.0, "estimated": 1.0, "pointing": hits}]  # fmt: skip
+    for mode in modes:
+        explainer = Occlusion(model, approximate=mode_option(mode), **options)
+        explainer.explain(images[:1])
+        seconds, maps = timed(lambda e=explainer: e.explain(images).numpy()[..., 0])
+        stats = explainer.last_stats
+        results.append({
+            "config": "demo", "mode": f"approximate={mode_option(mode)!r}", "seconds": seconds,
+            "share": stats.approximate_share,
+            "ssim": float(np.mean([ssim(m, r) for m, r in zip(maps, reference)])),
+            "spearman": float(np.mean([spearman(m, r) for m, r in zip(maps, reference)])),
+            "estimated": stats.approximate_ssim,
+            "pointing": float(demo.pointing_hits(maps, masks).mean()),
+        })  # fmt: skip
+    for row in results:
+        row["speedup"] = exact_seconds / row["seconds"]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    configs = ["vgg16/4", "resnet18/4", "vgg16/8", "resnet18/8", "demo"]
+    parser.add_argument("--configs", nargs="+", default=configs)
+    parser.add_argument("--modes", nargs="+", default=["0.1", "0.25", "auto"])
+    parser.add_argument("--calls", type=int, default=8, help="calls timed for the floor")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| config | mode | seconds | speed-up | exactly swept | SSIM | Spearman | "
+          "estimated SSIM | pointing game |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.configs:
+        rows = demo_config(args.modes) if name == "demo" else torch_config(
+            name, args.modes, args.calls
+        )  # fmt: skip
+        for r in rows:
+            pointing = f"{r['pointing']:.2f}" if "pointing" in r else ""
+            print(
+                f"| {r['config']} | {r['mode']} | {r['seconds']:.2f} | {r['speedup']:.1f}x | "
+                f"{r['share']:.0%} | {r['ssim']:.3f} | {r['spearman']:.3f} | "
+                f"{r['estimated']:.3f} | {pointing} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Drill-down (``approximate=``) through the Captum and MONAI front-ends: every window swept
+gives their exact maps (MONAI: every mode, 2-D and 3-D; Captum: windows over all channels
+and per channel, two input tensors), a share sweeps that share and reports it, a smooth
+model's maps come back close, and bad options fail naming ``approximate`` before any
+model call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from fastocclusion.engine.similarity import ssim  # noqa: E402
+
+from .incremental_models import random_cnn_nd  # noqa: E402
+
+pytestmark = [
+    pytest.mark.torch,
+    pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning"),  # MONAI's
+]
+
+
+class Counted(nn.Module):
+    """A module that counts its forward calls."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+class SmoothScore(nn.Module):
+    """(N, C, *axes) -> (N, 2): tanh of the input weighted by two smooth bumps, so that the
+    occlusion maps have structure for a coarse sweep to find."""
+
+    def __init__(self, shape: tuple[int, ...], seed: int) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        grids = np.meshgrid(*[np.arange(n) for n in shape[1:]], indexing="ij")
+        weights = np.zeros((2, *shape))
+        for k in range(2):
+            centre = [rng.uniform(0, n) for n in shape[1:]]
+            distance = sum((g - c) ** 2 for g, c in zip(grids, centre))
+            weights[k] = rng.normal(0, 0.5) * np.exp(-distance / (2 * 3.0**2))
+        self.register_buffer("weights", torch.from_numpy(weights.reshape(2, -1)).float())
+
+    def forward(self, x):
+        return torch.tanh(x.flatten(1).to(self.weights.dtype) @ self.weights.T)
+
+
+# -- MONAI ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "mean_patch", -0.5])
+@pytest.mark.parametrize("shape", [(2, 15, 13), (1, 10, 9, 11)])
+def test_monai_every_window_swept_equals_the_exact_maps(mode, shape):
+    monai = pytest.importorskip("fastocclusion.monai")
+    net = random_cnn_nd(7, shape)
+    x = torch.from_numpy(np.random.default_rng(1).uniform(size=(1, *shape))).float()
+    options = dict(mask_size=3, n_batch=8, verbose=False, mode=mode, overlap=0.5)
+    exact = monai.OcclusionSensitivity(net, **options)(x)
+    ours = monai.OcclusionSensitivity(net, approximate={"drill_down": 1.0}, **options)
+    result = ours(x)
+    np.testing.assert_allclose(result[0].numpy(), exact[0].numpy(), rtol=0, atol=1e-5)
+    assert torch.equal(result[1], exact[1])
+    assert ours.last_stats.approximate_share == 1.0
+    assert "100% of the" in ours.last_stats.approximate_note
+
+
+def test_monai_a_share_sweeps_that_share_and_comes_close_on_a_smooth_model():
+    monai = pytest.importorskip("fastocclusion.monai")
+    shape = (1, 24, 24)
+    net = Counted(SmoothScore(shape, 3))
+    x = torch.from_numpy(np.random.default_rng(2).uniform(0.5, 1, size=(1, *shape))).float()
+    options = dict(mask_size=4, n_batch=16, verbose=False, mode="gaussian")
+    exact = monai.OcclusionSensitivity(net, **options)(x)[0].numpy()
+    net.calls = 0
+    ours = monai.OcclusionSensitivity(net, approximate={"drill_down": 0.25}, **options)
+    maps = ours(x)[0].numpy()
+    stats = ours.last_stats
+    assert 0.2 <= stats.approximate_share <= 0.5
+    assert stats.model_calls == net.calls  # the unoccluded call included
+    assert stats.perturbed_samples < stats.patches_per_input
+    assert maps.shape == exact.shape
+    for k in range(2):
+        assert ssim(maps[0, k], exact[0, k]) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [("fast", "approximate: 'fast' is invalid"), ({"drill_down": 2}, "drill_down=2 is invalid")],
+)
+def test_monai_bad_options_name_approximate(value, match):
+    monai = pytest.importorskip("fastocclusion.monai")
+    with pytest.raises(ValueError, match=match):
+        monai.OcclusionSensitivity(nn.Identity(), approximate=value)
+
+
+def test_monai_a_coarse_stride_per_axis_of_the_wrong_count_fails_before_any_call():
+    monai = pytest.importorskip("fastocclusion.monai")
+    net = Counted(SmoothScore((1, 12, 12), 0))
+    ours = monai.OcclusionSensitivity(
+        net, mask_size=4, verbose=False, approximate={"coarse_stride": (4, 4, 4)}
+    )
+    with pytest.raises(ValueError, match=r"coarse_stride=\(4, 4, 4\) is invalid"):
+        ours(torch.ones(1, 1, 12, 12))
+    assert net.calls == 0
+
+
+# -- Captum ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", ["all", "one"])
+def test_captum_every_window_swept_equals_the_exact_attributions(channels):
+    captum = pytest.importorskip("fastocclusion.captum")
+    shape = (3, 14, 12)
+    net = random_cnn_nd(11, shape)
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(2, *shape))).float()
+    window = (3 if channels == "all" else 1, 4, 3)
+    args = dict(sliding_window_shapes=window, strides=(window[0], 2, 2), target=1,
+                perturbations_per_eval=8)  # fmt: skip
+    exact = captum.Occlusion(net).attribute(x, **args)
+    ours = captum.Occlusion(net, approximate={"drill_down": 1.0})
+    result = ours.attribute(x, **args)
+    assert result.dtype == exact.dtype and result.shape == exact.shape
+    np.testing.assert_allclose(result.numpy(), exact.numpy(), rtol=0, atol=1e-5)
+    assert ours.last_stats.approximate_share == 1.0
+
+
+def test_captum_two_tensors_every_window_swept_equal_the_exact_attributions():
+    captum = pytest.importorskip("fastocclusion.captum")
+
+    def forward(a, b):
+        return torch.tanh(a.flatten(1).sum(1, keepdim=True) * b.flatten(1)[:, :3])
+
+    rng = np.random.default_rng(4)
+    a = torch.from_numpy(rng.normal(size=(2, 6, 5))).float()
+    b = torch.from_numpy(rng.normal(size=(2, 8))).float()
+    args = dict(sliding_window_shapes=((2, 2), (3,)), strides=((1, 2), (2,)), target=2)
+    exact = captum.Occlusion(forward).attribute((a, b), **args)
+    ours = captum.Occlusion(forward, approximate={"drill_down": 1.0}).attribute((a, b), **args)
+    for mine, theirs in zip(ours, exact):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=0, atol=1e-6)
+
+
+def test_captum_a_share_comes_close_on_a_smooth_model_and_says_so():
+    captum = pytest.importorskip("fastocclusion.captum")
+    shape = (1, 24, 24)
+    net = Counted(SmoothScore(shape, 5))
+    x = torch.from_numpy(np.random.default_rng(6).uniform(0.5, 1, size=(2, *shape))).float()
+    args = dict(sliding_window_shapes=(1, 4, 4), strides=(1, 1, 1), target=0,
+                perturbations_per_eval=32)  # fmt: skip
+    exact = captum.Occlusion(net).attribute(x, **args).numpy()
+    net.calls = 0
+    ours = captum.Occlusion(net, approximate={"drill_down": 0.25})
+    maps = ours.attribute(x, **args).numpy()
+    stats = ours.last_stats
+    assert 0.2 <= stats.approximate_share <= 0.5
+    assert stats.model_calls == net.calls  # the unoccluded calls included
+    assert "drill-down" in stats.approximate_note
+    for mine, theirs in zip(maps, exact):
+        assert ssim(mine[0], theirs[0]) > 0.9
+
+
+def test_captum_bad_options_name_approximate():
+    captum = pytest.importorskip("fastocclusion.captum")
+    with pytest.raises(ValueError, match="approximate: 0.5 is invalid"):
+        captum.Occlusion(nn.Identity(), approximate=0.5)

@@ -2,15 +2,16 @@
 maps, side by side in one process on the CPU.
 
     python benchmarks/bench_approximate.py [--configs vgg16/4 resnet18/8 demo ...]
-        [--modes 0.1 0.25 auto] [--calls 8]
+        [--modes 0.1 0.25 pf0.5 0.1+pf0.5 auto] [--calls 8]
 
 - vgg16/S, resnet18/S: bench_incremental's VGG-16 and bench_torch's ResNet-18 (random
   weights, eval mode) over one 224x224 image (uniform noise), patch 16, stride S, batch
   32. Rows: the model calls alone of the exact normal sweep (the floor; extrapolated from
   its first ``--calls`` calls, timed, to all of them: the full sweep takes minutes), the
   exact incremental explain (whose maps are the reference: they equal the normal sweep's
-  within 1e-6), and each approximate mode (``{"drill_down": r}`` for a number r, or
-  "auto"), with ``incremental="auto"`` as by default. Speed-ups are over the floor; SSIM
+  within 1e-6), and each approximate mode (``{"drill_down": r}`` for a number r,
+  ``{"projective_field": tau}`` for pfTAU, both for r+pfTAU, or "auto"), with
+  ``incremental="auto"`` as by default. Speed-ups are over the floor; SSIM
   and Spearman are against the exact maps (engine.similarity).
 - demo: the demo's Keras CNN (``fastocclusion.demo``, trained here in a few seconds) over
   200 held-out 32x32 images, patch 4, stride 1: the exact explain and each mode, with the
@@ -38,7 +39,16 @@ from fastocclusion.engine.similarity import spearman, ssim  # noqa: E402
 
 
 def mode_option(mode: str) -> Any:
-    return "auto" if mode == "auto" else {"drill_down": float(mode)}
+    """The option of a mode: "auto", or a dict of "+"-joined r (drill-down), pfTAU."""
+    if mode == "auto":
+        return "auto"
+    option: dict[str, float] = {}
+    for part in mode.split("+"):
+        if part.startswith("pf"):
+            option["projective_field"] = float(part[2:])
+        else:
+            option["drill_down"] = float(part)
+    return option
 
 
 def timed(call: Any) -> tuple[float, Any]:
@@ -77,6 +87,7 @@ def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
             "config": name, "mode": f"approximate={mode_option(mode)!r}", "seconds": seconds,
             "share": stats.approximate_share, "ssim": ssim(maps, reference),
             "spearman": spearman(maps, reference), "estimated": stats.approximate_ssim,
+            "note": stats.approximate_note,
         })  # fmt: skip
     for row in results:
         row["speedup"] = floor / row["seconds"]
@@ -107,6 +118,7 @@ def demo_config(modes: list[str]) -> list[dict]:
             "spearman": float(np.mean([spearman(m, r) for m, r in zip(maps, reference)])),
             "estimated": stats.approximate_ssim,
             "pointing": float(demo.pointing_hits(maps, masks).mean()),
+            "note": stats.approximate_note,
         })  # fmt: skip
     for row in results:
         row["speedup"] = exact_seconds / row["seconds"]
@@ -117,13 +129,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     configs = ["vgg16/4", "resnet18/4", "vgg16/8", "resnet18/8", "demo"]
     parser.add_argument("--configs", nargs="+", default=configs)
-    parser.add_argument("--modes", nargs="+", default=["0.1", "0.25", "auto"])
+    parser.add_argument("--modes", nargs="+", default=["0.1", "0.25", "pf0.5", "0.1+pf0.5", "auto"])
     parser.add_argument("--calls", type=int, default=8, help="calls timed for the floor")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| config | mode | seconds | speed-up | exactly swept | SSIM | Spearman | "
           "estimated SSIM | pointing game |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
+    notes = []
     for name in args.configs:
         rows = demo_config(args.modes) if name == "demo" else torch_config(
             name, args.modes, args.calls
@@ -136,6 +149,11 @@ def main() -> None:
                 f"{r['estimated']:.3f} | {pointing} |",
                 flush=True,
             )
+            if r.get("note"):
+                notes.append(f"{r['config']} {r['mode']}: {r['note']}")
+    print("\nNotes (last_stats.approximate_note):")
+    for note in notes:
+        print(f"- {note}")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,8 @@ from hypothesis import strategies as st
 
 from fastocclusion import Occlusion, _core
 from fastocclusion.engine import WindowGeometry
-from fastocclusion.engine.drill_down import (
-    Approximation,
-    check_approximate,
-    coarse_geometry,
-    drill_down,
-)
+from fastocclusion.engine.approximation import Approximation, check_approximate, coarse_geometry
+from fastocclusion.engine.drill_down import drill_down
 from fastocclusion.engine.similarity import spearman, ssim
 
 RNG = np.random.default_rng(5)
@@ -67,7 +63,8 @@ TARGETS = np.eye(3, dtype=np.float32)[[0, 2, 1]]
         ({"drill_down": 0.2, "target_ssim": 0.9}, "not both"),
         ({"coarse_stride": 0}, "coarse_stride=0 is invalid"),
         ({"coarse_stride": (2, 2.5)}, r"coarse_stride=\(2, 2.5\) is invalid"),
-        ({"projective_field": 0.5}, "'projective_field' is not supported yet"),
+        ({"projective_field": 0}, "projective_field=0 is invalid, expected a share of a"),
+        ({"projective_field": "half"}, "projective_field='half' is invalid"),
     ],
 )
 def test_bad_options_name_approximate(value, match):
@@ -89,6 +86,12 @@ def test_the_options_read_back():
     assert check_approximate("auto") == Approximation(None, None, 0.9)
     assert check_approximate({"target_ssim": 0.95}) == Approximation(None, None, 0.95)
     assert check_approximate({"drill_down": 0.3, "coarse_stride": 6}) == Approximation(0.3, (6,))
+    both = Approximation(0.3, None, 0.9, 0.5)
+    assert check_approximate({"drill_down": 0.3, "projective_field": 0.5}) == both
+    # truncation alone sweeps every window (truncated); with a target, the share is chosen
+    assert check_approximate({"projective_field": 0.5}) == Approximation(1.0, None, 0.9, 0.5)
+    tuned = Approximation(None, None, 0.95, 0.5)
+    assert check_approximate({"projective_field": 0.5, "target_ssim": 0.95}) == tuned
 
 
 # -- the engine against an independent construction ----------------------------------------
@@ -112,7 +115,8 @@ def test_swept_windows_are_exact_and_the_others_interpolated(stride, factor, edg
     exact = np.stack([smooth_values(fine) * (i + 1) for i in range(n)])  # (n, planes, *counts)
     calls = []
 
-    def sweep_values(g, pairs):
+    def sweep_values(g, pairs, tau):
+        assert tau is None  # no truncation asked
         grid = g.grid()
         calls.append(pairs)
         if pairs is None:  # the coarse sweep: every window of g

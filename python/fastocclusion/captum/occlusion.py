@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from fastocclusion.captum.arguments import (
 )
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.drill_down import check_approximate, for_geometry
+from fastocclusion.engine.approximation import check_approximate, on_the_host
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.options import check_incremental, check_switch_share, is_int
 from fastocclusion.types import ArrayLike
@@ -225,21 +226,19 @@ class Occlusion:
         """One tensor's attributions with ``approximate`` (engine.drill_down); ValueError
         naming ``approximate`` for a model on a GPU or a bad coarse stride, before any
         call."""
-        assert self._approximation is not None
-        if backend.device_arrays is not None:
-            raise ValueError(
-                "approximate: the drill-down runs on the CPU only, not with a model on a GPU"
-            )
         axes = tuple(range(len(geometry.sample_shape)))
-        approximation = for_geometry(self._approximation, geometry, axes)
+        approximation = on_the_host(
+            self._approximation, backend.device_arrays is not None, geometry, axes
+        )
+        assert approximation is not None
         no_targets = np.zeros((len(array), 0), np.float32)
         grid = geometry.grid()
 
-        def run(g: WindowGeometry, pairs: np.ndarray | None) -> Any:
+        def run(g: WindowGeometry, pairs: np.ndarray | None, tau: float | None) -> Any:
             size = batch if pairs is None else min(batch, len(pairs))
             sweep = build_sweep(
-                backend, array, g, baseline, size, progress=progress, incremental=options,
-                pairs=pairs,
+                backend, array, g, baseline, size, progress=progress,
+                incremental=replace(options, truncation=tau), pairs=pairs,
             )  # fmt: skip
             sweep.run(no_targets, "mean", ())
             return sweep

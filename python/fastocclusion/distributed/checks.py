@@ -67,6 +67,8 @@ def canonical(value: Any) -> Any:
         return float(value)
     if isinstance(value, (tuple, list)):
         return [canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, tasks.Tasks):
         return value.value
     if callable(value):

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from fastocclusion.engine.drill_down import Approximation, drill_down
+from fastocclusion.engine.approximation import Approximation
+from fastocclusion.engine.drill_down import drill_down
 from fastocclusion.engine.geometry import WindowGeometry
 from fastocclusion.engine.stats import ExplainStats, combined_stats
 from fastocclusion.engine.sweep import Sweep
@@ -21,23 +22,24 @@ def explain_by_drill_down(
     geometry: WindowGeometry,
     approximation: Approximation,
     n: int,
-    run: Callable[[WindowGeometry, np.ndarray | None], Sweep],
+    run: Callable[[WindowGeometry, np.ndarray | None, float | None], Sweep],
     assemble: Callable[[np.ndarray], Any],
     started: float,
 ) -> tuple[Any, ExplainStats, Sweep]:
     """(the maps, the stats, the first sweep) of ``n`` inputs over ``geometry``'s windows,
-    approximated by drill-down. ``run(g, pairs)``: a sweep of every input over the windows
-    of ``g`` (``pairs`` None) or over the (input, window) ``pairs`` of ``geometry`` only,
-    run (its window values kept); ``assemble(values)``: the maps of (rows, *counts) window
-    values, as the front-end's exact sweep makes them; ``started``: when the explain
-    started (``time.perf_counter()``).
+    approximated by drill-down. ``run(g, pairs, tau)``: a sweep of every input over the
+    windows of ``g`` (``pairs`` None) or over the (input, window) ``pairs`` of ``geometry``
+    only, with projective-field truncation ``tau`` (None: exact; engine.build's
+    IncrementalOptions.truncation), run (its window values kept); ``assemble(values)``:
+    the maps of (rows, *counts) window values, as the front-end's exact sweep makes them;
+    ``started``: when the explain started (``time.perf_counter()``).
 
     >>> maps, stats, _ = explain_by_drill_down(g, a, 1, run, assemble, t0)  # doctest: +SKIP
     """
     sweeps: list[Sweep] = []
 
-    def values(g: WindowGeometry, pairs: np.ndarray | None) -> np.ndarray:
-        sweep = run(g, pairs)
+    def values(g: WindowGeometry, pairs: np.ndarray | None, tau: float | None) -> np.ndarray:
+        sweep = run(g, pairs, tau)
         sweeps.append(sweep)
         return sweep.window_values(tuple(g.grid().counts))
 
@@ -51,6 +53,12 @@ def explain_by_drill_down(
         f"{result.disagreement:.2g} (RMS, relative to the largest value); estimated SSIM "
         f"to the exact maps {result.estimated_ssim:.3f}"
     )
+    if result.truncation.tried:
+        note = f"{note}; {result.truncation.describe()}"
+        if not any(sweep.truncated for sweep in sweeps):
+            note += (
+                " (no box was cut: the model did not run incrementally, or its boxes stay small)"
+            )
     now = time.perf_counter()
     parts = [sweep.stats(now) for sweep in sweeps]
     stats = combined_stats(

@@ -39,7 +39,8 @@ class IncrementalOptions:
     three: time; rows, columns; depth, rows, columns; the channels on the remaining axis)
     when the inputs are feature maps a CNN reads, else None; ``channels_last``: samples are
     (*axes, C) rather than (C, *axes); ``family``: what the inputs are, for the note when
-    they are not maps.
+    they are not maps; ``truncation``: None (exact), or the projective-field share tau
+    (approximate, engine.projective_field; set by the drill-down's sweeps only).
 
     >>> IncrementalOptions("auto", map_axes=(0, 1), channels_last=True).mode
     'auto'
@@ -50,6 +51,7 @@ class IncrementalOptions:
     map_axes: tuple[int, ...] | None = None
     channels_last: bool = False
     family: str = "images"
+    truncation: float | None = None
 
 
 def build_sweep(
@@ -114,6 +116,6 @@ def _incremental_scorer(
         return no_scorer("device: the incremental kernels run on the CPU", required)
     request = IncrementalRequest(
         window_regions(grid, options.map_axes), n, batch, options.threshold, required,
-        options.channels_last,
+        options.channels_last, options.truncation,
     )  # fmt: skip
     return backend.incremental_scorer(request)

@@ -37,113 +37,21 @@ still short) until that estimate reaches the target SSIM for every input.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from fastocclusion.engine.approximation import Approximation, coarse_geometry
 from fastocclusion.engine.geometry import WindowGeometry
+from fastocclusion.engine.projective_field import AUTO_SHARES, Truncation, measure_truncation
 from fastocclusion.engine.similarity import ssim
 
-__all__ = [
-    "Approximation",
-    "DrillDownResult",
-    "check_approximate",
-    "coarse_geometry",
-    "drill_down",
-    "for_geometry",
-]
+__all__ = ["AUTO_ROUNDS", "DrillDownResult", "drill_down"]
 
 #: The cumulative shares of the windows "auto" sweeps exactly, round by round.
 AUTO_ROUNDS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
-#: "auto"'s target SSIM of the map against the exact map (Krypton's default quality).
-DEFAULT_TARGET_SSIM = 0.9
-_KEYS = ("drill_down", "coarse_stride", "target_ssim", "projective_field")
-
-
-@dataclass(frozen=True)
-class Approximation:
-    """Checked ``approximate`` options: ``share`` (the share r of windows swept exactly;
-    None: chosen for ``target_ssim``), ``coarse_stride`` (as the user gave it: one value or
-    one per patch axis of the front-end; per axis of the geometry after ``for_geometry``;
-    None: at least the window, a multiple of the stride)."""
-
-    share: float | None
-    coarse_stride: tuple[int, ...] | None
-    target_ssim: float = DEFAULT_TARGET_SSIM
-
-
-def _number(value: Any, name: str, low: float, high: float, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"approximate: {name}={value!r} is invalid, expected {expected}")
-    number = float(value)
-    if not (low < number <= high) or not math.isfinite(number):
-        raise ValueError(f"approximate: {name}={value!r} is invalid, expected {expected}")
-    return number
-
-
-def check_approximate(value: Any) -> Approximation | None:
-    """The options of ``approximate``: None (exact), "auto" (SSIM 0.9 to the exact map),
-    or a dict with "drill_down" (r in (0, 1]) and/or "coarse_stride" (an int or one per
-    patch axis), or "target_ssim" (in (0, 1)) instead of "drill_down". ValueError naming
-    ``approximate`` otherwise (before any model call).
-
-    >>> check_approximate({"drill_down": 0.25}).share
-    0.25
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value != "auto":
-            raise ValueError(
-                f"approximate: {value!r} is invalid, expected None, 'auto' or a dict of "
-                f"{', '.join(_KEYS)}"
-            )
-        return Approximation(None, None)
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"approximate: {value!r} is invalid, expected None, 'auto' or a dict of "
-            f"{', '.join(_KEYS)}"
-        )
-    unknown = sorted(set(value) - set(_KEYS), key=str)
-    if unknown:
-        raise ValueError(f"approximate: keys {unknown} are invalid, expected {list(_KEYS)}")
-    if value.get("projective_field") is not None:
-        raise ValueError(
-            "approximate: 'projective_field' is not supported yet (projective-field "
-            "truncation of the incremental plan); use 'drill_down' or 'target_ssim'"
-        )
-    if "drill_down" in value and "target_ssim" in value:
-        raise ValueError(
-            "approximate: give 'drill_down' (a share of windows) or 'target_ssim' (the share "
-            "chosen for it), not both"
-        )
-    share = None
-    if "drill_down" in value:
-        share = _number(value["drill_down"], "drill_down", 0.0, 1.0, "a share in (0, 1]")
-    target = DEFAULT_TARGET_SSIM
-    if "target_ssim" in value:
-        target = _number(value["target_ssim"], "target_ssim", 0.0, 1.0, "an SSIM in (0, 1)")
-        if target >= 1.0:
-            raise ValueError(
-                f"approximate: target_ssim={value['target_ssim']!r} is invalid, expected an "
-                "SSIM in (0, 1) (1 is the exact sweep: approximate=None)"
-            )
-    stride = value.get("coarse_stride")
-    strides: tuple[int, ...] | None = None
-    if stride is not None:
-        items = stride if isinstance(stride, (tuple, list)) else (stride,)
-        if not items or any(
-            isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in items
-        ):
-            raise ValueError(
-                f"approximate: coarse_stride={stride!r} is invalid, expected a positive int "
-                "or one per patch axis"
-            )
-        strides = tuple(int(s) for s in items)
-    return Approximation(share, strides, target)
 
 
 @dataclass(frozen=True)
@@ -153,9 +61,11 @@ class DrillDownResult:
     ``coarse_windows`` (per input), ``estimated_ssim`` (of the maps against the exact ones,
     the lowest over the inputs, see the module docstring; 1.0 when every window was swept),
     ``disagreement`` (the root mean square of swept - estimated over the last blocks swept,
-    relative to the largest |value|; the largest over the inputs) and ``sweeps``."""
+    relative to the largest |value|; the largest over the inputs), ``sweeps`` and
+    ``truncation`` (the projective-field truncation used, and its measured SSIM)."""
 
     values: np.ndarray
+    truncation: Truncation
     swept_share: float
     coarse_windows: int
     estimated_ssim: float
@@ -184,48 +94,6 @@ def _interpolate(values: np.ndarray, coarse: Any, fine: Any) -> np.ndarray:
         t = t.reshape(shape)
         out = np.take(out, left, axis=axis + 1) * (1 - t) + np.take(out, right, axis=axis + 1) * t
     return out
-
-
-def for_geometry(
-    approximation: Approximation, geometry: WindowGeometry, axes: Sequence[int]
-) -> Approximation:  # fmt: skip
-    """``approximation`` with its coarse stride per axis of ``geometry``: the user's one
-    value for every one of ``axes`` (the front-end's patch axes) or one per such axis, the
-    other axes keeping their stride; None stays the default. ValueError naming
-    ``approximate`` for another count, or a coarse grid that does not fit (no model call)."""
-    given = approximation.coarse_stride
-    if given is None:
-        return approximation
-    if len(given) == 1:
-        given = given * len(axes)
-    if len(given) != len(axes):
-        raise ValueError(
-            f"approximate: coarse_stride={approximation.coarse_stride} is invalid, expected an "
-            f"int or {len(axes)} values (one per patch axis)"
-        )
-    stride = list(geometry.stride)
-    for axis, value in zip(axes, given):
-        stride[axis] = value
-    try:
-        coarse_geometry(geometry, stride).grid()
-    except ValueError as error:
-        raise ValueError(f"approximate: coarse_stride={tuple(given)} is invalid: {error}") from None
-    return replace(approximation, coarse_stride=tuple(stride))
-
-
-def coarse_geometry(geometry: WindowGeometry, stride: Sequence[int] | None) -> WindowGeometry:
-    """The coarse pass's windows: ``stride`` per axis of ``geometry`` (None: the smallest
-    multiple of the stride that is at least the window, on axes with several windows)."""
-    counts = tuple(geometry.grid().counts)
-    if stride is None:
-        stride = tuple(
-            s * -(-w // s) if c > 1 else s
-            for w, s, c in zip(geometry.window, geometry.stride, counts)
-        )
-    return WindowGeometry(
-        geometry.sample_shape, geometry.window, tuple(stride), geometry.edges,
-        geometry.collapsed_axes, geometry.region,
-    )  # fmt: skip
 
 
 class _Blocks:
@@ -292,15 +160,16 @@ def drill_down(
     geometry: WindowGeometry,
     approximation: Approximation,
     n: int,
-    sweep_values: Callable[[WindowGeometry, np.ndarray | None], np.ndarray],
+    sweep_values: Callable[[WindowGeometry, np.ndarray | None, float | None], np.ndarray],
     assemble: Callable[[np.ndarray], Any],
 ) -> DrillDownResult:
     """The window values of ``geometry`` for ``n`` inputs, by drill-down (see the module
-    docstring). ``sweep_values(g, None)``: one sweep of every window of ``g`` for every
+    docstring). ``sweep_values(g, None, tau)``: one sweep of every window of ``g`` for every
     input, returning their values (n * planes, *g's counts), input-major;
-    ``sweep_values(geometry, pairs)``: one sweep of the (input, window) ``pairs`` ((P, 2)
-    int64) only, returning (P, planes); ``assemble(values)``: the maps of one input's
-    (planes, *counts) values (for the error estimate).
+    ``sweep_values(geometry, pairs, tau)``: one sweep of the (input, window) ``pairs``
+    ((P, 2) int64) only, returning (P, planes); ``tau``: the projective-field truncation
+    share of the sweep (None: exact); ``assemble(values)``: the maps of one input's
+    (planes, *counts) values (for the error estimates).
 
     >>> result = drill_down(geometry, Approximation(0.2, None), 1, run, maps)  # doctest: +SKIP
     """
@@ -308,7 +177,10 @@ def drill_down(
     counts = tuple(int(c) for c in fine.counts)
     windows = int(fine.num_windows)
     coarse = coarse_geometry(geometry, approximation.coarse_stride)
-    estimate = _interpolate(sweep_values(coarse, None), coarse.grid(), fine)
+    coarse_values = sweep_values(coarse, None, None)
+    truncation = _truncation(approximation, coarse, fine, n, coarse_values, sweep_values, assemble)
+    tau = truncation.share
+    estimate = _interpolate(coarse_values, coarse.grid(), fine)
     planes = estimate.shape[0] // n
     estimate = estimate.reshape(n, planes, windows)
     values = estimate.copy()
@@ -323,7 +195,7 @@ def drill_down(
     estimated = np.ones(n)
     disagreement = np.zeros(n)
     rounds = (approximation.share,) if approximation.share is not None else AUTO_ROUNDS
-    sweeps = 1
+    sweeps = 1 + truncation.sweeps
     # Whole blocks in priority order until the share of windows is reached (edge blocks
     # hold fewer windows).
     reached = [np.cumsum(blocks.sizes[order]) for order in orders]
@@ -339,7 +211,7 @@ def drill_down(
         pairs = np.concatenate(
             [np.stack([np.full(len(w), i), w], axis=1) for i, w in chosen.items()]
         ).astype(np.int64)
-        exact = sweep_values(geometry, pairs).reshape(len(pairs), planes)
+        exact = sweep_values(geometry, pairs, tau).reshape(len(pairs), planes)
         sweeps += 1
         at = 0
         for i, w in chosen.items():
@@ -357,15 +229,43 @@ def drill_down(
             ratio = float(np.sqrt(np.mean((np.abs(residual).sum(axis=0) / level[w]) ** 2)))
             one = values[i].reshape((planes,) + counts)
             estimated[i] = _estimated_ssim(one, swept[i], ratio * level, blocks, assemble)
+            estimated[i] *= truncation.ssim[i]
         if approximation.share is None:
             open_inputs = [i for i in open_inputs if estimated[i] < approximation.target_ssim]
             if not open_inputs:
                 break
     return DrillDownResult(
         values=values.reshape((n * planes,) + counts),
+        truncation=truncation,
         swept_share=float(swept.mean()),
         coarse_windows=int(coarse.grid().num_windows),
         estimated_ssim=float(estimated.min()),
         disagreement=float(disagreement.max()),
         sweeps=sweeps,
+    )
+
+
+def _truncation(
+    approximation: Approximation, coarse: WindowGeometry, fine: Any, n: int,
+    exact: np.ndarray, sweep_values: Callable[..., np.ndarray],
+    assemble: Callable[[np.ndarray], Any],
+) -> Truncation:  # fmt: skip
+    """The projective-field truncation of the swept windows (engine.projective_field): the
+    given tau, measured; for "auto" (no share, no tau) the first of AUTO_SHARES whose
+    coarse-window maps keep half the SSIM budget (1 - (1 - target) / 2); none asked: none."""
+    if approximation.projective_field is not None:
+        shares: tuple[float, ...] = (approximation.projective_field,)
+        goal = None
+    elif approximation.share is None:
+        shares, goal = AUTO_SHARES, 1.0 - (1.0 - approximation.target_ssim) / 2
+    else:
+        return Truncation(None, np.ones(n), None, ())
+    counts = tuple(int(c) for c in fine.counts)
+
+    def maps_of(values: np.ndarray) -> Any:
+        upsampled = _interpolate(values, coarse.grid(), fine)
+        return assemble(upsampled.reshape((len(values),) + counts))
+
+    return measure_truncation(
+        exact, n, shares, goal, lambda tau: sweep_values(coarse, None, tau), maps_of
     )

@@ -24,8 +24,10 @@ from fastocclusion.engine.regions import (
     LocalLayer,
     Regions,
     hull_regions,
+    input_windows,
     local_regions,
     shifted_regions,
+    truncated_regions,
 )
 
 __all__ = ["GraphNode", "LocalOp", "Plan", "Source", "Step", "build_plan"]
@@ -94,6 +96,7 @@ class Step:
     op: LocalOp | None = None
     regions: Regions | None = None  # the changed boxes of an input or region node
     sources: list[Source] = field(default_factory=list)
+    truncated: bool = False  # its boxes were cut (projective-field truncation)
 
 
 @dataclass
@@ -106,6 +109,8 @@ class Plan:
     macs: list[tuple[str, int, int]]
     incremental_layers: tuple[str, ...]
     note: str
+    #: The region layers whose boxes projective-field truncation cut (approximate).
+    truncated_layers: tuple[str, ...] = ()
 
     @property
     def saved_share(self) -> float:
@@ -144,10 +149,11 @@ def _source(node: GraphNode, boxes: Regions, known: dict[GraphNode, Regions]) ->
 
 def _box_regions(
     step: Step, op: LocalOp, known: dict[GraphNode, Regions], shapes: dict[GraphNode, Any],
-    map_size: Callable[[Any], tuple[int, ...] | None],
+    map_size: Callable[[Any], tuple[int, ...] | None], truncation: float | None,
 ) -> Regions | str:  # fmt: skip
     """The changed boxes of a local node over maps of known boxes (and its sources); or why
-    the node cannot run on boxes."""
+    the node cannot run on boxes. ``truncation``: the projective-field share (None: exact)
+    that cuts the boxes of convolutions, poolings and merges (``truncated_regions``)."""
     node = step.node
     parts = [known[i] for i in op.inputs]
     axes = parts[0].axes
@@ -167,12 +173,21 @@ def _box_regions(
         if op.floor_shape and out != floor:
             return f"{node.label}: pooling whose ceil mode adds positions is not supported"
         regions, windows = local_regions(parts[0], layer, out)
+        if truncation is not None:
+            cut = truncated_regions(regions, truncation)
+            if cut is not regions:
+                step.truncated = True
+                regions, windows = cut, input_windows(cut, layer, parts[0].shape)
         step.sources = [Source(op.inputs[0], windows, op.pad_value)]
         return regions
     if op.kind == "merge":  # sums, products (channels may broadcast), concatenations
         if any(s != out for s in ins):
             return f"{node.label}: maps of different sizes are not supported"
         regions = hull_regions(parts, out)
+        if truncation is not None:
+            cut = truncated_regions(regions, truncation)
+            step.truncated = cut is not regions
+            regions = cut
     elif op.kind == "pad":  # the boxes move with the map; the input's own boxes are read
         step.sources = [_source(op.inputs[0], parts[0], known)]
         offset = (0,) * (axes - len(op.offset)) + op.offset  # F.pad pads the last axes
@@ -188,6 +203,7 @@ def _box_regions(
 def _region_step(
     step: Step, known: dict[GraphNode, Regions], shapes: dict[GraphNode, Any],
     map_size: Callable[[Any], tuple[int, ...] | None], switch_share: float,
+    truncation: float | None,
 ) -> str:  # fmt: skip
     """Makes ``step`` a region step when its node can run on boxes; else says why not ("":
     a node that reads no map with boxes)."""
@@ -202,7 +218,7 @@ def _region_step(
         return ""
     if not all(i in known for i in op.inputs):
         return ""
-    boxes = _box_regions(step, op, known, shapes, map_size)
+    boxes = _box_regions(step, op, known, shapes, map_size, truncation)
     if isinstance(boxes, str):
         return boxes
     if boxes.share > switch_share:
@@ -221,11 +237,14 @@ def build_plan(
     map_size: Callable[[Any], tuple[int, ...] | None],
     regions: Regions,
     switch_share: float,
+    truncation: float | None = None,
 ) -> Plan:
     """The plan for one sweep: ``shapes`` the per-sample output shape of every node (None
     for what is not a tensor), ``map_size(shape)`` the map axes' lengths of a feature map
     of that shape (as many axes as ``regions`` has; None otherwise), ``regions`` the
-    occlusion windows' boxes over the input's map axes."""
+    occlusion windows' boxes over the input's map axes; ``truncation``: None (exact), or
+    the projective-field share in (0, 1] past which a layer's boxes are cut to their
+    centre (approximate: the cut-off changes are dropped)."""
     known: dict[GraphNode, Regions] = {}
     steps: list[Step] = []
     stopped = ""  # why the first region boundary is where it is
@@ -236,7 +255,7 @@ def build_plan(
             step.kind, step.regions = "input", regions
             known[node] = regions
         else:
-            reason = _region_step(step, known, shapes, map_size, switch_share)
+            reason = _region_step(step, known, shapes, map_size, switch_share, truncation)
             stopped = stopped or reason
         steps.append(step)
         shape = shapes.get(node)
@@ -267,8 +286,14 @@ def _finish(steps: list[Step], macs: list[tuple[str, int, int]], stopped: str) -
             materialized.update(i for i in step.node.inputs if i in region_nodes)
     stored |= materialized
     layers = tuple(s.node.label for s in steps if s.kind == "region")
+    truncated = tuple(s.node.label for s in steps if s.kind == "region" and s.truncated)
     if not layers:
         note = f"normal sweep: no layer runs incrementally ({stopped or 'no local layer'})"
     else:
         note = f"{len(layers)} layers run incrementally; full from {stopped or 'the output'}"
-    return Plan(steps, stored, materialized, macs, layers, note)
+        if truncated:
+            note += (
+                f"; projective-field truncation (approximate) cut the boxes of "
+                f"{len(truncated)} layers from {truncated[0]}"
+            )
+    return Plan(steps, stored, materialized, macs, layers, note, truncated)

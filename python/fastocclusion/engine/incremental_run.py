@@ -99,6 +99,9 @@ class IncrementalRunner:
         self.nodes, self.tensors, self.regions = nodes, tensors, request.regions
         self.n, self.batch = request.n, request.batch
         self.switch_share, self.required = request.switch_share, request.required
+        self.truncation = request.truncation
+        #: The layers whose boxes projective-field truncation cut (approximate maps).
+        self.truncated_layers: tuple[str, ...] = ()
         self.plan: Plan | None = None
         self._aside = False  # stepped aside: the normal sweep from then on
         #: True when "auto" left the choice to a measurement of the sweep's calls.
@@ -145,7 +148,7 @@ class IncrementalRunner:
         if self.required:
             raise ValueError(f"incremental: True is invalid here, {reason}")
         self._aside = True
-        self.incremental_layers, self.saved_share = (), 0.0
+        self.incremental_layers, self.saved_share, self.truncated_layers = (), 0.0, ()
         self.note = f"normal sweep (incremental='auto'): {reason}"
         self._stored.clear()
         self._spliced.clear()
@@ -179,7 +182,9 @@ class IncrementalRunner:
         result = self._run_full(sample, record)
         if outputs is not None:
             outputs.append(result)
-        plan = build_plan(self.nodes, shapes, self._map_size, self.regions, self.switch_share)
+        plan = build_plan(
+            self.nodes, shapes, self._map_size, self.regions, self.switch_share, self.truncation
+        )  # fmt: skip
         item = self.tensors.array(self.tensors.rows(sample, 1)).itemsize
         kept = sum(self.n * math.prod(shapes[v]) * item for v in plan.stored)
         kept += sum(self.batch * math.prod(shapes[v]) * item for v in plan.materialized)
@@ -187,6 +192,7 @@ class IncrementalRunner:
         floor = self.tensors.auto_min_call_macs
         reason = auto_declines(full, done, self.batch, kept, floor)
         self.incremental_layers, self.note = plan.incremental_layers, plan.note
+        self.truncated_layers = plan.truncated_layers
         self.saved_share = plan.saved_share
         self.probing = False
         if plan.incremental_layers and not self.required and reason is not None:
@@ -197,6 +203,7 @@ class IncrementalRunner:
                 self.note = f"normal sweep (incremental='auto'): {reason}"
         if not self.incremental_layers:
             plan.stored, plan.materialized, self.saved_share = set(), set(), 0.0
+            self.truncated_layers = ()
         for node in plan.stored:
             _, self._stored[node] = self.tensors.buffer((self.n,) + shapes[node], sample)
         for node in plan.materialized:

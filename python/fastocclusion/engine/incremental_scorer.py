@@ -68,6 +68,10 @@ class IncrementalScorer:
     def saved_share(self) -> float:
         return self.runner.saved_share
 
+    @property
+    def truncated_layers(self) -> tuple[str, ...]:
+        return self.runner.truncated_layers
+
     def outputs(self, buffer: BatchBuffer, start: int, count: int) -> Any:
         """The unoccluded inputs' outputs: the model's own, and the graph's while it runs
         (kept when they agree, so that base and occluded scores come from one graph)."""

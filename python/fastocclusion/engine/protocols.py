@@ -156,6 +156,9 @@ class WindowScorer(Protocol):
     #: The share of the model's multiply-adds per occluded sample that the incremental
     #: layers save (from the layer shapes; 0.0 when nothing runs incrementally).
     saved_share: float
+    #: The incremental layers whose boxes projective-field truncation cut (approximate
+    #: scores; empty for an exact sweep).
+    truncated_layers: tuple[str, ...]
     #: True when "auto" could not tell from the multiply-adds whether incremental calls
     #: pay: the sweep times one of each kind and reports to ``measured`` (known after the
     #: base pass).

@@ -97,7 +97,8 @@ class IncrementalRequest:
     ((C, H, W)); ``n`` inputs; ``batch`` samples per model call;
     ``switch_share``: a layer whose changed box covers more than this share of its map runs
     in full from there on; ``required`` (incremental=True): a ValueError naming the first
-    unsupported layer or option instead of (None, why)."""
+    unsupported layer or option instead of (None, why); ``truncation``: None (exact), or the
+    projective-field share past which boxes are cut (``truncated_regions``: approximate)."""
 
     regions: Regions
     n: int
@@ -105,6 +106,7 @@ class IncrementalRequest:
     switch_share: float
     required: bool
     channels_last: bool
+    truncation: float | None = None
 
 
 def window_regions(grid: Any, axes: Sequence[int]) -> Regions:
@@ -145,8 +147,7 @@ def local_regions(
     whose receptive field meets the input box (clipped to the map, one common size, moved
     inward at the edges), and the input positions those outputs read."""
     out_begin = np.empty_like(regions.begin)
-    window_begin = np.empty_like(regions.begin)
-    out_size, window_size = [], []
+    out_size = []
     for axis in range(regions.axes):
         k, s = layer.kernel[axis], layer.stride[axis]
         p, d = layer.padding[axis], layer.dilation[axis]
@@ -156,14 +157,40 @@ def local_regions(
         lo = np.maximum(-((-(first + p - d * (k - 1))) // s), 0)  # ceil division
         hi = np.minimum((last + p) // s, length - 1)
         size = int(max(1, min(length, int((hi - lo + 1).max()))))
-        begin = np.clip(lo, 0, length - size)
-        out_begin[:, axis] = begin
+        out_begin[:, axis] = np.clip(lo, 0, length - size)
         out_size.append(size)
-        window_begin[:, axis] = begin * s - p
-        window_size.append((size - 1) * s + d * (k - 1) + 1)
     out = Regions(out_begin, tuple(out_size), out_shape)
-    windows = Regions(window_begin, tuple(window_size), regions.shape)
-    return out, windows
+    return out, input_windows(out, layer, regions.shape)
+
+
+def input_windows(out: Regions, layer: LocalLayer, in_shape: tuple[int, ...]) -> Regions:
+    """The input windows (over a map of ``in_shape``; they may reach past it where the
+    layer pads) that a local layer reads to compute its output boxes ``out``."""
+    begin = np.empty_like(out.begin)
+    size = []
+    for axis in range(out.axes):
+        k, s = layer.kernel[axis], layer.stride[axis]
+        p, d = layer.padding[axis], layer.dilation[axis]
+        begin[:, axis] = out.begin[:, axis] * s - p
+        size.append((out.size[axis] - 1) * s + d * (k - 1) + 1)
+    return Regions(begin, tuple(size), in_shape)
+
+
+def truncated_regions(regions: Regions, share: float) -> Regions:
+    """Projective-field truncation (approximate, Krypton's tau): along every axis where the
+    boxes are longer than ``share`` (in (0, 1]) of the map, the central
+    ``max(1, round(share * length))`` positions of each box; the rest of the box is taken
+    as unchanged. The boxes as they are when none is that long."""
+    begin = regions.begin.copy()
+    size = list(regions.size)
+    for axis, length in enumerate(regions.shape):
+        cap = max(1, round(share * length))
+        if size[axis] > cap:
+            begin[:, axis] += (size[axis] - cap) // 2
+            size[axis] = cap
+    if tuple(size) == regions.size:
+        return regions
+    return Regions(begin, tuple(size), regions.shape)
 
 
 def hull_regions(parts: Sequence[Regions], shape: tuple[int, ...]) -> Regions:

@@ -54,11 +54,12 @@ def combined_stats(
     parts: list[ExplainStats], started: float, inputs: int, patches_per_input: int,
     share: float, estimated_ssim: float, note: str,
 ) -> ExplainStats:  # fmt: skip
-    """The stats of an explain made of several sweeps (``parts``, the first one first: its
-    incremental fields are reported) that computed ``patches_per_input`` patches of
-    ``inputs`` inputs, a ``share`` of them exactly (engine.drill_down)."""
+    """The stats of an explain made of several sweeps (``parts``, in order; the last one's
+    incremental fields are reported: the sweep of the exact windows) that computed
+    ``patches_per_input`` patches of ``inputs`` inputs, a ``share`` of them exactly
+    (engine.drill_down)."""
     seconds = [p.model_seconds for p in parts]
-    first = parts[0]
+    first, last = parts[0], parts[-1]
     return ExplainStats(
         inputs=inputs,
         patches_per_input=patches_per_input,
@@ -67,9 +68,9 @@ def combined_stats(
         model_calls=sum(p.model_calls for p in parts),
         total_seconds=time.perf_counter() - started,
         model_seconds=None if None in seconds else sum(s for s in seconds if s is not None),
-        incremental_layers=first.incremental_layers,
-        incremental_note=first.incremental_note,
-        incremental_saved=first.incremental_saved,
+        incremental_layers=last.incremental_layers,
+        incremental_note=last.incremental_note,
+        incremental_saved=last.incremental_saved,
         approximate_share=share,
         approximate_ssim=estimated_ssim,
         approximate_note=note,

@@ -119,6 +119,12 @@ class Sweep:
         """True when batches are scored from their windows (known after the base pass)."""
         return self.scorer is not None and bool(self.scorer.incremental_layers)
 
+    @property
+    def truncated(self) -> bool:
+        """True when projective-field truncation cut some layer's boxes (approximate
+        scores; known after the base pass)."""
+        return self.incremental and bool(self.scorer.truncated_layers)  # type: ignore[union-attr]
+
     def stats(self, started: float) -> ExplainStats:
         """What this sweep did, for an explain that started at ``started``
         (``time.perf_counter()``), ended now."""

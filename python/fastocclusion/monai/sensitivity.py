@@ -15,7 +15,7 @@ from fastocclusion import _core
 from fastocclusion.backends.torch.outputs import OutputsBackend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.drill_down import Approximation, check_approximate, for_geometry
+from fastocclusion.engine.approximation import check_approximate, on_the_host
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.frameworks import installed
 from fastocclusion.monai.arguments import check_image, per_axis
@@ -162,13 +162,18 @@ class OcclusionSensitivity:
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.
         progress = self.verbose and installed("tqdm")
         collapsed = geometry.collapsed_axes
-        approximation = self._drill_down_options(backend, geometry, axes)
+        approximation = on_the_host(
+            self._approximation, backend.device_arrays is not None, geometry,
+            tuple(range(1, axes + 1)),
+        )  # fmt: skip
 
-        def sweep_of(g: WindowGeometry, pairs: np.ndarray | None = None) -> Any:
+        def sweep_of(
+            g: WindowGeometry, pairs: np.ndarray | None = None, tau: float | None = None
+        ) -> Any:  # fmt: skip
             return build_sweep(
                 backend, image, g, baseline, batch if pairs is None else min(batch, len(pairs)),
                 baseline_kind=kind, progress=progress,
-                incremental=self._incremental_options(axes), pairs=pairs,
+                incremental=self._incremental_options(axes, tau), pairs=pairs,
             )  # fmt: skip
 
         if approximation is None:
@@ -178,8 +183,8 @@ class OcclusionSensitivity:
         else:
             grid = geometry.grid()
 
-            def run(g: WindowGeometry, pairs: np.ndarray | None) -> Any:
-                sweep = sweep_of(g, pairs)
+            def run(g: WindowGeometry, pairs: np.ndarray | None, tau: float | None) -> Any:
+                sweep = sweep_of(g, pairs, tau)
                 sweep.run_values(importance, collapsed)
                 return sweep
 
@@ -196,26 +201,13 @@ class OcclusionSensitivity:
         result = result[(slice(None), slice(None), *crop.output)]
         return result, result.argmax(dim=1, keepdim=True)
 
-    def _drill_down_options(
-        self, backend: Any, geometry: WindowGeometry, axes: int
-    ) -> Approximation | None:  # fmt: skip
-        """The drill-down options of this call (None: exact); ValueError naming
-        ``approximate`` for a GPU module or a bad coarse stride, before any call."""
-        if self._approximation is None:
-            return None
-        if backend.device_arrays is not None:
-            raise ValueError(
-                "approximate: the drill-down runs on the CPU only, not with a module on a GPU"
-            )
-        return for_geometry(self._approximation, geometry, tuple(range(1, axes + 1)))
-
-    def _incremental_options(self, axes: int) -> IncrementalOptions:
+    def _incremental_options(self, axes: int, tau: float | None = None) -> IncrementalOptions:
         """The engine's incremental options for an image of ``axes`` spatial axes (1 to 3:
         signals, images, volumes), channels first: the map axes are 1 to ``axes`` of (C,
-        *spatial)."""
+        *spatial); ``tau``: the drill-down's projective-field truncation (None: exact)."""
         return IncrementalOptions(
             self.incremental, self.incremental_threshold, tuple(range(1, axes + 1)),
-            channels_last=False,
+            channels_last=False, truncation=tau,
         )  # fmt: skip
 
     def _baseline(

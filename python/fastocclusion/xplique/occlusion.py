@@ -14,6 +14,7 @@ from __future__ import annotations
 import numbers
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from fastocclusion import _core, tasks
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.drill_down import Approximation, check_approximate, for_geometry
+from fastocclusion.engine.approximation import Approximation, check_approximate, on_the_host
 from fastocclusion.engine.objective import BasePass, ClassIndices
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
@@ -69,6 +70,7 @@ def check_options(
     device: Any = "auto",
     incremental: Any = "auto",
     incremental_threshold: Any = None,
+    approximate: Any = None,
 ) -> dict[str, Any]:
     """Every option of ``Occlusion`` checked without a model, in the constructor's order (a
     ValueError naming the first invalid one, a TypeError for an invalid operator): the one
@@ -94,6 +96,7 @@ def check_options(
         incremental_threshold, DEFAULT_SWITCH_SHARE
     )
     checked["operator"] = tasks.parse_operator(operator)
+    checked["approximate"] = check_approximate(approximate)
     return checked
 
 
@@ -148,6 +151,13 @@ class Occlusion:
         ``last_stats.incremental_layers`` / ``incremental_note`` say what ran.
     incremental_threshold : the switch-back share of a feature map, in (0, 1] (None: the
         default measured on CPU, engine.regions.DEFAULT_SWITCH_SHARE).
+    approximate : None (default: exact maps), "auto" (an estimated SSIM of at least 0.9 to
+        the exact maps, for the least model work) or a dict: ``{"drill_down": r,
+        "coarse_stride": s, "projective_field": tau}`` or ``{"target_ssim": 0.95}``
+        (engine.drill_down: a coarse sweep, then the exact windows only where its map stands
+        out; engine.projective_field: incremental boxes cut to tau of a map). CPU only;
+        ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note`` say
+        what was swept and the measured error.
 
     ``explain`` returns a float32 ``tf.Tensor``; for PyTorch models a float32
     ``torch.Tensor`` on the model's device (TensorFlow is then never imported); for a
@@ -175,14 +185,14 @@ class Occlusion:
         incremental_threshold: float | None = None,
         approximate: str | dict[str, Any] | None = None,
     ) -> None:
-        self._approximation = check_approximate(approximate)
-        self.approximate = approximate
         checked = check_options(
             batch_size=batch_size, patch_size=patch_size, patch_stride=patch_stride,
             occlusion_value=occlusion_value, data_format=data_format, edges=edges,
             reduction=reduction, progress=progress, device=device, incremental=incremental,
-            incremental_threshold=incremental_threshold,
+            incremental_threshold=incremental_threshold, approximate=approximate,
         )  # fmt: skip
+        self.approximate = approximate  # as given; checked: self._approximation
+        self._approximation = checked["approximate"]
         self.batch_size = checked["batch_size"]
         self.patch_size = patch_size  # kept as given (checked again when set)
         self.patch_stride = patch_stride
@@ -332,21 +342,19 @@ class Occlusion:
             layout.channel_axis != 0,
             layout.family,
         )
-        approximation = None
-        if self._approximation is not None:
-            if self._backend.device_arrays is not None:
-                raise ValueError(
-                    "approximate: the drill-down runs on the CPU only, not with a model on a "
-                    "GPU (device='cpu', or approximate=None)"
-                )
-            approximation = for_geometry(self._approximation, geometry, layout.spatial_axes)
+        approximation = on_the_host(
+            self._approximation, self._backend.device_arrays is not None, geometry,
+            layout.spatial_axes,
+        )  # fmt: skip
 
-        def sweep_of(g: WindowGeometry = geometry, pairs: np.ndarray | None = None) -> Any:
+        def sweep_of(
+            g: WindowGeometry = geometry, pairs: np.ndarray | None = None, tau: float | None = None
+        ) -> Any:  # fmt: skip
             size = batch if pairs is None else min(batch, len(pairs))
             buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
             sweep = build_sweep(
                 self._backend, array, g, baseline, size, progress=self.progress,
-                incremental=incremental, buffer=buffer, pairs=pairs,
+                incremental=replace(incremental, truncation=tau), buffer=buffer, pairs=pairs,
             )  # fmt: skip
             self._host_buffer = sweep.host_buffer
             return sweep
@@ -377,8 +385,8 @@ class Occlusion:
         resolved: list[Any] = []  # the targets the first sweep used
         grid, collapsed = geometry.grid(), geometry.collapsed_axes
 
-        def run(g: WindowGeometry, pairs: np.ndarray | None) -> Any:
-            sweep = sweep_of(g, pairs)
+        def run(g: WindowGeometry, pairs: np.ndarray | None, tau: float | None) -> Any:
+            sweep = sweep_of(g, pairs, tau)
             sweep.run(resolved[0] if resolved else y, self.reduction, collapsed)
             if not resolved:
                 resolved.append(sweep.base.targets)

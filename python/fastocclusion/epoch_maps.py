@@ -24,7 +24,7 @@ from fastocclusion.arrays import to_numpy
 from fastocclusion.engine.objective import ClassIndices
 from fastocclusion.options import is_int
 from fastocclusion.xplique import Occlusion
-from fastocclusion.xplique.occlusion import check_options
+from fastocclusion.xplique.checks import check_options
 
 __all__ = ["EpochCost", "EpochMaps"]
 

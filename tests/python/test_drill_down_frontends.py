@@ -211,3 +211,30 @@ def test_captum_and_monai_truncate_when_asked_and_say_so(tau):
         assert "projective-field truncation (approximate) cut" in stats.incremental_note
     assert np.abs(result - exact).max() > 0 and np.abs(monai_result - monai_exact).max() > 0
     assert ssim(result[0, 0], exact[0, 0]) > 0.3  # approximate, yet like the exact map
+
+
+# -- models on a GPU: the drill-down fills its batches in host memory -----------------------
+
+
+def test_a_drill_down_keeps_the_host_sweep_where_the_gpu_sweep_would_run(monkeypatch):
+    from fastocclusion import Occlusion
+    from fastocclusion.backends.torch import backend as torch_backend
+    from fastocclusion.backends.torch import outputs as torch_outputs
+
+    monai = pytest.importorskip("fastocclusion.monai")
+    net = random_cnn_nd(5, (2, 12, 12))
+    # as on a machine whose CUDA sweep would run for this model
+    monkeypatch.setattr(torch_backend, "uses_gpu_sweep", lambda device, where: device != "cpu")
+    monkeypatch.setattr(torch_outputs, "uses_gpu_sweep", lambda device, where: True)
+    assert Occlusion(net)._backend._on_gpu  # the GPU sweep, exact
+    drill = Occlusion(net, approximate={"drill_down": 0.5})
+    assert not drill._backend._on_gpu  # host fills, copied to the model's device
+    with pytest.raises(ValueError, match="approximate: the drill-down fills its batches in host"):
+        Occlusion(net, device="gpu", approximate="auto")
+    x = torch.from_numpy(np.random.default_rng(0).uniform(size=(1, 2, 12, 12))).float()
+    options = dict(mask_size=4, n_batch=8, verbose=False)
+    ours = monai.OcclusionSensitivity(net, approximate={"drill_down": 1.0}, **options)
+    result = ours(x)[0]  # would need fastocclusion._cuda if it took the GPU sweep
+    monkeypatch.setattr(torch_outputs, "uses_gpu_sweep", lambda device, where: False)
+    exact = monai.OcclusionSensitivity(net, **options)(x)[0]
+    np.testing.assert_allclose(result.numpy(), exact.numpy(), rtol=0, atol=1e-5)

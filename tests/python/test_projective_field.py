@@ -160,7 +160,7 @@ def test_auto_measures_the_truncation_and_reports_it():
                           approximate="auto")  # fmt: skip
     maps = explainer.explain(x, np.eye(3)[[0]]).numpy()
     stats = explainer.last_stats
-    assert "tau 0.4:" in stats.approximate_note  # the most aggressive share is tried first
+    assert "tau 0.7:" in stats.approximate_note  # the mildest share is tried first
     assert maps.shape == (1, 1, SIDE, SIDE) and np.isfinite(maps).all()
     assert 0.0 <= stats.approximate_ssim <= 1.0
 
@@ -171,7 +171,7 @@ def test_auto_measures_the_truncation_and_reports_it():
 def test_measure_truncation_keeps_a_given_share_and_tries_shares_for_a_goal():
     exact = np.arange(2 * 16, dtype=np.float64).reshape(2, 4, 4)  # two inputs, one plane
     noise = np.random.default_rng(0).normal(size=exact.shape)
-    offsets = {0.4: 3.0, 0.55: 0.3, 0.7: 0.0}  # error per share
+    offsets = {0.4: 3.0, 0.55: 0.05, 0.7: 0.0}  # error per share
 
     def sweep(tau):
         return exact + offsets[tau] * noise
@@ -181,9 +181,12 @@ def test_measure_truncation_keeps_a_given_share_and_tries_shares_for_a_goal():
 
     given = measure_truncation(exact, 2, (0.4,), None, sweep, identity)
     assert given.share == 0.4 and given.ssim.shape == (2,) and given.ssim.max() < 0.9
-    chosen = measure_truncation(exact, 2, (0.4, 0.55, 0.7), 0.9, sweep, identity)
-    assert chosen.share in (0.55, 0.7) and chosen.ssim.min() >= 0.9
-    assert [t for t, _ in chosen.tried] == [0.4, 0.55, 0.7][: len(chosen.tried)]
-    none = measure_truncation(exact, 2, (0.4,), 0.99, sweep, identity)
+    # from the mildest share on, while the goal holds: the last that holds it is kept
+    chosen = measure_truncation(exact, 2, (0.7, 0.55, 0.4), 0.9, sweep, identity)
+    assert chosen.share == 0.55 and chosen.ssim.min() >= 0.9
+    assert [t for t, _ in chosen.tried] == [0.7, 0.55, 0.4]
+    assert chosen.tried[2][1] < 0.9 <= chosen.tried[1][1]
+    none = measure_truncation(exact, 2, (0.4, 0.7), 0.99, sweep, identity)
+    assert [t for t, _ in none.tried] == [0.4]  # the first miss ends the search
     assert none.share is None and (none.ssim == 1.0).all() and none.values is None
     assert "no projective-field truncation" in none.describe()

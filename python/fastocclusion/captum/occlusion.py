@@ -25,7 +25,7 @@ from fastocclusion.captum.arguments import (
 )
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.approximation import check_approximate, on_the_host
+from fastocclusion.engine.approximation import check_approximate, for_geometry
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.options import check_incremental, check_switch_share, is_int
 from fastocclusion.types import ArrayLike
@@ -54,7 +54,7 @@ class Occlusion:
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
     only where it stands out; ``coarse_stride`` one value or one per axis of an example),
     per input tensor; ``last_stats.approximate_*`` report the share swept and the measured
-    error. CPU only.
+    error. Batches are filled in host memory (copied to a model on a GPU), as always here.
 
     ``last_stats``: the ExplainStats of the last ``attribute`` call's sweep of its last
     input tensor (one sweep per tensor: its model calls and time, and
@@ -224,12 +224,9 @@ class Occlusion:
         batch: int, progress: bool | str, options: IncrementalOptions, started: float,
     ) -> np.ndarray:  # fmt: skip
         """One tensor's attributions with ``approximate`` (engine.drill_down); ValueError
-        naming ``approximate`` for a model on a GPU or a bad coarse stride, before any
-        call."""
+        naming ``approximate`` for a bad coarse stride, before any call."""
         axes = tuple(range(len(geometry.sample_shape)))
-        approximation = on_the_host(
-            self._approximation, backend.device_arrays is not None, geometry, axes
-        )
+        approximation = for_geometry(self._approximation, geometry, axes)
         assert approximation is not None
         no_targets = np.zeros((len(array), 0), np.float32)
         grid = geometry.grid()

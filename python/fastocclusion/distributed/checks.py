@@ -15,8 +15,8 @@ from fastocclusion.arrays import to_numpy
 from fastocclusion.distributed.datasets import Shard
 from fastocclusion.options import is_int, is_real
 from fastocclusion.xplique import Occlusion
+from fastocclusion.xplique.checks import check_options as check_occlusion_options
 from fastocclusion.xplique.layouts import input_layout, sample_baseline, window_geometry
-from fastocclusion.xplique.occlusion import check_options as check_occlusion_options
 
 #: Occlusion's keyword arguments that explain_dataset does not pass through.
 NOT_OPTIONS = ("self", "model", "progress")

@@ -18,7 +18,6 @@ __all__ = [
     "check_approximate",
     "coarse_geometry",
     "for_geometry",
-    "on_the_host",
 ]
 
 #: "auto"'s target SSIM of the map against the exact map (Krypton's default quality).
@@ -115,12 +114,15 @@ def check_approximate(value: Any) -> Approximation | None:
 
 
 def for_geometry(
-    approximation: Approximation, geometry: WindowGeometry, axes: Sequence[int]
-) -> Approximation:  # fmt: skip
+    approximation: Approximation | None, geometry: WindowGeometry, axes: Sequence[int]
+) -> Approximation | None:  # fmt: skip
     """``approximation`` with its coarse stride per axis of ``geometry``: the user's one
     value for every one of ``axes`` (the front-end's patch axes) or one per such axis, the
     other axes keeping their stride; None stays the default. ValueError naming
-    ``approximate`` for another count, or a coarse grid that does not fit (no model call)."""
+    ``approximate`` for another count, or a coarse grid that does not fit (no model call).
+    None (exact) stays None."""
+    if approximation is None:
+        return None
     given = approximation.coarse_stride
     if given is None:
         return approximation
@@ -154,25 +156,3 @@ def coarse_geometry(geometry: WindowGeometry, stride: Sequence[int] | None) -> W
         geometry.sample_shape, geometry.window, tuple(stride), geometry.edges,
         geometry.collapsed_axes, geometry.region,
     )  # fmt: skip
-
-
-def on_the_host(
-    approximation: Approximation | None, on_device: bool, geometry: WindowGeometry,
-    axes: Sequence[int],
-) -> Approximation | None:  # fmt: skip
-    """The front-ends' one check of ``approximate`` for a call: None stays None (exact);
-    otherwise the options per axis of ``geometry`` (``for_geometry``), or a ValueError
-    naming ``approximate`` for a model on a GPU (the sweeps of chosen windows run on the
-    CPU only), before any model call.
-
-    >>> on_the_host(None, False, geometry, (0, 1)) is None  # doctest: +SKIP
-    True
-    """
-    if approximation is None:
-        return None
-    if on_device:
-        raise ValueError(
-            "approximate: the drill-down runs on the CPU only, not with a model on a GPU "
-            "(put the model on the CPU, or approximate=None)"
-        )
-    return for_geometry(approximation, geometry, axes)

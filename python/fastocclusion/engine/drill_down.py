@@ -251,8 +251,9 @@ def _truncation(
     assemble: Callable[[np.ndarray], Any],
 ) -> Truncation:  # fmt: skip
     """The projective-field truncation of the swept windows (engine.projective_field): the
-    given tau, measured; for "auto" (no share, no tau) the first of AUTO_SHARES whose
-    coarse-window maps keep half the SSIM budget (1 - (1 - target) / 2); none asked: none."""
+    given tau, measured; for "auto" (no share, no tau) the smallest of AUTO_SHARES, tried
+    from the mildest, whose coarse-window maps keep half the SSIM budget (1 - (1 - target)
+    / 2); none asked: none."""
     if approximation.projective_field is not None:
         shares: tuple[float, ...] = (approximation.projective_field,)
         goal = None

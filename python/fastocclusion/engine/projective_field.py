@@ -7,9 +7,10 @@ changes it drops are small, and the boxes of the deeper layers stay small enough
 incrementally. The maps are then approximate; by how much is measured every time: the
 coarse windows (a sample spread over every input) are swept both exactly and truncated,
 and the maps interpolated from each (as the drill-down interpolates) are compared by SSIM.
-For "auto", the shares in AUTO_SHARES are tried from the most aggressive one, and the
-first whose SSIM reaches the goal is kept (none: no truncation), as Krypton tunes tau on a
-sample.
+For "auto", the shares in AUTO_SHARES are tried from the mildest one on, and the last
+whose SSIM reaches the goal is kept (the first that misses it ends the search: a smaller
+share cuts more; none reaches it: no truncation, for one extra coarse sweep), as Krypton
+tunes tau on a sample.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from fastocclusion.engine.similarity import ssim
 
 __all__ = ["AUTO_SHARES", "Truncation", "measure_truncation"]
 
-#: The truncation shares "auto" tries, the most aggressive (fastest) first.
-AUTO_SHARES = (0.4, 0.55, 0.7)
+#: The truncation shares "auto" tries, the mildest (the least cut) first.
+AUTO_SHARES = (0.7, 0.55, 0.4)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def measure_truncation(
     truncation tau (one sweep); ``maps_of(values)``: the maps of one input's (planes,
     *coarse counts) values, as the explain assembles them. ``goal``: None for one given
     share (kept whatever its SSIM); else the SSIM every input must reach, the shares tried
-    in order until one does (none does: no truncation).
+    in order (each smaller than the one before) while they do: the last that does is kept
+    (none does: no truncation).
 
     >>> measure_truncation(exact, 1, (0.5,), None, sweep, maps).share  # doctest: +SKIP
     0.5
@@ -75,14 +77,18 @@ def measure_truncation(
     per_input = exact.reshape((n, -1) + exact.shape[1:])
     reference = [np.asarray(maps_of(per_input[i])) for i in range(n)]
     tried: list[tuple[float, float]] = []
+    kept = Truncation(None, np.ones(n), None, ())
     for share in shares:
         values = truncated_values(share)
         cut = values.reshape(per_input.shape)
         scores = np.array([_similarity(maps_of(cut[i]), reference[i]) for i in range(n)])
         tried.append((share, float(scores.min())))
-        if goal is None or scores.min() >= goal:
-            return Truncation(share, scores, values, tuple(tried))
-    return Truncation(None, np.ones(n), None, tuple(tried))
+        if goal is not None and scores.min() < goal:
+            break
+        kept = Truncation(share, scores, values, ())
+        if goal is None:
+            break
+    return Truncation(kept.share, kept.ssim, kept.values, tuple(tried))
 
 
 def _similarity(maps: np.ndarray, reference: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from fastocclusion import _core
 from fastocclusion.backends.torch.outputs import OutputsBackend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.approximation import check_approximate, on_the_host
+from fastocclusion.engine.approximation import check_approximate, for_geometry
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.frameworks import installed
 from fastocclusion.monai.arguments import check_image, per_axis
@@ -53,7 +53,8 @@ class OcclusionSensitivity:
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
     only where the coarse map stands out; ``coarse_stride`` one value or one per spatial
     axis; ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note``
-    report what was swept and the measured error). CPU only.
+    report what was swept and the measured error); its batches are filled in host memory
+    (copied to a module on a GPU).
 
     >>> occ_sens = OcclusionSensitivity(net, mask_size=12, n_batch=16)  # doctest: +SKIP
     >>> occ_map, most_probable_class = occ_sens(image)  # (1, C, H, W)  # doctest: +SKIP
@@ -157,15 +158,15 @@ class OcclusionSensitivity:
             if self.activate
             else None
         )
-        backend = OutputsBackend(self.nn_module, x.device, x.dtype, activation, kwargs)
+        # A drill-down fills its batches in host memory (its sweeps of chosen patches run
+        # there), copied to a module on a GPU.
+        backend = OutputsBackend(self.nn_module, x.device, x.dtype, activation, kwargs,
+                                 gpu_sweep=self._approximation is None)  # fmt: skip
         batch = min(self.n_batch, geometry.grid().num_windows)
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.
         progress = self.verbose and installed("tqdm")
         collapsed = geometry.collapsed_axes
-        approximation = on_the_host(
-            self._approximation, backend.device_arrays is not None, geometry,
-            tuple(range(1, axes + 1)),
-        )  # fmt: skip
+        approximation = for_geometry(self._approximation, geometry, tuple(range(1, axes + 1)))
 
         def sweep_of(
             g: WindowGeometry, pairs: np.ndarray | None = None, tau: float | None = None

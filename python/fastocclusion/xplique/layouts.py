@@ -172,3 +172,27 @@ def sample_baseline(baseline: np.ndarray, layout: InputLayout) -> np.ndarray:
             f"expected a scalar, {per_channel}an array broadcastable to {sample}"
         ) from None
     return np.ascontiguousarray(full, dtype=np.float32)
+
+
+def classes_in_layout(
+    per_class: np.ndarray, layout: InputLayout, map_shape: tuple[int, ...]
+) -> np.ndarray:  # fmt: skip
+    """``explain_classes``' maps, (N, classes, *map_shape), in the input's layout: the class
+    axis in place of the channel axis (images, volumes), or last (tabular, time series).
+
+    >>> classes_in_layout(np.zeros((2, 3, 4, 5, 1)), input_layout((2, 4, 5, 3),
+    ...                   "channels_last"), (4, 5, 1)).shape
+    (2, 4, 5, 3)
+    """
+    n, count = per_class.shape[:2]
+    if layout.channel_axis is None:
+        flat = per_class.reshape((n, count, -1)).swapaxes(1, 2)
+        return flat.reshape((n,) + map_shape + (count,))
+    moved = per_class.swapaxes(1, 2 + layout.channel_axis)
+    return moved.reshape(
+        (n,)
+        + tuple(
+            count if axis == layout.channel_axis else length
+            for axis, length in enumerate(map_shape)
+        )
+    )

@@ -19,30 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from fastocclusion import _core, tasks
+from fastocclusion import _core
 from fastocclusion.backends import make_backend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
-from fastocclusion.engine.approximation import Approximation, check_approximate, on_the_host
+from fastocclusion.engine.approximation import Approximation, for_geometry
 from fastocclusion.engine.objective import BasePass, ClassIndices
-from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.inputs import prepare_inputs, read_inputs
-from fastocclusion.options import (
-    DEVICES,
-    EDGES,
-    REDUCTIONS,
-    check_batch_size,
-    check_choice,
-    check_classes,
-    check_incremental,
-    check_occlusion_value,
-    check_sizes,
-    check_switch_share,
-)
+from fastocclusion.options import check_classes, check_occlusion_value, check_sizes
 from fastocclusion.types import ArrayLike, FrameworkTensor, Model, Operator, Targets
+from fastocclusion.xplique.checks import check_options
 from fastocclusion.xplique.layouts import (
-    DATA_FORMATS,
     check_region,
+    classes_in_layout,
     input_layout,
     sample_baseline,
     window_geometry,
@@ -54,50 +43,6 @@ __all__ = ["AUTO_BATCH_BYTES", "ExplainStats", "Occlusion", "check_options"]
 #: buffer stays within half this many bytes (the other half for what the model allocates
 #: per sample, roughly).
 AUTO_BATCH_BYTES = 256 * 1024 * 1024
-
-
-def check_options(
-    *,
-    batch_size: Any = 32,
-    operator: Any = None,
-    patch_size: Any = 3,
-    patch_stride: Any = 3,
-    occlusion_value: Any = 0.0,
-    data_format: Any = "channels_last",
-    edges: Any = "valid",
-    reduction: Any = "sum",
-    progress: Any = False,
-    device: Any = "auto",
-    incremental: Any = "auto",
-    incremental_threshold: Any = None,
-    approximate: Any = None,
-) -> dict[str, Any]:
-    """Every option of ``Occlusion`` checked without a model, in the constructor's order (a
-    ValueError naming the first invalid one, a TypeError for an invalid operator): the one
-    check ``Occlusion`` and ``fastocclusion.distributed`` run. Returns the checked values
-    (patch sizes as tuples, the baseline as an array, the switch-back share resolved).
-
-    >>> check_options(patch_size=4, incremental=False)["patch_size"]
-    (4,)
-    """
-    checked: dict[str, Any] = {"batch_size": check_batch_size(batch_size)}
-    checked["patch_size"] = check_sizes(patch_size, "patch_size")
-    checked["patch_stride"] = check_sizes(patch_stride, "patch_stride")
-    checked["occlusion_value"] = check_occlusion_value(occlusion_value)
-    checked["data_format"] = check_choice(data_format, "data_format", DATA_FORMATS)
-    checked["edges"] = check_choice(edges, "edges", EDGES)
-    checked["reduction"] = check_choice(reduction, "reduction", REDUCTIONS)
-    if not isinstance(progress, bool):
-        raise ValueError(f"progress: {progress!r} is invalid, expected True or False")
-    checked["progress"] = progress
-    checked["device"] = check_choice(device, "device", DEVICES)
-    checked["incremental"] = check_incremental(incremental)
-    checked["incremental_threshold"] = check_switch_share(
-        incremental_threshold, DEFAULT_SWITCH_SHARE
-    )
-    checked["operator"] = tasks.parse_operator(operator)
-    checked["approximate"] = check_approximate(approximate)
-    return checked
 
 
 class _KeptAsGiven:
@@ -155,7 +100,8 @@ class Occlusion:
         the exact maps, for the least model work) or a dict: ``{"drill_down": r,
         "coarse_stride": s, "projective_field": tau}`` or ``{"target_ssim": 0.95}``
         (engine.drill_down: a coarse sweep, then the exact windows only where its map stands
-        out; engine.projective_field: incremental boxes cut to tau of a map). CPU only;
+        out; engine.projective_field: incremental boxes cut to tau of a map). Batches are
+        filled in host memory (copied to a model on a GPU; device='gpu' is refused);
         ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note`` say
         what was swept and the measured error.
 
@@ -202,7 +148,15 @@ class Occlusion:
         self.device, self.incremental = checked["device"], checked["incremental"]
         self.incremental_threshold = checked["incremental_threshold"]
         self.model = model
-        self._backend = make_backend(model, operator, self.device)
+        if self._approximation is not None and self.device == "gpu":
+            raise ValueError(
+                "approximate: the drill-down fills its batches in host memory (copied to a "
+                "model on a GPU), not with device='gpu' (device='auto' or 'cpu')"
+            )
+        # A drill-down's sweeps of chosen patches are filled in host memory, copied to a
+        # model on a GPU ("auto" gives the host sweep then).
+        sweep_device = "cpu" if self._approximation is not None else self.device
+        self._backend = make_backend(model, operator, sweep_device)
         # The last host sweep's batch buffer, reused by the next explain of the same batch
         # shape (a fresh one costs a zeroing and page faults: a few ms at 224x224x3, batch 32).
         self._host_buffer: Any = None
@@ -342,10 +296,7 @@ class Occlusion:
             layout.channel_axis != 0,
             layout.family,
         )
-        approximation = on_the_host(
-            self._approximation, self._backend.device_arrays is not None, geometry,
-            layout.spatial_axes,
-        )  # fmt: skip
+        approximation = for_geometry(self._approximation, geometry, layout.spatial_axes)
 
         def sweep_of(
             g: WindowGeometry = geometry, pairs: np.ndarray | None = None, tau: float | None = None
@@ -414,23 +365,8 @@ class Occlusion:
         sweep = sweep_of()
         chosen, maps = sweep.run_classes(chosen, self.reduction, geometry.collapsed_axes)
         self.last_stats = sweep.stats(started)
-        n, count = sweep.n, len(chosen)
-        per_class = maps.reshape((n, count) + geometry.map_shape)
-        if layout.channel_axis is None:  # class axis last
-            return (
-                per_class.reshape((n, count, -1))
-                .swapaxes(1, 2)
-                .reshape((n,) + geometry.map_shape + (count,))
-            )
-        # the class axis takes the channel axis's place
-        moved = per_class.swapaxes(1, 2 + layout.channel_axis)
-        return moved.reshape(
-            (n,)
-            + tuple(
-                count if axis == layout.channel_axis else length
-                for axis, length in enumerate(geometry.map_shape)
-            )
-        )
+        per_class = maps.reshape((sweep.n, len(chosen)) + geometry.map_shape)
+        return classes_in_layout(per_class, layout, geometry.map_shape)
 
     def _resolve_batch_size(self, num_windows: int, inputs: np.ndarray) -> int:
         if self.batch_size is not None:

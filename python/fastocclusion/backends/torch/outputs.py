@@ -70,13 +70,15 @@ class OutputsBackend:
         dtype: torch.dtype,
         activation: str | Callable[[torch.Tensor], Any] | None,
         kwargs: Mapping[str, Any],
+        gpu_sweep: bool = True,
     ) -> None:
         self.module = module
         self.device = device
         self.dtype = dtype
         self.activation = activation
         self.kwargs = dict(kwargs)
-        self._on_gpu = uses_gpu_sweep("auto", device)
+        # gpu_sweep False: batches filled in host memory, copied to a module on a GPU.
+        self._on_gpu = gpu_sweep and uses_gpu_sweep("auto", device)
         self._batch = BatchView(self.device, self.dtype)
 
     @property

@@ -13,6 +13,8 @@ maps, side by side in one process on the CPU.
   ``{"projective_field": tau}`` for pfTAU, both for r+pfTAU, or "auto"), with
   ``incremental="auto"`` as by default. Speed-ups are over the floor; SSIM
   and Spearman are against the exact maps (engine.similarity).
+- densenet3d/S: MONAI's DenseNet121 (spatial_dims=3, random weights) over one 64^3 volume,
+  patch 16, stride S, batch 16 (the floor extrapolated from calls of 16 volumes).
 - demo: the demo's Keras CNN (``fastocclusion.demo``, trained here in a few seconds) over
   200 held-out 32x32 images, patch 4, stride 1: the exact explain and each mode, with the
   pointing game (the share of maps whose highest pixel lies on the shape) and the mean
@@ -58,20 +60,42 @@ def timed(call: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+def densenet3d_floor(model: Any, stride: int, calls: int) -> float:
+    """The model calls alone of the exact sweep of one 64^3 volume, patch 16: the base call
+    and ceil(windows / 16) calls of 16 volumes, extrapolated from ``calls`` of them."""
+    windows = ((64 - 16) // stride + 1) ** 3
+    batch = torch.rand(16, 1, 64, 64, 64)
+    total = 1 + -(-windows // 16)
+    with torch.inference_mode():
+        model(batch[:1])  # warm-up
+        seconds, _ = timed(lambda: [model(batch).sum().item() for _ in range(calls)])
+    return seconds * total / calls
+
+
 def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
     kind, stride = name.split("/")
     torch.manual_seed(0)
-    model = (vgg16() if kind == "vgg16" else resnet18()).eval()
-    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
-    targets = np.eye(10, dtype=np.float32)[[0]]
-    options = dict(patch_size=16, patch_stride=int(stride), batch_size=32,
+    if kind == "densenet3d":  # MONAI's DenseNet121 over one 64^3 volume
+        from monai.networks.nets import DenseNet121
+
+        model = DenseNet121(spatial_dims=3, in_channels=1, out_channels=2).eval()
+        x = np.random.default_rng(0).uniform(0, 1, (1, 1, 64, 64, 64)).astype(np.float32)
+        targets = np.eye(2, dtype=np.float32)[[0]]
+        batch = 16
+        floor = densenet3d_floor(model, int(stride), max(1, calls // 4))
+    else:
+        model = (vgg16() if kind == "vgg16" else resnet18()).eval()
+        x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+        targets = np.eye(10, dtype=np.float32)[[0]]
+        batch = 32
+        cfg = TorchConfig(name, kind, (3, 224, 224), 1, 16, int(stride))
+        rows = call_rows(cfg)
+        part = calls_alone(model, cfg, rows[:calls])
+        part()  # warm-up
+        seconds, _ = timed(part)
+        floor = seconds * sum(rows) / sum(rows[:calls])
+    options = dict(patch_size=16, patch_stride=int(stride), batch_size=batch,
                    data_format="channels_first")  # fmt: skip
-    cfg = TorchConfig(name, kind, (3, 224, 224), 1, 16, int(stride))
-    rows = call_rows(cfg)
-    part = calls_alone(model, cfg, rows[:calls])
-    part()  # warm-up
-    seconds, _ = timed(part)
-    floor = seconds * sum(rows) / sum(rows[:calls])
     exact = Occlusion(model, incremental=True, **options)
     exact_seconds, reference = timed(lambda: exact.explain(x, targets).numpy()[0, 0])
     results = [

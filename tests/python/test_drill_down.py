@@ -65,6 +65,7 @@ TARGETS = np.eye(3, dtype=np.float32)[[0, 2, 1]]
         ({"coarse_stride": (2, 2.5)}, r"coarse_stride=\(2, 2.5\) is invalid"),
         ({"projective_field": 0}, "projective_field=0 is invalid, expected a share of a"),
         ({"projective_field": "half"}, "projective_field='half' is invalid"),
+        ({"projective_field": np.ones(2)}, "projective_field=array"),
     ],
 )
 def test_bad_options_name_approximate(value, match):
@@ -90,8 +91,10 @@ def test_the_options_read_back():
     assert check_approximate({"drill_down": 0.3, "projective_field": 0.5}) == both
     # truncation alone sweeps every window (truncated); with a target, the share is chosen
     assert check_approximate({"projective_field": 0.5}) == Approximation(1.0, None, 0.9, 0.5)
-    tuned = Approximation(None, None, 0.95, 0.5)
-    assert check_approximate({"projective_field": 0.5, "target_ssim": 0.95}) == tuned
+    given = Approximation(None, None, 0.95, 0.5)
+    assert check_approximate({"projective_field": 0.5, "target_ssim": 0.95}) == given
+    tuned = Approximation(0.2, None, 0.9, None, True)
+    assert check_approximate({"projective_field": "auto", "drill_down": 0.2}) == tuned
 
 
 # -- the engine against an independent construction ----------------------------------------

@@ -153,11 +153,14 @@ def test_tau_one_cuts_nothing_and_gives_the_exact_maps():
     assert "no box was cut" in explainer.last_stats.approximate_note
 
 
-def test_auto_measures_the_truncation_and_reports_it():
+def test_a_tuned_truncation_is_measured_and_reported_and_plain_auto_tries_none():
     net = chain(4)
     x = np.random.default_rng(3).normal(size=(1, 2, SIDE, SIDE))
-    explainer = Occlusion(net, patch_size=PATCH, patch_stride=1, data_format="channels_first",
-                          approximate="auto")  # fmt: skip
+    options = dict(patch_size=PATCH, patch_stride=1, data_format="channels_first")
+    plain = Occlusion(net, approximate="auto", **options)
+    plain.explain(x, np.eye(3)[[0]])
+    assert "tau" not in plain.last_stats.approximate_note
+    explainer = Occlusion(net, approximate={"projective_field": "auto"}, **options)
     maps = explainer.explain(x, np.eye(3)[[0]]).numpy()
     stats = explainer.last_stats
     assert "tau 0.7:" in stats.approximate_note  # the mildest share is tried first

@@ -35,9 +35,11 @@ class Approximation:
     share: float | None
     coarse_stride: tuple[int, ...] | None
     target_ssim: float = DEFAULT_TARGET_SSIM
-    #: The projective-field truncation share tau (None: none; with ``share`` None and no
-    #: tau, one of engine.projective_field.AUTO_SHARES is measured and chosen).
+    #: The projective-field truncation share tau (None: none).
     projective_field: float | None = None
+    #: "projective_field": "auto": tau chosen among engine.projective_field.AUTO_SHARES
+    #: for the target SSIM, measured on the coarse windows.
+    tune_projective_field: bool = False
 
 
 def _number(value: Any, name: str, low: float, high: float, expected: str) -> float:
@@ -53,7 +55,8 @@ def check_approximate(value: Any) -> Approximation | None:
     """The options of ``approximate``: None (exact), "auto" (SSIM 0.9 to the exact map),
     or a dict with "drill_down" (r in (0, 1]) and/or "coarse_stride" (an int or one per
     patch axis), or "target_ssim" (in (0, 1)) instead of "drill_down", and/or
-    "projective_field" (tau in (0, 1]; alone: every window swept, truncated). ValueError
+    "projective_field" (tau in (0, 1]; alone: every window swept, truncated; "auto": tau
+    chosen for the target SSIM, 0.9 by default). ValueError
     naming ``approximate`` otherwise (before any model call).
 
     >>> check_approximate({"drill_down": 0.25}).share
@@ -81,10 +84,11 @@ def check_approximate(value: Any) -> Approximation | None:
             "approximate: give 'drill_down' (a share of windows) or 'target_ssim' (the share "
             "chosen for it), not both"
         )
-    tau = None
-    if "projective_field" in value:
+    tau: float | None = None
+    tuned = isinstance(value.get("projective_field"), str) and value["projective_field"] == "auto"
+    if "projective_field" in value and not tuned:
         tau = _number(value["projective_field"], "projective_field", 0.0, 1.0,
-                      "a share of a feature map in (0, 1]")  # fmt: skip
+                      "a share of a feature map in (0, 1] or 'auto'")  # fmt: skip
     share = None
     if "drill_down" in value:
         share = _number(value["drill_down"], "drill_down", 0.0, 1.0, "a share in (0, 1]")
@@ -110,7 +114,7 @@ def check_approximate(value: Any) -> Approximation | None:
                 "or one per patch axis"
             )
         strides = tuple(int(s) for s in items)
-    return Approximation(share, strides, target, tau)
+    return Approximation(share, strides, target, tau, tuned)
 
 
 def for_geometry(

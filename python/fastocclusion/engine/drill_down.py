@@ -251,13 +251,14 @@ def _truncation(
     assemble: Callable[[np.ndarray], Any],
 ) -> Truncation:  # fmt: skip
     """The projective-field truncation of the swept windows (engine.projective_field): the
-    given tau, measured; for "auto" (no share, no tau) the smallest of AUTO_SHARES, tried
+    given tau, measured; for "projective_field": "auto" the smallest of AUTO_SHARES, tried
     from the mildest, whose coarse-window maps keep half the SSIM budget (1 - (1 - target)
-    / 2); none asked: none."""
+    / 2); none asked (approximate="auto" included: measured, truncation kept that SSIM on
+    no model of bench_approximate where it cut boxes): none."""
     if approximation.projective_field is not None:
         shares: tuple[float, ...] = (approximation.projective_field,)
         goal = None
-    elif approximation.share is None:
+    elif approximation.tune_projective_field:
         shares, goal = AUTO_SHARES, 1.0 - (1.0 - approximation.target_ssim) / 2
     else:
         return Truncation(None, np.ones(n), None, ())

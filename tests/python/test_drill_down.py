@@ -267,3 +267,27 @@ def test_ssim_and_spearman_equal_naive_loops(shape):
     assert spearman(a, -a) == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="approximate: shape"):
         ssim(a, b[..., :-1])
+
+
+def test_the_audit_sample_sees_errors_where_the_coarse_map_points_nowhere():
+    """A bump the coarse map sees (chosen first: no error there) beside a ripple that the
+    coarse anchors miss in the flat part: only the audit sample of the windows left can
+    measure the ripple, and the estimated SSIM must fall with the true one."""
+    geometry = WindowGeometry((40, 40, 1), (2, 2, 1), (1, 1, 1), "valid", (2,))
+    fine = geometry.grid()
+    rows, cols = np.meshgrid(np.arange(39.0), np.arange(39.0), indexing="ij")
+    bump = 5.0 * np.exp(-((rows - 6) ** 2 + (cols - 6) ** 2) / 8.0)
+    ripple = 0.4 * np.sin(rows * np.pi / 2) * np.sin(cols * np.pi / 2) * (rows > 16)
+    exact = (bump + ripple)[None, :, :, None]  # (planes, *counts), one input
+
+    def sweep_values(g, pairs, tau):
+        if pairs is None:
+            steps = g.stride[:2]
+            return exact[:, :: steps[0], :: steps[1]]  # the coarse windows' anchors
+        return exact.reshape(1, -1)[:, pairs[:, 1]].T
+
+    result = drill_down(geometry, Approximation(0.1, (4, 4, 1)), 1, sweep_values, lambda v: v)
+    true = ssim(result.values[0], exact[0])
+    assert true < 0.98  # the ripple is lost where it was not swept
+    assert result.estimated_ssim < 0.98
+    assert abs(result.estimated_ssim - true) < 0.3

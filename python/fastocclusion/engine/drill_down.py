@@ -26,9 +26,11 @@ sweep and returns its window values.
 
 The measured error (``DrillDownResult``): the swept windows hold both their exact value and
 their estimate, so their disagreement is measured every time. Over the last blocks swept
-(the least outstanding ones, the nearest to those left estimated) the errors are fitted as
-a multiple of how far each estimate stands out (plus 1 % of the largest value), and every
-window left estimated is given such an error: the estimated SSIM is that of the map
+(the least outstanding ones, the nearest to those left estimated), and over an audit
+sample of the windows left estimated (AUDIT_SHARE of the windows, at random, swept beside
+the blocks), the errors are fitted as a multiple of how far each estimate stands out (plus
+1 % of the largest value; the larger fit of the two), and every window left estimated is
+given such an error: the estimated SSIM is that of the map
 against the map with these errors added (one normal draw per block, shared by its
 windows, a fixed seed). "auto" sweeps blocks in
 rounds (5, 10, 20, 35, 50, 75, 100 % of the windows; one sweep per round, of the inputs
@@ -37,6 +39,7 @@ still short) until that estimate reaches the target SSIM for every input.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +53,11 @@ from fastocclusion.engine.similarity import ssim
 
 __all__ = ["AUTO_ROUNDS", "DrillDownResult", "drill_down"]
 
+#: Each round also sweeps a random sample of the windows it leaves estimated: this share
+#: of the windows, at least AUDIT_MIN (or a tenth of a small grid's windows); their
+#: errors enter the estimated SSIM.
+AUDIT_SHARE = 0.02
+AUDIT_MIN = 8
 #: The cumulative shares of the windows "auto" sweeps exactly, round by round.
 AUTO_ROUNDS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 
@@ -204,7 +212,10 @@ def drill_down(
             i: min(blocks.count, int(np.searchsorted(reached[i], share * windows - 1e-9)) + 1)
             for i in open_inputs
         }
-        chosen = {i: blocks.windows(orders[i][done[i] : wanted[i]]) for i in open_inputs}
+        blocks_of = {i: blocks.windows(orders[i][done[i] : wanted[i]]) for i in open_inputs}
+        blocks_of = {i: w[~swept[i][w]] for i, w in blocks_of.items()}  # audited before
+        audits = {i: _audit(swept[i], w, windows, i) for i, w in blocks_of.items()}
+        chosen = {i: np.concatenate([w, audits[i]]) for i, w in blocks_of.items()}
         chosen = {i: w for i, w in chosen.items() if len(w)}
         if not chosen:
             continue
@@ -224,9 +235,18 @@ def drill_down(
             scale = max(float(np.abs(values[i]).max()), 1e-300)
             disagreement[i] = float(np.sqrt(np.mean(residual**2))) / scale
             # The errors grow with how far an estimate stands out (a floor of 1 % of the
-            # largest value for the flat ones), fitted on the windows just swept.
+            # largest value for the flat ones), fitted on the windows just swept: the
+            # blocks, and the audit sample of the windows left (the larger of the two).
             level = outstanding[i] + 0.01 * scale
-            ratio = float(np.sqrt(np.mean((np.abs(residual).sum(axis=0) / level[w]) ** 2)))
+            errors = np.abs(residual).sum(axis=0) / level[w]
+            audited = len(audits[i])
+            ratio = (
+                float(np.sqrt(np.mean(errors[: len(w) - audited] ** 2)))
+                if len(w) > audited
+                else 0.0
+            )
+            if audited:
+                ratio = max(ratio, float(np.sqrt(np.mean(errors[len(w) - audited :] ** 2))))
             one = values[i].reshape((planes,) + counts)
             estimated[i] = _estimated_ssim(one, swept[i], ratio * level, blocks, assemble)
             estimated[i] *= truncation.ssim[i]
@@ -243,6 +263,24 @@ def drill_down(
         disagreement=float(disagreement.max()),
         sweeps=sweeps,
     )
+
+
+def _audit(swept: np.ndarray, chosen: np.ndarray, windows: int, seed: int) -> np.ndarray:
+    """An audit sample of one input's windows left estimated after this round (neither
+    ``swept`` nor ``chosen``): AUDIT_SHARE of the windows (at least AUDIT_MIN), uniformly
+    at random (a fixed seed per input and round), ascending. Their errors are measured
+    where the coarse map did not point: the blocks chosen are the most outstanding, so
+    their errors alone can understate those of the windows left."""
+    left = np.ones(windows, dtype=bool)
+    left[swept] = False
+    left[chosen] = False
+    candidates = np.flatnonzero(left)
+    least = min(AUDIT_MIN, math.ceil(0.1 * windows))  # small grids: a tenth at most
+    count = min(len(candidates), max(least, math.ceil(AUDIT_SHARE * windows)))
+    if count == 0:
+        return candidates
+    rng = np.random.default_rng([seed, int(swept.sum())])
+    return np.sort(rng.choice(candidates, size=count, replace=False))
 
 
 def _truncation(

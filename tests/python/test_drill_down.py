@@ -274,7 +274,6 @@ def test_the_audit_sample_sees_errors_where_the_coarse_map_points_nowhere():
     coarse anchors miss in the flat part: only the audit sample of the windows left can
     measure the ripple, and the estimated SSIM must fall with the true one."""
     geometry = WindowGeometry((40, 40, 1), (2, 2, 1), (1, 1, 1), "valid", (2,))
-    fine = geometry.grid()
     rows, cols = np.meshgrid(np.arange(39.0), np.arange(39.0), indexing="ij")
     bump = 5.0 * np.exp(-((rows - 6) ** 2 + (cols - 6) ** 2) / 8.0)
     ripple = 0.4 * np.sin(rows * np.pi / 2) * np.sin(cols * np.pi / 2) * (rows > 16)

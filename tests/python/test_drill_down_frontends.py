@@ -15,24 +15,12 @@ from torch import nn  # noqa: E402
 from fastocclusion.engine.similarity import ssim  # noqa: E402
 
 from .incremental_models import random_cnn_nd  # noqa: E402
+from .torch_models import Counting  # noqa: E402
 
 pytestmark = [
     pytest.mark.torch,
     pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning"),  # MONAI's
 ]
-
-
-class Counted(nn.Module):
-    """A module that counts its forward calls."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.inner(x)
 
 
 class SmoothScore(nn.Module):
@@ -76,7 +64,7 @@ def test_monai_every_window_swept_equals_the_exact_maps(mode, shape):
 def test_monai_a_share_sweeps_that_share_and_comes_close_on_a_smooth_model():
     monai = pytest.importorskip("fastocclusion.monai")
     shape = (1, 24, 24)
-    net = Counted(SmoothScore(shape, 3))
+    net = Counting(SmoothScore(shape, 3))
     x = torch.from_numpy(np.random.default_rng(2).uniform(0.5, 1, size=(1, *shape))).float()
     options = dict(mask_size=4, n_batch=16, verbose=False, mode="gaussian")
     exact = monai.OcclusionSensitivity(net, **options)(x)[0].numpy()
@@ -104,7 +92,7 @@ def test_monai_bad_options_name_approximate(value, match):
 
 def test_monai_a_coarse_stride_per_axis_of_the_wrong_count_fails_before_any_call():
     monai = pytest.importorskip("fastocclusion.monai")
-    net = Counted(SmoothScore((1, 12, 12), 0))
+    net = Counting(SmoothScore((1, 12, 12), 0))
     ours = monai.OcclusionSensitivity(
         net, mask_size=4, verbose=False, approximate={"coarse_stride": (4, 4, 4)}
     )
@@ -152,7 +140,7 @@ def test_captum_two_tensors_every_window_swept_equal_the_exact_attributions():
 def test_captum_a_share_comes_close_on_a_smooth_model_and_says_so():
     captum = pytest.importorskip("fastocclusion.captum")
     shape = (1, 24, 24)
-    net = Counted(SmoothScore(shape, 5))
+    net = Counting(SmoothScore(shape, 5))
     x = torch.from_numpy(np.random.default_rng(6).uniform(0.5, 1, size=(2, *shape))).float()
     args = dict(sliding_window_shapes=(1, 4, 4), strides=(1, 1, 1), target=0,
                 perturbations_per_eval=32)  # fmt: skip

@@ -22,6 +22,7 @@ from reference import OPERATOR_SCORERS, assert_maps_close, reference_occlusion  
 from torch_models import (  # noqa: E402
     FAMILIES,
     NUM_CLASSES,
+    Counting,
     DetectionNet,
     ImageNet,
     SegmentationNet,
@@ -229,17 +230,6 @@ def test_model_state_and_caller_data_unchanged(training):
     assert torch.equal(tensor_inputs, before[1]) and not tensor_inputs.requires_grad
     np.testing.assert_array_equal(targets, before[2])
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-
-
-class Counting(torch.nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.inner(x)
 
 
 def test_bad_input_fails_before_any_model_call():

@@ -158,3 +158,16 @@ FAMILIES = {
 def custom_operator(model, inputs, targets):
     outputs = model(inputs)
     return (outputs * targets).sum(-1) - 0.5 * (outputs * outputs).sum(-1)
+
+
+class Counting(torch.nn.Module):
+    """``inner`` with its forward calls counted (``calls``)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)

@@ -290,3 +290,11 @@ def test_the_audit_sample_sees_errors_where_the_coarse_map_points_nowhere():
     assert true < 0.98  # the ripple is lost where it was not swept
     assert result.estimated_ssim < 0.98
     assert abs(result.estimated_ssim - true) < 0.3
+
+
+def test_the_option_check_refuses_a_gpu_sweep_for_a_drill_down():
+    from fastocclusion.xplique.checks import check_options
+
+    with pytest.raises(ValueError, match="approximate: the drill-down fills its batches in host"):
+        check_options(device="gpu", approximate="auto")
+    assert check_options(device="cpu", approximate="auto")["approximate"] is not None

@@ -232,9 +232,8 @@ class Occlusion:
         grid = geometry.grid()
 
         def run(g: WindowGeometry, pairs: np.ndarray | None, tau: float | None) -> Any:
-            size = batch if pairs is None else min(batch, len(pairs))
             sweep = build_sweep(
-                backend, array, g, baseline, size, progress=progress,
+                backend, array, g, baseline, batch, progress=progress,
                 incremental=replace(options, truncation=tau), pairs=pairs,
             )  # fmt: skip
             sweep.run(no_targets, "mean", ())

@@ -73,14 +73,17 @@ def build_sweep(
     host batch buffer of an earlier sweep, reused when its shape fits (``Sweep.host_buffer``
     hands it back). ``progress``: a tqdm bar (a string: its label). ``incremental``: None
     or mode False for the normal sweep. ``pairs``: sweep only these (input, window) pairs
-    ((P, 2) int64, engine.drill_down; on the host only). ValueError naming ``incremental``
-    when True cannot run (before any model call); no model call is made here.
+    ((P, 2) int64, engine.drill_down; on the host only; ``batch`` is capped at P).
+    ValueError naming ``incremental`` when True cannot run (before any model call); no
+    model call is made here.
 
     >>> sweep = build_sweep(backend, x, geometry, np.zeros(()), 32)  # doctest: +SKIP
     >>> targets, maps = sweep.run(None, "sum", geometry.collapsed_axes)  # doctest: +SKIP
     """
     grid = geometry.grid()
     n = inputs.shape[0]
+    if pairs is not None:
+        batch = min(batch, len(pairs))  # no call larger than the pairs
     arrays = backend.device_arrays
     if arrays is not None:
         if pairs is not None:

@@ -233,20 +233,14 @@ def drill_down(
             swept[i, w] = True
             done[i] = wanted[i]
             scale = max(float(np.abs(values[i]).max()), 1e-300)
-            disagreement[i] = float(np.sqrt(np.mean(residual**2))) / scale
+            disagreement[i] = _rms(residual) / scale
             # The errors grow with how far an estimate stands out (a floor of 1 % of the
             # largest value for the flat ones), fitted on the windows just swept: the
             # blocks, and the audit sample of the windows left (the larger of the two).
             level = outstanding[i] + 0.01 * scale
             errors = np.abs(residual).sum(axis=0) / level[w]
-            audited = len(audits[i])
-            ratio = (
-                float(np.sqrt(np.mean(errors[: len(w) - audited] ** 2)))
-                if len(w) > audited
-                else 0.0
-            )
-            if audited:
-                ratio = max(ratio, float(np.sqrt(np.mean(errors[len(w) - audited :] ** 2))))
+            split = len(w) - len(audits[i])  # the blocks' windows, then the audit's
+            ratio = max(_rms(errors[:split]), _rms(errors[split:]))
             one = values[i].reshape((planes,) + counts)
             estimated[i] = _estimated_ssim(one, swept[i], ratio * level, blocks, assemble)
             estimated[i] *= truncation.ssim[i]
@@ -263,6 +257,11 @@ def drill_down(
         disagreement=float(disagreement.max()),
         sweeps=sweeps,
     )
+
+
+def _rms(values: np.ndarray) -> float:
+    """The root mean square of ``values`` (0.0 for none)."""
+    return float(np.sqrt(np.mean(values**2))) if values.size else 0.0
 
 
 def _audit(swept: np.ndarray, chosen: np.ndarray, windows: int, seed: int) -> np.ndarray:
@@ -299,7 +298,7 @@ def _truncation(
     elif approximation.tune_projective_field:
         shares, goal = AUTO_SHARES, 1.0 - (1.0 - approximation.target_ssim) / 2
     else:
-        return Truncation(None, np.ones(n), None, ())
+        return Truncation(None, np.ones(n), ())
     counts = tuple(int(c) for c in fine.counts)
 
     def maps_of(values: np.ndarray) -> Any:

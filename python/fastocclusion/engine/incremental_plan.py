@@ -175,8 +175,8 @@ def _box_regions(
         regions, windows = local_regions(parts[0], layer, out)
         if truncation is not None:
             cut = truncated_regions(regions, truncation)
-            if cut is not regions:
-                step.truncated = True
+            step.truncated = cut is not regions
+            if step.truncated:
                 regions, windows = cut, input_windows(cut, layer, parts[0].shape)
         step.sources = [Source(op.inputs[0], windows, op.pad_value)]
         return regions

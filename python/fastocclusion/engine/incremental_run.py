@@ -100,8 +100,6 @@ class IncrementalRunner:
         self.n, self.batch = request.n, request.batch
         self.switch_share, self.required = request.switch_share, request.required
         self.truncation = request.truncation
-        #: The layers whose boxes projective-field truncation cut (approximate maps).
-        self.truncated_layers: tuple[str, ...] = ()
         self.plan: Plan | None = None
         self._aside = False  # stepped aside: the normal sweep from then on
         #: True when "auto" left the choice to a measurement of the sweep's calls.
@@ -127,6 +125,14 @@ class IncrementalRunner:
         after it while some layer runs incrementally."""
         return not self._aside and (self.plan is None or bool(self.incremental_layers))
 
+    @property
+    def truncated_layers(self) -> tuple[str, ...]:
+        """The incremental layers whose boxes projective-field truncation cut (approximate
+        scores; empty while nothing runs incrementally)."""
+        if self.plan is None or not self.incremental_layers:
+            return ()
+        return self.plan.truncated_layers
+
     def measured(self, incremental_seconds: float, full_seconds: float) -> bool:
         """The outcome of the sweep's measurement (``probing``): keeps the incremental calls
         (True) when one took less than a full call, else steps aside (False). Either way
@@ -148,7 +154,7 @@ class IncrementalRunner:
         if self.required:
             raise ValueError(f"incremental: True is invalid here, {reason}")
         self._aside = True
-        self.incremental_layers, self.saved_share, self.truncated_layers = (), 0.0, ()
+        self.incremental_layers, self.saved_share = (), 0.0
         self.note = f"normal sweep (incremental='auto'): {reason}"
         self._stored.clear()
         self._spliced.clear()
@@ -192,7 +198,6 @@ class IncrementalRunner:
         floor = self.tensors.auto_min_call_macs
         reason = auto_declines(full, done, self.batch, kept, floor)
         self.incremental_layers, self.note = plan.incremental_layers, plan.note
-        self.truncated_layers = plan.truncated_layers
         self.saved_share = plan.saved_share
         self.probing = False
         if plan.incremental_layers and not self.required and reason is not None:
@@ -203,7 +208,6 @@ class IncrementalRunner:
                 self.note = f"normal sweep (incremental='auto'): {reason}"
         if not self.incremental_layers:
             plan.stored, plan.materialized, self.saved_share = set(), set(), 0.0
-            self.truncated_layers = ()
         for node in plan.stored:
             _, self._stored[node] = self.tensors.buffer((self.n,) + shapes[node], sample)
         for node in plan.materialized:

@@ -32,12 +32,11 @@ AUTO_SHARES = (0.7, 0.55, 0.4)
 class Truncation:
     """The truncation chosen: ``share`` (tau; None: none, the swept windows are exact),
     ``ssim`` per input (the interpolated maps of the truncated coarse windows against the
-    exact ones; 1.0 without truncation), ``values`` (the truncated coarse sweep's values,
-    or None) and ``tried`` ((tau, lowest SSIM) per share swept), ``sweeps`` (how many)."""
+    exact ones; 1.0 without truncation) and ``tried`` ((tau, lowest SSIM) per share
+    swept), ``sweeps`` (how many)."""
 
     share: float | None
     ssim: np.ndarray
-    values: np.ndarray | None
     tried: tuple[tuple[float, float], ...]
 
     @property
@@ -77,18 +76,17 @@ def measure_truncation(
     per_input = exact.reshape((n, -1) + exact.shape[1:])
     reference = [np.asarray(maps_of(per_input[i])) for i in range(n)]
     tried: list[tuple[float, float]] = []
-    kept = Truncation(None, np.ones(n), None, ())
+    kept: tuple[float | None, np.ndarray] = (None, np.ones(n))
     for share in shares:
-        values = truncated_values(share)
-        cut = values.reshape(per_input.shape)
+        cut = truncated_values(share).reshape(per_input.shape)
         scores = np.array([_similarity(maps_of(cut[i]), reference[i]) for i in range(n)])
         tried.append((share, float(scores.min())))
         if goal is not None and scores.min() < goal:
             break
-        kept = Truncation(share, scores, values, ())
+        kept = (share, scores)
         if goal is None:
             break
-    return Truncation(kept.share, kept.ssim, kept.values, tuple(tried))
+    return Truncation(*kept, tuple(tried))
 
 
 def _similarity(maps: np.ndarray, reference: np.ndarray) -> float:

@@ -172,8 +172,7 @@ class OcclusionSensitivity:
             g: WindowGeometry, pairs: np.ndarray | None = None, tau: float | None = None
         ) -> Any:  # fmt: skip
             return build_sweep(
-                backend, image, g, baseline, batch if pairs is None else min(batch, len(pairs)),
-                baseline_kind=kind, progress=progress,
+                backend, image, g, baseline, batch, baseline_kind=kind, progress=progress,
                 incremental=self._incremental_options(axes, tau), pairs=pairs,
             )  # fmt: skip
 

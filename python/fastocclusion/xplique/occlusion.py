@@ -148,11 +148,6 @@ class Occlusion:
         self.device, self.incremental = checked["device"], checked["incremental"]
         self.incremental_threshold = checked["incremental_threshold"]
         self.model = model
-        if self._approximation is not None and self.device == "gpu":
-            raise ValueError(
-                "approximate: the drill-down fills its batches in host memory (copied to a "
-                "model on a GPU), not with device='gpu' (device='auto' or 'cpu')"
-            )
         # A drill-down's sweeps of chosen patches are filled in host memory, copied to a
         # model on a GPU ("auto" gives the host sweep then).
         sweep_device = "cpu" if self._approximation is not None else self.device
@@ -301,10 +296,9 @@ class Occlusion:
         def sweep_of(
             g: WindowGeometry = geometry, pairs: np.ndarray | None = None, tau: float | None = None
         ) -> Any:  # fmt: skip
-            size = batch if pairs is None else min(batch, len(pairs))
             buffer, self._host_buffer = self._host_buffer, None  # let a stale one go first
             sweep = build_sweep(
-                self._backend, array, g, baseline, size, progress=self.progress,
+                self._backend, array, g, baseline, batch, progress=self.progress,
                 incremental=replace(incremental, truncation=tau), buffer=buffer, pairs=pairs,
             )  # fmt: skip
             self._host_buffer = sweep.host_buffer

@@ -1,5 +1,6 @@
-// fastocclusion._cuda.DeviceBuffer: float32/float64 device memory with host copies and a
-// DLPack export (PyTorch, CuPy and JAX view it without a copy).
+// fastocclusion._cuda.DeviceBuffer: device memory of one of NumPy's number dtypes (float32,
+// float64, float16, integers, bool) with host copies and a DLPack export (PyTorch, CuPy and
+// JAX view it without a copy).
 //
 // Synchronisation: construction, from_host, copy_from_host and to_host return when done.
 // GIL: released around every CUDA call; the Python objects passed in stay referenced by the
@@ -33,8 +34,39 @@ std::vector<std::int64_t> array_shape(const py::array& a) {
   return std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
-py::dtype numpy_dtype(fc::DType dtype) {
-  return dtype == fc::DType::float64 ? py::dtype::of<double>() : py::dtype::of<float>();
+py::dtype numpy_dtype(fc::DType dtype) { return py::dtype(std::string(fc::dtype_name(dtype))); }
+
+constexpr fc::DType kAllDTypes[] = {
+    fc::DType::float32, fc::DType::float64, fc::DType::float16, fc::DType::int8,
+    fc::DType::int16,   fc::DType::int32,   fc::DType::int64,   fc::DType::uint8,
+    fc::DType::uint16,  fc::DType::uint32,  fc::DType::uint64,  fc::DType::bool_};
+
+// The DType of a host array; ValueError naming `name` for any other dtype.
+fc::DType dtype_of(const py::array& array, const char* name) {
+  for (const fc::DType dtype : kAllDTypes) {
+    if (has_dtype(array, dtype)) return dtype;
+  }
+  FASTOCCLUSION_EXPECTS(false, name << ": dtype " << std::string(py::str(array.dtype()))
+                                    << " is invalid, expected a number dtype in native byte "
+                                       "order: float32, float64, float16, int8..int64, "
+                                       "uint8..uint64 or bool");
+  return fc::DType::float32;  // unreachable
+}
+
+// The DLPack type of a DType.
+DLDataType dlpack_dtype(fc::DType dtype) {
+  const auto bits = static_cast<std::uint8_t>(8 * fc::dtype_size(dtype));
+  switch (fc::dtype_kind(dtype)) {
+    case fc::DTypeKind::floating:
+      return {kDLFloat, bits, 1};
+    case fc::DTypeKind::signed_integer:
+      return {kDLInt, bits, 1};
+    case fc::DTypeKind::unsigned_integer:
+      return {kDLUInt, bits, 1};
+    case fc::DTypeKind::boolean:
+    default:
+      return {kDLBool, bits, 1};
+  }
 }
 
 py::array to_host(PyDeviceBuffer& self, const py::object& stream) {
@@ -54,13 +86,9 @@ py::array to_host(PyDeviceBuffer& self, const py::object& stream) {
 
 std::shared_ptr<PyDeviceBuffer> from_host(const py::array& array, int device) {
   FASTOCCLUSION_EXPECTS(array.ndim() >= 1, "array: expected at least one dimension");
-  const bool is64 = has_dtype(array, fc::DType::float64);
-  FASTOCCLUSION_EXPECTS(is64 || has_dtype(array, fc::DType::float32),
-                        "array: dtype " << std::string(py::str(array.dtype()))
-                                        << " is invalid, expected float32 or float64");
+  const fc::DType dtype = dtype_of(array, "array");
   const py::array contiguous = py::array::ensure(array, py::array::c_style);
-  auto result = make_buffer(array_shape(contiguous), is64 ? fc::DType::float64 : fc::DType::float32,
-                            device);
+  auto result = make_buffer(array_shape(contiguous), dtype, device);
   copy_from_host(*result, contiguous, py::none());
   return result;
 }
@@ -87,9 +115,8 @@ py::object buffer_to_dlpack(PyDeviceBuffer& self, const py::object& stream,
     fc::DeviceGuard guard(device);
     self.use_on(consumer.stream);
   }
-  return export_dlpack(
-      self.buffer, self.buffer->data(), DLDevice{kDLCUDA, device},
-      DLDataType{kDLFloat, static_cast<std::uint8_t>(8 * fc::dtype_size(self.buffer->dtype())), 1});
+  return export_dlpack(self.buffer, self.buffer->data(), DLDevice{kDLCUDA, device},
+                       dlpack_dtype(self.buffer->dtype()));
 }
 
 }  // namespace
@@ -108,8 +135,8 @@ std::shared_ptr<PyDeviceBuffer> make_buffer(const std::vector<std::int64_t>& sha
 }
 
 bool has_dtype(const py::array& array, fc::DType dtype) {
-  return dtype == fc::DType::float64 ? py::isinstance<py::array_t<double>>(array)
-                                     : py::isinstance<py::array_t<float>>(array);
+  const py::dtype wanted = numpy_dtype(dtype);
+  return array.dtype().is(wanted) || array.dtype().equal(wanted);
 }
 
 void require_dtype(const PyDeviceBuffer& b, fc::DType dtype, const char* name) {
@@ -148,16 +175,18 @@ void copy_from_host(PyDeviceBuffer& self, const py::array& array, const py::obje
 void register_device_buffer(py::module_& m) {
   py::class_<PyDeviceBuffer, std::shared_ptr<PyDeviceBuffer>>(
       m, "DeviceBuffer",
-      "A zeroed float32/float64 buffer in device memory (256-byte aligned, row-major).\n"
-      "PyTorch, CuPy and JAX view it without a copy through DLPack.")
+      "A zeroed buffer in device memory (256-byte aligned, row-major) of one of NumPy's\n"
+      "number dtypes: float32, float64, float16, int8..int64, uint8..uint64 or bool\n"
+      "(bfloat16 as uint16, its bits). PyTorch, CuPy and JAX view it without a copy\n"
+      "through DLPack.")
       .def(py::init([](const std::vector<std::int64_t>& shape, const StrArg& dtype, int device) {
              return make_buffer(shape, fc::parse_dtype(dtype.value), device);
            }),
            py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = 0,
-           "shape: >= 1 sizes, each >= 1; dtype: 'float32' | 'float64' (a str); zeroed "
-           "(synchronous).")
+           "shape: >= 1 sizes, each >= 1; dtype: a str, 'float32' (default), 'float64', "
+           "'float16', 'int8'..'int64', 'uint8'..'uint64' or 'bool'; zeroed (synchronous).")
       .def_static("from_host", &from_host, py::arg("array"), py::arg("device") = 0,
-                  "A new buffer holding a copy of a float32/float64 array (synchronous).")
+                  "A new buffer of the array's dtype holding a copy of it (synchronous).")
       .def_property_readonly("shape", [](const PyDeviceBuffer& b) { return py::tuple(py::cast(b.buffer->shape())); })
       .def_property_readonly("ndim", [](const PyDeviceBuffer& b) { return b.buffer->shape().size(); })
       .def_property_readonly("size", [](const PyDeviceBuffer& b) { return b.buffer->size(); })

@@ -6,8 +6,10 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common.hpp"
@@ -38,34 +40,89 @@ namespace {
 struct DeviceFillState : fo::IncrementalFillState {};
 using CudaFillState = LockedState<DeviceFillState>;
 
-// inputs: a float32 DeviceBuffer (N, *sample shape). Returns N.
+// inputs: a DeviceBuffer (N, *sample shape) of any dtype. Returns N.
 std::int64_t input_count(const PyDeviceBuffer& inputs, const fo::WindowGrid& grid) {
-  require_dtype(inputs, fc::DType::float32, "inputs");
   return leading_count(inputs.buffer->shape(), grid_shape(grid), "inputs",
                        "the grid's sample shape");
 }
 
+// inputs: a float32 DeviceBuffer (N, *sample shape) (the window means). Returns N.
+std::int64_t float_input_count(const PyDeviceBuffer& inputs, const fo::WindowGrid& grid) {
+  require_dtype(inputs, fc::DType::float32, "inputs");
+  return input_count(inputs, grid);
+}
+
+// Calls f(T{}) with the fill's element type for `dtype` (fill.hpp, "Element types"):
+// float32 -> float, float64 -> double, any other dtype -> the unsigned integer of its width,
+// copied bit for bit (float16, bfloat16 held as uint16, integers, bool).
+template <typename F>
+void with_fill_type(fc::DType dtype, F&& f) {
+  if (dtype == fc::DType::float32) return f(float{});
+  if (dtype == fc::DType::float64) return f(double{});
+  switch (fc::dtype_size(dtype)) {
+    case 1:
+      return f(std::uint8_t{});
+    case 2:
+      return f(std::uint16_t{});
+    case 4:
+      return f(std::uint32_t{});
+    default:
+      return f(std::uint64_t{});
+  }
+}
+
+template <typename T>
 struct BaselineArg {
-  fc::DeviceBaseline view;
+  fc::BasicDeviceBaseline<T> view;
   PyDeviceBuffer* buffer = nullptr;  // the device values, if any
 };
 
-// The baseline: a number (scalar, by value) or a float32 DeviceBuffer of the sample shape
-// (per_sample) or (N, *sample shape) (per_input) ("auto"); a float32 DeviceBuffer of shape
-// (N, *grid.counts) ("per_window", "per_window_scale") or grid.window ("window_mask").
-BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::WindowGrid& grid,
-                          BaselineChoice choice) {
+// A scalar baseline in T: for float32/float64 inputs a number (a 0-d array converts as one);
+// for other dtypes a 0-d host array of the inputs' dtype, whose bits are taken (bfloat16:
+// its uint16 bits).
+template <typename T>
+T scalar_baseline(const py::object& baseline, fc::DType dtype) {
+  const std::string name = fc::dtype_name(dtype);
+  if constexpr (std::is_floating_point_v<T>) {
+    FASTOCCLUSION_EXPECTS(py::isinstance<py::float_>(baseline) ||
+                              py::isinstance<py::int_>(baseline) ||
+                              py::hasattr(baseline, "__float__"),
+                          "baseline: " << std::string(py::str(py::type::of(baseline)))
+                                       << " is invalid, expected a number or a DeviceBuffer");
+    return static_cast<T>(py::float_(baseline).cast<double>());
+  } else {
+    FASTOCCLUSION_EXPECTS(py::isinstance<py::array>(baseline) &&
+                              py::cast<py::array>(baseline).ndim() == 0 &&
+                              has_dtype(py::cast<py::array>(baseline), dtype),
+                          "baseline: " << std::string(py::str(py::type::of(baseline)))
+                                       << " is invalid for " << name
+                                       << " inputs, expected a 0-d host array of dtype " << name
+                                       << " or a DeviceBuffer");
+    const auto values = py::cast<py::array>(baseline);
+    T value{};
+    std::memcpy(&value, values.data(), sizeof(T));
+    return value;
+  }
+}
+
+// The baseline, of the inputs' dtype: a scalar (scalar_baseline) or a DeviceBuffer of the
+// sample shape (per_sample) or (N, *sample shape) (per_input) ("auto"); a DeviceBuffer of
+// shape (N, *grid.counts) ("per_window", "per_window_scale") or grid.window ("window_mask").
+template <typename T>
+BaselineArg<T> baseline_view(const py::object& baseline, std::int64_t n,
+                             const fo::WindowGrid& grid, BaselineChoice choice, fc::DType dtype) {
   const std::vector<std::int64_t> sample = grid_shape(grid);
+  const std::string name = fc::dtype_name(dtype);
   if (choice != BaselineChoice::automatic) {
     const bool per_window = choice != BaselineChoice::window_mask;
     const std::vector<std::int64_t> expected =
         per_window ? batch_shape(n, grid_counts(grid)) : grid_windows(grid);
     FASTOCCLUSION_EXPECTS(py::isinstance<PyDeviceBuffer>(baseline),
                           "baseline: " << std::string(py::str(py::type::of(baseline)))
-                                       << " is invalid, expected a float32 DeviceBuffer of shape "
-                                       << shape_string(expected));
+                                       << " is invalid, expected a " << name
+                                       << " DeviceBuffer of shape " << shape_string(expected));
     auto& b = baseline.cast<PyDeviceBuffer&>();
-    require_dtype(b, fc::DType::float32, "baseline");
+    require_dtype(b, dtype, "baseline");
     FASTOCCLUSION_EXPECTS(b.buffer->shape() == expected,
                           "baseline: shape " << shape_string(b.buffer->shape())
                                              << " is invalid, expected "
@@ -74,32 +131,27 @@ BaselineArg baseline_view(const py::object& baseline, std::int64_t n, const fo::
                                   : choice == BaselineChoice::per_window_scale
                                       ? fo::BaselineKind::per_window_scale
                                       : fo::BaselineKind::window_mask;
-    return {{kind, b.buffer->data_as<float>(), 0.0f}, &b};
+    return {{kind, b.buffer->data_as<T>(), T{}}, &b};
   }
   if (py::isinstance<PyDeviceBuffer>(baseline)) {
     auto& b = baseline.cast<PyDeviceBuffer&>();
-    require_dtype(b, fc::DType::float32, "baseline");
+    require_dtype(b, dtype, "baseline");
     const std::vector<std::int64_t>& shape = b.buffer->shape();
-    const auto* values = b.buffer->data_as<float>();
-    if (shape == sample) return {{fo::BaselineKind::per_sample, values, 0.0f}, &b};
-    if (shape == batch_shape(n, sample)) return {{fo::BaselineKind::per_input, values, 0.0f}, &b};
+    const auto* values = b.buffer->data_as<T>();
+    if (shape == sample) return {{fo::BaselineKind::per_sample, values, T{}}, &b};
+    if (shape == batch_shape(n, sample)) return {{fo::BaselineKind::per_input, values, T{}}, &b};
     FASTOCCLUSION_EXPECTS(false, "baseline: shape " << shape_string(shape)
                                                     << " is invalid, expected the sample shape "
                                                     << shape_string(sample) << " or "
                                                     << shape_string(batch_shape(n, sample))
-                                                    << ", or a number");
+                                                    << ", or a scalar");
   }
   if (py::isinstance<py::array>(baseline)) {
     FASTOCCLUSION_EXPECTS(py::cast<py::array>(baseline).ndim() == 0,
-                          "baseline: a host array is invalid, expected a number or a DeviceBuffer "
+                          "baseline: a host array is invalid, expected a scalar or a DeviceBuffer "
                           "(upload it with DeviceBuffer.from_host)");
   }
-  FASTOCCLUSION_EXPECTS(py::isinstance<py::float_>(baseline) || py::isinstance<py::int_>(baseline) ||
-                            py::hasattr(baseline, "__float__"),
-                        "baseline: " << std::string(py::str(py::type::of(baseline)))
-                                     << " is invalid, expected a number or a DeviceBuffer");
-  const auto value = static_cast<float>(py::float_(baseline).cast<double>());
-  return {{fo::BaselineKind::scalar, nullptr, value}, nullptr};
+  return {{fo::BaselineKind::scalar, nullptr, scalar_baseline<T>(baseline, dtype)}, nullptr};
 }
 
 void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::object& baseline,
@@ -108,37 +160,41 @@ void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::
                   const py::object& stream) {
   const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
   const std::int64_t n = input_count(inputs, grid);
-  const BaselineArg base = baseline_view(baseline, n, grid, choice);
-  require_dtype(out, fc::DType::float32, "out");
-  const std::vector<std::int64_t> sample = grid_shape(grid);
-  const std::vector<std::int64_t>& out_shape = out.buffer->shape();
-  FASTOCCLUSION_EXPECTS(out_shape.size() == sample.size() + 1 && out_shape[0] >= count &&
-                            std::vector<std::int64_t>(out_shape.begin() + 1, out_shape.end()) == sample,
-                        "out: shape " << shape_string(out_shape) << " is invalid, expected (B, "
-                                      << shape_string(sample).substr(1) << " with B >= count="
-                                      << count);
-  // Device buffers own their memory (no views): sharing memory means being the same buffer.
-  FASTOCCLUSION_EXPECTS(out.buffer != inputs.buffer &&
-                            (base.buffer == nullptr || out.buffer != base.buffer->buffer),
-                        "out: must not share memory with inputs or baseline");
-  const int device = inputs.buffer->device();
-  require_device(out, device, "out");
-  if (base.buffer != nullptr) require_device(*base.buffer, device, "baseline");
-  const cudaStream_t s = stream_from(stream);
-  fc::DeviceGuard guard(device);
-  inputs.use_on(s);
-  out.use_on(s);
-  if (base.buffer != nullptr) base.buffer->use_on(s);
-  const auto* in = inputs.buffer->data_as<float>();
-  auto* batch = out.buffer->data_as<float>();
-  const std::int64_t capacity = out_shape[0];
-  call_with_state(state, [&](DeviceFillState* st) {
-    if (st == nullptr) {
-      fc::fill_occluded_batch_async(in, n, grid, base.view, start, count, batch, stride, s);
-    } else {
-      fc::fill_occluded_batch_incremental_async(in, n, grid, base.view, start, count, batch,
-                                                capacity, *st, stride, s);
-    }
+  const fc::DType dtype = inputs.buffer->dtype();
+  with_fill_type(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const BaselineArg<T> base = baseline_view<T>(baseline, n, grid, choice, dtype);
+    require_dtype(out, dtype, "out");
+    const std::vector<std::int64_t> sample = grid_shape(grid);
+    const std::vector<std::int64_t>& out_shape = out.buffer->shape();
+    FASTOCCLUSION_EXPECTS(out_shape.size() == sample.size() + 1 && out_shape[0] >= count &&
+                              std::vector<std::int64_t>(out_shape.begin() + 1, out_shape.end()) == sample,
+                          "out: shape " << shape_string(out_shape) << " is invalid, expected (B, "
+                                        << shape_string(sample).substr(1) << " with B >= count="
+                                        << count);
+    // Device buffers own their memory (no views): sharing memory means being the same buffer.
+    FASTOCCLUSION_EXPECTS(out.buffer != inputs.buffer &&
+                              (base.buffer == nullptr || out.buffer != base.buffer->buffer),
+                          "out: must not share memory with inputs or baseline");
+    const int device = inputs.buffer->device();
+    require_device(out, device, "out");
+    if (base.buffer != nullptr) require_device(*base.buffer, device, "baseline");
+    const cudaStream_t s = stream_from(stream);
+    fc::DeviceGuard guard(device);
+    inputs.use_on(s);
+    out.use_on(s);
+    if (base.buffer != nullptr) base.buffer->use_on(s);
+    const auto* in = inputs.buffer->data_as<T>();
+    auto* batch = out.buffer->data_as<T>();
+    const std::int64_t capacity = out_shape[0];
+    call_with_state(state, [&](DeviceFillState* st) {
+      if (st == nullptr) {
+        fc::fill_occluded_batch_async(in, n, grid, base.view, start, count, batch, stride, s);
+      } else {
+        fc::fill_occluded_batch_incremental_async(in, n, grid, base.view, start, count, batch,
+                                                  capacity, *st, stride, s);
+      }
+    });
   });
 }
 
@@ -282,7 +338,7 @@ std::shared_ptr<PyDeviceBuffer> blend_binding(const py::object& values_obj,
 std::shared_ptr<PyDeviceBuffer> window_means_binding(PyDeviceBuffer& inputs,
                                                      const fo::WindowGrid& grid,
                                                      const py::object& stream) {
-  const std::int64_t n = input_count(inputs, grid);
+  const std::int64_t n = float_input_count(inputs, grid);
   const int device = inputs.buffer->device();
   auto out = make_buffer(batch_shape(n, grid_counts(grid)), fc::DType::float32, device);
   const cudaStream_t s = stream_from(stream);
@@ -313,11 +369,14 @@ void register_cuda_kernels(py::module_& m) {
         "Enqueue occluded samples of the (input, window) stream into out[:count] "
         "(asynchronous): slot j\n"
         "gets stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
-        "inputs: float32 DeviceBuffer (N, *grid.shape); grid: a fastocclusion._core.WindowGrid;\n"
-        "baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape)\n"
+        "inputs: a DeviceBuffer (N, *grid.shape) of any dtype, whose values are copied bit\n"
+        "for bit (bfloat16 held as uint16); grid: a fastocclusion._core.WindowGrid;\n"
+        "baseline, of the inputs' dtype: a scalar (a number for float32/float64 inputs, else a\n"
+        "0-d host array of that dtype) or a DeviceBuffer of grid.shape or (N, *grid.shape)\n"
         "(baseline_kind 'auto'), of (N, *grid.counts) ('per_window', 'per_window_scale') or\n"
-        "grid.window ('window_mask'), as _core's;\n"
-        "out: float32 DeviceBuffer (B, *grid.shape), B >= count; state: an\n"
+        "grid.window ('window_mask'), as _core's ('per_window_scale' and 'window_mask'\n"
+        "multiply: float32/float64 only);\n"
+        "out: a DeviceBuffer (B, *grid.shape) of the inputs' dtype, B >= count; state: an\n"
         "IncrementalFillState for incremental fills; stream: see the module doc.");
 
   m.def("accumulate_window_deltas", &accumulate_binding, py::arg("deltas"), py::arg("grid"),
@@ -337,7 +396,8 @@ void register_cuda_kernels(py::module_& m) {
 
   m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
         py::kw_only(), py::arg("stream") = py::none(),
-        "The mean of every window's box per input, a float32 DeviceBuffer (N, *grid.counts)\n"
+        "The mean of every window's box per input (inputs: a float32 DeviceBuffer), a float32\n"
+        "DeviceBuffer (N, *grid.counts)\n"
         "(asynchronous): the values of 'per_window' and 'per_window_scale' (MONAI's\n"
         "mean_patch), as _core's.");
 }

@@ -25,6 +25,7 @@ enum DLDataTypeCode : std::uint8_t {
   kDLInt = 0,
   kDLUInt = 1,
   kDLFloat = 2,
+  kDLBool = 6,
 };
 
 struct DLDevice {

@@ -90,16 +90,6 @@ void restore_window(T* dst, const T* src, const WindowGrid& g, std::int64_t k) {
   });
 }
 
-// The computing baselines need float or double values: user_error for integer storage.
-template <typename T>
-void check_baseline_type(BaselineKind kind) {
-  if constexpr (!std::is_floating_point_v<T>) {
-    FASTOCCLUSION_EXPECTS(!baseline_computes(kind),
-                          "baseline: this kind multiplies the inputs, expected float32 or float64 "
-                          "inputs, not " << sizeof(T) << "-byte integer or half-precision ones");
-  }
-}
-
 std::int64_t window_volume(const WindowGrid& g) {
   std::int64_t volume = 1;
   for (int d = 0; d < g.rank; ++d) volume *= g.axes[d].window;  // <= sample_size
@@ -110,6 +100,12 @@ std::int64_t window_volume(const WindowGrid& g) {
 
 bool baseline_computes(BaselineKind kind) noexcept {
   return kind == BaselineKind::per_window_scale || kind == BaselineKind::window_mask;
+}
+
+void check_baseline_type(BaselineKind kind, bool floating, std::size_t value_bytes) {
+  FASTOCCLUSION_EXPECTS(floating || !baseline_computes(kind),
+                        "baseline: this kind multiplies the inputs, expected float32 or float64 "
+                        "inputs, not " << value_bytes << "-byte integer or half-precision ones");
 }
 
 std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& grid) noexcept {
@@ -200,7 +196,7 @@ void fill_occluded_batch(const T* inputs, std::int64_t n, const WindowGrid& grid
                          T* batch, std::int64_t stride, const StreamPairs& stream) {
   check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride,
                        stream);
-  check_baseline_type<T>(baseline.kind);
+  check_baseline_type(baseline.kind, std::is_floating_point_v<T>, sizeof(T));
   const std::int64_t sample = grid.sample_size();
   const PairOf pair_of{stream, grid.num_windows()};
   const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);
@@ -225,13 +221,13 @@ void IncrementalFillState::reset() noexcept {
 
 bool IncrementalFillState::begin(const void* inputs, std::int64_t n, const WindowGrid& grid,
                                  BaselineKind baseline_kind, const void* baseline_values,
-                                 float baseline_scalar, const void* batch,
+                                 std::uint64_t baseline_scalar_bits, const void* batch,
                                  std::int64_t capacity) {
   const bool same_session =
       inputs_ == inputs && batch_ == batch && baseline_values_ == baseline_values &&
       baseline_kind_ == baseline_kind &&
-      // Bitwise, so that a NaN scalar is not a change at every call.
-      std::memcmp(&baseline_scalar_, &baseline_scalar, sizeof(float)) == 0 && n_ == n &&
+      // Bits, so that a NaN scalar is not a change at every call.
+      baseline_scalar_bits_ == baseline_scalar_bits && n_ == n &&
       grid_ == grid && static_cast<std::int64_t>(slot_input_.size()) == capacity;
   if (same_session) return true;
   slot_input_.assign(static_cast<std::size_t>(capacity), -1);
@@ -240,7 +236,7 @@ bool IncrementalFillState::begin(const void* inputs, std::int64_t n, const Windo
   batch_ = batch;
   baseline_values_ = baseline_values;
   baseline_kind_ = baseline_kind;
-  baseline_scalar_ = baseline_scalar;
+  baseline_scalar_bits_ = baseline_scalar_bits;
   n_ = n;
   grid_ = grid;
   return false;
@@ -254,14 +250,14 @@ void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const Wind
                                      const StreamPairs& stream) {
   check_fill_arguments(inputs, n, grid, baseline.values != nullptr, start, count, batch, stride,
                        stream);
-  check_baseline_type<T>(baseline.kind);
+  check_baseline_type(baseline.kind, std::is_floating_point_v<T>, sizeof(T));
   std::int64_t values = 0;
   FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count &&
                             checked_multiply(capacity, grid.sample_size(), values),
                         "batch capacity=" << capacity << " is invalid, expected >= max(1, count="
                                           << count << ") and a buffer within int64");
   // The CPU baseline is read through its pointer (a scalar too): no scalar to compare.
-  state.begin(inputs, n, grid, baseline.kind, baseline.values, 0.0f, batch, capacity);
+  state.begin(inputs, n, grid, baseline.kind, baseline.values, 0, batch, capacity);
   const std::int64_t sample = grid.sample_size();
   const PairOf pair_of{stream, grid.num_windows()};
   const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);

@@ -13,13 +13,15 @@ class CudaOutOfMemoryError(CudaError):
     pass
 class DeviceBuffer:
     """
-    A zeroed float32/float64 buffer in device memory (256-byte aligned, row-major).
-    PyTorch, CuPy and JAX view it without a copy through DLPack.
+    A zeroed buffer in device memory (256-byte aligned, row-major) of one of NumPy's
+    number dtypes: float32, float64, float16, int8..int64, uint8..uint64 or bool
+    (bfloat16 as uint16, its bits). PyTorch, CuPy and JAX view it without a copy
+    through DLPack.
     """
     @staticmethod
     def from_host(array: numpy.ndarray, device: typing.SupportsInt | typing.SupportsIndex = 0) -> DeviceBuffer:
         """
-        A new buffer holding a copy of a float32/float64 array (synchronous).
+        A new buffer of the array's dtype holding a copy of it (synchronous).
         """
     def __dlpack__(self, *, stream: typing.Any = None, max_version: typing.Any = None, dl_device: typing.Any = None, copy: typing.Any = None) -> typing.Any:
         ...
@@ -27,7 +29,7 @@ class DeviceBuffer:
         ...
     def __init__(self, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dtype: str = 'float32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         """
-        shape: >= 1 sizes, each >= 1; dtype: 'float32' | 'float64' (a str); zeroed (synchronous).
+        shape: >= 1 sizes, each >= 1; dtype: a str, 'float32' (default), 'float64', 'float16', 'int8'..'int64', 'uint8'..'uint64' or 'bool'; zeroed (synchronous).
         """
     def __repr__(self) -> str:
         ...
@@ -95,11 +97,14 @@ def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGr
     """
     Enqueue occluded samples of the (input, window) stream into out[:count] (asynchronous): slot j
     gets stream index start + j*stride (stride 1: the slice [start, start+count)).
-    inputs: float32 DeviceBuffer (N, *grid.shape); grid: a fastocclusion._core.WindowGrid;
-    baseline: a number or a float32 DeviceBuffer of grid.shape or (N, *grid.shape)
+    inputs: a DeviceBuffer (N, *grid.shape) of any dtype, whose values are copied bit
+    for bit (bfloat16 held as uint16); grid: a fastocclusion._core.WindowGrid;
+    baseline, of the inputs' dtype: a scalar (a number for float32/float64 inputs, else a
+    0-d host array of that dtype) or a DeviceBuffer of grid.shape or (N, *grid.shape)
     (baseline_kind 'auto'), of (N, *grid.counts) ('per_window', 'per_window_scale') or
-    grid.window ('window_mask'), as _core's;
-    out: float32 DeviceBuffer (B, *grid.shape), B >= count; state: an
+    grid.window ('window_mask'), as _core's ('per_window_scale' and 'window_mask'
+    multiply: float32/float64 only);
+    out: a DeviceBuffer (B, *grid.shape) of the inputs' dtype, B >= count; state: an
     IncrementalFillState for incremental fills; stream: see the module doc.
     """
 def is_available() -> bool:
@@ -116,7 +121,8 @@ def synchronize(stream: typing.Any = None, device: typing.SupportsInt | typing.S
     """
 def window_means(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, *, stream: typing.Any = None) -> DeviceBuffer:
     """
-    The mean of every window's box per input, a float32 DeviceBuffer (N, *grid.counts)
+    The mean of every window's box per input (inputs: a float32 DeviceBuffer), a float32
+    DeviceBuffer (N, *grid.counts)
     (asynchronous): the values of 'per_window' and 'per_window_scale' (MONAI's
     mean_patch), as _core's.
     """

@@ -114,8 +114,9 @@ void run_block(std::int64_t b, Body&& body) {
   for (unsigned i = 0; i < fd::kThreads; ++i) body(b % 2 == 0 ? i : fd::kThreads - 1 - i);
 }
 
-inline void check_vector_layout(int v, const fd::FillParams& p) {
-  if (v != 4) {
+template <typename T>
+void check_vector_layout(int v, const fd::BasicFillParams<T>& p) {
+  if (v == 1) {
     ++stats().scalar_width;
     return;
   }
@@ -123,8 +124,10 @@ inline void check_vector_layout(int v, const fd::FillParams& p) {
   const auto aligned16 = [](const void* ptr) {
     return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0;
   };
-  expect(p.sample % 4 == 0 && aligned16(p.inputs) && aligned16(p.batch),
-         "float4 path chosen for a misaligned layout");
+  expect(v == fd::kVectorWidth<T> && v * static_cast<int>(sizeof(T)) == 16,
+         "a vector that is not 16 bytes of T");
+  expect(p.sample % v == 0 && aligned16(p.inputs) && aligned16(p.batch),
+         "16-byte vector path chosen for a misaligned layout");
 }
 
 /// Runs run(Index{}) with the launcher's Index, or std::uint64_t when widened.
@@ -161,8 +164,8 @@ struct Fill {
     }
   }
 
-  template <int V, typename Index>
-  static void copy(const fd::FillParams& p, fd::GridSize grid, std::int64_t count,
+  template <int V, typename Index, typename T>
+  static void copy(const fd::BasicFillParams<T>& p, fd::GridSize grid, std::int64_t count,
                    cudaStream_t stream) {
     begin_launch(stream);
     ++stats().copies;
@@ -176,8 +179,8 @@ struct Fill {
     });
   }
 
-  template <typename Index>
-  static void box(const fd::FillParams& p, fd::GridSize grid, std::int64_t count,
+  template <typename Index, typename T>
+  static void box(const fd::BasicFillParams<T>& p, fd::GridSize grid, std::int64_t count,
                   cudaStream_t stream) {
     begin_launch(stream);
     ++stats().boxes;
@@ -207,8 +210,8 @@ struct Fill {
     return shrunk;
   }
 
-  template <int V, typename Index>
-  static void plan_copy(const fd::FillParams& p, const fd::IncrementalPlan& plan,
+  template <int V, typename Index, typename T>
+  static void plan_copy(const fd::BasicFillParams<T>& p, const fd::IncrementalPlan& plan,
                         std::int64_t blocks, cudaStream_t stream) {
     begin_launch(stream);
     ++stats().plan_copies;
@@ -229,8 +232,8 @@ struct Fill {
     });
   }
 
-  template <typename Index>
-  static void plan_box(const fd::FillParams& p, const fd::IncrementalPlan& plan,
+  template <typename Index, typename T>
+  static void plan_box(const fd::BasicFillParams<T>& p, const fd::IncrementalPlan& plan,
                        std::int64_t blocks, cudaStream_t stream) {
     begin_launch(stream);
     ++stats().plan_boxes;

@@ -266,7 +266,7 @@ TEST(EmulatedFill, MatchesCpuFillBitForBit) {
   for (int trial = 0; trial < 1200; ++trial) {
     const Case c = random_case(rng, trial);
     const std::int64_t sample = c.sample(), total = c.total();
-    if (fd::make_fill_params(nullptr, c.grid, {}, 0, 1, nullptr).rank < c.grid.rank) ++merged;
+    if (fd::make_fill_params<float>(nullptr, c.grid, {}, 0, 1, nullptr).rank < c.grid.rank) ++merged;
     Floats inputs(c.n * sample, uniform_int(rng, 0, 1), 0.0f);
     std::copy(c.inputs.begin(), c.inputs.end(), inputs.data());
     for (int rep = 0; rep < 3; ++rep) {
@@ -546,7 +546,7 @@ TEST(EmulatedFill, RejectsWhatTheCpuRejectsWithoutLaunching) {
                user_error);
   EXPECT_EQ(emu::stats().launches, 0);
   // Empty slices (null pointers allowed) launch nothing; a scalar baseline needs no values.
-  fd::run_fill<emu::Fill>(nullptr, 2, c.grid, {}, total, 0, nullptr, 1, test_stream());
+  fd::run_fill<emu::Fill, float>(nullptr, 2, c.grid, {}, total, 0, nullptr, 1, test_stream());
   EXPECT_EQ(emu::stats().launches, 0);
   fo::cuda::DeviceBaseline scalar;
   scalar.scalar = 2.5f;
@@ -558,7 +558,7 @@ TEST(EmulatedFill, RejectsWhatTheCpuRejectsWithoutLaunching) {
 // ---- launch planning --------------------------------------------------------------------------
 
 fd::FillParams params_of(const WindowGrid& grid) {
-  return fd::make_fill_params(nullptr, grid, {}, 0, 1, nullptr);
+  return fd::make_fill_params<float>(nullptr, grid, {}, 0, 1, nullptr);
 }
 
 TEST(EmulatedLaunchPlanning, FullWindowAxesMergeIntoTheirOuterNeighbour) {

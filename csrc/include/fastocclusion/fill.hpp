@@ -21,6 +21,7 @@
 // baselines that compute (per_window_scale, window_mask) need float or double.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -59,6 +60,11 @@ using Baseline = BasicBaseline<float>;
 /// True for the baseline kinds that compute with the inputs' values (per_window_scale,
 /// window_mask): float and double inputs only.
 bool baseline_computes(BaselineKind kind) noexcept;
+
+/// Throws user_error when `kind` computes (baseline_computes) and the values are not
+/// floating (`floating`: float or double; `value_bytes`: the element size, named in the
+/// message). Shared by the CPU and CUDA fills.
+void check_baseline_type(BaselineKind kind, bool floating, std::size_t value_bytes);
 
 /// The stream of (input, window) pairs a fill walks: by default the grid's, n * K pairs,
 /// index s = (input s / K, window s % K); or an explicit list of `count` pairs, pair s =
@@ -130,9 +136,11 @@ class IncrementalFillState {
 
   /// Starts a call: continues the session (returns true) when inputs, n, grid, baseline,
   /// batch and capacity are those of the previous call; otherwise forgets every slot.
+  /// baseline_scalar_bits: the bytes of a scalar baseline passed by value (the CUDA fill's,
+  /// zero-extended), compared bit for bit; 0 where the scalar is read through a pointer.
   bool begin(const void* inputs, std::int64_t n, const WindowGrid& grid,
-             BaselineKind baseline_kind, const void* baseline_values, float baseline_scalar,
-             const void* batch, std::int64_t capacity);
+             BaselineKind baseline_kind, const void* baseline_values,
+             std::uint64_t baseline_scalar_bits, const void* batch, std::int64_t capacity);
 
   /// Input and window slot j holds (-1: unknown); j < capacity of the last begin().
   std::int64_t* slot_inputs() noexcept { return slot_input_.data(); }
@@ -145,7 +153,7 @@ class IncrementalFillState {
   const void* batch_ = nullptr;
   const void* baseline_values_ = nullptr;
   BaselineKind baseline_kind_ = BaselineKind::scalar;
-  float baseline_scalar_ = 0.0f;
+  std::uint64_t baseline_scalar_bits_ = 0;
   std::int64_t n_ = 0;
   WindowGrid grid_{};
 };

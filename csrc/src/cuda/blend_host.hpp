@@ -30,7 +30,7 @@ void run_window_means(const float* inputs, std::int64_t n, const WindowGrid& gri
                             checked_multiply(n, grid.sample_size(), values),
                         "inputs: " << n << " inputs of " << grid.num_windows()
                                    << " windows overflow int64");
-  const FillParams p = make_fill_params(inputs, grid, DeviceBaseline{}, 0, 1, nullptr);
+  const FillParams p = make_fill_params<float>(inputs, grid, DeviceBaseline{}, 0, 1, nullptr);
   const std::int64_t blocks = accumulate_blocks(total);
   if (use_32bit_index(p)) {
     Launch::template means<std::uint32_t>(p, out, total, blocks, stream);

@@ -10,17 +10,53 @@
 
 namespace fastocclusion::cuda {
 
-std::size_t dtype_size(DType dtype) noexcept { return dtype == DType::float64 ? 8 : 4; }
+namespace {
 
-const char* dtype_name(DType dtype) noexcept {
-  return dtype == DType::float64 ? "float64" : "float32";
+struct DTypeInfo {
+  DType dtype;
+  const char* name;
+  std::size_t size;
+  DTypeKind kind;
+};
+
+constexpr DTypeInfo kDTypes[] = {
+    {DType::float32, "float32", 4, DTypeKind::floating},
+    {DType::float64, "float64", 8, DTypeKind::floating},
+    {DType::float16, "float16", 2, DTypeKind::floating},
+    {DType::int8, "int8", 1, DTypeKind::signed_integer},
+    {DType::int16, "int16", 2, DTypeKind::signed_integer},
+    {DType::int32, "int32", 4, DTypeKind::signed_integer},
+    {DType::int64, "int64", 8, DTypeKind::signed_integer},
+    {DType::uint8, "uint8", 1, DTypeKind::unsigned_integer},
+    {DType::uint16, "uint16", 2, DTypeKind::unsigned_integer},
+    {DType::uint32, "uint32", 4, DTypeKind::unsigned_integer},
+    {DType::uint64, "uint64", 8, DTypeKind::unsigned_integer},
+    {DType::bool_, "bool", 1, DTypeKind::boolean},
+};
+
+const DTypeInfo& info(DType dtype) noexcept {
+  for (const DTypeInfo& i : kDTypes) {
+    if (i.dtype == dtype) return i;
+  }
+  return kDTypes[0];  // unreachable: every enumerator is listed
 }
 
+}  // namespace
+
+std::size_t dtype_size(DType dtype) noexcept { return info(dtype).size; }
+
+DTypeKind dtype_kind(DType dtype) noexcept { return info(dtype).kind; }
+
+const char* dtype_name(DType dtype) noexcept { return info(dtype).name; }
+
 DType parse_dtype(std::string_view name) {
-  if (name == "float32") return DType::float32;
-  if (name == "float64") return DType::float64;
+  for (const DTypeInfo& i : kDTypes) {
+    if (name == i.name) return i.dtype;
+  }
   FASTOCCLUSION_EXPECTS(false, "dtype=" << ::fastocclusion::detail::quote_for_message(name)
-                                        << " is invalid, expected \"float32\" or \"float64\"");
+                                        << " is invalid, expected one of float32, float64, "
+                                           "float16, int8, int16, int32, int64, uint8, uint16, "
+                                           "uint32, uint64, bool");
   return DType::float32;  // unreachable
 }
 

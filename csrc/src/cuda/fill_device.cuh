@@ -25,12 +25,19 @@
 // Slot mapping (fill.hpp): slot j holds stream index s = start + j * slot_stride, i.e.
 // input s / K with window s % K.
 //
+// Element types: every body is a template over the element type T of fill.hpp ("Element
+// types": float, double and the unsigned integers of 1, 2, 4 and 8 bytes, which carry every
+// other dtype of those widths bit for bit). The copies move T values (or 16-byte units);
+// only the computing baselines (per_window_scale, window_mask) multiply, for float and
+// double (the host refuses them for integer T).
+//
 // Indexing: within one sample, offsets, box elements and grid-stride steps use `Index`
 // (uint32 when the sample has <= INT32_MAX floats: every offset, and offset + step with
 // step < 2^24, stays below 2^32; else uint64); slot, input and stream offsets are int64.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "device_support.cuh"
 #include "fastocclusion/fill.hpp"
@@ -41,13 +48,14 @@ namespace fastocclusion::cuda::detail {
 /// Slots one incremental plan covers (it travels as a kernel parameter, < 4 KB with FillParams).
 constexpr int kPlanSlots = 256;
 
-/// Everything a fill kernel needs, passed by value.
-struct FillParams {
-  const float* inputs = nullptr;    ///< n * sample floats
-  float* batch = nullptr;           ///< slots of `sample` floats
-  const float* baseline = nullptr;  ///< device values (unused for scalar)
-  int baseline_kind = 0;            ///< static_cast<int>(BaselineKind)
-  float scalar = 0.0f;              ///< the scalar baseline
+/// Everything a fill kernel needs, passed by value; T is the element type.
+template <typename T>
+struct BasicFillParams {
+  const T* inputs = nullptr;    ///< n * sample values
+  T* batch = nullptr;           ///< slots of `sample` values
+  const T* baseline = nullptr;  ///< device values (unused for scalar)
+  int baseline_kind = 0;        ///< static_cast<int>(BaselineKind)
+  T scalar{};                   ///< the scalar baseline
   int rank = 0;                     ///< kernel axes (full-window axes merged), 1..kMaxAxes
   std::int64_t length[kMaxAxes] = {};  ///< per kernel axis
   std::int64_t window[kMaxAxes] = {};
@@ -64,6 +72,8 @@ struct FillParams {
   std::int64_t start = 0;            ///< stream index of slot 0
   std::int64_t slot_stride = 1;      ///< stream index step between slots
 };
+/// The float32 parameters (the window means read float32 inputs).
+using FillParams = BasicFillParams<float>;
 
 /// The planned slots of one incremental call (up to kPlanSlots of them), in two launches:
 ///  copy : blocks [0, full_count * blocks_per_copy), block b copies the input of slot
@@ -90,8 +100,8 @@ struct Box {
 };
 
 /// The box of window k, 0 <= k < K.
-template <typename Index>
-FASTOCCLUSION_HD Box<Index> window_box(const FillParams& p, std::int64_t k) {
+template <typename Index, typename T>
+FASTOCCLUSION_HD Box<Index> window_box(const BasicFillParams<T>& p, std::int64_t k) {
   Box<Index> box;
   box.volume = 1;
   FASTOCCLUSION_UNROLL
@@ -114,8 +124,8 @@ FASTOCCLUSION_HD Box<Index> window_box(const FillParams& p, std::int64_t k) {
 
 /// Element t (0 <= t < box.volume, last axis fastest) of `box`: its sample offset, and its
 /// coordinates in `at`.
-template <typename Index>
-FASTOCCLUSION_HD Index box_element(const FillParams& p, const Box<Index>& box, Index t,
+template <typename Index, typename T>
+FASTOCCLUSION_HD Index box_element(const BasicFillParams<T>& p, const Box<Index>& box, Index t,
                                    Index (&at)[kMaxAxes]) {
   Index offset = 0;
   FASTOCCLUSION_UNROLL
@@ -132,8 +142,8 @@ FASTOCCLUSION_HD Index box_element(const FillParams& p, const Box<Index>& box, I
   return offset;
 }
 
-template <typename Index>
-FASTOCCLUSION_HD bool inside(const FillParams& p, const Box<Index>& box,
+template <typename Index, typename T>
+FASTOCCLUSION_HD bool inside(const BasicFillParams<T>& p, const Box<Index>& box,
                              const Index (&at)[kMaxAxes]) {
   bool in = true;
   FASTOCCLUSION_UNROLL
@@ -144,11 +154,12 @@ FASTOCCLUSION_HD bool inside(const FillParams& p, const Box<Index>& box,
 }
 
 /// The baseline value at `offset` (coordinates `at`) of input n (its sample `src`) in the
-/// box of window k.
-template <typename Index>
-FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, std::int64_t k,
-                                      const Box<Index>& box, const Index (&at)[kMaxAxes],
-                                      Index offset, const float* __restrict__ src) {
+/// box of window k. The computing kinds multiply in T (float or double: the float32 or
+/// float64 product, as the CPU's); for integer T the host refuses them before any launch.
+template <typename Index, typename T>
+FASTOCCLUSION_HD T baseline_value(const BasicFillParams<T>& p, std::int64_t n, std::int64_t k,
+                                  const Box<Index>& box, const Index (&at)[kMaxAxes],
+                                  Index offset, const T* __restrict__ src) {
   switch (static_cast<BaselineKind>(p.baseline_kind)) {
     case BaselineKind::scalar:
       return p.scalar;
@@ -157,36 +168,49 @@ FASTOCCLUSION_HD float baseline_value(const FillParams& p, std::int64_t n, std::
     case BaselineKind::per_window:
       return load_readonly(p.baseline + n * p.windows + k);
     case BaselineKind::per_window_scale:
-      return load_readonly(src + offset) * load_readonly(p.baseline + n * p.windows + k);
-    case BaselineKind::window_mask: {
-      Index window_offset = 0;  // < the window volume <= sample: fits Index
-      FASTOCCLUSION_UNROLL
-      for (int d = 0; d < kMaxAxes; ++d) {
-        if (d < p.rank) {
-          window_offset += (at[d] - box.begin[d]) * static_cast<Index>(p.window_step[d]);
-        }
+      if constexpr (std::is_floating_point_v<T>) {
+        return load_readonly(src + offset) * load_readonly(p.baseline + n * p.windows + k);
+      } else {
+        return p.scalar;  // unreachable: refused on the host
       }
-      return load_readonly(src + offset) * load_readonly(p.baseline + window_offset);
-    }
+    case BaselineKind::window_mask:
+      if constexpr (std::is_floating_point_v<T>) {
+        Index window_offset = 0;  // < the window volume <= sample: fits Index
+        FASTOCCLUSION_UNROLL
+        for (int d = 0; d < kMaxAxes; ++d) {
+          if (d < p.rank) {
+            window_offset += (at[d] - box.begin[d]) * static_cast<Index>(p.window_step[d]);
+          }
+        }
+        return load_readonly(src + offset) * load_readonly(p.baseline + window_offset);
+      } else {
+        return p.scalar;  // unreachable: refused on the host
+      }
     case BaselineKind::per_input:
     default:
       return load_readonly(p.baseline + n * p.sample + static_cast<std::int64_t>(offset));
   }
 }
 
-/// Copies the sample `src` into `dst`, V floats per unit (V = 4: 16-byte vectors, needs
-/// 16-byte-aligned dst/src and sample % 4 == 0). Units first, first + step, ...
-template <int V, typename Index>
-FASTOCCLUSION_HD void copy_units(const FillParams& p, float* __restrict__ dst,
-                                 const float* __restrict__ src, Index first, Index step) {
-  static_assert(V == 1 || V == 4, "V is 1 or 4");
+/// Values of T per copy unit: 1, or a 16-byte vector (kVectorBytes / sizeof(T) values).
+constexpr int kVectorBytes = 16;
+template <typename T>
+constexpr int kVectorWidth = kVectorBytes / static_cast<int>(sizeof(T));
+
+/// Copies the sample `src` into `dst`, V values per unit: V = 1, or V = kVectorWidth<T>
+/// (16-byte vectors: needs 16-byte-aligned dst/src and sample % V == 0). Units first,
+/// first + step, ...
+template <int V, typename Index, typename T>
+FASTOCCLUSION_HD void copy_units(const BasicFillParams<T>& p, T* __restrict__ dst,
+                                 const T* __restrict__ src, Index first, Index step) {
+  static_assert(V == 1 || V == kVectorWidth<T>, "V is 1 or a 16-byte vector of T");
   const Index units = static_cast<Index>(p.sample / V);
   for (Index u = first; u < units; u += step) {
-    if constexpr (V == 4) {
+    if constexpr (V > 1) {
 #if defined(__CUDA_ARCH__)
-      reinterpret_cast<float4*>(dst)[u] = __ldg(reinterpret_cast<const float4*>(src) + u);
+      reinterpret_cast<uint4*>(dst)[u] = __ldg(reinterpret_cast<const uint4*>(src) + u);
 #else
-      for (Index i = 0; i < 4; ++i) dst[u * 4 + i] = src[u * 4 + i];
+      for (Index i = 0; i < static_cast<Index>(V); ++i) dst[u * V + i] = src[u * V + i];
 #endif
     } else {
       dst[u] = load_readonly(src + u);
@@ -196,10 +220,10 @@ FASTOCCLUSION_HD void copy_units(const FillParams& p, float* __restrict__ dst,
 
 /// Writes the baseline over `box` (of window k) of `dst` (a slot holding input n).
 /// Elements first, first + step, ...
-template <typename Index>
-FASTOCCLUSION_HD void write_box(const FillParams& p, float* __restrict__ dst, std::int64_t n,
+template <typename Index, typename T>
+FASTOCCLUSION_HD void write_box(const BasicFillParams<T>& p, T* __restrict__ dst, std::int64_t n,
                                 std::int64_t k, const Box<Index>& box, Index first, Index step) {
-  const float* src = p.inputs + n * p.sample;
+  const T* src = p.inputs + n * p.sample;
   for (Index t = first; t < box.volume; t += step) {
     Index at[kMaxAxes] = {};
     const Index offset = box_element(p, box, t, at);
@@ -210,9 +234,9 @@ FASTOCCLUSION_HD void write_box(const FillParams& p, float* __restrict__ dst, st
 /// Restores the elements of `prev` from `src` and writes those of `next` (window k) from
 /// the baseline, each element of prev ∪ next once: elements first, first + step, ... of the
 /// sequence prev then next (next's elements inside prev were written with prev's).
-template <typename Index>
-FASTOCCLUSION_HD void update_boxes(const FillParams& p, float* __restrict__ dst,
-                                   const float* __restrict__ src, std::int64_t n,
+template <typename Index, typename T>
+FASTOCCLUSION_HD void update_boxes(const BasicFillParams<T>& p, T* __restrict__ dst,
+                                   const T* __restrict__ src, std::int64_t n,
                                    const Box<Index>& prev, std::int64_t k,
                                    const Box<Index>& next, std::int64_t first,
                                    std::int64_t step) {
@@ -233,8 +257,8 @@ FASTOCCLUSION_HD void update_boxes(const FillParams& p, float* __restrict__ dst,
 
 /// One thread of the full fill's copy: grid (gx, gy); block rows by, by + gy, ... are the
 /// slots, block columns split each slot's units.
-template <int V, typename Index>
-FASTOCCLUSION_HD void copy_thread(const FillParams& p, std::int64_t count, unsigned bx,
+template <int V, typename Index, typename T>
+FASTOCCLUSION_HD void copy_thread(const BasicFillParams<T>& p, std::int64_t count, unsigned bx,
                                   unsigned by, unsigned gx, unsigned gy, unsigned tid) {
   for (std::int64_t j = by; j < count; j += gy) {
     const std::int64_t input = (p.start + j * p.slot_stride) / p.windows;
@@ -245,8 +269,8 @@ FASTOCCLUSION_HD void copy_thread(const FillParams& p, std::int64_t count, unsig
 }
 
 /// One thread of the full fill's box pass, on the grid layout of copy_thread.
-template <typename Index>
-FASTOCCLUSION_HD void box_thread(const FillParams& p, std::int64_t count, unsigned bx,
+template <typename Index, typename T>
+FASTOCCLUSION_HD void box_thread(const BasicFillParams<T>& p, std::int64_t count, unsigned bx,
                                  unsigned by, unsigned gx, unsigned gy, unsigned tid) {
   for (std::int64_t j = by; j < count; j += gy) {
     const std::int64_t s = p.start + j * p.slot_stride;
@@ -258,8 +282,8 @@ FASTOCCLUSION_HD void box_thread(const FillParams& p, std::int64_t count, unsign
 }
 
 /// One thread of a plan's copy launch (1-D grid, block b; see IncrementalPlan).
-template <int V, typename Index>
-FASTOCCLUSION_HD void plan_copy_thread(const FillParams& p, const IncrementalPlan& plan,
+template <int V, typename Index, typename T>
+FASTOCCLUSION_HD void plan_copy_thread(const BasicFillParams<T>& p, const IncrementalPlan& plan,
                                        unsigned b, unsigned tid) {
   const std::uint32_t index = b / plan.blocks_per_copy;
   const std::uint32_t sub = b - index * plan.blocks_per_copy;
@@ -272,8 +296,8 @@ FASTOCCLUSION_HD void plan_copy_thread(const FillParams& p, const IncrementalPla
 }
 
 /// One thread of a plan's box launch (1-D grid, block b; see IncrementalPlan).
-template <typename Index>
-FASTOCCLUSION_HD void plan_box_thread(const FillParams& p, const IncrementalPlan& plan,
+template <typename Index, typename T>
+FASTOCCLUSION_HD void plan_box_thread(const BasicFillParams<T>& p, const IncrementalPlan& plan,
                                       unsigned b, unsigned tid) {
   const std::uint64_t full_blocks =
       static_cast<std::uint64_t>(plan.full_count) * plan.blocks_per_box;
@@ -295,7 +319,7 @@ FASTOCCLUSION_HD void plan_box_thread(const FillParams& p, const IncrementalPlan
   const std::int64_t input = s / p.windows;
   const std::int64_t k = s - input * p.windows;
   const Box<Index> next = window_box<Index>(p, k);
-  float* dst = p.batch + j * p.sample;
+  T* dst = p.batch + j * p.sample;
   if (index < plan.full_count) {
     write_box<Index>(p, dst, input, k, next, static_cast<Index>(sub) * kThreads + tid,
                      static_cast<Index>(blocks) * kThreads);

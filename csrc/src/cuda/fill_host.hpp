@@ -6,14 +6,15 @@
 // exactly the checks, plans and grids of the shipped launchers.
 //
 // A Launch policy provides (GridSize: x blocks per slot, y slot rows; see fill_device.cuh)
-//   template <int V, class Index> static void copy(const FillParams&, GridSize, std::int64_t count, cudaStream_t);
-//   template <class Index>        static void box(const FillParams&, GridSize, std::int64_t count, cudaStream_t);
-//   template <int V, class Index> static void plan_copy(const FillParams&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
-//   template <class Index>        static void plan_box(const FillParams&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
+//   template <int V, class Index, class T> static void copy(const BasicFillParams<T>&, GridSize, std::int64_t count, cudaStream_t);
+//   template <class Index, class T> static void box(const BasicFillParams<T>&, GridSize, std::int64_t count, cudaStream_t);
+//   template <int V, class Index, class T> static void plan_copy(const BasicFillParams<T>&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
+//   template <class Index, class T> static void plan_box(const BasicFillParams<T>&, const IncrementalPlan&, std::int64_t blocks, cudaStream_t);
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -29,20 +30,23 @@ namespace fastocclusion::cuda::detail {
 constexpr std::int64_t kMaxBlocksPerSlot = 65535;
 /// Most block rows of the full fill (CUDA's gridDim.y limit); slots beyond loop.
 constexpr std::int64_t kMaxSlotRows = 65535;
-/// Copy units (V floats) per thread the copy grids aim at: a thread's per-slot set-up (the
+/// Copy units (V values) per thread the copy grids aim at: a thread's per-slot set-up (the
 /// slot's input, a 64-bit division) is shared by a few 16-byte moves.
 constexpr std::int64_t kCopyUnitsPerThread = 4;
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a % b != 0); }
 
-/// The core's check_fill_arguments (fill.hpp): a scalar baseline travels by value, other
-/// kinds need their device pointer.
-inline void check_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                       const DeviceBaseline& baseline, std::int64_t start, std::int64_t count,
-                       const float* batch, std::int64_t stride) {
+/// The core's check_fill_arguments and check_baseline_type (fill.hpp): a scalar baseline
+/// travels by value, other kinds need their device pointer; the computing kinds need float
+/// or double values.
+template <typename T>
+void check_fill(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                const BasicDeviceBaseline<T>& baseline, std::int64_t start, std::int64_t count,
+                const T* batch, std::int64_t stride) {
   fastocclusion::check_fill_arguments(
       inputs, n, grid, baseline.kind == BaselineKind::scalar || baseline.values != nullptr,
       start, count, batch, stride);
+  fastocclusion::check_baseline_type(baseline.kind, std::is_floating_point_v<T>, sizeof(T));
 }
 
 /// The kernel axes of a (checked) grid: every axis with one window covering it in full
@@ -51,7 +55,8 @@ inline void check_fill(const float* inputs, std::int64_t n, const WindowGrid& gr
 /// times them, and the box of a merged axis is contiguous over the two, in the sample and
 /// in a window-shaped mask alike; K and the window order are unchanged (the merged axis had
 /// one window).
-inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
+template <typename T>
+void set_kernel_axes(BasicFillParams<T>& p, const WindowGrid& grid) {
   int rank = 0;
   for (int d = 0; d < grid.rank; ++d) {
     const AxisGeometry& a = grid.axes[d];
@@ -88,15 +93,16 @@ inline void set_kernel_axes(FillParams& p, const WindowGrid& grid) {
   }
 }
 
-inline FillParams make_fill_params(const float* inputs, const WindowGrid& grid,
-                                   const DeviceBaseline& baseline, std::int64_t start,
-                                   std::int64_t stride, float* batch) {
-  FillParams p;
+template <typename T>
+BasicFillParams<T> make_fill_params(const T* inputs, const WindowGrid& grid,
+                                    const BasicDeviceBaseline<T>& baseline, std::int64_t start,
+                                    std::int64_t stride, T* batch) {
+  BasicFillParams<T> p;
   p.inputs = inputs;
   p.batch = batch;
   p.baseline_kind = static_cast<int>(baseline.kind);
   p.baseline = baseline.kind == BaselineKind::scalar ? nullptr : baseline.values;
-  p.scalar = baseline.kind == BaselineKind::scalar ? baseline.scalar : 0.0f;
+  p.scalar = baseline.kind == BaselineKind::scalar ? baseline.scalar : T{};
   set_kernel_axes(p, grid);
   p.sample = grid.sample_size();
   p.windows = grid.num_windows();
@@ -106,15 +112,17 @@ inline FillParams make_fill_params(const float* inputs, const WindowGrid& grid,
 }
 
 /// 16-byte vectors when every slot and input starts 16-byte aligned.
-inline bool use_vectors(const FillParams& p) {
+template <typename T>
+bool use_vectors(const BasicFillParams<T>& p) {
   const auto aligned16 = [](const void* ptr) {
-    return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0;
+    return reinterpret_cast<std::uintptr_t>(ptr) % kVectorBytes == 0;
   };
-  return p.sample % 4 == 0 && aligned16(p.inputs) && aligned16(p.batch);
+  return p.sample % kVectorWidth<T> == 0 && aligned16(p.inputs) && aligned16(p.batch);
 }
 
 /// 32-bit in-sample indices: every offset, box element and grid-stride step stays below 2^32.
-inline bool use_32bit_index(const FillParams& p) {
+template <typename T>
+bool use_32bit_index(const BasicFillParams<T>& p) {
   return p.sample <= std::numeric_limits<std::int32_t>::max();
 }
 
@@ -122,17 +130,19 @@ struct GridSize {
   std::int64_t x = 1, y = 1;
 };
 
-/// Grid of the full fill's copy, units of V floats, about kCopyUnitsPerThread per thread:
+/// Grid of the full fill's copy, units of V values, about kCopyUnitsPerThread per thread:
 /// x splits a slot, y walks the slots.
-inline GridSize copy_grid(const FillParams& p, int vector_width, std::int64_t count) {
+template <typename T>
+GridSize copy_grid(const BasicFillParams<T>& p, int width, std::int64_t count) {
   return {std::clamp<std::int64_t>(
-              ceil_div(p.sample / vector_width, kThreads * kCopyUnitsPerThread), 1,
+              ceil_div(p.sample / width, kThreads * kCopyUnitsPerThread), 1,
               kMaxBlocksPerSlot),
           std::min(count, kMaxSlotRows)};
 }
 
 /// Grid of the full fill's box pass: x splits the largest box, y walks the slots.
-inline GridSize box_grid(const FillParams& p, std::int64_t count) {
+template <typename T>
+GridSize box_grid(const BasicFillParams<T>& p, std::int64_t count) {
   return {std::clamp<std::int64_t>(ceil_div(p.volume, kThreads), 1, kMaxBlocksPerSlot),
           std::min(count, kMaxSlotRows)};
 }
@@ -143,12 +153,13 @@ struct PlanBlocks {
 };
 
 /// Sets the plan's blocks per slot and returns the sizes of its two 1-D grids (0: no launch).
-inline PlanBlocks plan_blocks(const FillParams& p, int vector_width, IncrementalPlan& plan) {
+template <typename T>
+PlanBlocks plan_blocks(const BasicFillParams<T>& p, int width, IncrementalPlan& plan) {
   const auto blocks_for = [](std::int64_t units) {
     return static_cast<std::uint32_t>(
         std::clamp<std::int64_t>(ceil_div(units, kThreads), 1, kMaxBlocksPerSlot));
   };
-  plan.blocks_per_copy = blocks_for(ceil_div(p.sample / vector_width, kCopyUnitsPerThread));
+  plan.blocks_per_copy = blocks_for(ceil_div(p.sample / width, kCopyUnitsPerThread));
   plan.blocks_per_box = blocks_for(p.volume);
   plan.blocks_per_update = blocks_for(2 * p.volume);  // 2 * volume <= 2 * sample: no overflow
   return {std::int64_t{plan.full_count} * plan.blocks_per_copy,
@@ -160,12 +171,15 @@ inline PlanBlocks plan_blocks(const FillParams& p, int vector_width, Incremental
 struct IncrementalFillAccess {
   /// Starts a call: when inputs, batch, baseline (kind, pointer, scalar), n, grid or
   /// capacity differ from the session the state remembers, forgets every slot.
-  static void begin(IncrementalFillState& state, const float* inputs, std::int64_t n,
-                    const WindowGrid& grid, const DeviceBaseline& baseline, const float* batch,
-                    std::int64_t capacity) {
+  template <typename T>
+  static void begin(IncrementalFillState& state, const T* inputs, std::int64_t n,
+                    const WindowGrid& grid, const BasicDeviceBaseline<T>& baseline,
+                    const T* batch, std::int64_t capacity) {
     const bool scalar = baseline.kind == BaselineKind::scalar;
-    state.begin(inputs, n, grid, baseline.kind, scalar ? nullptr : baseline.values,
-                scalar ? baseline.scalar : 0.0f, batch, capacity);
+    std::uint64_t bits = 0;  // the scalar's bytes, compared bit for bit
+    if (scalar) std::memcpy(&bits, &baseline.scalar, sizeof(T));
+    state.begin(inputs, n, grid, baseline.kind, scalar ? nullptr : baseline.values, bits,
+                batch, capacity);
   }
 
   /// One plan per kPlanSlots slots of [0, count): a slot holding another input (or nothing
@@ -217,11 +231,12 @@ struct IncrementalFillAccess {
   }
 };
 
-/// Calls f(std::integral_constant<int, V>, Index{}) with the copy's vector width (4 when
-/// aligned) and the in-sample index type (32-bit when it fits) for `p`.
-template <typename F>
-void with_layout(const FillParams& p, F&& f) {
-  using Four = std::integral_constant<int, 4>;
+/// Calls f(std::integral_constant<int, V>, Index{}) with the copy's vector width
+/// (kVectorWidth<T> when aligned, else 1) and the in-sample index type (32-bit when it
+/// fits) for `p`.
+template <typename T, typename F>
+void with_layout(const BasicFillParams<T>& p, F&& f) {
+  using Four = std::integral_constant<int, kVectorWidth<T>>;
   using One = std::integral_constant<int, 1>;
   const bool vectors = use_vectors(p);
   if (use_32bit_index(p)) {
@@ -234,13 +249,13 @@ void with_layout(const FillParams& p, F&& f) {
 }
 
 /// fill_occluded_batch_async over a Launch policy: the copy, then the box pass.
-template <typename Launch>
-void run_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
-              const DeviceBaseline& baseline, std::int64_t start, std::int64_t count,
-              float* batch, std::int64_t stride, cudaStream_t stream) {
+template <typename Launch, typename T>
+void run_fill(const T* inputs, std::int64_t n, const WindowGrid& grid,
+              const BasicDeviceBaseline<T>& baseline, std::int64_t start, std::int64_t count,
+              T* batch, std::int64_t stride, cudaStream_t stream) {
   check_fill(inputs, n, grid, baseline, start, count, batch, stride);
   if (count == 0) return;
-  const FillParams p = make_fill_params(inputs, grid, baseline, start, stride, batch);
+  const BasicFillParams<T> p = make_fill_params(inputs, grid, baseline, start, stride, batch);
   with_layout(p, [&](auto width, auto index) {
     constexpr int V = decltype(width)::value;
     using Index = decltype(index);
@@ -250,11 +265,12 @@ void run_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
 }
 
 /// fill_occluded_batch_incremental_async over a Launch policy.
-template <typename Launch>
-void run_incremental_fill(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                          const DeviceBaseline& baseline, std::int64_t start, std::int64_t count,
-                          float* batch, std::int64_t capacity, IncrementalFillState& state,
-                          std::int64_t stride, cudaStream_t stream) {
+template <typename Launch, typename T>
+void run_incremental_fill(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                          const BasicDeviceBaseline<T>& baseline, std::int64_t start,
+                          std::int64_t count, T* batch, std::int64_t capacity,
+                          IncrementalFillState& state, std::int64_t stride,
+                          cudaStream_t stream) {
   check_fill(inputs, n, grid, baseline, start, count, batch, stride);
   std::int64_t values = 0;
   // The CPU incremental fill's capacity check, message included.
@@ -266,7 +282,7 @@ void run_incremental_fill(const float* inputs, std::int64_t n, const WindowGrid&
                         "batch capacity=" << capacity << " is too large, expected < 2^31");
   IncrementalFillAccess::begin(state, inputs, n, grid, baseline, batch, capacity);
   if (count == 0) return;
-  const FillParams p = make_fill_params(inputs, grid, baseline, start, stride, batch);
+  const BasicFillParams<T> p = make_fill_params(inputs, grid, baseline, start, stride, batch);
   std::vector<IncrementalPlan> plans =
       IncrementalFillAccess::plan(state, start, count, stride, p.windows);
   try {

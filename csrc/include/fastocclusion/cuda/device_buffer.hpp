@@ -10,14 +10,25 @@
 
 namespace fastocclusion::cuda {
 
-/// Element types a DeviceBuffer can hold.
-enum class DType { float32, float64 };
+/// Element types a DeviceBuffer can hold: NumPy's numbers (bfloat16, which NumPy lacks,
+/// travels as uint16, its bits).
+enum class DType {
+  float32, float64, float16,
+  int8, int16, int32, int64,
+  uint8, uint16, uint32, uint64,
+  bool_,
+};
+
+/// How the elements of a DType are stored, for the kernels (fill.hpp, "Element types").
+enum class DTypeKind { floating, signed_integer, unsigned_integer, boolean };
 
 /// Bytes per element of `dtype`.
 std::size_t dtype_size(DType dtype) noexcept;
-/// "float32" / "float64".
+/// Its kind.
+DTypeKind dtype_kind(DType dtype) noexcept;
+/// "float32", "float64", "float16", "int8" ... "uint64", "bool" (NumPy's names).
 const char* dtype_name(DType dtype) noexcept;
-/// Parses "float32" / "float64", the whole view: "float32\0x" is not "float32". Throws
+/// Parses one of dtype_name's names, the whole view: "float32\0x" is not "float32". Throws
 /// user_error naming `dtype` (the value escaped, a NUL byte shown as \x00) otherwise.
 DType parse_dtype(std::string_view name);
 

@@ -32,41 +32,50 @@
 
 namespace fastocclusion::cuda {
 
-/// What replaces the occluded values, for the device launchers (BaselineKind of fill.hpp).
+/// What replaces the occluded values, for the device launchers (BaselineKind of fill.hpp),
+/// in the inputs' element type T:
 ///  scalar      : `scalar`, passed by value; `values` is ignored and may be null
-///  per_sample  : values[offset],                   grid.sample_size() floats, device memory
-///  per_input   : values[n * sample_size + offset], n * grid.sample_size() floats, device memory
-///  per_window  : values[n * K + k],                n * K floats, device memory
-///                (window_means_async writes the window means)
-///  per_window_scale : input times values[n * K + k], n * K floats, device memory
+///  per_sample  : values[offset],                   grid.sample_size() values, device memory
+///  per_input   : values[n * sample_size + offset], n * grid.sample_size() values, device
+///  per_window  : values[n * K + k],                n * K values, device memory
+///                (window_means_async writes the float32 window means)
+///  per_window_scale : input times values[n * K + k], n * K values, device memory
 ///  window_mask : input times values[offset in the window], the product of the windows'
-///                lengths of floats, device memory
-struct DeviceBaseline {
+///                lengths of values, device memory
+/// The last two multiply (the product in T): float and double only.
+template <typename T>
+struct BasicDeviceBaseline {
   BaselineKind kind = BaselineKind::scalar;
-  const float* values = nullptr;
-  float scalar = 0.0f;
+  const T* values = nullptr;
+  T scalar{};
 };
+using DeviceBaseline = BasicDeviceBaseline<float>;
 
 /// Enqueues the fill of `count` occluded samples of the (input, window) stream: slot j of
 /// `batch` receives stream index s = start + j * stride, i.e. input s / K with window s % K
 /// (K = grid.num_windows(), row-major windows) set to the baseline. Same result, bit for
-/// bit, as fastocclusion::fill_occluded_batch. stride = 1 is the slice [start, start+count);
-/// a chunked sweep (fill.hpp) passes start = b, stride = C.
+/// bit, as fastocclusion::fill_occluded_batch<T>. stride = 1 is the slice
+/// [start, start+count); a chunked sweep (fill.hpp) passes start = b, stride = C.
 ///
-/// inputs  : float32, n * grid.sample_size(), contiguous, device; read only.
-/// baseline: as DeviceBaseline documents.
-/// batch   : float32, count * grid.sample_size(), contiguous, device; must not overlap
-///           inputs or baseline. 16-byte-aligned inputs and batch with sample_size % 4 == 0
-///           take the vectorised copy.
-/// Work: two kernels on `stream`, a copy of each slot's input (2 x sample floats of
-/// traffic per slot) and then the write of its window's box (box floats, plus as many
+/// T       : float, double, std::uint8_t, std::uint16_t, std::uint32_t or std::uint64_t, as
+///           the CPU fill (fill.hpp, "Element types": the unsigned integers carry every other
+///           dtype of their width bit for bit: float16, bfloat16, int8, bool, int32, int64).
+/// inputs  : T, n * grid.sample_size(), contiguous, device; read only.
+/// baseline: as BasicDeviceBaseline documents.
+/// batch   : T, count * grid.sample_size(), contiguous, device; must not overlap
+///           inputs or baseline. 16-byte-aligned inputs and batch with a sample of a whole
+///           number of 16-byte vectors take the vectorised copy.
+/// Work: two kernels on `stream`, a copy of each slot's input (2 x sample values of
+/// traffic per slot) and then the write of its window's box (box values, plus as many
 /// baseline reads for an array baseline).
 /// Throws user_error as fastocclusion::check_fill_arguments (n, grid, stride, start,
-/// count, null pointers when count > 0; a scalar baseline needs no pointer).
+/// count, null pointers when count > 0; a scalar baseline needs no pointer) and as
+/// check_baseline_type (a computing baseline with integer T).
 /// count == 0 enqueues nothing. Asynchronous (see the header comment).
-void fill_occluded_batch_async(const float* inputs, std::int64_t n, const WindowGrid& grid,
-                               const DeviceBaseline& baseline, std::int64_t start,
-                               std::int64_t count, float* batch, std::int64_t stride = 1,
+template <typename T>
+void fill_occluded_batch_async(const T* inputs, std::int64_t n, const WindowGrid& grid,
+                               const BasicDeviceBaseline<T>& baseline, std::int64_t start,
+                               std::int64_t count, T* batch, std::int64_t stride = 1,
                                cudaStream_t stream = 0);
 
 /// What each slot of a persistent device batch holds is kept on the HOST, in the core's
@@ -86,13 +95,16 @@ using fastocclusion::IncrementalFillState;
 /// keep their content. Per 256 slots of the call (one plan, a kernel parameter): one copy
 /// kernel when some slot needs a full fill, one box kernel when some slot changes.
 ///
-/// batch : float32, capacity * grid.sample_size(), contiguous, device.
+/// T     : as for fill_occluded_batch_async.
+/// batch : T, capacity * grid.sample_size(), contiguous, device.
 /// Throws user_error as fill_occluded_batch_async, and if capacity < max(1, count),
 /// capacity * sample_size exceeds int64 or capacity >= 2^31. If a launch fails the state is
 /// reset (the next call fills in full) and cuda_error propagates. Asynchronous.
-void fill_occluded_batch_incremental_async(const float* inputs, std::int64_t n,
-                                           const WindowGrid& grid, const DeviceBaseline& baseline,
-                                           std::int64_t start, std::int64_t count, float* batch,
+template <typename T>
+void fill_occluded_batch_incremental_async(const T* inputs, std::int64_t n,
+                                           const WindowGrid& grid,
+                                           const BasicDeviceBaseline<T>& baseline,
+                                           std::int64_t start, std::int64_t count, T* batch,
                                            std::int64_t capacity, IncrementalFillState& state,
                                            std::int64_t stride = 1, cudaStream_t stream = 0);
 

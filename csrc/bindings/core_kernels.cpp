@@ -27,12 +27,6 @@ namespace {
 
 using CpuFillState = LockedState<fo::IncrementalFillState>;
 
-// inputs: (N, *sample shape) float32. Returns N.
-std::int64_t input_count(const py::array& inputs, const fo::WindowGrid& grid) {
-  require_array<float>(inputs, "inputs", false);
-  return leading_count(array_shape(inputs), grid_shape(grid), "inputs", "the grid's sample shape");
-}
-
 // Calls f(T{}) with the fill's element type for `inputs`' dtype (fill.hpp, "Element types"):
 // float32 -> float, float64 -> double, any other dtype of 1, 2, 4 or 8 bytes (integers,
 // bool, float16, bfloat16 as uint16) -> the unsigned integer of its width, copied bit for
@@ -185,17 +179,33 @@ py::array accumulate_binding(const py::array& deltas, const fo::WindowGrid& grid
   return maps;
 }
 
-py::array window_means_binding(const py::array& inputs, const fo::WindowGrid& grid,
-                               std::optional<py::array> out) {
-  const std::int64_t n = input_count(inputs, grid);
-  py::array means = output_array(out, batch_shape(n, grid_counts(grid)), {&inputs}, "inputs");
-  const auto* in = static_cast<const float*>(inputs.data());
-  auto* m = static_cast<float*>(means.mutable_data());
+template <typename T>
+py::array typed_window_means(const py::array& inputs, const fo::WindowGrid& grid,
+                             const std::optional<py::array>& out) {
+  require_array<T>(inputs, "inputs", false);
+  const std::int64_t n =
+      leading_count(array_shape(inputs), grid_shape(grid), "inputs", "the grid's sample shape");
+  const std::vector<std::int64_t> shape = batch_shape(n, grid_counts(grid));
+  py::array means = out ? *out : py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  require_array<T>(means, "out", true);
+  FASTOCCLUSION_EXPECTS(array_shape(means) == shape, "out: shape " << shape_string(array_shape(means))
+                                                                   << " is invalid, expected "
+                                                                   << shape_string(shape));
+  FASTOCCLUSION_EXPECTS(!overlaps(means, inputs), "out: must not share memory with inputs");
+  const auto* in = static_cast<const T*>(inputs.data());
+  auto* m = static_cast<T*>(means.mutable_data());
   {
     py::gil_scoped_release release;
-    fo::window_means(in, n, grid, m);
+    fo::window_means<T>(in, n, grid, m);
   }
   return means;
+}
+
+// inputs float64: float64 means; anything else is checked as float32.
+py::array window_means_binding(const py::array& inputs, const fo::WindowGrid& grid,
+                               const std::optional<py::array>& out) {
+  if (py::isinstance<py::array_t<double>>(inputs)) return typed_window_means<double>(inputs, grid, out);
+  return typed_window_means<float>(inputs, grid, out);
 }
 
 py::array blend_binding(const py::array& values, const fo::WindowGrid& grid,
@@ -256,9 +266,9 @@ void register_cpu_kernels(py::module_& m) {
 
   m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
         py::arg("out") = py::none(),
-        "The mean of every window's box per input, (N, *grid.counts) float32 (float64 sums):\n"
-        "the values of 'per_window' and 'per_window_scale' (MONAI's mean_patch).\n"
-        "inputs (N, *grid.shape) float32.");
+        "The mean of every window's box per input, (N, *grid.counts) of the inputs' dtype\n"
+        "(float64 sums): the values of 'per_window' and 'per_window_scale' (MONAI's\n"
+        "mean_patch). inputs (N, *grid.shape) float32 or float64; out of the same dtype.");
 
   m.def("blend_window_values", &blend_binding, py::arg("values"), py::arg("grid"),
         py::arg("importance"), py::arg("collapsed_axes") = std::vector<int>{},

@@ -46,12 +46,6 @@ std::int64_t input_count(const PyDeviceBuffer& inputs, const fo::WindowGrid& gri
                        "the grid's sample shape");
 }
 
-// inputs: a float32 DeviceBuffer (N, *sample shape) (the window means). Returns N.
-std::int64_t float_input_count(const PyDeviceBuffer& inputs, const fo::WindowGrid& grid) {
-  require_dtype(inputs, fc::DType::float32, "inputs");
-  return input_count(inputs, grid);
-}
-
 // Calls f(T{}) with the fill's element type for `dtype` (fill.hpp, "Element types"):
 // float32 -> float, float64 -> double, any other dtype -> the unsigned integer of its width,
 // copied bit for bit (float16, bfloat16 held as uint16, integers, bool).
@@ -338,19 +332,26 @@ std::shared_ptr<PyDeviceBuffer> blend_binding(const py::object& values_obj,
 std::shared_ptr<PyDeviceBuffer> window_means_binding(PyDeviceBuffer& inputs,
                                                      const fo::WindowGrid& grid,
                                                      const py::object& stream) {
-  const std::int64_t n = float_input_count(inputs, grid);
+  const fc::DType dtype = inputs.buffer->dtype();
+  FASTOCCLUSION_EXPECTS(dtype == fc::DType::float32 || dtype == fc::DType::float64,
+                        "inputs: dtype " << fc::dtype_name(dtype)
+                                         << " is invalid, expected float32 or float64");
+  const std::int64_t n = input_count(inputs, grid);
   const int device = inputs.buffer->device();
-  auto out = make_buffer(batch_shape(n, grid_counts(grid)), fc::DType::float32, device);
+  auto out = make_buffer(batch_shape(n, grid_counts(grid)), dtype, device);
   const cudaStream_t s = stream_from(stream);
   fc::DeviceGuard guard(device);
   inputs.use_on(s);
   out->use_on(s);
-  const auto* in = inputs.buffer->data_as<float>();
-  auto* means = out->buffer->data_as<float>();
-  {
+  const auto run = [&](auto zero) {
+    using T = decltype(zero);
+    const auto* in = inputs.buffer->data_as<T>();
+    auto* means = out->buffer->data_as<T>();
     py::gil_scoped_release release;
     fc::window_means_async(in, n, grid, means, s);
-  }
+  };
+  if (dtype == fc::DType::float64) run(double{});
+  else run(float{});
   return out;
 }
 
@@ -396,8 +397,8 @@ void register_cuda_kernels(py::module_& m) {
 
   m.def("window_means", &window_means_binding, py::arg("inputs"), py::arg("grid"),
         py::kw_only(), py::arg("stream") = py::none(),
-        "The mean of every window's box per input (inputs: a float32 DeviceBuffer), a float32\n"
-        "DeviceBuffer (N, *grid.counts)\n"
+        "The mean of every window's box per input (inputs: a float32 or float64 DeviceBuffer),\n"
+        "a DeviceBuffer (N, *grid.counts) of the inputs' dtype\n"
         "(asynchronous): the values of 'per_window' and 'per_window_scale' (MONAI's\n"
         "mean_patch), as _core's.");
 }

@@ -120,7 +120,9 @@ std::int64_t baseline_size(BaselineKind kind, std::int64_t n, const WindowGrid& 
   }
 }
 
-void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out) {
+template <typename T>
+void window_means(const T* inputs, std::int64_t n, const WindowGrid& grid, T* out) {
+  static_assert(std::is_floating_point_v<T>, "window means are float or double");
   FASTOCCLUSION_EXPECTS(n >= 1, "inputs: n=" << n << " is invalid, expected >= 1 input");
   FASTOCCLUSION_EXPECTS(inputs != nullptr && out != nullptr, "inputs and out must not be null");
   check_window_grid(grid);
@@ -133,7 +135,7 @@ void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, f
   if (!checked_multiply(total, window_volume(grid), work)) work = values;  // saturate: large
   parallel_for(total, work, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t s = begin; s < end; ++s) {
-      const float* src = inputs + (s / windows) * sample;
+      const T* src = inputs + (s / windows) * sample;
       const Box box = grid.window_box(s % windows);
       double sum = 0.0;
       std::int64_t volume = 1;
@@ -141,10 +143,13 @@ void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, f
       for_each_run(grid, box, [&](std::int64_t offset, std::int64_t length, std::int64_t) {
         for (std::int64_t i = 0; i < length; ++i) sum += static_cast<double>(src[offset + i]);
       });
-      out[s] = static_cast<float>(sum / static_cast<double>(volume));
+      out[s] = static_cast<T>(sum / static_cast<double>(volume));
     }
   });
 }
+
+template void window_means<float>(const float*, std::int64_t, const WindowGrid&, float*);
+template void window_means<double>(const double*, std::int64_t, const WindowGrid&, double*);
 
 void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,

@@ -171,8 +171,8 @@ def splice_windows(maps: numpy.ndarray, map_index: numpy.ndarray, patches: numpy
     """
 def window_means(inputs: numpy.ndarray, grid: WindowGrid, out: numpy.ndarray | None = None) -> numpy.ndarray:
     """
-    The mean of every window's box per input, (N, *grid.counts) float32 (float64 sums):
-    the values of 'per_window' and 'per_window_scale' (MONAI's mean_patch).
-    inputs (N, *grid.shape) float32.
+    The mean of every window's box per input, (N, *grid.counts) of the inputs' dtype
+    (float64 sums): the values of 'per_window' and 'per_window_scale' (MONAI's
+    mean_patch). inputs (N, *grid.shape) float32 or float64; out of the same dtype.
     """
 BUFFER_ALIGNMENT: int = 64

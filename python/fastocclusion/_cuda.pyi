@@ -121,8 +121,8 @@ def synchronize(stream: typing.Any = None, device: typing.SupportsInt | typing.S
     """
 def window_means(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, *, stream: typing.Any = None) -> DeviceBuffer:
     """
-    The mean of every window's box per input (inputs: a float32 DeviceBuffer), a float32
-    DeviceBuffer (N, *grid.counts)
+    The mean of every window's box per input (inputs: a float32 or float64 DeviceBuffer),
+    a DeviceBuffer (N, *grid.counts) of the inputs' dtype
     (asynchronous): the values of 'per_window' and 'per_window_scale' (MONAI's
     mean_patch), as _core's.
     """

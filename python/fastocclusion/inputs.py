@@ -15,6 +15,7 @@ import numpy as np
 
 from fastocclusion.arrays import to_numpy
 from fastocclusion.frameworks import missing_tensorflow, tensorflow_installed, tensorflow_need
+from fastocclusion.types import BFLOAT16_BITS
 
 
 def _is_dataset(value: Any) -> bool:
@@ -84,13 +85,41 @@ def read_inputs(inputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray | Non
     return x, y
 
 
+def bfloat16_bits(values: Any) -> np.ndarray:
+    """The bits of ``values`` rounded to bfloat16 as PyTorch rounds them (to the nearest,
+    ties to even, from float32; every NaN becomes PyTorch's quiet NaN 0x7FC0), as a
+    C-contiguous uint16 array of the same shape.
+
+    >>> bfloat16_bits(np.array([1.0, 2.5, -3.14159])).tolist()
+    [16256, 16416, 49225]
+    """
+    floats = np.asarray(values, dtype=np.float32, order="C")  # 0-d stays 0-d
+    bits = floats.view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    result = np.where(np.isnan(floats), 0x7FC0, rounded)
+    return np.asarray(result.astype(np.uint16), order="C")
+
+
+def as_batch_dtype(values: Any, dtype: np.dtype | type) -> np.ndarray:
+    """``values`` as a C-contiguous array of a batch dtype: a NumPy cast, or for
+    BFLOAT16_BITS the bfloat16 bits (bfloat16_bits). Copies only to cast or make contiguous.
+
+    >>> as_batch_dtype(np.ones(2), BFLOAT16_BITS).tolist()
+    [16256, 16256]
+    """
+    if np.dtype(dtype) == BFLOAT16_BITS:
+        return bfloat16_bits(values)
+    return np.asarray(values, dtype=dtype, order="C")  # 0-d stays 0-d
+
+
 def prepare_inputs(x: np.ndarray, dtype: np.dtype | type = np.float32) -> np.ndarray:
     """C-contiguous in ``dtype`` (float32 unless the model's batches take another: copying
-    only to cast or make contiguous); ValueError for an empty axis.
+    only to cast or make contiguous; BFLOAT16_BITS: bfloat16's bits); ValueError for an
+    empty axis.
 
     >>> prepare_inputs(np.ones((1, 2), np.float64)).dtype
     dtype('float32')
     """
     if x.ndim >= 1 and min(x.shape) < 1:
         raise ValueError(f"inputs: shape {x.shape} is invalid, expected every size >= 1")
-    return np.ascontiguousarray(x, dtype=dtype)
+    return as_batch_dtype(x, dtype)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastocclusion.engine.objective import ClassIndices
 
 __all__ = [
+    "BFLOAT16_BITS",
     "ArrayLike",
     "BatchBuffer",
     "Bookkeeping",
@@ -62,3 +63,8 @@ Bookkeeping: TypeAlias = "np.ndarray | DeviceArray"
 Scores: TypeAlias = "np.ndarray | DeviceArray"
 #: A compiled grid of windows (``fastocclusion._core.WindowGrid``).
 WindowGrid: TypeAlias = Any
+
+#: The host dtype of bfloat16 batches (a bfloat16 PyTorch model): NumPy has no bfloat16, so
+#: their values are held as their uint16 bits; the kernels copy values by their width and
+#: PyTorch views the batches back as bfloat16 (``inputs.bfloat16_bits`` makes them).
+BFLOAT16_BITS = np.dtype(np.uint16)

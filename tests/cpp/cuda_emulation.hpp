@@ -301,9 +301,9 @@ struct Accumulate {
 /// Launch policy of run_window_means and run_blend: the grid-stride loops of means_kernel
 /// and blend_kernel (blend.cu) around the bodies.
 struct Blend {
-  template <typename Index>
-  static void means(const fd::FillParams& p, float* out, std::int64_t total, std::int64_t blocks,
-                    cudaStream_t stream) {
+  template <typename Index, typename T>
+  static void means(const fd::BasicFillParams<T>& p, T* out, std::int64_t total,
+                    std::int64_t blocks, cudaStream_t stream) {
     begin_launch(stream);
     with_index<Index>([&](auto index) {
       using I = decltype(index);

@@ -50,9 +50,10 @@ inline Grid make_mode_grid(const Shape& lengths, const Shape& windows, const Sha
   return g;
 }
 
-/// float32 of the float64 mean of input i over window k's box, summed in row-major order.
-inline float window_mean(const std::vector<float>& inputs, const Grid& grid, std::int64_t i,
-                         std::int64_t k) {
+/// T (float or double) of the float64 mean of input i over window k's box, summed in
+/// row-major order.
+template <typename T>
+T window_mean(const std::vector<T>& inputs, const Grid& grid, std::int64_t i, std::int64_t k) {
   const std::int64_t sample = volume(grid.lengths);
   double sum = 0.0;
   std::int64_t count = 0;
@@ -60,7 +61,7 @@ inline float window_mean(const std::vector<float>& inputs, const Grid& grid, std
     sum += static_cast<double>(inputs[static_cast<std::size_t>(i * sample + e)]);
     ++count;
   });
-  return static_cast<float>(sum / static_cast<double>(count));
+  return static_cast<T>(sum / static_cast<double>(count));
 }
 
 /// Baselines of the window features, mirroring fastocclusion::BaselineKind::per_window and

@@ -174,6 +174,22 @@ TEST(EmulatedWindowMeans, MatchTheCpuBitForBit) {
   EXPECT_GT(emu::stats().wide_index, 0);
 }
 
+TEST(EmulatedWindowMeans, Float64MeansMatchTheCpuBitForBit) {
+  Rng rng(85);
+  emu::reset();
+  for (int trial = 0; trial < 200; ++trial) {
+    const Problem p = random_problem(rng, trial, BaselineKind::per_window);
+    randomize_launches(rng);
+    const std::vector<double> inputs = window_ops::random_doubles(
+        rng, static_cast<std::int64_t>(p.inputs.size()), -1.0, 1.0);
+    std::vector<double> expected(p.values.size()), means(p.values.size(), -777.0);
+    fo::window_means(inputs.data(), p.n, p.grid, expected.data());
+    fd::run_window_means<emu::Blend>(inputs.data(), p.n, p.grid, means.data(), test_stream());
+    ASSERT_EQ(means, expected) << p.describe();
+  }
+  EXPECT_GT(emu::stats().accumulate_wraps, 0);
+}
+
 TEST(EmulatedBlend, MatchesTheCpuBitForBit) {
   Rng rng(84);
   emu::reset();

@@ -90,6 +90,23 @@ TEST(WindowMeans, EqualTheNaiveMeansBitForBit) {
   }
 }
 
+TEST(WindowMeans, Float64MeansEqualTheNaiveMeansBitForBit) {
+  Rng rng(12);
+  for (int trial = 0; trial < 200; ++trial) {
+    const Problem p = random_problem(rng, trial);
+    const std::vector<double> inputs =
+        window_ops::random_doubles(rng, static_cast<std::int64_t>(p.inputs.size()), -1.0, 1.0);
+    std::vector<double> means(p.means.size(), -777.0), expected;
+    fo::window_means(inputs.data(), p.n, p.grid, means.data());
+    for (std::int64_t i = 0; i < p.n; ++i) {
+      for (std::int64_t k = 0; k < p.grid.num_windows(); ++k) {
+        expected.push_back(naive::window_mean(inputs, p.naive, i, k));
+      }
+    }
+    ASSERT_EQ(means, expected) << p.c.describe() << " n=" << p.n;
+  }
+}
+
 TEST(WindowBaselineFill, FullFillsEqualTheNaiveFill) {
   Rng rng(12);
   for (int trial = 0; trial < 400; ++trial) {
@@ -212,7 +229,7 @@ TEST(WindowOpsErrors, BadArgumentsAreUserErrorsNamingThem) {
   const fo::WindowGrid grid = fo::make_window_grid(2, lengths, windows, strides, modes);
   std::vector<float> inputs(30, 1.0f), out(static_cast<std::size_t>(grid.num_windows()));
   EXPECT_THROW(fo::window_means(inputs.data(), 0, grid, out.data()), fo::user_error);
-  EXPECT_THROW(fo::window_means(nullptr, 1, grid, out.data()), fo::user_error);
+  EXPECT_THROW(fo::window_means<float>(nullptr, 1, grid, out.data()), fo::user_error);
   std::vector<double> values(static_cast<std::size_t>(grid.num_windows()), 1.0);
   std::vector<float> maps(30);
   for (const float bad : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN(),

@@ -41,6 +41,7 @@ class FakeCuda:
 
     def __init__(self):
         self.fills = []
+        self.batch_dtypes = set()  # of the batches filled
 
     def fill_occluded_batch(
         self,
@@ -58,7 +59,17 @@ class FakeCuda:
     ):
         assert state is not None  # always incremental
         self.fills.append((start, count, stride))
-        values = np.array(baseline, np.float32) if isinstance(baseline, float) else baseline.array
+        dtype = inputs.array.dtype
+        if isinstance(baseline, float):  # as _cuda: a number for float32/float64 inputs only
+            assert dtype in (np.float32, np.float64), dtype
+            values = np.array(baseline, dtype)
+        elif isinstance(baseline, np.ndarray):  # else a 0-d array of the inputs' dtype
+            assert baseline.ndim == 0 and baseline.dtype == dtype, (baseline, dtype)
+            values = baseline
+        else:
+            values = baseline.array
+        assert out.array.dtype == dtype and values.dtype == dtype
+        self.batch_dtypes.add(dtype)
         _core.fill_occluded_batch(
             inputs.array,
             grid,

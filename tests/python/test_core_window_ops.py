@@ -95,6 +95,13 @@ def test_window_means_are_the_box_means(case):
         [inputs[n][box].astype(np.float64).mean() for box in boxes] for n in range(len(inputs))
     ]
     np.testing.assert_allclose(means.reshape(len(inputs), -1), expected, rtol=1e-6, atol=1e-7)
+    doubles = inputs.astype(np.float64) / 3.0  # values float32 cannot hold
+    means64 = _core.window_means(doubles, grid)
+    assert means64.dtype == np.float64
+    expected = [[doubles[n][box].mean() for box in boxes] for n in range(len(inputs))]
+    np.testing.assert_allclose(means64.reshape(len(inputs), -1), expected, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="out: dtype float32 is invalid, expected float64"):
+        _core.window_means(doubles, grid, out=means)
 
 
 @given(window_case(), st.sampled_from(["per_window", "per_window_scale", "window_mask"]), st.data())

@@ -301,6 +301,84 @@ def test_device_buffer_round_trip(dtype):
     np.testing.assert_array_equal(zeroed.to_host(), np.zeros((4, 2), dtype))
 
 
+# Every dtype a DeviceBuffer holds, and what PyTorch sees through DLPack.
+DTYPES = {
+    "float32": "float32",
+    "float64": "float64",
+    "float16": "float16",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "bool": "bool",
+}
+
+
+def random_values(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
+    """Random values of ``dtype``: normals for floats, random bits for the others."""
+    if np.dtype(dtype).kind == "f":
+        return rng.normal(size=shape).astype(dtype)
+    if dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_device_buffer_of_every_dtype_round_trips(dtype):
+    array = random_values(np.random.default_rng(5), (3, 4, 5), dtype)
+    buffer = _cuda.DeviceBuffer.from_host(array)
+    assert buffer.dtype == dtype and buffer.nbytes == array.nbytes
+    back = buffer.to_host()
+    assert back.dtype == array.dtype
+    np.testing.assert_array_equal(back, array)
+    assert _cuda.DeviceBuffer((2,), dtype).to_host().dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("kind", ["scalar", "sample", "input"])
+def test_fill_of_every_dtype_matches_the_cpu_bit_for_bit(dtype, kind):
+    """Batches in the inputs' own dtype, full and incremental (chunked order), against
+    _core's fill of the same dtype; a scalar baseline of a non-float32/64 dtype is a 0-d
+    array of that dtype."""
+    rng = np.random.default_rng(seed_of(dtype, kind))
+    n, shape = 2, (9, 7, 3)
+    inputs = random_values(rng, (n, *shape), dtype)
+    sizes = {"scalar": (), "sample": shape, "input": (n, *shape)}
+    baseline = random_values(rng, sizes[kind], dtype)
+    if dtype in ("float32", "float64") and kind == "scalar":
+        d_baseline = float(baseline)
+    elif kind == "scalar":
+        d_baseline = baseline  # the 0-d host array
+    else:
+        d_baseline = _cuda.DeviceBuffer.from_host(baseline)
+    grid = _core.WindowGrid(shape, (3, 2, 3), (2, 2, 3), "cover")
+    total = n * grid.num_windows
+    d_inputs = _cuda.DeviceBuffer.from_host(inputs)
+    capacity = 5
+    chunk = math.ceil(total / capacity)
+    cpu_out = np.zeros((capacity, *shape), dtype)
+    gpu_out = _cuda.DeviceBuffer((capacity, *shape), dtype)
+    cpu_state, gpu_state = _core.IncrementalFillState(), _cuda.IncrementalFillState()
+    for b in range(chunk):
+        count = (total - 1 - b) // chunk + 1
+        _core.fill_occluded_batch(
+            inputs, grid, baseline, b, count, cpu_out, cpu_state, stride=chunk
+        )
+        _cuda.fill_occluded_batch(
+            d_inputs, grid, d_baseline, b, count, gpu_out, gpu_state, stride=chunk
+        )
+        got = gpu_out.to_host()
+        assert got.tobytes() == cpu_out.tobytes(), f"batch {b}"
+        full = _cuda.DeviceBuffer((capacity, *shape), dtype)
+        _cuda.fill_occluded_batch(d_inputs, grid, d_baseline, b, count, full, stride=chunk)
+        assert full.to_host()[:count].tobytes() == cpu_out[:count].tobytes(), f"full, batch {b}"
+
+
 def _torch_cuda():
     torch = pytest.importorskip("torch", reason='needs PyTorch: pip install ".[torch]"')
     if not torch.cuda.is_available():
@@ -323,6 +401,10 @@ def test_dlpack_to_torch_shares_memory():
     np.testing.assert_array_equal(tensor.cpu().numpy(), 2 * array)
     doubles = torch.from_dlpack(_cuda.DeviceBuffer((3,), dtype="float64"))
     assert doubles.dtype == torch.float64
+    for name in DTYPES:
+        tensor = torch.from_dlpack(_cuda.DeviceBuffer((3,), dtype=name))
+        assert tensor.dtype == getattr(torch, name), name
+        assert tensor.device.type == "cuda"
 
 
 def test_fill_on_a_torch_side_stream_then_dlpack():
@@ -393,8 +475,19 @@ def test_bad_fill_arguments_raise_value_errors():
         _cuda.fill_occluded_batch(inputs, grid, _cuda.DeviceBuffer((3,)), 0, 2, out)
     with pytest.raises(ValueError, match="host array"):
         _cuda.fill_occluded_batch(inputs, grid, np.zeros(3, np.float32), 0, 2, out)
-    with pytest.raises(ValueError, match="dtype float64"):
+    with pytest.raises(ValueError, match="out: dtype float32 is invalid, expected float64"):
         _cuda.fill_occluded_batch(_cuda.DeviceBuffer((2, 4, 4, 3), "float64"), grid, 0.0, 0, 2, out)
+    int_inputs = _cuda.DeviceBuffer((2, 4, 4, 3), "int16")
+    int_out = _cuda.DeviceBuffer((4, 4, 4, 3), "int16")
+    with pytest.raises(ValueError, match="0-d host array of dtype int16"):
+        _cuda.fill_occluded_batch(int_inputs, grid, 0.0, 0, 2, int_out)
+    with pytest.raises(ValueError, match="0-d host array of dtype int16"):
+        _cuda.fill_occluded_batch(int_inputs, grid, np.array(0, np.int32), 0, 2, int_out)
+    with pytest.raises(ValueError, match="multiplies the inputs"):
+        mask = _cuda.DeviceBuffer((2, 2, 3), "int16")
+        _cuda.fill_occluded_batch(
+            int_inputs, grid, mask, 0, 2, int_out, baseline_kind="window_mask"
+        )
     with pytest.raises(ValueError, match="inputs: shape"):
         _cuda.fill_occluded_batch(
             inputs, _core.WindowGrid((5, 4, 3), (2, 2, 3), (2, 2, 3)), 0.0, 0, 2, out
@@ -405,7 +498,11 @@ def test_bad_buffers_and_maps_raise_value_errors():
     with pytest.raises(ValueError, match="shape"):
         _cuda.DeviceBuffer((0, 3))
     with pytest.raises(ValueError, match="dtype"):
-        _cuda.DeviceBuffer((3,), dtype="int8")
+        _cuda.DeviceBuffer((3,), dtype="complex64")
+    with pytest.raises(ValueError, match="dtype"):
+        _cuda.DeviceBuffer.from_host(np.zeros(3, np.complex64))
+    with pytest.raises(ValueError, match="dtype"):
+        _cuda.DeviceBuffer.from_host(np.zeros(3, ">f4"))  # not native byte order
     with pytest.raises(ValueError, match="dtype"):
         _cuda.DeviceBuffer((3,), dtype="float32\0x")  # the whole string is parsed
     with pytest.raises(TypeError):

@@ -30,6 +30,7 @@ from monai.visualize import OcclusionSensitivity as MonaiOcclusionSensitivity  #
 from fastocclusion.backends.torch import outputs as outputs_backend  # noqa: E402
 from fastocclusion.engine import fillers  # noqa: E402
 from fastocclusion.monai import MonaiModeError, OcclusionSensitivity  # noqa: E402
+from fastocclusion.monai.arguments import batch_dtype  # noqa: E402
 from fastocclusion.monai.windows import gaussian_importance, gaussian_mask  # noqa: E402
 
 pytestmark = [
@@ -217,6 +218,59 @@ def test_occluded_images_are_monais():
         torch.testing.assert_close(ours, theirs, rtol=2**-21 if mode == "mean_patch" else 0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["gaussian", "mean_img", 0.3, "mean_patch"])
+def test_occluded_images_are_monais_in_the_images_dtype(dtype, mode):
+    """float64, float16 and bfloat16 images: the model sees MONAI's occluded images in the
+    image's dtype, bit for bit (mean_patch: to the rounding of the patch mean, MONAI's a
+    torch reduction in the image's dtype, ours a float64 sum; for float64 ~1e-16), and the
+    maps agree with MONAI's to its float32 sums (half types: to their precision)."""
+    net = Net(2, 2, 3, 0).to(dtype)
+    seen: list[torch.Tensor] = []
+    net.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
+    torch.manual_seed(2)
+    x = torch.rand(1, 2, 9, 10).to(dtype)
+    args = {"mask_size": (4, 3), "n_batch": 1, "mode": mode, "overlap": 0.5, "verbose": False}
+    ours_map = OcclusionSensitivity(net, **args)(x, b_box=[1, 7, -1, -1])
+    ours, seen[:] = torch.cat(seen), []
+    theirs_map = MonaiOcclusionSensitivity(net, **args)(x, b_box=[1, 7, -1, -1])
+    theirs = torch.cat(seen)
+    assert ours.dtype == theirs.dtype == dtype and ours.shape == theirs.shape
+    if mode != "mean_patch":
+        assert torch.equal(ours, theirs)
+    else:
+        rtol = {torch.float64: 1e-15, torch.float16: 2**-10, torch.bfloat16: 2**-7}[dtype]
+        torch.testing.assert_close(ours, theirs, rtol=rtol, atol=0)
+        assert (ours != theirs).float().mean() < 0.5  # most values are exactly MONAI's
+    atol = {torch.float64: 1e-6, torch.float16: 1e-2, torch.bfloat16: 5e-2}[dtype]
+    torch.testing.assert_close(ours_map[0], theirs_map[0].as_tensor(), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_batches_are_built_in_the_images_dtype_where_monai_computes_in_it(dtype, monkeypatch):
+    """The sweep's host batches hold float64 (every mode) and float16/bfloat16 (modes that
+    copy a constant) values: no cast per call; the multiplying modes of the half types
+    build float32 batches (cast per call, as MONAI's float32 product is rounded)."""
+    import fastocclusion.monai.sensitivity as sensitivity
+
+    built: list[np.dtype] = []
+    original = sensitivity.build_sweep
+
+    def recording(backend, inputs, *rest, **kwargs):
+        built.append(inputs.dtype)
+        return original(backend, inputs, *rest, **kwargs)
+
+    monkeypatch.setattr(sensitivity, "build_sweep", recording)
+    x = torch.rand(1, 2, 8, 8).to(dtype)
+    held = {torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
+    for mode in ("gaussian", "mean_patch", "mean_img", 0.5):
+        built.clear()
+        OcclusionSensitivity(Net(2, 2, 3, 0).to(dtype), mask_size=3, mode=mode, verbose=False)(x)
+        copies = mode in ("mean_img", 0.5)
+        expected = held[dtype] if dtype == torch.float64 or copies else np.float32
+        assert built and set(built) == {np.dtype(expected)}, mode
+
+
 @pytest.mark.parametrize("mask", [(1,), (2,), (5,), (8,), (4, 7), (3, 3, 3), (2, 5, 6), (16, 16)])
 def test_gaussian_mask_and_weights_are_monais_bit_for_bit(mask):
     x = torch.zeros((1, 3, *(m + 2 for m in mask)))
@@ -227,11 +281,13 @@ def test_gaussian_mask_and_weights_are_monais_bit_for_bit(mask):
     assert torch.equal(gaussian_importance(mask), compute_importance_map(mask, mode="gaussian"))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("mode", ["gaussian", "mean_patch", "mean_img", 0.5])
-def test_the_device_sweep_logic_on_the_cpu_equals_the_host_sweep(mode, monkeypatch):
+def test_the_device_sweep_logic_on_the_cpu_equals_the_host_sweep(mode, dtype, monkeypatch):
     """The GPU path (device filler, torch bookkeeping, fills, means and blend by "_cuda")
-    with the CUDA module and the device replaced by host stand-ins (fake_cuda's)."""
-    net, x = Net(3, 2, 4, 5), torch.rand(1, 3, 12, 10)
+    with the CUDA module and the device replaced by host stand-ins (fake_cuda's), its
+    batches in the dtype the host sweep builds them in."""
+    net, x = Net(3, 2, 4, 5).to(dtype), torch.rand(1, 3, 12, 10).to(dtype)
     explain = OcclusionSensitivity(net, mask_size=(5, 4), n_batch=6, verbose=False, mode=mode)
     host = explain(x, b_box=[1, 10, 2, 9])
     fake = FakeCuda()
@@ -242,6 +298,8 @@ def test_the_device_sweep_logic_on_the_cpu_equals_the_host_sweep(mode, monkeypat
     )
     device = explain(x, b_box=[1, 10, 2, 9])
     assert fake.fills  # the device filler filled every batch
+    expected = batch_dtype(dtype, mode)
+    assert fake.batch_dtypes == {expected}
     torch.testing.assert_close(device[0], host[0], rtol=0, atol=1e-6)
     assert torch.equal(device[1], host[1])
 

@@ -378,20 +378,28 @@ def test_float64_models_get_float64_batches_and_exact_maps(incremental):
     torch.testing.assert_close(maps.to(torch.float64), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_half_models_get_half_batches_equal_to_the_float32_batches_cast(monkeypatch):
-    """A float16 model's batches are built in float16: the same values as float32 batches
-    cast per call (as before), so the maps are identical; no cast per call is left."""
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_models_get_half_batches_equal_to_the_float32_batches_cast(monkeypatch, dtype):
+    """A float16 or bfloat16 model's batches are built in its dtype (bfloat16 as its bits in
+    NumPy): the same values as float32 batches cast per call (as before), so the maps are
+    identical; no cast per call is left."""
     torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 5 * 5, 4)).half().eval()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 5 * 5, 4))
+    model = model.to(dtype).eval()
     x = torch.rand(2, 3, 5, 5)
     seen = []
-    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     options = dict(patch_size=2, patch_stride=2, data_format="channels_first",
                    occlusion_value=0.3, incremental=False)  # fmt: skip
     half = Occlusion(model, **options).explain(x)
-    assert set(seen) == {torch.float16}
+    assert {t.dtype for t in seen} == {dtype}
+    batches = list(seen)
     from fastocclusion.backends.torch import backend
 
-    monkeypatch.setattr(backend, "_HOST_DTYPES", {})  # float32 batches cast per call
+    seen.clear()
+    monkeypatch.setattr(backend, "_BATCH_DTYPES", {})  # float32 batches cast per call
     cast = Occlusion(model, **options).explain(x)
     assert torch.equal(half, cast) and half.abs().max() > 0
+    assert len(seen) == len(batches)
+    for built, cast_batch in zip(batches, seen):
+        assert torch.equal(built, cast_batch.to(dtype))  # the float32 batch rounded

@@ -81,6 +81,30 @@ def test_device_sweep_segmentation_and_detection_on_the_cpu():
     torch.testing.assert_close(got, Occlusion(DetectionNet(), **options).explain(inputs, boxes))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("value", [0.3, "per channel"])
+def test_device_sweep_builds_batches_in_the_models_dtype(dtype, value):
+    """The GPU sweep of a float64, float16 or bfloat16 model fills its device batches in
+    that dtype (bfloat16 as its bits): the model sees no other dtype, and the maps equal the
+    host sweep's, which builds its batches in that dtype too."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 7 * 2, 3)).to(dtype)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    inputs = rng_inputs(70, (3, 6, 7, 2))
+    occlusion_value = np.array([0.25, -0.5], np.float32) if value == "per channel" else value
+    options = dict(patch_size=(2, 3), patch_stride=(2, 2), occlusion_value=occlusion_value,
+                   batch_size=4, incremental=False)  # fmt: skip
+    result, fake = explain_with_fake_device(model, inputs, None, **options)
+    assert set(seen) == {dtype} and fake.fills
+    held = {torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
+    assert fake.batch_dtypes == {np.dtype(held[dtype])}  # bfloat16: its bits
+    seen.clear()
+    host = Occlusion(model, **options).explain(inputs)
+    assert set(seen) == {dtype}
+    assert torch.equal(result, host) and host.abs().max() > 0
+
+
 # ---- the GPU ----------------------------------------------------------------------------------
 
 
@@ -140,6 +164,30 @@ def test_gpu_explain_matches_cpu(seed, exact_float32):
         torch.from_numpy(inputs).cuda(), targets
     )
     torch.testing.assert_close(host.cpu(), cpu, rtol=1e-4, atol=1e-5 * coverage)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_gpu_sweep_of_a_half_or_double_model_fills_in_its_dtype(dtype, exact_float32):
+    """On the device, a float64, float16 or bfloat16 model's batches are filled by the CUDA
+    kernels in its dtype; the model sees only that dtype, and every batch equals the host
+    sweep's batch (built in that dtype on the CPU) bit for bit."""
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 7 * 2, 3)).to(dtype)
+    batches = []
+    model.register_forward_pre_hook(lambda module, args: batches.append(args[0].clone()))
+    inputs = rng_inputs(80, (3, 6, 7, 2))
+    options = dict(patch_size=(2, 3), patch_stride=(2, 2), occlusion_value=0.3, batch_size=4,
+                   incremental=False)  # fmt: skip
+    on_gpu = Occlusion(model.cuda(), device="gpu", **options).explain(inputs)
+    gpu_batches, batches[:] = list(batches), []
+    host = Occlusion(model.cpu(), device="cpu", **options).explain(inputs)
+    assert {b.dtype for b in gpu_batches} == {dtype} and len(gpu_batches) == len(batches)
+    for on_device, on_host in zip(gpu_batches, batches):
+        assert torch.equal(on_device.cpu(), on_host)
+    tolerance = {torch.float64: 1e-10, torch.float16: 1e-2, torch.bfloat16: 5e-2}[dtype]
+    torch.testing.assert_close(on_gpu.cpu(), host, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.gpu

@@ -111,17 +111,19 @@ inline void fill_occluded_batch(const float* inputs, std::int64_t n, const Windo
   fill_occluded_batch<float>(inputs, n, grid, baseline, start, count, batch, stride);
 }
 
-/// The mean of every window's box, per input: out[i * K + k] = the float32 of the float64
-/// mean of input i over the box of window k (all its elements, channels included; a
-/// clipped window's box only), summed in row-major order (the CUDA kernel sums in the same
-/// order: equal bit for bit). The values of the per_window and per_window_scale
-/// baselines (MONAI's "mean_patch").
+/// The mean of every window's box, per input: out[i * K + k] = the T of the float64 mean of
+/// input i over the box of window k (all its elements, channels included; a clipped
+/// window's box only), summed in row-major order (the CUDA kernel sums in the same order:
+/// equal bit for bit). The values of the per_window and per_window_scale baselines
+/// (MONAI's "mean_patch").
 ///
-/// inputs : float32, n * grid.sample_size(), contiguous; not modified.
-/// out    : float32, n * grid.num_windows(); every element is written.
+/// T      : float or double.
+/// inputs : T, n * grid.sample_size(), contiguous; not modified.
+/// out    : T, n * grid.num_windows(); every element is written.
 /// Work O(n * K * window volume). Throws user_error if n < 1, a pointer is null, the grid
 /// is malformed or n * K exceeds int64. Synchronous; parallel over inputs and windows.
-void window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out);
+template <typename T>
+void window_means(const T* inputs, std::int64_t n, const WindowGrid& grid, T* out);
 
 /// What each slot of a persistent batch buffer holds, for incremental filling; used by the
 /// CPU fill below and, as the host mirror of a device batch, by the CUDA fill.

@@ -18,9 +18,9 @@ __device__ __forceinline__ std::int64_t grid_step() {
   return std::int64_t{gridDim.x} * blockDim.x;
 }
 
-template <typename Index>
+template <typename Index, typename T>
 __global__ void __launch_bounds__(kThreads)
-    means_kernel(const FillParams p, float* out, std::int64_t total) {
+    means_kernel(const BasicFillParams<T> p, T* out, std::int64_t total) {
   for (std::int64_t s = first_index(); s < total; s += grid_step()) {
     window_mean_element<Index>(p, out, s);
   }
@@ -32,10 +32,10 @@ __global__ void __launch_bounds__(kThreads) blend_kernel(const BlendParams p) {
 }
 
 struct CudaLaunch {
-  template <typename Index>
-  static void means(const FillParams& p, float* out, std::int64_t total, std::int64_t blocks,
+  template <typename Index, typename T>
+  static void means(const BasicFillParams<T>& p, T* out, std::int64_t total, std::int64_t blocks,
                     cudaStream_t stream) {
-    means_kernel<Index><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, out, total);
+    means_kernel<Index, T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, out, total);
     FASTOCCLUSION_CUDA_CHECK_LAUNCH();
   }
   static void blend(const BlendParams& p, std::int64_t blocks, cudaStream_t stream) {
@@ -47,10 +47,16 @@ struct CudaLaunch {
 }  // namespace
 }  // namespace detail
 
-void window_means_async(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out,
+template <typename T>
+void window_means_async(const T* inputs, std::int64_t n, const WindowGrid& grid, T* out,
                         cudaStream_t stream) {
   detail::run_window_means<detail::CudaLaunch>(inputs, n, grid, out, stream);
 }
+
+template void window_means_async<float>(const float*, std::int64_t, const WindowGrid&, float*,
+                                        cudaStream_t);
+template void window_means_async<double>(const double*, std::int64_t, const WindowGrid&,
+                                         double*, cudaStream_t);
 
 void blend_window_values_async(const double* values, std::int64_t n, const WindowGrid& grid,
                                std::uint32_t collapsed_axes, const float* importance,

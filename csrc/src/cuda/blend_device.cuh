@@ -23,18 +23,19 @@
 
 namespace fastocclusion::cuda::detail {
 
-/// Thread s < n * K of the window means: out[s] = mean of input s / K over window s % K.
-template <typename Index>
-FASTOCCLUSION_HD void window_mean_element(const FillParams& p, float* out, std::int64_t s) {
+/// Thread s < n * K of the window means: out[s] = mean of input s / K over window s % K
+/// (T: float or double; float64 sums).
+template <typename Index, typename T>
+FASTOCCLUSION_HD void window_mean_element(const BasicFillParams<T>& p, T* out, std::int64_t s) {
   const std::int64_t input = s / p.windows;
   const Box<Index> box = window_box<Index>(p, s - input * p.windows);
-  const float* src = p.inputs + input * p.sample;
+  const T* src = p.inputs + input * p.sample;
   double sum = 0.0;
   for (Index t = 0; t < box.volume; ++t) {
     Index at[kMaxAxes] = {};
     sum += static_cast<double>(load_readonly(src + box_element(p, box, t, at)));
   }
-  out[s] = static_cast<float>(sum / static_cast<double>(box.volume));
+  out[s] = static_cast<T>(sum / static_cast<double>(box.volume));
 }
 
 /// Everything the blend kernel needs, passed by value (per sample axis d < rank).

@@ -3,11 +3,12 @@
 // Private to csrc/src/cuda, free of CUDA launch syntax.
 //
 // A Launch policy provides (1-D grids of kThreads-thread blocks, grid-stride loops)
-//   template <class Index> static void means(const FillParams&, float* out, std::int64_t total, std::int64_t blocks, cudaStream_t);
+//   template <class Index, class T> static void means(const BasicFillParams<T>&, T* out, std::int64_t total, std::int64_t blocks, cudaStream_t);
 //   static void blend(const BlendParams&, std::int64_t blocks, cudaStream_t);
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "accumulate_host.hpp"
 #include "blend_device.cuh"
@@ -19,9 +20,10 @@
 namespace fastocclusion::cuda::detail {
 
 /// window_means_async over a Launch policy: the CPU window_means' checks, then one launch.
-template <typename Launch>
-void run_window_means(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out,
+template <typename Launch, typename T>
+void run_window_means(const T* inputs, std::int64_t n, const WindowGrid& grid, T* out,
                       cudaStream_t stream) {
+  static_assert(std::is_floating_point_v<T>, "window means are float or double");
   FASTOCCLUSION_EXPECTS(n >= 1, "inputs: n=" << n << " is invalid, expected >= 1 input");
   FASTOCCLUSION_EXPECTS(inputs != nullptr && out != nullptr, "inputs and out must not be null");
   check_window_grid(grid);
@@ -30,7 +32,8 @@ void run_window_means(const float* inputs, std::int64_t n, const WindowGrid& gri
                             checked_multiply(n, grid.sample_size(), values),
                         "inputs: " << n << " inputs of " << grid.num_windows()
                                    << " windows overflow int64");
-  const FillParams p = make_fill_params<float>(inputs, grid, DeviceBaseline{}, 0, 1, nullptr);
+  const BasicFillParams<T> p =
+      make_fill_params<T>(inputs, grid, BasicDeviceBaseline<T>{}, 0, 1, nullptr);
   const std::int64_t blocks = accumulate_blocks(total);
   if (use_32bit_index(p)) {
     Launch::template means<std::uint32_t>(p, out, total, blocks, stream);

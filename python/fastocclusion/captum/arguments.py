@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from fastocclusion.arrays import to_numpy
+from fastocclusion.backends.torch.device import host_bits
 from fastocclusion.backends.torch.forward import TargetIndex
 from fastocclusion.options import is_int
 
 __all__ = [
-    "CaptumArgumentError", "check_inputs", "extra_args", "host_bits", "is_int_tuple",
+    "CaptumArgumentError", "check_inputs", "extra_args", "is_int_tuple",
     "per_input_baselines", "per_input_sizes", "target_index",
 ]  # fmt: skip
 
@@ -92,19 +93,6 @@ def per_input_sizes(
             )
         sizes.append(tuple(int(v) for v in item))
     return sizes
-
-
-def host_bits(tensor: torch.Tensor) -> np.ndarray:
-    """A C-contiguous NumPy array holding ``tensor``'s values bit for bit, on the host:
-    bfloat16, which NumPy lacks, as uint16 (the kernels copy values by their width).
-
-    >>> host_bits(torch.ones(2, dtype=torch.bfloat16)).tolist()
-    [16256, 16256]
-    """
-    tensor = tensor.detach().to("cpu").contiguous()
-    if tensor.dtype == torch.bfloat16:
-        return tensor.view(torch.int16).numpy().view(np.uint16)
-    return tensor.numpy()
 
 
 def per_input_baselines(

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from fastocclusion import _core
+from fastocclusion.backends.torch.device import host_bits
 from fastocclusion.backends.torch.forward import AggregateOutputError, ForwardBackend, TargetIndex
 from fastocclusion.captum.arguments import (
     CaptumArgumentError,
     check_inputs,
     extra_args,
-    host_bits,
     per_input_baselines,
     per_input_sizes,
     target_index,

@@ -144,6 +144,10 @@ class DeviceFiller:
     the model's stream; the inputs are uploaded once, the deltas are computed and
     accumulated on the device, and only the maps are handed back (as a device array).
 
+    Batches have the inputs' dtype, as on the host: float32, or any dtype the kernels copy
+    (float64, float16, bfloat16 as its uint16 bits, integers), the baseline in that dtype
+    too; the "window_mean" baselines need float32 inputs (their means are float32).
+
     Memory on the device: the inputs (N x input), the baseline when it is an array (N * K
     window means for "window_mean"), one batch buffer (batch x input), N * K float64 deltas
     and the N maps."""
@@ -173,10 +177,13 @@ class DeviceFiller:
         if baseline_kind.startswith("window_mean"):
             self._baseline = cuda.window_means(self._inputs, grid, stream=stream)
         elif baseline_kind == "auto" and np.ndim(baseline) == 0:
-            self._baseline = float(baseline)  # type: ignore[arg-type]
+            # By value: a number for float32/float64, else a 0-d array of the inputs' dtype.
+            scalar = np.asarray(baseline)
+            floats = inputs.dtype in (np.float32, np.float64)
+            self._baseline = float(scalar) if floats else scalar
         else:
             self._baseline = cuda.DeviceBuffer.from_host(np.ascontiguousarray(baseline), index)
-        self.buffer = cuda.DeviceBuffer((batch,) + inputs.shape[1:], "float32", index)
+        self.buffer = cuda.DeviceBuffer((batch,) + inputs.shape[1:], inputs.dtype.name, index)
         self._state = cuda.IncrementalFillState()
         self._inputs_view = arrays.view(self._inputs)
         self._batch_view = arrays.view(self.buffer)

@@ -27,7 +27,10 @@ crops the map to [min, max) per axis.
 Returns ``(occ_sens_map, most_probable_class)``: the map (1, classes, *spatial cropped),
 float32 on ``x``'s device (MONAI 1.6 returns float32 whatever ``x``'s dtype), and its argmax
 over the classes (1, 1, *spatial cropped), int64.
-Batches are built in float32 (the kernels' type) and cast to ``x``'s dtype for the call.
+Batches are built in ``x``'s dtype, as MONAI computes its occluded images (float64 in every
+mode; float16 and bfloat16 where the mode copies a constant), else in float32 and cast to
+``x``'s dtype for the call (the half types' "gaussian" and "mean_patch": MONAI's half product
+is a float32 product rounded, as that cast rounds it).
 Not supported: a callable ``mode`` (MONAI calls it once per window: a Python loop per
 window is what this package exists to avoid).
 """

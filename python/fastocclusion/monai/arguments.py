@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_image", "per_axis"]
+from fastocclusion.backends.torch.device import host_bits
+from fastocclusion.types import BFLOAT16_BITS
+
+__all__ = ["batch_dtype", "batch_image", "check_image", "per_axis"]
 
 
 def per_axis(value: Any, axes: int, name: str, check: Callable[[Any], bool], what: str) -> tuple:
@@ -43,3 +46,36 @@ def check_image(x: Any) -> np.ndarray:
     if not np.all(np.isfinite(image)):
         raise ValueError("x: NaN or inf values are invalid, expected finite values")
     return image
+
+
+def batch_dtype(x_dtype: torch.dtype, mode: Any) -> np.dtype:
+    """The dtype the batches of an image of ``x_dtype`` are built in, so that every
+    occluded image is MONAI's (which computes in the image's dtype): float64 for float64
+    images, in every mode; for float16 and bfloat16 images their own dtype (bfloat16 as its
+    bits, types.BFLOAT16_BITS) where the mode only copies a constant (a number,
+    ``"mean_img"``), float32 where it multiplies (``"gaussian"``, ``"mean_patch"``: the
+    kernels multiply in float32 or float64; MONAI's half product is computed in float32
+    and rounded, as the batch is when cast for the call); float32 otherwise.
+
+    >>> batch_dtype(torch.float64, "gaussian"), batch_dtype(torch.float16, 0.5)
+    (dtype('float64'), dtype('float16'))
+    """
+    if x_dtype == torch.float64:
+        return np.dtype(np.float64)
+    copies = mode == "mean_img" or not isinstance(mode, str)
+    if copies and x_dtype == torch.float16:
+        return np.dtype(np.float16)
+    if copies and x_dtype == torch.bfloat16:
+        return BFLOAT16_BITS
+    return np.dtype(np.float32)
+
+
+def batch_image(x: torch.Tensor, image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The image as the batches hold it: ``image`` (check_image's float32 copy) for float32,
+    else ``x``'s own values in ``dtype`` (float64, float16, or bfloat16's bits)."""
+    if dtype == np.float32:
+        return image
+    plain = x.detach().as_subclass(torch.Tensor)
+    if dtype == np.float64:
+        return np.ascontiguousarray(plain.to("cpu", torch.float64).numpy())
+    return host_bits(plain)

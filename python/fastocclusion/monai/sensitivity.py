@@ -18,7 +18,8 @@ from fastocclusion.engine.approximate import explain_by_drill_down
 from fastocclusion.engine.approximation import check_approximate, for_geometry
 from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.frameworks import installed
-from fastocclusion.monai.arguments import check_image, per_axis
+from fastocclusion.inputs import as_batch_dtype
+from fastocclusion.monai.arguments import batch_dtype, batch_image, check_image, per_axis
 from fastocclusion.monai.windows import crops, gaussian_importance, gaussian_mask, scan_intervals
 from fastocclusion.options import check_incremental, check_switch_share, is_int, is_real
 
@@ -150,7 +151,9 @@ class OcclusionSensitivity:
             collapsed_axes=(0,),
             region=((0, channels), *crop.region),
         )
-        baseline, kind, importance = self._baseline(x, channels, crop.mask_size)
+        dtype = batch_dtype(x.dtype, self.mode)
+        image = batch_image(x, image, dtype)
+        baseline, kind, importance = self._baseline(x, channels, crop.mask_size, dtype)
         activation = (
             self.activate
             if callable(self.activate)
@@ -161,7 +164,8 @@ class OcclusionSensitivity:
         # A drill-down fills its batches in host memory (its sweeps of chosen patches run
         # there), copied to a module on a GPU.
         backend = OutputsBackend(self.nn_module, x.device, x.dtype, activation, kwargs,
-                                 gpu_sweep=self._approximation is None)  # fmt: skip
+                                 gpu_sweep=self._approximation is None,
+                                 batch_dtype=dtype)  # fmt: skip
         batch = min(self.n_batch, geometry.grid().num_windows)
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.
         progress = self.verbose and installed("tqdm")
@@ -211,15 +215,18 @@ class OcclusionSensitivity:
         )  # fmt: skip
 
     def _baseline(
-        self, x: torch.Tensor, channels: int, mask: tuple[int, ...]
+        self, x: torch.Tensor, channels: int, mask: tuple[int, ...], dtype: np.dtype
     ) -> tuple[np.ndarray | None, str, np.ndarray | None]:
-        """(the baseline values, the engine's baseline kind, the blending importance)."""
-        if is_real(self.mode):
-            return np.asarray(self.mode, np.float32), "auto", None
-        if self.mode == "mean_img":
-            return np.asarray(x.detach().mean().item(), np.float32), "auto", None
+        """(the baseline values in the batches' ``dtype``, the engine's baseline kind, the
+        blending importance). A constant is rounded as MONAI's ``ones * value`` rounds it
+        in the image's dtype (via float32 for the half types, as torch computes); the
+        Gaussian mask is float32 values (MONAI's)."""
+        if is_real(self.mode) or self.mode == "mean_img":
+            value = self.mode if is_real(self.mode) else x.detach().mean().item()
+            exact = np.float64 if dtype == np.float64 else np.float32
+            return as_batch_dtype(np.asarray(value, exact), dtype), "auto", None
         if self.mode == "mean_patch":
             return None, "window_mean_scale", None
-        occlusion = gaussian_mask(channels, mask).numpy()
+        occlusion = gaussian_mask(channels, mask).numpy().astype(dtype)
         importance = gaussian_importance(mask).numpy()[None]  # (1, *mask): channels collapsed
         return occlusion, "window_mask", importance

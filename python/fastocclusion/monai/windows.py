@@ -103,7 +103,12 @@ def _separable_filter(x: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Ten
 def gaussian_mask(channels: int, mask_size: Sequence[int]) -> torch.Tensor:
     """MONAI's "gaussian" occlusion multiplier, float32 (channels, *mask_size): a one at the
     centre smoothed with sigma = mask / 4 per axis, negated and scaled to [0, 1] (0 at the
-    centre, 1 at the far corners; all zeros when constant, e.g. a 1-voxel mask)."""
+    centre, 1 at the far corners; all zeros when constant, e.g. a 1-voxel mask). Float32
+    whatever the image's dtype: MONAI's GaussianSmooth and ScaleIntensity compute in float32.
+
+    >>> gaussian_mask(1, (3,)).tolist()
+    [[1.0, 0.0, 1.0]]
+    """
     kernel = torch.zeros((channels, *mask_size), dtype=torch.float)
     kernel[(slice(None), *(slice(s // 2, s // 2 + 1) for s in mask_size))] = 1.0
     kernels = [_gaussian_1d(b * 0.25) for b in mask_size]

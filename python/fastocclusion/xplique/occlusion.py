@@ -25,7 +25,7 @@ from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometr
 from fastocclusion.engine.approximate import explain_by_drill_down
 from fastocclusion.engine.approximation import Approximation, for_geometry
 from fastocclusion.engine.objective import BasePass, ClassIndices
-from fastocclusion.inputs import prepare_inputs, read_inputs
+from fastocclusion.inputs import as_batch_dtype, prepare_inputs, read_inputs
 from fastocclusion.options import check_classes, check_occlusion_value, check_sizes
 from fastocclusion.types import ArrayLike, FrameworkTensor, Model, Operator, Targets
 from fastocclusion.xplique.checks import check_options
@@ -282,7 +282,7 @@ class Occlusion:
         )
         if layout.family != "tabular":
             self._show_patch_axes(len(layout.spatial_axes))
-        baseline = sample_baseline(self._occlusion_value, layout).astype(dtype, copy=False)
+        baseline = as_batch_dtype(sample_baseline(self._occlusion_value, layout), dtype)
         batch = self._resolve_batch_size(geometry.grid().num_windows, array)
         incremental = IncrementalOptions(
             self.incremental,

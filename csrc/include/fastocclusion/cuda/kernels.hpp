@@ -140,15 +140,17 @@ void accumulate_window_deltas_async(const double* deltas, std::int64_t n, const 
                                     cudaStream_t stream = 0);
 
 /// Enqueues the mean of every window's box, per input: out[i * K + k]; same result, bit
-/// for bit, as fastocclusion::window_means (one thread per (input, window) sums its box in
-/// the CPU's order, in float64). The values of the per_window(_scale) baselines.
+/// for bit, as fastocclusion::window_means<T> (one thread per (input, window) sums its box
+/// in the CPU's order, in float64). The values of the per_window(_scale) baselines.
 ///
-/// inputs : float32, n * grid.sample_size(), contiguous, device; read only.
-/// out    : float32, n * grid.num_windows(), device; every element is written.
+/// T      : float or double.
+/// inputs : T, n * grid.sample_size(), contiguous, device; read only.
+/// out    : T, n * grid.num_windows(), device; every element is written.
 /// Work O(n * K * window volume), one kernel on `stream`. Throws user_error as
 /// fastocclusion::window_means (n < 1, null pointers, a malformed grid, sizes past int64).
 /// Asynchronous (see the header comment).
-void window_means_async(const float* inputs, std::int64_t n, const WindowGrid& grid, float* out,
+template <typename T>
+void window_means_async(const T* inputs, std::int64_t n, const WindowGrid& grid, T* out,
                         cudaStream_t stream = 0);
 
 /// Enqueues the blend of per-window values into maps with window-shaped weights; same

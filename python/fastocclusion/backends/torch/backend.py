@@ -42,12 +42,17 @@ from fastocclusion.backends.torch.device import (
 from fastocclusion.backends.torch.operators import builtin_scores, model_output, scores_tensor
 from fastocclusion.engine.objective import objective_of
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
-from fastocclusion.types import BatchBuffer
+from fastocclusion.types import BFLOAT16_BITS, BatchBuffer
 
 __all__ = ["TorchBackend"]
 
 #: The model dtypes whose host batches are built in them, as NumPy dtypes.
-_HOST_DTYPES = {torch.float64: np.dtype(np.float64), torch.float16: np.dtype(np.float16)}
+# The batch dtype of a model whose parameters are not float32: its own (bfloat16 as its bits).
+_BATCH_DTYPES = {
+    torch.float64: np.dtype(np.float64),
+    torch.float16: np.dtype(np.float16),
+    torch.bfloat16: BFLOAT16_BITS,
+}
 
 
 class TorchBackend:
@@ -75,13 +80,15 @@ class TorchBackend:
 
     @property
     def batch_dtype(self) -> np.dtype | None:
-        """float64 or float16 for a host sweep of a model in that dtype: its batches are
-        built in it (the inputs keep their precision, no call casts); None otherwise
-        (float32 batches: a float32 or bfloat16 model, which NumPy cannot hold, or the GPU
-        sweep, whose buffers are float32)."""
-        if self._on_gpu:
-            return None
-        return _HOST_DTYPES.get(self.dtype)
+        """The model's own dtype where it is float64, float16 or bfloat16
+        (types.BFLOAT16_BITS: NumPy holds its bits), on the host sweep and the GPU sweep
+        alike: batches are built in it (the inputs keep their precision, no call casts);
+        None for float32.
+
+        >>> TorchBackend(torch.nn.Linear(2, 1).double(), "predictions").batch_dtype
+        dtype('float64')
+        """
+        return _BATCH_DTYPES.get(self.dtype)
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:

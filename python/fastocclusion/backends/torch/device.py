@@ -71,6 +71,20 @@ def uses_gpu_sweep(device: str, where: torch.device) -> bool:
     return True
 
 
+def host_bits(tensor: torch.Tensor) -> np.ndarray:
+    """A C-contiguous NumPy array holding ``tensor``'s values bit for bit, on the host:
+    bfloat16, which NumPy lacks, as uint16 (types.BFLOAT16_BITS; the kernels copy values by
+    their width, and BatchView views such a batch back as bfloat16).
+
+    >>> host_bits(torch.ones(2, dtype=torch.bfloat16)).tolist()
+    [16256, 16256]
+    """
+    tensor = tensor.detach().to("cpu").contiguous()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(np.uint16)
+    return tensor.numpy()
+
+
 _TORCH_DTYPES = {
     np.dtype(np.float32): torch.float32,
     np.dtype(np.float64): torch.float64,

@@ -60,8 +60,6 @@ class OutputsBackend:
 
     #: The outputs themselves are mapped: no targets, no scores.
     objective = OutputValues()
-    #: float32 batches, cast to the module's dtype per call (MONAI's front-end builds them).
-    batch_dtype = None
 
     def __init__(
         self,
@@ -71,7 +69,11 @@ class OutputsBackend:
         activation: str | Callable[[torch.Tensor], Any] | None,
         kwargs: Mapping[str, Any],
         gpu_sweep: bool = True,
+        batch_dtype: np.dtype | None = None,
     ) -> None:
+        #: The NumPy dtype the front-end builds the batches in (None: float32); a call casts
+        #: them to ``dtype`` where it differs.
+        self.batch_dtype = None if batch_dtype == np.float32 else batch_dtype
         self.module = module
         self.device = device
         self.dtype = dtype

@@ -65,6 +65,32 @@ void with_fill_type(fc::DType dtype, F&& f) {
   }
 }
 
+// The explicit (input, window) pairs of a sweep of some windows only: a host copy (checked
+// and planned on the host) and a device copy (read by the kernels), made once per sweep.
+struct PyStreamPairs {
+  std::vector<std::int64_t> host;  // count x 2
+  std::shared_ptr<PyDeviceBuffer> device;
+  std::int64_t count = 0;
+};
+
+std::shared_ptr<PyStreamPairs> make_stream_pairs(const py::array& pairs, int device) {
+  FASTOCCLUSION_EXPECTS(has_dtype(pairs, fc::DType::int64) && pairs.ndim() == 2 &&
+                            pairs.shape(1) == 2 && pairs.shape(0) >= 1,
+                        "pairs: a " << std::string(py::str(pairs.dtype())) << " array of shape "
+                                    << shape_string(std::vector<std::int64_t>(
+                                           pairs.shape(), pairs.shape() + pairs.ndim()))
+                                    << " is invalid, expected int64 (P, 2), P >= 1: (input, "
+                                       "window) pairs");
+  const py::array contiguous = py::array::ensure(pairs, py::array::c_style);
+  auto result = std::make_shared<PyStreamPairs>();
+  result->count = static_cast<std::int64_t>(contiguous.shape(0));
+  const auto* values = static_cast<const std::int64_t*>(contiguous.data());
+  result->host.assign(values, values + 2 * result->count);
+  result->device = make_buffer({result->count, 2}, fc::DType::int64, device);
+  copy_from_host(*result->device, contiguous, py::none(), "pairs");
+  return result;
+}
+
 template <typename T>
 struct BaselineArg {
   fc::BasicDeviceBaseline<T> view;
@@ -151,7 +177,7 @@ BaselineArg<T> baseline_view(const py::object& baseline, std::int64_t n,
 void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::object& baseline,
                   std::int64_t start, std::int64_t count, PyDeviceBuffer& out,
                   CudaFillState* state, std::int64_t stride, const StrArg& baseline_kind,
-                  const py::object& stream) {
+                  const py::object& stream, PyStreamPairs* pairs) {
   const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
   const std::int64_t n = input_count(inputs, grid);
   const fc::DType dtype = inputs.buffer->dtype();
@@ -173,20 +199,28 @@ void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::
     const int device = inputs.buffer->device();
     require_device(out, device, "out");
     if (base.buffer != nullptr) require_device(*base.buffer, device, "baseline");
+    if (pairs != nullptr) require_device(*pairs->device, device, "pairs");
     const cudaStream_t s = stream_from(stream);
     fc::DeviceGuard guard(device);
     inputs.use_on(s);
     out.use_on(s);
     if (base.buffer != nullptr) base.buffer->use_on(s);
+    if (pairs != nullptr) pairs->device->use_on(s);
+    const fc::DevicePairs stream_pairs =
+        pairs == nullptr ? fc::DevicePairs{}
+                         : fc::DevicePairs{pairs->host.data(),
+                                           pairs->device->buffer->data_as<std::int64_t>(),
+                                           pairs->count};
     const auto* in = inputs.buffer->data_as<T>();
     auto* batch = out.buffer->data_as<T>();
     const std::int64_t capacity = out_shape[0];
     call_with_state(state, [&](DeviceFillState* st) {
       if (st == nullptr) {
-        fc::fill_occluded_batch_async(in, n, grid, base.view, start, count, batch, stride, s);
+        fc::fill_occluded_batch_async(in, n, grid, base.view, start, count, batch, stride, s,
+                                      stream_pairs);
       } else {
         fc::fill_occluded_batch_incremental_async(in, n, grid, base.view, start, count, batch,
-                                                  capacity, *st, stride, s);
+                                                  capacity, *st, stride, s, stream_pairs);
       }
     });
   });
@@ -363,10 +397,23 @@ void register_cuda_kernels(py::module_& m) {
       "What each slot of a persistent device batch holds (kept on the host), for incremental "
       "fills.");
 
+  py::class_<PyStreamPairs, std::shared_ptr<PyStreamPairs>>(
+      m, "StreamPairs",
+      "The (input, window) pairs of a sweep of some windows only (a drill-down's), for\n"
+      "fill_occluded_batch(pairs=...): a host copy (checked and planned on the host) and a\n"
+      "device copy (read by the kernels), made once (synchronous upload).")
+      .def(py::init(&make_stream_pairs), py::arg("pairs"), py::arg("device") = 0,
+           "pairs: int64 (P, 2), P >= 1, rows (input, window).")
+      .def_property_readonly("count", [](const PyStreamPairs& p) { return p.count; })
+      .def_property_readonly("device", [](const PyStreamPairs& p) {
+        return p.device->buffer->device();
+      });
+
   m.def("fill_occluded_batch", &fill_binding, py::arg("inputs"), py::arg("grid"),
         py::arg("baseline"), py::arg("start"), py::arg("count"), py::arg("out"),
         py::arg("state") = nullptr, py::kw_only(), py::arg("stride") = 1,
         py::arg("baseline_kind") = "auto", py::arg("stream") = py::none(),
+        py::arg("pairs") = nullptr,
         "Enqueue occluded samples of the (input, window) stream into out[:count] "
         "(asynchronous): slot j\n"
         "gets stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
@@ -378,7 +425,8 @@ void register_cuda_kernels(py::module_& m) {
         "grid.window ('window_mask'), as _core's ('per_window_scale' and 'window_mask'\n"
         "multiply: float32/float64 only);\n"
         "out: a DeviceBuffer (B, *grid.shape) of the inputs' dtype, B >= count; state: an\n"
-        "IncrementalFillState for incremental fills; stream: see the module doc.");
+        "IncrementalFillState for incremental fills; stream: see the module doc; pairs: a\n"
+        "StreamPairs, whose pairs replace the grid's stream (slot j gets pair start + j*stride).");
 
   m.def("accumulate_window_deltas", &accumulate_binding, py::arg("deltas"), py::arg("grid"),
         py::arg("reduction") = "sum", py::arg("collapsed_axes") = std::vector<int>{},

@@ -6,7 +6,7 @@ import collections.abc
 import fastocclusion._core
 import numpy
 import typing
-__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'accumulate_window_deltas', 'blend_window_values', 'device_count', 'driver_version', 'fill_occluded_batch', 'is_available', 'runtime_version', 'synchronize', 'window_means']
+__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'StreamPairs', 'accumulate_window_deltas', 'blend_window_values', 'device_count', 'driver_version', 'fill_occluded_batch', 'is_available', 'runtime_version', 'synchronize', 'window_means']
 class CudaError(RuntimeError):
     pass
 class CudaOutOfMemoryError(CudaError):
@@ -72,6 +72,22 @@ class IncrementalFillState:
         """
         Forget what every slot holds: the next fill is a full one.
         """
+class StreamPairs:
+    """
+    The (input, window) pairs of a sweep of some windows only (a drill-down's), for
+    fill_occluded_batch(pairs=...): a host copy (checked and planned on the host) and a
+    device copy (read by the kernels), made once (synchronous upload).
+    """
+    def __init__(self, pairs: numpy.ndarray, device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        pairs: int64 (P, 2), P >= 1, rows (input, window).
+        """
+    @property
+    def count(self) -> int:
+        ...
+    @property
+    def device(self) -> int:
+        ...
 def accumulate_window_deltas(deltas: typing.Any, grid: fastocclusion._core.WindowGrid, reduction: str = 'sum', collapsed_axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], out: DeviceBuffer = None, *, stream: typing.Any = None) -> DeviceBuffer:
     """
     Sensitivity maps (N, *map shape) as a float32 DeviceBuffer from window deltas
@@ -93,7 +109,7 @@ def driver_version() -> int:
     """
     CUDA version the installed driver supports, 0 without a driver.
     """
-def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, baseline: typing.Any, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: DeviceBuffer, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, baseline_kind: str = 'auto', stream: typing.Any = None) -> None:
+def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGrid, baseline: typing.Any, start: typing.SupportsInt | typing.SupportsIndex, count: typing.SupportsInt | typing.SupportsIndex, out: DeviceBuffer, state: IncrementalFillState = None, *, stride: typing.SupportsInt | typing.SupportsIndex = 1, baseline_kind: str = 'auto', stream: typing.Any = None, pairs: StreamPairs = None) -> None:
     """
     Enqueue occluded samples of the (input, window) stream into out[:count] (asynchronous): slot j
     gets stream index start + j*stride (stride 1: the slice [start, start+count)).
@@ -105,7 +121,8 @@ def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGr
     grid.window ('window_mask'), as _core's ('per_window_scale' and 'window_mask'
     multiply: float32/float64 only);
     out: a DeviceBuffer (B, *grid.shape) of the inputs' dtype, B >= count; state: an
-    IncrementalFillState for incremental fills; stream: see the module doc.
+    IncrementalFillState for incremental fills; stream: see the module doc; pairs: a
+    StreamPairs, whose pairs replace the grid's stream (slot j gets pair start + j*stride).
     """
 def is_available() -> bool:
     """

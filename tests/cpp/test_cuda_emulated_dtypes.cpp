@@ -211,6 +211,94 @@ TYPED_TEST(EmulatedFillDtypes, IncrementalChunkedSweepsMatchTheCpuBitForBit) {
   EXPECT_GT(emu::stats().full_slots, 0);
 }
 
+TYPED_TEST(EmulatedFillDtypes, ExplicitPairStreamsMatchTheCpuBitForBit) {
+  // A sweep of some (input, window) pairs only (a drill-down's): random pairs, repeats and
+  // any order included, full and incremental (chunked order), against the CPU's fill of the
+  // same pairs. The emulation's "device" copy is a second host array: the kernels must read
+  // it, the planning the host copy.
+  using T = TypeParam;
+  Rng rng(291 + sizeof(T));
+  emu::reset();
+  const std::vector<BaselineKind> allowed = kinds<T>();
+  for (int trial = 0; trial < 120; ++trial) {
+    const Problem<T> p = random_problem<T>(rng, trial, allowed[trial % allowed.size()]);
+    const std::int64_t sample = p.c.sample(), windows = p.grid.num_windows();
+    const std::int64_t count_pairs = uniform_int(rng, 1, 2 * p.n * windows);
+    std::vector<std::int64_t> host;
+    for (std::int64_t i = 0; i < count_pairs; ++i) {
+      host.push_back(uniform_int(rng, 0, p.n - 1));
+      host.push_back(uniform_int(rng, 0, windows - 1));
+    }
+    const std::vector<std::int64_t> device = host;
+    const fo::cuda::DevicePairs pairs{host.data(), device.data(), count_pairs};
+    const fo::StreamPairs cpu_pairs{host.data(), count_pairs};
+    const std::int64_t capacity = uniform_int(rng, 1, 6);
+    const std::int64_t chunk = (count_pairs + capacity - 1) / capacity;
+    std::vector<T> expected(static_cast<std::size_t>(capacity * sample));
+    std::vector<T> full_expected(expected.size());
+    Aligned<T> batch(capacity * sample, uniform_int(rng, 0, 1), T{});
+    Aligned<T> full(capacity * sample, uniform_int(rng, 0, 1), T{});
+    fo::IncrementalFillState cpu_state, device_state;
+    for (std::int64_t b = 0; b < chunk; ++b) {
+      randomize_launches(rng);
+      const std::int64_t count = (count_pairs - b + chunk - 1) / chunk;
+      fo::fill_occluded_batch_incremental<T>(p.inputs.data(), p.n, p.grid, p.core(), b, count,
+                                             expected.data(), capacity, cpu_state, chunk,
+                                             cpu_pairs);
+      fd::run_incremental_fill<emu::Fill>(p.inputs.data(), p.n, p.grid, p.device(), b, count,
+                                          batch.data(), capacity, device_state, chunk,
+                                          test_stream(), pairs);
+      ASSERT_TRUE(same_bits(batch.data(), expected.data(), count * sample))
+          << p.describe() << " incremental, batch " << b << " of " << chunk;
+      fo::fill_occluded_batch<T>(p.inputs.data(), p.n, p.grid, p.core(), b, count,
+                                 full_expected.data(), chunk, cpu_pairs);
+      fd::run_fill<emu::Fill>(p.inputs.data(), p.n, p.grid, p.device(), b, count, full.data(),
+                              chunk, test_stream(), pairs);
+      ASSERT_TRUE(same_bits(full.data(), full_expected.data(), count * sample))
+          << p.describe() << " full, batch " << b << " of " << chunk;
+    }
+  }
+  EXPECT_GT(emu::stats().updated_slots, 0);
+}
+
+TEST(EmulatedFillPairs, TheKernelsReadTheDeviceCopyAndBadPairsAreRefusedBeforeAnyLaunch) {
+  const fo::WindowGrid grid =
+      window_ops::GridCase{{4, 4}, {2, 2}, {2, 2}, {0, 0}, {4, 4},
+                           {naive::Edges::valid, naive::Edges::valid}}
+          .grid();  // 4 windows
+  std::vector<float> inputs(2 * 16);
+  for (std::size_t i = 0; i < inputs.size(); ++i) inputs[i] = static_cast<float>(i);
+  const fo::cuda::DeviceBaseline zero{BaselineKind::scalar, nullptr, -1.0f};
+  std::vector<float> batch(2 * 16, 0.0f);
+  emu::reset();
+  emu::config().stream = test_stream();
+  // The host copy says (0, 0), (1, 3); the "device" copy (1, 2), (0, 1): the batch must hold
+  // the device's pairs (the kernels read device memory), the plan the host's count.
+  const std::vector<std::int64_t> host = {0, 0, 1, 3}, device = {1, 2, 0, 1};
+  fd::run_fill<emu::Fill>(inputs.data(), 2, grid, zero, 0, 2, batch.data(), 1, test_stream(),
+                          fo::cuda::DevicePairs{host.data(), device.data(), 2});
+  std::vector<float> expected(2 * 16);
+  const std::vector<std::int64_t> device_stream = device;
+  fo::fill_occluded_batch<float>(inputs.data(), 2, grid, {BaselineKind::scalar, &zero.scalar},
+                                 0, 2, expected.data(), 1, fo::StreamPairs{device_stream.data(), 2});
+  EXPECT_EQ(batch, expected);
+  const std::int64_t launches = emu::stats().launches;
+  const std::vector<std::int64_t> bad = {0, 4};  // window 4 of 4
+  EXPECT_THROW(fd::run_fill<emu::Fill>(inputs.data(), 2, grid, zero, 0, 1, batch.data(), 1,
+                                       test_stream(),
+                                       fo::cuda::DevicePairs{bad.data(), bad.data(), 1}),
+               fo::user_error);
+  EXPECT_THROW(fd::run_fill<emu::Fill>(inputs.data(), 2, grid, zero, 0, 1, batch.data(), 1,
+                                       test_stream(),
+                                       fo::cuda::DevicePairs{host.data(), nullptr, 2}),
+               fo::user_error);
+  EXPECT_THROW(fd::run_fill<emu::Fill>(inputs.data(), 2, grid, zero, 0, 3, batch.data(), 1,
+                                       test_stream(),
+                                       fo::cuda::DevicePairs{host.data(), device.data(), 2}),
+               fo::user_error);  // 3 slots of a stream of 2 pairs
+  EXPECT_EQ(emu::stats().launches, launches);
+}
+
 TYPED_TEST(EmulatedFillDtypes, ComputingBaselinesWithIntegerValuesAreRefusedBeforeAnyLaunch) {
   using T = TypeParam;
   if constexpr (!std::is_floating_point_v<T>) {

@@ -33,15 +33,27 @@ class FakeDeviceBuffer:
         return self.array.__dlpack_device__()
 
 
+class FakeStreamPairs:
+    """_cuda.StreamPairs over host memory: (P, 2) int64 (input, window) pairs."""
+
+    def __init__(self, pairs, device=0):
+        assert device == 0
+        self.array = np.array(pairs, np.int64)  # a copy, as the upload is
+        assert self.array.ndim == 2 and self.array.shape[1] == 2
+        self.count = len(self.array)
+
+
 class FakeCuda:
     """fastocclusion._cuda's kernels over host memory, by the C++ core; records the fills."""
 
     DeviceBuffer = FakeDeviceBuffer
     IncrementalFillState = _core.IncrementalFillState
+    StreamPairs = FakeStreamPairs
 
     def __init__(self):
         self.fills = []
         self.batch_dtypes = set()  # of the batches filled
+        self.pair_fills = 0  # fills of a stream of explicit pairs (a drill-down's)
 
     def fill_occluded_batch(
         self,
@@ -56,9 +68,11 @@ class FakeCuda:
         stride=1,
         baseline_kind="auto",
         stream=None,
+        pairs=None,
     ):
         assert state is not None  # always incremental
         self.fills.append((start, count, stride))
+        self.pair_fills += pairs is not None
         dtype = inputs.array.dtype
         if isinstance(baseline, float):  # as _cuda: a number for float32/float64 inputs only
             assert dtype in (np.float32, np.float64), dtype
@@ -80,6 +94,7 @@ class FakeCuda:
             state,
             stride=stride,
             baseline_kind=baseline_kind,
+            pairs=None if pairs is None else pairs.array,
         )
 
     def window_means(self, inputs, grid, *, stream=None):

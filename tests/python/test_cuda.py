@@ -379,6 +379,44 @@ def test_fill_of_every_dtype_matches_the_cpu_bit_for_bit(dtype, kind):
         assert full.to_host()[:count].tobytes() == cpu_out[:count].tobytes(), f"full, batch {b}"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_fill_of_explicit_pairs_matches_the_cpu(dtype):
+    """A stream of chosen (input, window) pairs (a drill-down's), repeats and any order:
+    full and incremental fills in the chunked order equal _core's fill of the same pairs."""
+    rng = np.random.default_rng(seed_of("pairs", dtype))
+    n, shape = 3, (10, 9, 2)
+    grid = _core.WindowGrid(shape, (3, 3, 2), (2, 2, 2), "cover")
+    inputs = random_values(rng, (n, *shape), dtype)
+    baseline = np.asarray(rng.normal(), dtype)
+    d_baseline = float(baseline) if dtype != "float16" else baseline
+    pairs = np.stack(
+        [rng.integers(0, n, 40), rng.integers(0, grid.num_windows, 40)], axis=1
+    ).astype(np.int64)
+    stream_pairs = _cuda.StreamPairs(pairs)
+    assert stream_pairs.count == 40 and stream_pairs.device == 0
+    d_inputs = _cuda.DeviceBuffer.from_host(inputs)
+    capacity = 6
+    chunk = math.ceil(len(pairs) / capacity)
+    cpu_out = np.zeros((capacity, *shape), dtype)
+    gpu_out = _cuda.DeviceBuffer((capacity, *shape), dtype)
+    cpu_state, gpu_state = _core.IncrementalFillState(), _cuda.IncrementalFillState()
+    for b in range(chunk):
+        count = (len(pairs) - 1 - b) // chunk + 1
+        _core.fill_occluded_batch(
+            inputs, grid, baseline, b, count, cpu_out, cpu_state, stride=chunk, pairs=pairs
+        )
+        _cuda.fill_occluded_batch(
+            d_inputs, grid, d_baseline, b, count, gpu_out, gpu_state, stride=chunk,
+            pairs=stream_pairs,
+        )  # fmt: skip
+        assert gpu_out.to_host()[:count].tobytes() == cpu_out[:count].tobytes(), f"batch {b}"
+    with pytest.raises(ValueError, match=r"pairs\[0\]=\(3, 0\) is invalid"):
+        bad = _cuda.StreamPairs(np.array([[3, 0]], np.int64))
+        _cuda.fill_occluded_batch(d_inputs, grid, d_baseline, 0, 1, gpu_out, pairs=bad)
+    with pytest.raises(ValueError, match="pairs: a int32 array"):
+        _cuda.StreamPairs(pairs.astype(np.int32))
+
+
 def _torch_cuda():
     torch = pytest.importorskip("torch", reason='needs PyTorch: pip install ".[torch]"')
     if not torch.cuda.is_available():

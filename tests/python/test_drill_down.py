@@ -292,9 +292,10 @@ def test_the_audit_sample_sees_errors_where_the_coarse_map_points_nowhere():
     assert abs(result.estimated_ssim - true) < 0.3
 
 
-def test_the_option_check_refuses_a_gpu_sweep_for_a_drill_down():
+def test_the_option_check_takes_a_drill_down_on_every_device():
     from fastocclusion.xplique.checks import check_options
 
-    with pytest.raises(ValueError, match="approximate: the drill-down fills its batches in host"):
-        check_options(device="gpu", approximate="auto")
-    assert check_options(device="cpu", approximate="auto")["approximate"] is not None
+    for device in ("gpu", "cpu", "auto"):
+        assert check_options(device=device, approximate="auto")["approximate"] is not None
+    with pytest.raises(ValueError, match="approximate"):
+        check_options(device="cpu", approximate="sometimes")

@@ -201,28 +201,39 @@ def test_captum_and_monai_truncate_when_asked_and_say_so(tau):
     assert ssim(result[0, 0], exact[0, 0]) > 0.3  # approximate, yet like the exact map
 
 
-# -- models on a GPU: the drill-down fills its batches in host memory -----------------------
+# -- models on a GPU: the drill-down's sweeps of chosen patches run on the device --------
 
 
-def test_a_drill_down_keeps_the_host_sweep_where_the_gpu_sweep_would_run(monkeypatch):
+@pytest.mark.parametrize("approximate", [{"drill_down": 0.3}, "auto"])
+def test_a_drill_down_on_the_device_equals_the_host_drill_down(approximate, monkeypatch):
+    """The GPU sweep's logic (fake_cuda's stand-in for _cuda): the coarse sweep and the
+    sweeps of chosen (input, window) pairs fill their batches on the "device" (a StreamPairs
+    uploaded once per sweep), and the maps, shares and estimates equal the host
+    drill-down's."""
+    from fake_cuda import FakeCuda, FakeDeviceArrays, explain_with_fake_device
+
     from fastocclusion import Occlusion
-    from fastocclusion.backends.torch import backend as torch_backend
     from fastocclusion.backends.torch import outputs as torch_outputs
+    from fastocclusion.engine import fillers
 
     monai = pytest.importorskip("fastocclusion.monai")
     net = random_cnn_nd(5, (2, 12, 12))
-    # as on a machine whose CUDA sweep would run for this model
-    monkeypatch.setattr(torch_backend, "uses_gpu_sweep", lambda device, where: device != "cpu")
+    inputs = np.random.default_rng(0).uniform(size=(2, 2, 12, 12)).astype(np.float32)
+    options = dict(patch_size=3, patch_stride=2, batch_size=7, approximate=approximate,
+                   data_format="channels_first")  # fmt: skip
+    on_device, fake = explain_with_fake_device(net, inputs, None, **options)
+    assert fake.pair_fills > 0  # the sweeps of chosen patches ran on the "device"
+    host = Occlusion(net, device="cpu", **options)
+    torch.testing.assert_close(on_device, host.explain(inputs), rtol=0, atol=1e-6)
+    x = torch.from_numpy(np.random.default_rng(1).uniform(size=(1, 2, 12, 12))).float()
+    monai_options = dict(mask_size=4, n_batch=8, verbose=False, approximate=approximate)
+    host_map = monai.OcclusionSensitivity(net, **monai_options)(x)[0]
+    fake = FakeCuda()
+    monkeypatch.setattr(fillers, "load_cuda_module", lambda: fake)
     monkeypatch.setattr(torch_outputs, "uses_gpu_sweep", lambda device, where: True)
-    assert Occlusion(net)._backend._on_gpu  # the GPU sweep, exact
-    drill = Occlusion(net, approximate={"drill_down": 0.5})
-    assert not drill._backend._on_gpu  # host fills, copied to the model's device
-    with pytest.raises(ValueError, match="approximate: the drill-down fills its batches in host"):
-        Occlusion(net, device="gpu", approximate="auto")
-    x = torch.from_numpy(np.random.default_rng(0).uniform(size=(1, 2, 12, 12))).float()
-    options = dict(mask_size=4, n_batch=8, verbose=False)
-    ours = monai.OcclusionSensitivity(net, approximate={"drill_down": 1.0}, **options)
-    result = ours(x)[0]  # would need fastocclusion._cuda if it took the GPU sweep
-    monkeypatch.setattr(torch_outputs, "uses_gpu_sweep", lambda device, where: False)
-    exact = monai.OcclusionSensitivity(net, **options)(x)[0]
-    np.testing.assert_allclose(result.numpy(), exact.numpy(), rtol=0, atol=1e-5)
+    monkeypatch.setattr(
+        torch_outputs.OutputsBackend, "device_arrays", property(lambda self: FakeDeviceArrays())
+    )
+    device_map = monai.OcclusionSensitivity(net, **monai_options)(x)[0]
+    assert fake.pair_fills > 0
+    torch.testing.assert_close(device_map, host_map, rtol=0, atol=1e-6)

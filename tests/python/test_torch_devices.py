@@ -192,6 +192,25 @@ def test_gpu_sweep_of_a_half_or_double_model_fills_in_its_dtype(dtype, exact_flo
 
 @pytest.mark.gpu
 @gpu
+@pytest.mark.parametrize("approximate", [{"drill_down": 0.3}, "auto"])
+def test_gpu_drill_down_fills_on_the_device_and_equals_the_cpu(approximate, exact_float32):
+    """A drill-down of a model on the GPU: its coarse sweep and its sweeps of chosen patches
+    fill their batches on the device (a StreamPairs each), and the maps equal the host
+    drill-down's (the same patches chosen: the coarse maps agree to float rounding)."""
+    inputs = rng_inputs(90, (2, 16, 16, 3))
+    options = dict(patch_size=4, patch_stride=2, batch_size=16, approximate=approximate)
+    cpu = Occlusion(ImageNet(), device="cpu", **options)
+    expected = cpu.explain(inputs)
+    explainer = Occlusion(ImageNet().cuda(), device="gpu", **options)
+    assert explainer._backend.device_arrays is not None
+    on_gpu = explainer.explain(inputs)
+    assert on_gpu.device.type == "cuda"
+    torch.testing.assert_close(on_gpu.cpu(), expected, rtol=1e-4, atol=1e-5)
+    assert explainer.last_stats.approximate_share == cpu.last_stats.approximate_share
+
+
+@pytest.mark.gpu
+@gpu
 def test_gpu_segmentation_detection_and_auto(exact_float32):
     masks = (np.random.default_rng(70).uniform(size=(2, 8, 8, 3)) < 0.3).astype(np.float32)
     inputs = rng_inputs(71, (2, 8, 8, 2))

@@ -80,9 +80,9 @@ template <typename T>
 void fill_occluded_batch_async(const T* inputs, std::int64_t n, const WindowGrid& grid,
                                const BasicDeviceBaseline<T>& baseline, std::int64_t start,
                                std::int64_t count, T* batch, std::int64_t stride,
-                               cudaStream_t stream) {
+                               cudaStream_t stream, const DevicePairs& pairs) {
   detail::run_fill<detail::CudaLaunch>(inputs, n, grid, baseline, start, count, batch, stride,
-                                       stream);
+                                       stream, pairs);
 }
 
 template <typename T>
@@ -91,19 +91,23 @@ void fill_occluded_batch_incremental_async(const T* inputs, std::int64_t n,
                                            const BasicDeviceBaseline<T>& baseline,
                                            std::int64_t start, std::int64_t count, T* batch,
                                            std::int64_t capacity, IncrementalFillState& state,
-                                           std::int64_t stride, cudaStream_t stream) {
+                                           std::int64_t stride, cudaStream_t stream,
+                                           const DevicePairs& pairs) {
   detail::run_incremental_fill<detail::CudaLaunch>(inputs, n, grid, baseline, start, count,
-                                                   batch, capacity, state, stride, stream);
+                                                   batch, capacity, state, stride, stream,
+                                                   pairs);
 }
 
 // The element types of the fills (kernels.hpp; fill.hpp, "Element types").
 #define FASTOCCLUSION_CUDA_FILL_TYPE(T)                                                      \
   template void fill_occluded_batch_async<T>(const T*, std::int64_t, const WindowGrid&,      \
                                              const BasicDeviceBaseline<T>&, std::int64_t,    \
-                                             std::int64_t, T*, std::int64_t, cudaStream_t);  \
+                                             std::int64_t, T*, std::int64_t, cudaStream_t,   \
+                                             const DevicePairs&);                            \
   template void fill_occluded_batch_incremental_async<T>(                                    \
       const T*, std::int64_t, const WindowGrid&, const BasicDeviceBaseline<T>&, std::int64_t, \
-      std::int64_t, T*, std::int64_t, IncrementalFillState&, std::int64_t, cudaStream_t);
+      std::int64_t, T*, std::int64_t, IncrementalFillState&, std::int64_t, cudaStream_t,     \
+      const DevicePairs&);
 FASTOCCLUSION_CUDA_FILL_TYPE(float)
 FASTOCCLUSION_CUDA_FILL_TYPE(double)
 FASTOCCLUSION_CUDA_FILL_TYPE(std::uint8_t)

@@ -23,7 +23,7 @@
 // element's input times the mask at its offset in the window) need no reduction here.
 //
 // Slot mapping (fill.hpp): slot j holds stream index s = start + j * slot_stride, i.e.
-// input s / K with window s % K.
+// input s / K with window s % K, or the pair s of an explicit list (`pairs`).
 //
 // Element types: every body is a template over the element type T of fill.hpp ("Element
 // types": float, double and the unsigned integers of 1, 2, 4 and 8 bytes, which carry every
@@ -71,6 +71,9 @@ struct BasicFillParams {
   std::int64_t volume = 0;           ///< floats of the largest box (product of windows)
   std::int64_t start = 0;            ///< stream index of slot 0
   std::int64_t slot_stride = 1;      ///< stream index step between slots
+  /// The stream's explicit (input, window) pairs, 2 int64 each in device memory (a sweep of
+  /// some windows only: pair s at pairs[2s], pairs[2s + 1]); null: the grid's stream.
+  const std::int64_t* pairs = nullptr;
 };
 /// The float32 parameters (the window means read float32 inputs).
 using FillParams = BasicFillParams<float>;
@@ -90,6 +93,19 @@ struct IncrementalPlan {
   std::int32_t slot[kPlanSlots];
   std::int64_t prev_window[kPlanSlots];
 };
+
+/// The (input, window) of stream index s: the pair s of `pairs`, else (s / K, s % K).
+template <typename T>
+FASTOCCLUSION_HD void pair_at(const BasicFillParams<T>& p, std::int64_t s, std::int64_t& input,
+                              std::int64_t& k) {
+  if (p.pairs != nullptr) {
+    input = load_readonly(p.pairs + 2 * s);
+    k = load_readonly(p.pairs + 2 * s + 1);
+  } else {
+    input = s / p.windows;
+    k = s - input * p.windows;
+  }
+}
 
 /// The box of one window in kernel axes: [begin[d], begin[d] + extent[d]) for d < rank.
 template <typename Index>
@@ -261,7 +277,8 @@ template <int V, typename Index, typename T>
 FASTOCCLUSION_HD void copy_thread(const BasicFillParams<T>& p, std::int64_t count, unsigned bx,
                                   unsigned by, unsigned gx, unsigned gy, unsigned tid) {
   for (std::int64_t j = by; j < count; j += gy) {
-    const std::int64_t input = (p.start + j * p.slot_stride) / p.windows;
+    std::int64_t input, k;
+    pair_at(p, p.start + j * p.slot_stride, input, k);
     copy_units<V, Index>(p, p.batch + j * p.sample, p.inputs + input * p.sample,
                          static_cast<Index>(bx) * kThreads + tid,
                          static_cast<Index>(gx) * kThreads);
@@ -273,9 +290,8 @@ template <typename Index, typename T>
 FASTOCCLUSION_HD void box_thread(const BasicFillParams<T>& p, std::int64_t count, unsigned bx,
                                  unsigned by, unsigned gx, unsigned gy, unsigned tid) {
   for (std::int64_t j = by; j < count; j += gy) {
-    const std::int64_t s = p.start + j * p.slot_stride;
-    const std::int64_t input = s / p.windows;
-    const std::int64_t k = s - input * p.windows;
+    std::int64_t input, k;
+    pair_at(p, p.start + j * p.slot_stride, input, k);
     write_box<Index>(p, p.batch + j * p.sample, input, k, window_box<Index>(p, k),
                      static_cast<Index>(bx) * kThreads + tid, static_cast<Index>(gx) * kThreads);
   }
@@ -289,7 +305,8 @@ FASTOCCLUSION_HD void plan_copy_thread(const BasicFillParams<T>& p, const Increm
   const std::uint32_t sub = b - index * plan.blocks_per_copy;
   if (index >= static_cast<std::uint32_t>(plan.full_count)) return;
   const std::int64_t j = plan.slot[index];
-  const std::int64_t input = (p.start + j * p.slot_stride) / p.windows;
+  std::int64_t input, k;
+  pair_at(p, p.start + j * p.slot_stride, input, k);
   copy_units<V, Index>(p, p.batch + j * p.sample, p.inputs + input * p.sample,
                        static_cast<Index>(sub) * kThreads + tid,
                        static_cast<Index>(plan.blocks_per_copy) * kThreads);
@@ -315,9 +332,8 @@ FASTOCCLUSION_HD void plan_box_thread(const BasicFillParams<T>& p, const Increme
   }
   if (index >= std::int64_t{plan.full_count} + plan.update_count) return;
   const std::int64_t j = plan.slot[index];
-  const std::int64_t s = p.start + j * p.slot_stride;
-  const std::int64_t input = s / p.windows;
-  const std::int64_t k = s - input * p.windows;
+  std::int64_t input, k;
+  pair_at(p, p.start + j * p.slot_stride, input, k);
   const Box<Index> next = window_box<Index>(p, k);
   T* dst = p.batch + j * p.sample;
   if (index < plan.full_count) {

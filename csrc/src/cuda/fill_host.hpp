@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fastocclusion/cuda/kernels.hpp"
@@ -42,10 +43,12 @@ inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a
 template <typename T>
 void check_fill(const T* inputs, std::int64_t n, const WindowGrid& grid,
                 const BasicDeviceBaseline<T>& baseline, std::int64_t start, std::int64_t count,
-                const T* batch, std::int64_t stride) {
+                const T* batch, std::int64_t stride, const DevicePairs& pairs) {
+  FASTOCCLUSION_EXPECTS((pairs.host == nullptr) == (pairs.device == nullptr),
+                        "pairs: expected both a host and a device copy of the pairs, or neither");
   fastocclusion::check_fill_arguments(
       inputs, n, grid, baseline.kind == BaselineKind::scalar || baseline.values != nullptr,
-      start, count, batch, stride);
+      start, count, batch, stride, StreamPairs{pairs.host, pairs.count});
   fastocclusion::check_baseline_type(baseline.kind, std::is_floating_point_v<T>, sizeof(T));
 }
 
@@ -96,8 +99,10 @@ void set_kernel_axes(BasicFillParams<T>& p, const WindowGrid& grid) {
 template <typename T>
 BasicFillParams<T> make_fill_params(const T* inputs, const WindowGrid& grid,
                                     const BasicDeviceBaseline<T>& baseline, std::int64_t start,
-                                    std::int64_t stride, T* batch) {
+                                    std::int64_t stride, T* batch,
+                                    const std::int64_t* device_pairs = nullptr) {
   BasicFillParams<T> p;
+  p.pairs = device_pairs;
   p.inputs = inputs;
   p.batch = batch;
   p.baseline_kind = static_cast<int>(baseline.kind);
@@ -187,7 +192,8 @@ struct IncrementalFillAccess {
   /// one already holding (input, window) is left out.
   static std::vector<IncrementalPlan> plan(IncrementalFillState& state, std::int64_t start,
                                            std::int64_t count, std::int64_t stride,
-                                           std::int64_t windows) {
+                                           std::int64_t windows,
+                                           const DevicePairs& pairs = {}) {
     std::vector<IncrementalPlan> plans;
     std::vector<std::int32_t> full, update;
     std::vector<std::int64_t> update_prev;
@@ -199,8 +205,7 @@ struct IncrementalFillAccess {
       update.clear();
       update_prev.clear();
       for (std::int64_t j = chunk; j < end; ++j) {
-        const std::int64_t s = start + j * stride;
-        const std::int64_t input = s / windows, k = s % windows;
+        const auto [input, k] = pair_of(start + j * stride, windows, pairs);
         if (slot_input[j] != input) {
           full.push_back(static_cast<std::int32_t>(j));
         } else if (slot_window[j] != k) {
@@ -220,14 +225,22 @@ struct IncrementalFillAccess {
 
   /// Records what slots [0, count) hold once the call's work is enqueued.
   static void commit(IncrementalFillState& state, std::int64_t start, std::int64_t count,
-                     std::int64_t stride, std::int64_t windows) {
+                     std::int64_t stride, std::int64_t windows,
+                     const DevicePairs& pairs = {}) {
     std::int64_t* slot_input = state.slot_inputs();
     std::int64_t* slot_window = state.slot_windows();
     for (std::int64_t j = 0; j < count; ++j) {
-      const std::int64_t s = start + j * stride;
-      slot_input[j] = s / windows;
-      slot_window[j] = s % windows;
+      const auto [input, k] = pair_of(start + j * stride, windows, pairs);
+      slot_input[j] = input;
+      slot_window[j] = k;
     }
+  }
+
+  /// The (input, window) of stream index s, from the host copy of the pairs when given.
+  static std::pair<std::int64_t, std::int64_t> pair_of(std::int64_t s, std::int64_t windows,
+                                                       const DevicePairs& pairs) {
+    if (pairs.host != nullptr) return {pairs.host[2 * s], pairs.host[2 * s + 1]};
+    return {s / windows, s % windows};
   }
 };
 
@@ -252,10 +265,12 @@ void with_layout(const BasicFillParams<T>& p, F&& f) {
 template <typename Launch, typename T>
 void run_fill(const T* inputs, std::int64_t n, const WindowGrid& grid,
               const BasicDeviceBaseline<T>& baseline, std::int64_t start, std::int64_t count,
-              T* batch, std::int64_t stride, cudaStream_t stream) {
-  check_fill(inputs, n, grid, baseline, start, count, batch, stride);
+              T* batch, std::int64_t stride, cudaStream_t stream,
+              const DevicePairs& pairs = {}) {
+  check_fill(inputs, n, grid, baseline, start, count, batch, stride, pairs);
   if (count == 0) return;
-  const BasicFillParams<T> p = make_fill_params(inputs, grid, baseline, start, stride, batch);
+  const BasicFillParams<T> p =
+      make_fill_params(inputs, grid, baseline, start, stride, batch, pairs.device);
   with_layout(p, [&](auto width, auto index) {
     constexpr int V = decltype(width)::value;
     using Index = decltype(index);
@@ -270,8 +285,8 @@ void run_incremental_fill(const T* inputs, std::int64_t n, const WindowGrid& gri
                           const BasicDeviceBaseline<T>& baseline, std::int64_t start,
                           std::int64_t count, T* batch, std::int64_t capacity,
                           IncrementalFillState& state, std::int64_t stride,
-                          cudaStream_t stream) {
-  check_fill(inputs, n, grid, baseline, start, count, batch, stride);
+                          cudaStream_t stream, const DevicePairs& pairs = {}) {
+  check_fill(inputs, n, grid, baseline, start, count, batch, stride, pairs);
   std::int64_t values = 0;
   // The CPU incremental fill's capacity check, message included.
   FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count &&
@@ -282,9 +297,10 @@ void run_incremental_fill(const T* inputs, std::int64_t n, const WindowGrid& gri
                         "batch capacity=" << capacity << " is too large, expected < 2^31");
   IncrementalFillAccess::begin(state, inputs, n, grid, baseline, batch, capacity);
   if (count == 0) return;
-  const BasicFillParams<T> p = make_fill_params(inputs, grid, baseline, start, stride, batch);
+  const BasicFillParams<T> p =
+      make_fill_params(inputs, grid, baseline, start, stride, batch, pairs.device);
   std::vector<IncrementalPlan> plans =
-      IncrementalFillAccess::plan(state, start, count, stride, p.windows);
+      IncrementalFillAccess::plan(state, start, count, stride, p.windows, pairs);
   try {
     with_layout(p, [&](auto width, auto index) {
       constexpr int V = decltype(width)::value;
@@ -300,7 +316,7 @@ void run_incremental_fill(const T* inputs, std::int64_t n, const WindowGrid& gri
     state.reset();  // some launches may have run: the mirror no longer knows the slots
     throw;
   }
-  IncrementalFillAccess::commit(state, start, count, stride, p.windows);
+  IncrementalFillAccess::commit(state, start, count, stride, p.windows, pairs);
 }
 
 }  // namespace fastocclusion::cuda::detail

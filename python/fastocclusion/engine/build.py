@@ -73,7 +73,7 @@ def build_sweep(
     host batch buffer of an earlier sweep, reused when its shape fits (``Sweep.host_buffer``
     hands it back). ``progress``: a tqdm bar (a string: its label). ``incremental``: None
     or mode False for the normal sweep. ``pairs``: sweep only these (input, window) pairs
-    ((P, 2) int64, engine.drill_down; on the host only; ``batch`` is capped at P).
+    ((P, 2) int64, engine.drill_down; on the host or the device; ``batch`` is capped at P).
     ValueError naming ``incremental`` when True cannot run (before any model call); no
     model call is made here.
 
@@ -86,15 +86,10 @@ def build_sweep(
         batch = min(batch, len(pairs))  # no call larger than the pairs
     arrays = backend.device_arrays
     if arrays is not None:
-        if pairs is not None:
-            raise ValueError(
-                "approximate: the drill-down's sweeps of chosen patches run on the CPU only "
-                "(the model is on a GPU)"
-            )
         filler: Any = DeviceFiller(inputs, grid, baseline, batch, arrays, baseline_kind)
     else:
         filler = HostFiller(inputs, grid, baseline, batch, buffer, baseline_kind)
-        filler.pairs = pairs
+    filler.pairs = pairs
     scorer, note = _incremental_scorer(backend, incremental, grid, n, batch, arrays is not None)
     return Sweep(backend, filler, n, grid.num_windows, batch, progress, scorer, note, pairs)
 

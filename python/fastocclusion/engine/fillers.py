@@ -188,12 +188,19 @@ class DeviceFiller:
         self._inputs_view = arrays.view(self._inputs)
         self._batch_view = arrays.view(self.buffer)
         self._deltas: Any = None
+        #: The (input, window) pairs the stream walks ((P, 2) int64), None: every window of
+        #: every input (set by build_sweep for a sweep of some windows only); uploaded once,
+        #: at the first fill, as a _cuda.StreamPairs.
+        self.pairs: np.ndarray | None = None
+        self._device_pairs: Any = None
 
     def load_unperturbed(self, start: int, count: int) -> None:
         self._batch_view[:count] = self._inputs_view[start : start + count]
         self._state.reset()
 
     def fill(self, start: int, count: int, stride: int) -> None:
+        if self.pairs is not None and self._device_pairs is None:
+            self._device_pairs = self._cuda.StreamPairs(self.pairs, self.arrays.device_index)
         self._cuda.fill_occluded_batch(
             self._inputs,
             self.grid,
@@ -205,6 +212,7 @@ class DeviceFiller:
             stride=stride,
             baseline_kind=self._kind,
             stream=self._stream,
+            pairs=self._device_pairs,
         )
 
     def asarray(self, values: np.ndarray) -> Any:
@@ -217,10 +225,12 @@ class DeviceFiller:
         return self.arrays.concatenate(arrays)
 
     def deltas(self, planes: int = 1) -> Any:
-        counts = tuple(self.grid.counts)
-        self._deltas = self._cuda.DeviceBuffer(
-            (self.n * planes,) + counts, "float64", self.arrays.device_index
+        shape = (
+            (self.n * planes,) + tuple(self.grid.counts)
+            if self.pairs is None
+            else (len(self.pairs) * planes,)
         )
+        self._deltas = self._cuda.DeviceBuffer(shape, "float64", self.arrays.device_index)
         return self.arrays.view(self._deltas).reshape(-1)
 
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:

@@ -161,10 +161,7 @@ class OcclusionSensitivity:
             if self.activate
             else None
         )
-        # A drill-down fills its batches in host memory (its sweeps of chosen patches run
-        # there), copied to a module on a GPU.
         backend = OutputsBackend(self.nn_module, x.device, x.dtype, activation, kwargs,
-                                 gpu_sweep=self._approximation is None,
                                  batch_dtype=dtype)  # fmt: skip
         batch = min(self.n_batch, geometry.grid().num_windows)
         # MONAI shows its bar "if tqdm available": no bar (and no error) without it.

@@ -65,9 +65,4 @@ def check_options(
     )
     checked["operator"] = tasks.parse_operator(operator)
     checked["approximate"] = check_approximate(approximate)
-    if checked["approximate"] is not None and checked["device"] == "gpu":
-        raise ValueError(
-            "approximate: the drill-down fills its batches in host memory (copied to a "
-            "model on a GPU), not with device='gpu' (device='auto' or 'cpu')"
-        )
     return checked

@@ -100,9 +100,8 @@ class Occlusion:
         the exact maps, for the least model work) or a dict: ``{"drill_down": r,
         "coarse_stride": s, "projective_field": tau}`` or ``{"target_ssim": 0.95}``
         (engine.drill_down: a coarse sweep, then the exact windows only where its map stands
-        out; engine.projective_field: incremental boxes cut to tau of a map). Batches are
-        filled in host memory (copied to a model on a GPU; device='gpu' is refused);
-        ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note`` say
+        out; engine.projective_field: incremental boxes cut to tau of a map); on the
+        device of a model on a GPU, like exact sweeps; ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note`` say
         what was swept and the measured error.
 
     ``explain`` returns a float32 ``tf.Tensor``; for PyTorch models a float32
@@ -148,10 +147,7 @@ class Occlusion:
         self.device, self.incremental = checked["device"], checked["incremental"]
         self.incremental_threshold = checked["incremental_threshold"]
         self.model = model
-        # A drill-down's sweeps of chosen patches are filled in host memory, copied to a
-        # model on a GPU ("auto" gives the host sweep then).
-        sweep_device = "cpu" if self._approximation is not None else self.device
-        self._backend = make_backend(model, operator, sweep_device)
+        self._backend = make_backend(model, operator, self.device)
         # The last host sweep's batch buffer, reused by the next explain of the same batch
         # shape (a fresh one costs a zeroing and page faults: a few ms at 224x224x3, batch 32).
         self._host_buffer: Any = None

@@ -51,11 +51,23 @@ struct BasicDeviceBaseline {
 };
 using DeviceBaseline = BasicDeviceBaseline<float>;
 
+/// The explicit (input, window) pairs of a stream (fill.hpp's StreamPairs: a sweep of some
+/// windows only, e.g. a drill-down's chosen windows), in two copies of the same `count` x 2
+/// int64 row-major values: `host` (checked and planned on the host, as the CPU fill checks
+/// them) and `device` (read by the kernels: device memory of the current device, unchanged
+/// until the fills that read it have run). Both null (the default): the grid's stream.
+struct DevicePairs {
+  const std::int64_t* host = nullptr;
+  const std::int64_t* device = nullptr;
+  std::int64_t count = 0;
+};
+
 /// Enqueues the fill of `count` occluded samples of the (input, window) stream: slot j of
 /// `batch` receives stream index s = start + j * stride, i.e. input s / K with window s % K
-/// (K = grid.num_windows(), row-major windows) set to the baseline. Same result, bit for
-/// bit, as fastocclusion::fill_occluded_batch<T>. stride = 1 is the slice
-/// [start, start+count); a chunked sweep (fill.hpp) passes start = b, stride = C.
+/// (K = grid.num_windows(), row-major windows) set to the baseline, or pair s of `pairs`
+/// when given. Same result, bit for bit, as fastocclusion::fill_occluded_batch<T>. stride
+/// = 1 is the slice [start, start+count); a chunked sweep (fill.hpp) passes start = b,
+/// stride = C.
 ///
 /// T       : float, double, std::uint8_t, std::uint16_t, std::uint32_t or std::uint64_t, as
 ///           the CPU fill (fill.hpp, "Element types": the unsigned integers carry every other
@@ -76,7 +88,7 @@ template <typename T>
 void fill_occluded_batch_async(const T* inputs, std::int64_t n, const WindowGrid& grid,
                                const BasicDeviceBaseline<T>& baseline, std::int64_t start,
                                std::int64_t count, T* batch, std::int64_t stride = 1,
-                               cudaStream_t stream = 0);
+                               cudaStream_t stream = 0, const DevicePairs& pairs = {});
 
 /// What each slot of a persistent device batch holds is kept on the HOST, in the core's
 /// fastocclusion::IncrementalFillState (fill.hpp): the launcher knows it without reading the
@@ -106,7 +118,8 @@ void fill_occluded_batch_incremental_async(const T* inputs, std::int64_t n,
                                            const BasicDeviceBaseline<T>& baseline,
                                            std::int64_t start, std::int64_t count, T* batch,
                                            std::int64_t capacity, IncrementalFillState& state,
-                                           std::int64_t stride = 1, cudaStream_t stream = 0);
+                                           std::int64_t stride = 1, cudaStream_t stream = 0,
+                                           const DevicePairs& pairs = {});
 
 /// Bytes of device workspace accumulate_window_deltas_async needs for `n` inputs:
 /// n * prod over the axes with count > 1 of (count + 1) float64 (each input's prefix sum

@@ -68,7 +68,6 @@ class OutputsBackend:
         dtype: torch.dtype,
         activation: str | Callable[[torch.Tensor], Any] | None,
         kwargs: Mapping[str, Any],
-        gpu_sweep: bool = True,
         batch_dtype: np.dtype | None = None,
     ) -> None:
         #: The NumPy dtype the front-end builds the batches in (None: float32); a call casts
@@ -79,8 +78,7 @@ class OutputsBackend:
         self.dtype = dtype
         self.activation = activation
         self.kwargs = dict(kwargs)
-        # gpu_sweep False: batches filled in host memory, copied to a module on a GPU.
-        self._on_gpu = gpu_sweep and uses_gpu_sweep("auto", device)
+        self._on_gpu = uses_gpu_sweep("auto", device)
         self._batch = BatchView(self.device, self.dtype)
 
     @property

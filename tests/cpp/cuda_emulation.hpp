@@ -85,6 +85,48 @@ inline void reset() {
   stats() = Stats{};
 }
 
+/// Random knobs for the next launches, expecting `stream`: the launcher's grid, every cap at
+/// 1, or small random caps (so the grid-stride loops wrap); the index width and the block
+/// order at random.
+template <typename Rng>
+void randomize(Rng& rng, cudaStream_t stream) {
+  const auto uniform = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  Config c;
+  c.stream = stream;
+  const std::int64_t mode = uniform(0, 2);
+  if (mode > 0) {
+    const auto cap = [&] { return mode == 1 ? 1 : uniform(1, 3); };
+    c.max_grid_x = cap();
+    c.max_grid_y = cap();
+    c.max_blocks_per_slot = cap();
+    c.max_accumulate_blocks = cap();
+  }
+  c.widen_index = uniform(0, 1) == 1;
+  c.order_seed = uniform(0, 1) == 1 ? static_cast<std::uint64_t>(rng()) | 1u : 0u;
+  config() = c;
+}
+
+/// `size` values of T starting `shift` values past a 16-byte boundary (shift 1: the launcher
+/// must take the one-value copy even where the sample is whole 16-byte vectors).
+template <typename T>
+class Aligned {
+ public:
+  Aligned(std::int64_t size, std::int64_t shift, T fill)
+      : storage_(static_cast<std::size_t>(size + 32), fill) {
+    const auto misalign = reinterpret_cast<std::uintptr_t>(storage_.data()) % 16;
+    data_ = storage_.data() + (16 - misalign) % 16 / sizeof(T) + shift;
+  }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  T* data() { return data_; }
+
+ private:
+  std::vector<T> storage_;
+  T* data_ = nullptr;
+};
+
 inline void expect(bool ok, const std::string& what) {
   if (!ok) throw contract_violation("emulated launch: " + what);
 }

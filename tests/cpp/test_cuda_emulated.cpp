@@ -63,24 +63,6 @@ void record_coverage() {
   }
 }
 
-// Floats starting `shift` floats past a 16-byte boundary (shift 1: the launcher must take
-// the scalar copy even when the sample size is a multiple of 4).
-class Floats {
- public:
-  Floats(std::int64_t size, std::int64_t shift, float fill)
-      : storage_(static_cast<std::size_t>(size + 8), fill) {
-    const auto misalign = reinterpret_cast<std::uintptr_t>(storage_.data()) % 16;
-    data_ = storage_.data() + (16 - misalign) % 16 / sizeof(float) + shift;
-  }
-  Floats(const Floats&) = delete;
-  Floats& operator=(const Floats&) = delete;
-  float* data() { return data_; }
-
- private:
-  std::vector<float> storage_;
-  float* data_ = nullptr;
-};
-
 // Bitwise equality, naming the first differing slot and element.
 ::testing::AssertionResult same_bits(const float* got, const float* expected, std::int64_t size,
                                      std::int64_t sample) {
@@ -229,22 +211,7 @@ Case random_case(Rng& rng, int trial) {
   return make_case(rng, grid, uniform_int(rng, 1, 3), kKinds[trial / 40 % 3]);
 }
 
-// The launcher's grid, every cap at 1, or small random caps; index width and block order random.
-void randomize_launches(Rng& rng) {
-  emu::Config c;
-  c.stream = test_stream();
-  const std::int64_t mode = uniform_int(rng, 0, 2);
-  if (mode > 0) {
-    const auto cap = [&] { return mode == 1 ? 1 : uniform_int(rng, 1, 3); };
-    c.max_grid_x = cap();
-    c.max_grid_y = cap();
-    c.max_blocks_per_slot = cap();
-    c.max_accumulate_blocks = cap();
-  }
-  c.widen_index = uniform_int(rng, 0, 1) == 1;
-  c.order_seed = uniform_int(rng, 0, 1) == 1 ? static_cast<std::uint64_t>(rng()) | 1u : 0u;
-  emu::config() = c;
-}
+void randomize_launches(Rng& rng) { emu::randomize(rng, test_stream()); }
 
 // Slots of the stream from `start` with `stride`: at most this many fit.
 std::int64_t most_slots(std::int64_t total, std::int64_t start, std::int64_t stride) {
@@ -267,7 +234,7 @@ TEST(EmulatedFill, MatchesCpuFillBitForBit) {
     const Case c = random_case(rng, trial);
     const std::int64_t sample = c.sample(), total = c.total();
     if (fd::make_fill_params<float>(nullptr, c.grid, {}, 0, 1, nullptr).rank < c.grid.rank) ++merged;
-    Floats inputs(c.n * sample, uniform_int(rng, 0, 1), 0.0f);
+    emu::Aligned<float> inputs(c.n * sample, uniform_int(rng, 0, 1), 0.0f);
     std::copy(c.inputs.begin(), c.inputs.end(), inputs.data());
     for (int rep = 0; rep < 3; ++rep) {
       randomize_launches(rng);
@@ -284,7 +251,7 @@ TEST(EmulatedFill, MatchesCpuFillBitForBit) {
       std::vector<float> expected(static_cast<std::size_t>(size), kPoison);
       fo::fill_occluded_batch(c.inputs.data(), c.n, c.grid, c.core_baseline(), start, count,
                               expected.data(), stride);
-      Floats batch(size, uniform_int(rng, 0, 1), kPoison);
+      emu::Aligned<float> batch(size, uniform_int(rng, 0, 1), kPoison);
       device_fill(c, inputs.data(), start, count, batch.data(), stride);
       ASSERT_TRUE(same_bits(batch.data(), expected.data(), size, sample))
           << c.describe() << " start=" << start << " count=" << count << " stride=" << stride;
@@ -314,7 +281,7 @@ TEST(EmulatedFill, SlotsBeyondTheGridYLimitLoop) {
   std::vector<float> expected(static_cast<std::size_t>(total * 2));
   fo::fill_occluded_batch(c.inputs.data(), c.n, c.grid, c.core_baseline(), 0, total,
                           expected.data());
-  Floats batch(total * 2, 0, kPoison);
+  emu::Aligned<float> batch(total * 2, 0, kPoison);
   device_fill(c, c.inputs.data(), 0, total, batch.data(), 1);
   EXPECT_TRUE(same_bits(batch.data(), expected.data(), total * 2, 2));
   EXPECT_EQ(emu::stats().slot_y_wraps, 2);  // the copy and the box pass
@@ -336,9 +303,9 @@ TEST(EmulatedFill, IncrementalMatchesCpuIncrementalBitForBit) {
     const std::int64_t sample = c.sample(), total = c.total();
     const std::int64_t capacity = many ? uniform_int(rng, 257, 700)
                                        : uniform_int(rng, 1, std::min<std::int64_t>(total + 2, 40));
-    Floats inputs(c.n * sample, uniform_int(rng, 0, 1), 0.0f);
+    emu::Aligned<float> inputs(c.n * sample, uniform_int(rng, 0, 1), 0.0f);
     std::copy(c.inputs.begin(), c.inputs.end(), inputs.data());
-    Floats batch(capacity * sample, uniform_int(rng, 0, 1), kPoison);
+    emu::Aligned<float> batch(capacity * sample, uniform_int(rng, 0, 1), kPoison);
     std::vector<float> expected(static_cast<std::size_t>(capacity * sample), kPoison);
     IncrementalFillState cpu_state, device_state;
     std::int64_t start = 0, count = 0, stride = 1;
@@ -414,7 +381,7 @@ TEST(EmulatedFill, ChunkedSweepUpdatesInPlace) {
   ASSERT_EQ(total, 147);
   const std::int64_t chunk = (total + capacity - 1) / capacity;
   ASSERT_EQ(chunk, 10);
-  Floats batch(capacity * sample, 0, kPoison);
+  emu::Aligned<float> batch(capacity * sample, 0, kPoison);
   IncrementalFillState state;
   std::vector<int> seen(static_cast<std::size_t>(total), 0);
   for (std::int64_t b = 0; b < chunk; ++b) {
@@ -441,7 +408,7 @@ TEST(EmulatedFill, FailedIncrementalLaunchForgetsTheSlots) {
   const Case c = make_case(rng, grid_of({{12, 2, 1}, {12, 2, 1}}), 3, BaselineKind::per_sample);
   const std::int64_t sample = c.sample(), capacity = 300;
   ASSERT_EQ(c.total(), 363);
-  Floats batch(capacity * sample, 0, kPoison);
+  emu::Aligned<float> batch(capacity * sample, 0, kPoison);
   IncrementalFillState state;
   const auto fill = [&](std::int64_t start) {
     fd::run_incremental_fill<emu::Fill>(c.inputs.data(), c.n, c.grid,

@@ -57,24 +57,6 @@ std::vector<T> random_values(Rng& rng, std::int64_t size, double lo, double hi) 
   return v;
 }
 
-// Values of T starting `shift` elements past a 16-byte boundary.
-template <typename T>
-class Aligned {
- public:
-  Aligned(std::int64_t size, std::int64_t shift, T fill)
-      : storage_(static_cast<std::size_t>(size + 32), fill) {
-    const auto misalign = reinterpret_cast<std::uintptr_t>(storage_.data()) % 16;
-    data_ = storage_.data() + (16 - misalign) % 16 / sizeof(T) + shift;
-  }
-  Aligned(const Aligned&) = delete;
-  Aligned& operator=(const Aligned&) = delete;
-  T* data() { return data_; }
-
- private:
-  std::vector<T> storage_;
-  T* data_ = nullptr;
-};
-
 template <typename T>
 ::testing::AssertionResult same_bits(const T* got, const T* expected, std::int64_t size) {
   for (std::int64_t i = 0; i < size; ++i) {
@@ -85,21 +67,7 @@ template <typename T>
   return ::testing::AssertionSuccess();
 }
 
-// The launcher's grid, every cap at 1, or small random caps; index width and order random.
-void randomize_launches(Rng& rng) {
-  emu::Config c;
-  c.stream = test_stream();
-  const std::int64_t mode = uniform_int(rng, 0, 2);
-  if (mode > 0) {
-    const auto cap = [&] { return mode == 1 ? 1 : uniform_int(rng, 1, 3); };
-    c.max_grid_x = cap();
-    c.max_grid_y = cap();
-    c.max_blocks_per_slot = cap();
-  }
-  c.widen_index = uniform_int(rng, 0, 1) == 1;
-  c.order_seed = uniform_int(rng, 0, 1) == 1 ? static_cast<std::uint64_t>(rng()) | 1u : 0u;
-  emu::config() = c;
-}
+void randomize_launches(Rng& rng) { emu::randomize(rng, test_stream()); }
 
 // The kinds a T allows: the copying ones always, the computing ones for float and double.
 template <typename T>
@@ -167,9 +135,9 @@ TYPED_TEST(EmulatedFillDtypes, FullFillsMatchTheCpuBitForBit) {
     // Inputs and batch 16-byte aligned (the vector copy where the sample is whole vectors)
     // or one element off (the scalar copy).
     const std::int64_t shift = uniform_int(rng, 0, 1);
-    Aligned<T> inputs(p.n * sample, uniform_int(rng, 0, 1), T{});
+    emu::Aligned<T> inputs(p.n * sample, uniform_int(rng, 0, 1), T{});
     std::copy(p.inputs.begin(), p.inputs.end(), inputs.data());
-    Aligned<T> batch((count + 1) * sample, shift, T{7});
+    emu::Aligned<T> batch((count + 1) * sample, shift, T{7});
     fd::run_fill<emu::Fill>(static_cast<const T*>(inputs.data()), p.n, p.grid, p.device(), start,
                             count, batch.data(), stride, test_stream());
     ASSERT_TRUE(same_bits(batch.data(), expected.data(), (count + 1) * sample))
@@ -192,7 +160,7 @@ TYPED_TEST(EmulatedFillDtypes, IncrementalChunkedSweepsMatchTheCpuBitForBit) {
     const std::int64_t capacity = uniform_int(rng, 1, 6);
     const std::int64_t chunk = (total + capacity - 1) / capacity;
     std::vector<T> expected(static_cast<std::size_t>(capacity * sample));
-    Aligned<T> batch(capacity * sample, uniform_int(rng, 0, 1), T{});
+    emu::Aligned<T> batch(capacity * sample, uniform_int(rng, 0, 1), T{});
     fo::IncrementalFillState cpu_state, device_state;
     // The chunked sweep of engine.sweep: batch b holds stream indices b + j * chunk.
     for (std::int64_t b = 0; b < chunk; ++b) {
@@ -236,8 +204,8 @@ TYPED_TEST(EmulatedFillDtypes, ExplicitPairStreamsMatchTheCpuBitForBit) {
     const std::int64_t chunk = (count_pairs + capacity - 1) / capacity;
     std::vector<T> expected(static_cast<std::size_t>(capacity * sample));
     std::vector<T> full_expected(expected.size());
-    Aligned<T> batch(capacity * sample, uniform_int(rng, 0, 1), T{});
-    Aligned<T> full(capacity * sample, uniform_int(rng, 0, 1), T{});
+    emu::Aligned<T> batch(capacity * sample, uniform_int(rng, 0, 1), T{});
+    emu::Aligned<T> full(capacity * sample, uniform_int(rng, 0, 1), T{});
     fo::IncrementalFillState cpu_state, device_state;
     for (std::int64_t b = 0; b < chunk; ++b) {
       randomize_launches(rng);
@@ -350,9 +318,9 @@ TYPED_TEST(EmulatedFillDtypes, VectorsAreSixteenBytesOfT) {
   for (const std::int64_t shift : {0, 1}) {
     emu::reset();
     emu::config().stream = test_stream();
-    Aligned<T> in(length, shift, T{});
+    emu::Aligned<T> in(length, shift, T{});
     std::copy(inputs.begin(), inputs.end(), in.data());
-    Aligned<T> batch(2 * length, shift, T{});
+    emu::Aligned<T> batch(2 * length, shift, T{});
     fd::run_fill<emu::Fill>(static_cast<const T*>(in.data()), 1, grid,
                             fo::cuda::BasicDeviceBaseline<T>{}, 0, 2, batch.data(), 1,
                             test_stream());

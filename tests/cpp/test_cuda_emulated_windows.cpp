@@ -43,22 +43,7 @@ cudaStream_t test_stream() { return reinterpret_cast<cudaStream_t>(std::uintptr_
   return ::testing::AssertionSuccess();
 }
 
-// The launcher's grid, every cap at 1, or small random caps; index width and order random.
-void randomize_launches(Rng& rng) {
-  emu::Config c;
-  c.stream = test_stream();
-  const std::int64_t mode = uniform_int(rng, 0, 2);
-  if (mode > 0) {
-    const auto cap = [&] { return mode == 1 ? 1 : uniform_int(rng, 1, 3); };
-    c.max_grid_x = cap();
-    c.max_grid_y = cap();
-    c.max_blocks_per_slot = cap();
-    c.max_accumulate_blocks = cap();
-  }
-  c.widen_index = uniform_int(rng, 0, 1) == 1;
-  c.order_seed = uniform_int(rng, 0, 1) == 1 ? static_cast<std::uint64_t>(rng()) | 1u : 0u;
-  emu::config() = c;
-}
+void randomize_launches(Rng& rng) { emu::randomize(rng, test_stream()); }
 
 constexpr BaselineKind kKinds[] = {BaselineKind::scalar,     BaselineKind::per_sample,
                                    BaselineKind::per_input,  BaselineKind::per_window,

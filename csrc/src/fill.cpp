@@ -227,12 +227,12 @@ void IncrementalFillState::reset() noexcept {
 bool IncrementalFillState::begin(const void* inputs, std::int64_t n, const WindowGrid& grid,
                                  BaselineKind baseline_kind, const void* baseline_values,
                                  std::uint64_t baseline_scalar_bits, const void* batch,
-                                 std::int64_t capacity) {
+                                 std::int64_t capacity, std::size_t value_bytes) {
   const bool same_session =
       inputs_ == inputs && batch_ == batch && baseline_values_ == baseline_values &&
       baseline_kind_ == baseline_kind &&
       // Bits, so that a NaN scalar is not a change at every call.
-      baseline_scalar_bits_ == baseline_scalar_bits && n_ == n &&
+      baseline_scalar_bits_ == baseline_scalar_bits && value_bytes_ == value_bytes && n_ == n &&
       grid_ == grid && static_cast<std::int64_t>(slot_input_.size()) == capacity;
   if (same_session) return true;
   slot_input_.assign(static_cast<std::size_t>(capacity), -1);
@@ -242,6 +242,7 @@ bool IncrementalFillState::begin(const void* inputs, std::int64_t n, const Windo
   baseline_values_ = baseline_values;
   baseline_kind_ = baseline_kind;
   baseline_scalar_bits_ = baseline_scalar_bits;
+  value_bytes_ = value_bytes;
   n_ = n;
   grid_ = grid;
   return false;
@@ -262,7 +263,7 @@ void fill_occluded_batch_incremental(const T* inputs, std::int64_t n, const Wind
                         "batch capacity=" << capacity << " is invalid, expected >= max(1, count="
                                           << count << ") and a buffer within int64");
   // The CPU baseline is read through its pointer (a scalar too): no scalar to compare.
-  state.begin(inputs, n, grid, baseline.kind, baseline.values, 0, batch, capacity);
+  state.begin(inputs, n, grid, baseline.kind, baseline.values, 0, batch, capacity, sizeof(T));
   const std::int64_t sample = grid.sample_size();
   const PairOf pair_of{stream, grid.num_windows()};
   const auto sample_bytes = static_cast<std::size_t>(sample) * sizeof(T);

@@ -86,30 +86,37 @@ def read_inputs(inputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def bfloat16_bits(values: Any) -> np.ndarray:
-    """The bits of ``values`` rounded to bfloat16 as PyTorch rounds them (to the nearest,
-    ties to even, from float32; every NaN becomes PyTorch's quiet NaN 0x7FC0), as a
-    C-contiguous uint16 array of the same shape.
+    """The bits of ``values`` rounded to bfloat16 as PyTorch rounds numbers (to the
+    nearest, ties to even, from float32; a NaN becomes the quiet NaN 0x7FC0, where PyTorch
+    may keep another NaN's bits: NaN either way), as a C-contiguous array of
+    ``types.BFLOAT16_BITS`` (int16) of the same shape.
 
-    >>> bfloat16_bits(np.array([1.0, 2.5, -3.14159])).tolist()
+    >>> bfloat16_bits(np.array([1.0, 2.5, -3.14159])).view(np.uint16).tolist()
     [16256, 16416, 49225]
     """
-    floats = np.asarray(values, dtype=np.float32, order="C")  # 0-d stays 0-d
+    with np.errstate(over="ignore"):  # past float32's range: inf, as torch rounds
+        floats = np.asarray(values, dtype=np.float32, order="C")  # 0-d stays 0-d
     bits = floats.view(np.uint32).astype(np.uint64)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
     result = np.where(np.isnan(floats), 0x7FC0, rounded)
-    return np.asarray(result.astype(np.uint16), order="C")
+    return np.asarray(result.astype(np.uint16).view(BFLOAT16_BITS), order="C")
 
 
 def as_batch_dtype(values: Any, dtype: np.dtype | type) -> np.ndarray:
-    """``values`` as a C-contiguous array of a batch dtype: a NumPy cast, or for
-    BFLOAT16_BITS the bfloat16 bits (bfloat16_bits). Copies only to cast or make contiguous.
+    """``values`` as a C-contiguous array of a batch dtype: a NumPy cast (float16 through
+    float32, as PyTorch rounds a float32 batch), or for BFLOAT16_BITS the bfloat16 bits
+    (bfloat16_bits). Copies only to cast or make contiguous.
 
     >>> as_batch_dtype(np.ones(2), BFLOAT16_BITS).tolist()
     [16256, 16256]
     """
-    if np.dtype(dtype) == BFLOAT16_BITS:
+    dtype = np.dtype(dtype)
+    if dtype == BFLOAT16_BITS:
         return bfloat16_bits(values)
-    return np.asarray(values, dtype=dtype, order="C")  # 0-d stays 0-d
+    with np.errstate(over="ignore"):  # past the dtype's range: inf, as torch rounds
+        if dtype == np.float16:
+            values = np.asarray(values, dtype=np.float32)  # rounded from float32, as torch
+        return np.asarray(values, dtype=dtype, order="C")  # 0-d stays 0-d
 
 
 def prepare_inputs(x: np.ndarray, dtype: np.dtype | type = np.float32) -> np.ndarray:

@@ -65,6 +65,7 @@ Scores: TypeAlias = "np.ndarray | DeviceArray"
 WindowGrid: TypeAlias = Any
 
 #: The host dtype of bfloat16 batches (a bfloat16 PyTorch model): NumPy has no bfloat16, so
-#: their values are held as their uint16 bits; the kernels copy values by their width and
-#: PyTorch views the batches back as bfloat16 (``inputs.bfloat16_bits`` makes them).
-BFLOAT16_BITS = np.dtype(np.uint16)
+#: their values are held as their bits in int16 (which every PyTorch imports by DLPack); the
+#: kernels copy values by their width and PyTorch views the batches back as bfloat16
+#: (``inputs.bfloat16_bits`` makes them).
+BFLOAT16_BITS = np.dtype(np.int16)

@@ -301,21 +301,11 @@ def test_device_buffer_round_trip(dtype):
     np.testing.assert_array_equal(zeroed.to_host(), np.zeros((4, 2), dtype))
 
 
-# Every dtype a DeviceBuffer holds, and what PyTorch sees through DLPack.
-DTYPES = {
-    "float32": "float32",
-    "float64": "float64",
-    "float16": "float16",
-    "int8": "int8",
-    "int16": "int16",
-    "int32": "int32",
-    "int64": "int64",
-    "uint8": "uint8",
-    "uint16": "uint16",
-    "uint32": "uint32",
-    "uint64": "uint64",
-    "bool": "bool",
-}
+# Every dtype a DeviceBuffer holds (NumPy's names; PyTorch's are the same).
+DTYPES = [
+    "float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8", "uint16",
+    "uint32", "uint64", "bool",
+]  # fmt: skip
 
 
 def random_values(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
@@ -328,7 +318,7 @@ def random_values(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
     return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_device_buffer_of_every_dtype_round_trips(dtype):
     array = random_values(np.random.default_rng(5), (3, 4, 5), dtype)
     buffer = _cuda.DeviceBuffer.from_host(array)
@@ -339,7 +329,7 @@ def test_device_buffer_of_every_dtype_round_trips(dtype):
     assert _cuda.DeviceBuffer((2,), dtype).to_host().dtype == np.dtype(dtype)
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["scalar", "sample", "input"])
 def test_fill_of_every_dtype_matches_the_cpu_bit_for_bit(dtype, kind):
     """Batches in the inputs' own dtype, full and incremental (chunked order), against
@@ -440,6 +430,8 @@ def test_dlpack_to_torch_shares_memory():
     doubles = torch.from_dlpack(_cuda.DeviceBuffer((3,), dtype="float64"))
     assert doubles.dtype == torch.float64
     for name in DTYPES:
+        if not hasattr(torch, name):  # uint16/32/64: PyTorch 2.3 and later
+            continue
         tensor = torch.from_dlpack(_cuda.DeviceBuffer((3,), dtype=name))
         assert tensor.dtype == getattr(torch, name), name
         assert tensor.device.type == "cuda"

@@ -262,7 +262,7 @@ def test_batches_are_built_in_the_images_dtype_where_monai_computes_in_it(dtype,
 
     monkeypatch.setattr(sensitivity, "build_sweep", recording)
     x = torch.rand(1, 2, 8, 8).to(dtype)
-    held = {torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.uint16}
+    held = {torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.int16}
     for mode in ("gaussian", "mean_patch", "mean_img", 0.5):
         built.clear()
         OcclusionSensitivity(Net(2, 2, 3, 0).to(dtype), mask_size=3, mode=mode, verbose=False)(x)

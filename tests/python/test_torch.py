@@ -403,3 +403,29 @@ def test_half_models_get_half_batches_equal_to_the_float32_batches_cast(monkeypa
     assert len(seen) == len(batches)
     for built, cast_batch in zip(batches, seen):
         assert torch.equal(built, cast_batch.to(dtype))  # the float32 batch rounded
+
+
+def test_half_batch_values_are_torchs_rounding_of_the_float32_values():
+    """as_batch_dtype rounds as a float32 batch cast by torch rounds: float16 through
+    float32 (a float64 input is rounded twice, as torch's .float().half() does: NumPy's
+    direct cast would differ), and bfloat16 to the nearest, ties to even (every bit pattern
+    of float32 but NaN, whose bits may differ: NaN either way)."""
+    from fastocclusion.inputs import as_batch_dtype
+    from fastocclusion.types import BFLOAT16_BITS
+
+    rng = np.random.default_rng(11)
+    doubles = rng.normal(size=200_000) * np.exp2(rng.integers(-20, 20, 200_000))
+    doubles[:2] = [1 + 2**-11 + 2**-40, -(1 + 2**-11 + 2**-40)]  # double rounding differs
+    half = as_batch_dtype(doubles, np.float16)
+    expected = torch.from_numpy(doubles).float().half().numpy()
+    np.testing.assert_array_equal(half, expected)
+    assert np.float16(doubles[0]) != half[0]  # a direct cast would not be torch's
+    patterns = rng.integers(0, 2**32, 400_000, dtype=np.uint64).astype(np.uint32)
+    floats = patterns.view(np.float32)
+    floats = floats[~np.isnan(floats)]
+    bits = as_batch_dtype(floats, BFLOAT16_BITS)
+    assert bits.dtype == BFLOAT16_BITS
+    expected = torch.from_numpy(floats).to(torch.bfloat16).view(torch.int16).numpy()
+    np.testing.assert_array_equal(bits, expected)
+    nan = as_batch_dtype(np.array([np.nan, -np.nan], np.float32), BFLOAT16_BITS)
+    assert torch.from_numpy(nan).view(torch.bfloat16).isnan().all()

@@ -137,12 +137,14 @@ class IncrementalFillState {
   void reset() noexcept;
 
   /// Starts a call: continues the session (returns true) when inputs, n, grid, baseline,
-  /// batch and capacity are those of the previous call; otherwise forgets every slot.
-  /// baseline_scalar_bits: the bytes of a scalar baseline passed by value (the CUDA fill's,
-  /// zero-extended), compared bit for bit; 0 where the scalar is read through a pointer.
+  /// batch, capacity and the element size are those of the previous call; otherwise forgets
+  /// every slot. baseline_scalar_bits: the bytes of a scalar baseline passed by value (the
+  /// CUDA fill's, zero-extended), compared bit for bit; 0 where the scalar is read through
+  /// a pointer. value_bytes: sizeof the element type.
   bool begin(const void* inputs, std::int64_t n, const WindowGrid& grid,
              BaselineKind baseline_kind, const void* baseline_values,
-             std::uint64_t baseline_scalar_bits, const void* batch, std::int64_t capacity);
+             std::uint64_t baseline_scalar_bits, const void* batch, std::int64_t capacity,
+             std::size_t value_bytes);
 
   /// Input and window slot j holds (-1: unknown); j < capacity of the last begin().
   std::int64_t* slot_inputs() noexcept { return slot_input_.data(); }
@@ -156,6 +158,7 @@ class IncrementalFillState {
   const void* baseline_values_ = nullptr;
   BaselineKind baseline_kind_ = BaselineKind::scalar;
   std::uint64_t baseline_scalar_bits_ = 0;
+  std::size_t value_bytes_ = 0;
   std::int64_t n_ = 0;
   WindowGrid grid_{};
 };

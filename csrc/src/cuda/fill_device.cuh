@@ -5,16 +5,16 @@
 // A fill is two passes over each slot, on one stream: COPY the slot's input sample (a
 // straight, coalesced copy, 16-byte vectors when aligned), then write the BOX of its window
 // from the baseline. The box is small against the sample, so writing it a second time costs
-// little (box floats against 2 x sample floats of copy traffic per slot) and keeps the copy
+// little (box values against 2 x sample values of copy traffic per slot) and keeps the copy
 // free of per-element tests. An incremental update restores the previous box and writes the
 // new one, each element of their union once.
 //
 // Geometry. The kernels see the grid with every axis that one window covers in full merged
 // into its outer neighbour (fill_host.hpp: an image window (ph, pw, C) over (H, W, C) is a
-// 2-D box of ph rows of pw*C floats); K and the window order are unchanged. The box of
+// 2-D box of ph rows of pw*C values); K and the window order are unchanged. The box of
 // window k is unravelled from k over the counts (row-major, first axis outer); element t of
 // a box is unravelled over the box extents (last axis fastest, so consecutive threads write
-// consecutive floats). Anchors are begin + i * stride except the last, `last` (a "shift"
+// consecutive values). Anchors are begin + i * stride except the last, `last` (a "shift"
 // window moved back to end at the region's end).
 //
 // Baselines (fill.hpp's BaselineKind): a box element reads its baseline value alone, so the
@@ -32,7 +32,7 @@
 // double (the host refuses them for integer T).
 //
 // Indexing: within one sample, offsets, box elements and grid-stride steps use `Index`
-// (uint32 when the sample has <= INT32_MAX floats: every offset, and offset + step with
+// (uint32 when the sample has <= INT32_MAX values: every offset, and offset + step with
 // step < 2^24, stays below 2^32; else uint64); slot, input and stream offsets are int64.
 #pragma once
 
@@ -64,18 +64,18 @@ struct BasicFillParams {
   std::int64_t begin[kMaxAxes] = {};  ///< region of interest [begin, end) (anchors from begin)
   std::int64_t end[kMaxAxes] = {};
   std::int64_t last[kMaxAxes] = {};  ///< anchor of the last window (shifted for "shift")
-  std::int64_t step[kMaxAxes] = {};  ///< floats between neighbours along the axis
-  std::int64_t window_step[kMaxAxes] = {};  ///< window_mask: mask floats between neighbours
-  std::int64_t sample = 0;           ///< floats per sample
+  std::int64_t step[kMaxAxes] = {};  ///< values between neighbours along the axis
+  std::int64_t window_step[kMaxAxes] = {};  ///< window_mask: mask values between neighbours
+  std::int64_t sample = 0;           ///< values per sample
   std::int64_t windows = 0;          ///< K
-  std::int64_t volume = 0;           ///< floats of the largest box (product of windows)
+  std::int64_t volume = 0;           ///< values of the largest box (product of windows)
   std::int64_t start = 0;            ///< stream index of slot 0
   std::int64_t slot_stride = 1;      ///< stream index step between slots
   /// The stream's explicit (input, window) pairs, 2 int64 each in device memory (a sweep of
   /// some windows only: pair s at pairs[2s], pairs[2s + 1]); null: the grid's stream.
   const std::int64_t* pairs = nullptr;
 };
-/// The float32 parameters (the window means read float32 inputs).
+/// The float32 parameters.
 using FillParams = BasicFillParams<float>;
 
 /// The planned slots of one incremental call (up to kPlanSlots of them), in two launches:

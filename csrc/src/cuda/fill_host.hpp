@@ -184,7 +184,7 @@ struct IncrementalFillAccess {
     std::uint64_t bits = 0;  // the scalar's bytes, compared bit for bit
     if (scalar) std::memcpy(&bits, &baseline.scalar, sizeof(T));
     state.begin(inputs, n, grid, baseline.kind, scalar ? nullptr : baseline.values, bits,
-                batch, capacity);
+                batch, capacity, sizeof(T));
   }
 
   /// One plan per kPlanSlots slots of [0, count): a slot holding another input (or nothing

@@ -35,7 +35,7 @@ class HostFiller:
     without a copy (DLPack or a NumPy view). Bookkeeping in NumPy.
 
     Batches have the inputs' dtype: float32 in a ``_core.HostBuffer``; any other dtype the
-    kernels copy (float64, integers, float16, bfloat16 as uint16: see
+    kernels copy (float64, integers, float16, bfloat16 as its bits in int16: see
     ``_core.fill_occluded_batch``) in an aligned NumPy array, with the baseline in that
     dtype too. ``buffer`` may be given to reuse the buffer of an earlier sweep of the same
     shape and dtype (a fresh one costs a zeroing and page faults)."""
@@ -145,12 +145,12 @@ class DeviceFiller:
     accumulated on the device, and only the maps are handed back (as a device array).
 
     Batches have the inputs' dtype, as on the host: float32, or any dtype the kernels copy
-    (float64, float16, bfloat16 as its uint16 bits, integers), the baseline in that dtype
-    too; the "window_mean" baselines need float32 inputs (their means are float32).
+    (float64, float16, bfloat16 as its bits, integers), the baseline in that dtype too; the
+    "window_mean" baselines need float32 or float64 inputs (the means have their dtype).
 
     Memory on the device: the inputs (N x input), the baseline when it is an array (N * K
     window means for "window_mean"), one batch buffer (batch x input), N * K float64 deltas
-    and the N maps."""
+    (P for a sweep of P pairs) and the N maps."""
 
     def __init__(
         self,

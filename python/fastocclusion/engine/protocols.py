@@ -88,9 +88,10 @@ class Backend(Protocol):
 
     #: What is scored and the targets' rules.
     objective: Objective
-    #: The NumPy dtype a front-end builds the host batches in when the model takes another
-    #: than float32 (e.g. a float64 or float16 PyTorch model: its inputs then keep their
-    #: precision and no call casts); None: float32.
+    #: The NumPy dtype a front-end builds the batches in (host or device) when the model
+    #: takes another than float32 (a float64, float16 or bfloat16 PyTorch model, bfloat16 as
+    #: types.BFLOAT16_BITS: its inputs then keep their precision and no call casts); None:
+    #: float32.
     batch_dtype: np.dtype | None
     #: Not None when batches must be filled on a CUDA device (the device filler); None when
     #: they are filled in host memory.

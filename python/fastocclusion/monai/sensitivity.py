@@ -54,8 +54,8 @@ class OcclusionSensitivity:
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
     only where the coarse map stands out; ``coarse_stride`` one value or one per spatial
     axis; ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note``
-    report what was swept and the measured error); its batches are filled in host memory
-    (copied to a module on a GPU).
+    report what was swept and the measured error); its batches are filled where exact
+    ones are (on the device of a module on a GPU).
 
     >>> occ_sens = OcclusionSensitivity(net, mask_size=12, n_batch=16)  # doctest: +SKIP
     >>> occ_map, most_probable_class = occ_sens(image)  # (1, C, H, W)  # doctest: +SKIP
@@ -224,6 +224,6 @@ class OcclusionSensitivity:
             return as_batch_dtype(np.asarray(value, exact), dtype), "auto", None
         if self.mode == "mean_patch":
             return None, "window_mean_scale", None
-        occlusion = gaussian_mask(channels, mask).numpy().astype(dtype)
+        occlusion = as_batch_dtype(gaussian_mask(channels, mask).numpy(), dtype)
         importance = gaussian_importance(mask).numpy()[None]  # (1, *mask): channels collapsed
         return occlusion, "window_mask", importance

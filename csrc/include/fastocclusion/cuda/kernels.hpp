@@ -2,8 +2,9 @@
 //
 // Same semantics as the CPU functions of fill.hpp and accumulate.hpp (the CPU is the oracle
 // of the GPU tests); only the memory is device memory. Layouts are those of the CPU
-// functions: a sample is a row-major float32 array of grid.sample_size() values over the
-// grid's axes (up to kMaxAxes), inputs and batches hold samples back to back.
+// functions: a sample is a row-major array of grid.sample_size() values over the grid's axes
+// (up to kMaxAxes), inputs and batches hold samples back to back; the fills take every
+// element type of the CPU fills, the other launchers the types they name.
 //
 // Common contract of every launcher here:
 //  * Pointers are device pointers of the CURRENT device (cudaSetDevice / DeviceGuard), and
@@ -38,7 +39,7 @@ namespace fastocclusion::cuda {
 ///  per_sample  : values[offset],                   grid.sample_size() values, device memory
 ///  per_input   : values[n * sample_size + offset], n * grid.sample_size() values, device
 ///  per_window  : values[n * K + k],                n * K values, device memory
-///                (window_means_async writes the float32 window means)
+///                (window_means_async writes the window means, in T)
 ///  per_window_scale : input times values[n * K + k], n * K values, device memory
 ///  window_mask : input times values[offset in the window], the product of the windows'
 ///                lengths of values, device memory

@@ -7,7 +7,7 @@ The model
     the model's device (its first parameter's, else its first buffer's, else the CPU).
     Its train/eval state is left as it is: put it in eval mode yourself (dropout, batch
     norm). Batches have the inputs' own shape (``batch_size`` samples, the last call padded)
-    and are cast to the model's floating dtype when it is not float32 (half precision works).
+    and are built in the model's floating dtype (float64, float16, bfloat16: batch_dtype).
     The model must not write into its input tensor in place: the batch buffer is reused,
     so that is detected (ValueError) rather than silently corrupting the next batches.
 
@@ -46,7 +46,6 @@ from fastocclusion.types import BFLOAT16_BITS, BatchBuffer
 
 __all__ = ["TorchBackend"]
 
-#: The model dtypes whose host batches are built in them, as NumPy dtypes.
 # The batch dtype of a model whose parameters are not float32: its own (bfloat16 as its bits).
 _BATCH_DTYPES = {
     torch.float64: np.dtype(np.float64),
@@ -85,7 +84,7 @@ class TorchBackend:
         alike: batches are built in it (the inputs keep their precision, no call casts);
         None for float32.
 
-        >>> TorchBackend(torch.nn.Linear(2, 1).double(), "predictions").batch_dtype
+        >>> TorchBackend(torch.nn.Linear(2, 1).double(), None).batch_dtype
         dtype('float64')
         """
         return _BATCH_DTYPES.get(self.dtype)

@@ -73,15 +73,15 @@ def uses_gpu_sweep(device: str, where: torch.device) -> bool:
 
 def host_bits(tensor: torch.Tensor) -> np.ndarray:
     """A C-contiguous NumPy array holding ``tensor``'s values bit for bit, on the host:
-    bfloat16, which NumPy lacks, as uint16 (types.BFLOAT16_BITS; the kernels copy values by
-    their width, and BatchView views such a batch back as bfloat16).
+    bfloat16, which NumPy lacks, as its bits in int16 (types.BFLOAT16_BITS; the kernels
+    copy values by their width, and BatchView views such a batch back as bfloat16).
 
     >>> host_bits(torch.ones(2, dtype=torch.bfloat16)).tolist()
     [16256, 16256]
     """
     tensor = tensor.detach().to("cpu").contiguous()
     if tensor.dtype == torch.bfloat16:
-        return tensor.view(torch.int16).numpy().view(np.uint16)
+        return tensor.view(torch.int16).numpy()
     return tensor.numpy()
 
 
@@ -138,7 +138,7 @@ class BatchView:
         if self.view is None or self._buffer is not buffer:
             with torch.inference_mode(False):
                 self.view = torch.from_dlpack(buffer)
-                if self.dtype == torch.bfloat16 and self.view.dtype == torch.uint16:
+                if self.dtype == torch.bfloat16 and self.view.dtype == torch.int16:
                     self.view = self.view.view(torch.bfloat16)  # NumPy holds its bits
             self._buffer = buffer
             self._convert = self.view.device != self.device or self.view.dtype != self.dtype

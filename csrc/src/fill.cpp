@@ -167,14 +167,6 @@ void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& 
   if (stream.pairs != nullptr || stream.count != 0) {
     FASTOCCLUSION_EXPECTS(stream.count >= 0 && (stream.pairs != nullptr || stream.count == 0),
                           "pairs: " << stream.count << " pairs at a null pointer is invalid");
-    const std::int64_t windows = grid.num_windows();
-    for (std::int64_t s = 0; s < stream.count; ++s) {
-      const std::int64_t input = stream.pairs[2 * s], k = stream.pairs[2 * s + 1];
-      FASTOCCLUSION_EXPECTS(input >= 0 && input < n && k >= 0 && k < windows,
-                            "pairs[" << s << "]=(" << input << ", " << k
-                                     << ") is invalid, expected an input in [0, " << n
-                                     << ") and a window in [0, " << windows << ")");
-    }
     total = stream.count;
   }
   FASTOCCLUSION_EXPECTS(start >= 0 && start <= total,
@@ -189,6 +181,19 @@ void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& 
   FASTOCCLUSION_EXPECTS(checked_multiply(count, grid.sample_size(), values),
                         "batch: " << count << " samples of " << grid.sample_size()
                                   << " values overflow int64");
+  // The pairs this call reads (its slots'), not the whole list: a sweep of P pairs in P /
+  // batch calls checks each pair once.
+  if (stream.pairs != nullptr) {
+    const std::int64_t windows = grid.num_windows();
+    for (std::int64_t j = 0; j < count; ++j) {
+      const std::int64_t s = start + j * stride;
+      const std::int64_t input = stream.pairs[2 * s], k = stream.pairs[2 * s + 1];
+      FASTOCCLUSION_EXPECTS(input >= 0 && input < n && k >= 0 && k < windows,
+                            "pairs[" << s << "]=(" << input << ", " << k
+                                     << ") is invalid, expected an input in [0, " << n
+                                     << ") and a window in [0, " << windows << ")");
+    }
+  }
   if (count > 0) {
     FASTOCCLUSION_EXPECTS(inputs != nullptr && batch != nullptr && baseline_present,
                           "inputs, baseline and batch must not be null");

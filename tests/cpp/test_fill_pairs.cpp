@@ -108,6 +108,18 @@ TEST(PairFill, PairsOutsideTheInputsOrWindowsAreUserErrors) {
                                    batch.data(), 1, fo::StreamPairs{one.data(), 1});
   });
   EXPECT_NE(past.find("runs past the end of the stream of 1"), std::string::npos) << past;
+  // Only the pairs a call reads are checked: a bad pair 2 is refused by the call whose
+  // slot reads it, and a call of pairs 0 and 1 runs.
+  const std::vector<std::int64_t> third_bad{0, 0, 1, 0, c.n, 0};
+  const fo::StreamPairs stream{third_bad.data(), 3};
+  std::vector<float> two(static_cast<std::size_t>(2 * c.sample()));
+  fo::fill_occluded_batch<float>(c.inputs.data(), c.n, c.grid(), c.core_baseline(), 0, 2,
+                                 two.data(), 1, stream);
+  const std::string third = test_support::user_error_message([&] {
+    fo::fill_occluded_batch<float>(c.inputs.data(), c.n, c.grid(), c.core_baseline(), 1, 2,
+                                   two.data(), 1, stream);
+  });
+  EXPECT_NE(third.find("pairs[2]"), std::string::npos) << third;
 }
 
 }  // namespace

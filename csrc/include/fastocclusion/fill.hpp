@@ -79,9 +79,10 @@ struct StreamPairs {
 /// fills, so both reject the same calls with the same messages): n >= 1, a well-formed grid
 /// (check_window_grid) with n * sample_size and n * K within int64, stride >= 1, every slot
 /// index start + j*stride (j < count) inside the stream (0 <= start <= its length: n * K,
-/// or stream.count pairs, each an input in [0, n) and a window in [0, K)), count *
-/// sample_size within int64, and when count > 0 non-null inputs and batch and
-/// `baseline_present` (the baseline values the fill reads exist).
+/// or stream.count pairs, each pair a slot reads an input in [0, n) and a window in
+/// [0, K): O(count), the pairs of the call only), count * sample_size within int64, and
+/// when count > 0 non-null inputs and batch and `baseline_present` (the baseline values
+/// the fill reads exist).
 void check_fill_arguments(const void* inputs, std::int64_t n, const WindowGrid& grid,
                           bool baseline_present, std::int64_t start, std::int64_t count,
                           const void* batch, std::int64_t stride = 1,

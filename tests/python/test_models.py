@@ -430,3 +430,51 @@ def test_a_numpy_model_that_keeps_its_batch_only_later_is_warned_about() -> None
     model = Memoizing(since=3)
     with pytest.warns(RuntimeWarning, match="keeps a reference to its input array"):
         _explanations(model, "explain", 8)
+
+
+@pytest.mark.parametrize("incremental", [False, "auto"])
+def test_a_float64_keras_model_gets_float64_batches_and_exact_maps(incremental) -> None:
+    """A Keras model declaring a float64 input gets float64 batches (issue "Drop-in"):
+    inputs that differ from 1 by ~1e-9, below float32's resolution, keep their differences.
+    The model scores 1e9 * w . (x - 1); with float32 batches every score would be 0 and the
+    map blank; here a window's map is that sum over it (the baseline is 1)."""
+    from fastocclusion import Occlusion
+
+    keras.utils.set_random_seed(0)
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen.append(x.dtype)
+            return x
+
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 2), dtype="float64"),
+            Probe(dtype="float64"),
+            keras.layers.Rescaling(1e9, -1e9, dtype="float64"),
+            keras.layers.Flatten(dtype="float64"),
+            keras.layers.Dense(3, dtype="float64"),
+        ]
+    )
+    x = 1.0 + np.random.default_rng(1).uniform(size=(2, 6, 6, 2)) * 1e-9
+    method = Occlusion(model, patch_size=3, patch_stride=3, occlusion_value=1.0,
+                       incremental=incremental)  # fmt: skip
+    assert method._backend.batch_dtype == np.float64
+    maps = np.asarray(method.explain(x, np.eye(3, dtype=np.float32)[[0, 2]]))
+    assert set(map(str, seen)) <= {"float64", "<dtype: 'float64'>"} and seen
+    weights = model.layers[-1].kernel.numpy()[:, [0, 2]].T.reshape(2, 6, 6, 2)
+    contribution = (weights * (x - 1.0) * 1e9).sum(axis=-1)  # (2, 6, 6), per position
+    expected = contribution.reshape(2, 2, 3, 2, 3).sum(axis=(2, 4))  # per 3x3 window
+    expected = expected.repeat(3, 1).repeat(3, 2)[..., None]
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_float32_models_and_other_kinds_keep_float32_batches() -> None:
+    keras.utils.set_random_seed(0)
+    float32 = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert adapt_model(float32).batch_dtype is None
+    half = keras.Sequential([keras.Input((4,), dtype="float16"), keras.layers.Dense(2)])
+    assert adapt_model(half).batch_dtype == np.float16
+    assert adapt_model(tf.function(lambda x: x)).batch_dtype is None

@@ -37,14 +37,15 @@ class TFBackend:
 
     #: Batches are filled in host memory (TensorFlow places the model call itself).
     device_arrays = None
-    #: float32 batches.
-    batch_dtype = None
 
     def __init__(self, model: Any, operator: Any) -> None:
         import tensorflow as tf
 
         self._tf = tf
         self.adapter = adapt_model(model)
+        #: float64 or float16 for a Keras model whose input is declared so (its batches are
+        #: built in it), else None: float32 batches.
+        self.batch_dtype = self.adapter.batch_dtype
         self.objective = objective_of(operator)
         #: The objective's scores in TensorFlow.
         self.operator = resolve_operator(self.objective)
@@ -88,13 +89,13 @@ class TFBackend:
     # -- batches in ----------------------------------------------------------------------
 
     def _traced(self, fn: Any, *tensors: Any) -> Any:
-        """The concrete function of ``fn`` for these tensors' shapes: traced once per shape,
-        and cheaper to call than the polymorphic tf.function (no argument canonicalisation
-        on every batch)."""
-        key = (id(fn),) + tuple(tuple(t.shape) for t in tensors)
+        """The concrete function of ``fn`` for these tensors' shapes and dtypes: traced once
+        per shape, and cheaper to call than the polymorphic tf.function (no argument
+        canonicalisation on every batch)."""
+        key = (id(fn),) + tuple((tuple(t.shape), t.dtype) for t in tensors)
         concrete = self._concrete.get(key)
         if concrete is None:
-            specs = [self._tf.TensorSpec(t.shape, self._tf.float32) for t in tensors]
+            specs = [self._tf.TensorSpec(t.shape, t.dtype) for t in tensors]
             concrete = fn.get_concrete_function(*specs)
             self._concrete[key] = concrete
         return concrete

@@ -66,6 +66,25 @@ def keras_input_shape(model: Any) -> tuple[int | None, ...] | None:
         return None
 
 
+def keras_batch_dtype(model: Any) -> np.dtype | None:
+    """The dtype a Keras model's batches are built in when its one declared input is
+    float64 or float16 (its values then keep their precision: float32 batches would round
+    a float64 model's inputs before Keras casts them), else None (float32 batches).
+
+    >>> import keras
+    >>> keras_batch_dtype(keras.Sequential([keras.Input((2,), dtype="float64")]))
+    dtype('float64')
+    """
+    try:
+        inputs = model.inputs
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
+            return None
+        dtype = np.dtype(str(inputs[0].dtype))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return dtype if dtype in (np.float64, np.float16) else None
+
+
 def _keras_checks_lengths(model: Any) -> bool:
     """Whether Keras itself refuses inputs whose axes differ in length from the declared
     ones (a Functional model's input spec), not only in number (a Sequential model takes
@@ -183,7 +202,8 @@ class _TFLiteRunner:
 
 class ModelAdapter:
     """``adapter(batch) -> (B, ...) float32 tf.Tensor`` for a float32 ``tf.Tensor`` or
-    ``np.ndarray`` batch.
+    ``np.ndarray`` batch (``batch_dtype``'s for a Keras model declaring a float64 or float16
+    input: its batches are built in it, and reach it uncast).
 
     ``kind``: one of KINDS. ``traceable``: calling the model inside ``tf.function`` traces it
     (otherwise the adapter falls back to ``tf.numpy_function`` there). ``model``: the original
@@ -198,6 +218,10 @@ class ModelAdapter:
         self.traceable = traceable
         self._call = call
         self.output_tail: tuple[int, ...] | None = None
+        #: The NumPy dtype the model's batches are built in (keras_batch_dtype), None:
+        #: float32.
+        self.batch_dtype = keras_batch_dtype(model) if kind == "keras" else None
+        self._input_dtype = tf.as_dtype(self.batch_dtype or np.float32)
 
     def __repr__(self) -> str:
         return (
@@ -207,7 +231,7 @@ class ModelAdapter:
 
     def __call__(self, batch: Any) -> tf.Tensor:
         if self.traceable:
-            tensor = tf.cast(tf.convert_to_tensor(batch), tf.float32)
+            tensor = tf.cast(tf.convert_to_tensor(batch), self._input_dtype)
             return _to_float32_tensor(self._call(tensor), self.model)
         if isinstance(batch, tf.Tensor) and not tf.executing_eagerly():
             # Inside tf.function: run eagerly through numpy_function. Its static shape is unknown;

@@ -234,17 +234,14 @@ void write_patch(T* dst, const T* patch, std::int64_t channels, const AxisSizes&
 
 }  // namespace
 
-template <typename T>
-void gather_windows(const T* maps, std::int64_t map_count, const MapShape& shape,
-                    const std::int64_t* map_index, const SlotBoxes& windows, const T* patches,
-                    const SlotBoxes& patch_boxes, T pad_value, std::int64_t count, T* out) {
-  const bool with_patches = patches != nullptr;
+void check_gather_arguments(const void* maps, std::int64_t map_count, const MapShape& shape,
+                            const std::int64_t* map_index, const SlotBoxes& windows,
+                            bool with_patches, const SlotBoxes& patch_boxes, std::int64_t count,
+                            const void* out) {
   check_shared(maps, map_count, shape, map_index, patch_boxes, with_patches, count, out);
   const std::int64_t window_size = checked_box_size(windows, shape, "windows");
-  const std::int64_t total = checked_slots(count, window_size, "out");
-  const std::int64_t patch_size =
-      with_patches ? checked_box_size(patch_boxes, shape, "patches") : 0;
-  if (with_patches) checked_slots(count, patch_size, "patches");
+  checked_slots(count, window_size, "out");
+  if (with_patches) checked_slots(count, checked_box_size(patch_boxes, shape, "patches"), "patches");
   if (count == 0) return;
   FASTOCCLUSION_EXPECTS(windows.origins != nullptr, "window origins must not be null");
   for (int a = 0; a < shape.axes; ++a) {
@@ -257,6 +254,35 @@ void gather_windows(const T* maps, std::int64_t map_count, const MapShape& shape
                           "window origin " << windows.origins[j]
                                            << " is invalid, expected -2^40 to 2^40");
   }
+}
+
+void check_splice_arguments(const void* maps, std::int64_t map_count, const MapShape& shape,
+                            const std::int64_t* map_index, const void* patches,
+                            const SlotBoxes& boxes, std::int64_t count, const void* out,
+                            std::int64_t capacity) {
+  check_shared(maps, map_count, shape, map_index, boxes, true, count, out);
+  const std::int64_t map_size = checked_map_size(shape);
+  const std::int64_t patch_size = checked_box_size(boxes, shape, "patches");
+  checked_slots(count, patch_size, "patches");
+  FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count,
+                        "out: capacity=" << capacity << " is invalid, expected >= max(1, count="
+                                         << count << ")");
+  checked_slots(capacity, map_size, "out");
+  if (count > 0) FASTOCCLUSION_EXPECTS(patches != nullptr, "patches must not be null");
+}
+
+template <typename T>
+void gather_windows(const T* maps, std::int64_t map_count, const MapShape& shape,
+                    const std::int64_t* map_index, const SlotBoxes& windows, const T* patches,
+                    const SlotBoxes& patch_boxes, T pad_value, std::int64_t count, T* out) {
+  const bool with_patches = patches != nullptr;
+  check_gather_arguments(maps, map_count, shape, map_index, windows, with_patches, patch_boxes,
+                         count, out);
+  if (count == 0) return;
+  const std::int64_t window_size = checked_box_size(windows, shape, "windows");
+  const std::int64_t total = count * window_size;
+  const std::int64_t patch_size =
+      with_patches ? checked_box_size(patch_boxes, shape, "patches") : 0;
   const AxisSizes map_axes = padded_sizes(shape.size, shape.axes);
   const AxisSizes window_axes = padded_sizes(windows.size, shape.axes);
   const AxisSizes patch_axes = padded_sizes(patch_boxes.size, shape.axes);
@@ -315,15 +341,10 @@ template <typename T>
 void splice_windows(const T* maps, std::int64_t map_count, const MapShape& shape,
                     const std::int64_t* map_index, const T* patches, const SlotBoxes& boxes,
                     std::int64_t count, T* out, std::int64_t capacity, SpliceState* state) {
-  check_shared(maps, map_count, shape, map_index, boxes, true, count, out);
+  check_splice_arguments(maps, map_count, shape, map_index, patches, boxes, count, out,
+                         capacity);
   const std::int64_t map_size = checked_map_size(shape);
   const std::int64_t patch_size = checked_box_size(boxes, shape, "patches");
-  checked_slots(count, patch_size, "patches");
-  FASTOCCLUSION_EXPECTS(capacity >= 1 && capacity >= count,
-                        "out: capacity=" << capacity << " is invalid, expected >= max(1, count="
-                                         << count << ")");
-  checked_slots(capacity, map_size, "out");
-  if (count > 0) FASTOCCLUSION_EXPECTS(patches != nullptr, "patches must not be null");
   std::int64_t* slot_map = nullptr;
   std::int64_t* slot_origin = nullptr;
   if (state != nullptr) {

@@ -30,6 +30,7 @@
 
 #include "accumulate_host.hpp"
 #include "blend_host.hpp"
+#include "feature_windows_host.hpp"
 #include "fill_host.hpp"
 
 namespace cuda_emulation {
@@ -358,6 +359,24 @@ struct Blend {
     begin_launch(stream);
     Accumulate::grid_stride(blocks, p.n * p.map_size,
                             [&](std::int64_t idx) { fd::blend_element(p, idx); });
+  }
+};
+
+/// Launch policy of run_gather and run_splice: the grid-stride loops of gather_kernel and
+/// splice_kernel (feature_windows.cu) around the bodies.
+struct Windows {
+  template <typename T>
+  static void gather(const fd::WindowParams<T>& p, std::int64_t total, std::int64_t blocks,
+                     cudaStream_t stream) {
+    begin_launch(stream);
+    Accumulate::grid_stride(blocks, total, [&](std::int64_t idx) { fd::gather_element(p, idx); });
+  }
+
+  template <typename T>
+  static void splice(const fd::WindowParams<T>& p, std::int64_t total, std::int64_t blocks,
+                     cudaStream_t stream) {
+    begin_launch(stream);
+    Accumulate::grid_stride(blocks, total, [&](std::int64_t idx) { fd::splice_element(p, idx); });
   }
 };
 

@@ -75,6 +75,21 @@ void gather_windows(const T* maps, std::int64_t map_count, const MapShape& shape
                     const std::int64_t* map_index, const SlotBoxes& windows, const T* patches,
                     const SlotBoxes& patch_boxes, T pad_value, std::int64_t count, T* out);
 
+/// Throws user_error unless the arguments describe a valid gather_windows call (its checks,
+/// shared with the CUDA gather: pointers are only compared with null; map_index and the
+/// origins are read, so they must be host memory).
+void check_gather_arguments(const void* maps, std::int64_t map_count, const MapShape& shape,
+                            const std::int64_t* map_index, const SlotBoxes& windows,
+                            bool with_patches, const SlotBoxes& patch_boxes, std::int64_t count,
+                            const void* out);
+
+/// Throws user_error unless the arguments describe a valid splice_windows call (its checks,
+/// shared with the CUDA splice; map_index and the origins are read: host memory).
+void check_splice_arguments(const void* maps, std::int64_t map_count, const MapShape& shape,
+                            const std::int64_t* map_index, const void* patches,
+                            const SlotBoxes& boxes, std::int64_t count, const void* out,
+                            std::int64_t capacity);
+
 /// What each slot of a persistent spliced buffer holds, for splice_windows. One per
 /// (maps, buffer) session; reset() or a new one when the maps' content changes behind the
 /// same pointer, or when something else writes into the buffer. Changes of the pointers,

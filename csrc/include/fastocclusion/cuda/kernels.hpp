@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "fastocclusion/accumulate.hpp"
+#include "fastocclusion/feature_windows.hpp"
 #include "fastocclusion/fill.hpp"
 #include "fastocclusion/geometry.hpp"
 
@@ -121,6 +122,39 @@ void fill_occluded_batch_incremental_async(const T* inputs, std::int64_t n,
                                            std::int64_t capacity, IncrementalFillState& state,
                                            std::int64_t stride = 1, cudaStream_t stream = 0,
                                            const DevicePairs& pairs = {});
+
+/// Per-slot int64 values (a map index, or count x axes origins) in two copies of the same
+/// values: `host`, checked on the host as the CPU kernels check them, and `device`, read by
+/// the kernels (device memory of the current device, unchanged until they have run).
+struct DeviceIndices {
+  const std::int64_t* host = nullptr;
+  const std::int64_t* device = nullptr;
+};
+
+/// Enqueues fastocclusion::gather_windows on the device (feature_windows.hpp: same
+/// arguments and layouts, the maps, patches and out in device memory, the per-slot values
+/// as DeviceIndices); same result, bit for bit (it only copies). One thread per output
+/// element, one kernel on `stream`.
+/// T : float or double. Throws user_error as check_gather_arguments, and when a device copy
+/// is missing. Asynchronous (see the header comment).
+template <typename T>
+void gather_windows_async(const T* maps, std::int64_t map_count, const MapShape& shape,
+                          const DeviceIndices& map_index, const DeviceIndices& window_origins,
+                          const AxisSizes& window_size, const T* patches,
+                          const DeviceIndices& patch_origins, const AxisSizes& patch_size,
+                          T pad_value, std::int64_t count, T* out, cudaStream_t stream = 0);
+
+/// Enqueues fastocclusion::splice_windows with no state (every slot written in full: its
+/// base map with its patch over its box) on the device; same result, bit for bit. One
+/// thread per output element, one kernel on `stream`; slots >= count keep their content.
+/// T : float or double. Throws user_error as check_splice_arguments, and when a device copy
+/// is missing. Asynchronous (see the header comment).
+template <typename T>
+void splice_windows_async(const T* maps, std::int64_t map_count, const MapShape& shape,
+                          const DeviceIndices& map_index, const T* patches,
+                          const DeviceIndices& box_origins, const AxisSizes& box_size,
+                          std::int64_t count, T* out, std::int64_t capacity,
+                          cudaStream_t stream = 0);
 
 /// Bytes of device workspace accumulate_window_deltas_async needs for `n` inputs:
 /// n * prod over the axes with count > 1 of (count + 1) float64 (each input's prefix sum

@@ -1,0 +1,120 @@
+// Device side of the feature-map window kernels (feature_windows.hpp: gather_windows and
+// splice_windows): the parameters and the per-element bodies, private to csrc/src/cuda
+// (__host__ __device__, see device_support.cuh; feature_windows.cu runs them in 64-bit
+// grid-stride loops, one thread per output element).
+//
+// Both are pure gathers: every output element decides alone where its value comes from
+// (the pad value, the slot's patch, or the slot's base map), so one launch writes each
+// element exactly once, in any order, and equals the CPU kernel bit for bit (they only copy).
+//
+// Axes: a map has C channels and 1 to 3 axes; the bodies see every map over 3 axes, the
+// given ones last and length 1 before them (the CPU kernels' padded axes). Per-slot values
+// (the map index, the window and patch origins) are read from device memory, in the
+// caller's layout: count x axes origins, row-major.
+#pragma once
+
+#include <cstdint>
+
+#include "device_support.cuh"
+#include "fastocclusion/feature_windows.hpp"
+
+namespace fastocclusion::cuda::detail {
+
+/// Everything a feature-window kernel needs, passed by value; T is float or double.
+template <typename T>
+struct WindowParams {
+  const T* maps = nullptr;                   ///< map_count maps of channels x map
+  const std::int64_t* map_index = nullptr;   ///< count entries, device
+  const std::int64_t* origins = nullptr;     ///< gather: window origins; splice: patch boxes
+  const T* patches = nullptr;                ///< count x channels x patch, or null (gather)
+  const std::int64_t* patch_origins = nullptr;  ///< gather: patch box origins (count x axes)
+  T* out = nullptr;
+  T pad = T{};
+  int axes = 1;                              ///< the caller's axes (1 to 3)
+  std::int64_t channels = 1;
+  std::int64_t map[kMaxMapAxes] = {1, 1, 1};     ///< padded map lengths
+  std::int64_t window[kMaxMapAxes] = {1, 1, 1};  ///< padded window lengths (gather)
+  std::int64_t patch[kMaxMapAxes] = {1, 1, 1};   ///< padded patch box lengths
+  std::int64_t count = 0;
+};
+
+/// Origin of slot j along padded axis a (0 before the caller's axes).
+FASTOCCLUSION_HD std::int64_t padded_origin(const std::int64_t* origins, int axes,
+                                            std::int64_t j, int a) {
+  const int first = kMaxMapAxes - axes;
+  return a < first ? 0 : load_readonly(origins + j * axes + (a - first));
+}
+
+/// Output element idx < count * channels * prod(window) of gather_windows.
+template <typename T>
+FASTOCCLUSION_HD void gather_element(const WindowParams<T>& p, std::int64_t idx) {
+  const std::int64_t volume = p.window[0] * p.window[1] * p.window[2];
+  const std::int64_t per_slot = p.channels * volume;
+  const std::int64_t j = idx / per_slot;
+  std::int64_t rest = idx - j * per_slot;
+  const std::int64_t c = rest / volume;
+  rest -= c * volume;
+  const std::int64_t q[kMaxMapAxes] = {rest / (p.window[1] * p.window[2]),
+                                       rest / p.window[2] % p.window[1], rest % p.window[2]};
+  std::int64_t at[kMaxMapAxes];
+  bool inside = true;
+  FASTOCCLUSION_UNROLL
+  for (int a = 0; a < kMaxMapAxes; ++a) {
+    at[a] = padded_origin(p.origins, p.axes, j, a) + q[a];
+    inside = inside && at[a] >= 0 && at[a] < p.map[a];
+  }
+  if (!inside) {
+    p.out[idx] = p.pad;
+    return;
+  }
+  if (p.patches != nullptr) {
+    bool in_patch = true;
+    std::int64_t offset = 0;
+    FASTOCCLUSION_UNROLL
+    for (int a = 0; a < kMaxMapAxes; ++a) {
+      const std::int64_t d = at[a] - padded_origin(p.patch_origins, p.axes, j, a);
+      in_patch = in_patch && d >= 0 && d < p.patch[a];
+      offset = offset * p.patch[a] + d;
+    }
+    if (in_patch) {
+      const std::int64_t patch_volume = p.patch[0] * p.patch[1] * p.patch[2];
+      p.out[idx] = load_readonly(p.patches + (j * p.channels + c) * patch_volume + offset);
+      return;
+    }
+  }
+  const std::int64_t map_volume = p.map[0] * p.map[1] * p.map[2];
+  const std::int64_t map = load_readonly(p.map_index + j);
+  p.out[idx] = load_readonly(p.maps + (map * p.channels + c) * map_volume +
+                             (at[0] * p.map[1] + at[1]) * p.map[2] + at[2]);
+}
+
+/// Output element idx < count * channels * prod(map) of splice_windows: the slot's base
+/// map with its patch over its box (p.origins: the patch boxes).
+template <typename T>
+FASTOCCLUSION_HD void splice_element(const WindowParams<T>& p, std::int64_t idx) {
+  const std::int64_t map_volume = p.map[0] * p.map[1] * p.map[2];
+  const std::int64_t per_slot = p.channels * map_volume;
+  const std::int64_t j = idx / per_slot;
+  std::int64_t rest = idx - j * per_slot;
+  const std::int64_t c = rest / map_volume;
+  rest -= c * map_volume;
+  const std::int64_t at[kMaxMapAxes] = {rest / (p.map[1] * p.map[2]), rest / p.map[2] % p.map[1],
+                                        rest % p.map[2]};
+  bool in_patch = true;
+  std::int64_t offset = 0;
+  FASTOCCLUSION_UNROLL
+  for (int a = 0; a < kMaxMapAxes; ++a) {
+    const std::int64_t d = at[a] - padded_origin(p.origins, p.axes, j, a);
+    in_patch = in_patch && d >= 0 && d < p.patch[a];
+    offset = offset * p.patch[a] + d;
+  }
+  if (in_patch) {
+    const std::int64_t patch_volume = p.patch[0] * p.patch[1] * p.patch[2];
+    p.out[idx] = load_readonly(p.patches + (j * p.channels + c) * patch_volume + offset);
+    return;
+  }
+  const std::int64_t map = load_readonly(p.map_index + j);
+  p.out[idx] = load_readonly(p.maps + map * per_slot + c * map_volume + rest);
+}
+
+}  // namespace fastocclusion::cuda::detail

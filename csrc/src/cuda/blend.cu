@@ -11,12 +11,6 @@ namespace fastocclusion::cuda {
 namespace detail {
 namespace {
 
-__device__ __forceinline__ std::int64_t first_index() {
-  return std::int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ std::int64_t grid_step() {
-  return std::int64_t{gridDim.x} * blockDim.x;
-}
 
 template <typename Index, typename T>
 __global__ void __launch_bounds__(kThreads)

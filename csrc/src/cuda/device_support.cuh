@@ -6,6 +6,8 @@
 // to plain C++.
 #pragma once
 
+#include <cstdint>
+
 #if defined(__CUDACC__)
 #define FASTOCCLUSION_HD __host__ __device__ __forceinline__
 #else
@@ -21,6 +23,16 @@ namespace fastocclusion::cuda::detail {
 
 /// Threads per block of every kernel.
 constexpr unsigned kThreads = 256;
+
+#if defined(__CUDACC__)
+/// The first element of a 64-bit grid-stride loop over a 1-D grid, and its step.
+__device__ __forceinline__ std::int64_t first_index() {
+  return std::int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::int64_t grid_step() {
+  return std::int64_t{gridDim.x} * blockDim.x;
+}
+#endif
 
 /// A read through the read-only data cache on the device.
 template <typename T>

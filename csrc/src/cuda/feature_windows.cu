@@ -12,17 +12,10 @@ namespace fastocclusion::cuda {
 namespace detail {
 namespace {
 
-__device__ __forceinline__ std::int64_t first_element() {
-  return std::int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ std::int64_t element_step() {
-  return std::int64_t{gridDim.x} * blockDim.x;
-}
-
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     gather_kernel(const WindowParams<T> p, std::int64_t total) {
-  for (std::int64_t idx = first_element(); idx < total; idx += element_step()) {
+  for (std::int64_t idx = first_index(); idx < total; idx += grid_step()) {
     gather_element(p, idx);
   }
 }
@@ -30,7 +23,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     splice_kernel(const WindowParams<T> p, std::int64_t total) {
-  for (std::int64_t idx = first_element(); idx < total; idx += element_step()) {
+  for (std::int64_t idx = first_index(); idx < total; idx += grid_step()) {
     splice_element(p, idx);
   }
 }

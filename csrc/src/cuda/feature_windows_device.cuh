@@ -45,6 +45,31 @@ FASTOCCLUSION_HD std::int64_t padded_origin(const std::int64_t* origins, int axe
   return a < first ? 0 : load_readonly(origins + j * axes + (a - first));
 }
 
+/// Whether position `at` lies in slot j's patch box (origins count x axes); its offset in
+/// the box (row-major) in `offset` when it does.
+template <typename T>
+FASTOCCLUSION_HD bool in_patch_box(const WindowParams<T>& p, const std::int64_t* origins,
+                                   std::int64_t j, const std::int64_t (&at)[kMaxMapAxes],
+                                   std::int64_t& offset) {
+  bool inside = true;
+  offset = 0;
+  FASTOCCLUSION_UNROLL
+  for (int a = 0; a < kMaxMapAxes; ++a) {
+    const std::int64_t d = at[a] - padded_origin(origins, p.axes, j, a);
+    inside = inside && d >= 0 && d < p.patch[a];
+    offset = offset * p.patch[a] + d;
+  }
+  return inside;
+}
+
+/// Slot j's patch value at `offset` of channel c.
+template <typename T>
+FASTOCCLUSION_HD T patch_value(const WindowParams<T>& p, std::int64_t j, std::int64_t c,
+                               std::int64_t offset) {
+  const std::int64_t patch_volume = p.patch[0] * p.patch[1] * p.patch[2];
+  return load_readonly(p.patches + (j * p.channels + c) * patch_volume + offset);
+}
+
 /// Output element idx < count * channels * prod(window) of gather_windows.
 template <typename T>
 FASTOCCLUSION_HD void gather_element(const WindowParams<T>& p, std::int64_t idx) {
@@ -67,20 +92,10 @@ FASTOCCLUSION_HD void gather_element(const WindowParams<T>& p, std::int64_t idx)
     p.out[idx] = p.pad;
     return;
   }
-  if (p.patches != nullptr) {
-    bool in_patch = true;
-    std::int64_t offset = 0;
-    FASTOCCLUSION_UNROLL
-    for (int a = 0; a < kMaxMapAxes; ++a) {
-      const std::int64_t d = at[a] - padded_origin(p.patch_origins, p.axes, j, a);
-      in_patch = in_patch && d >= 0 && d < p.patch[a];
-      offset = offset * p.patch[a] + d;
-    }
-    if (in_patch) {
-      const std::int64_t patch_volume = p.patch[0] * p.patch[1] * p.patch[2];
-      p.out[idx] = load_readonly(p.patches + (j * p.channels + c) * patch_volume + offset);
-      return;
-    }
+  std::int64_t offset = 0;
+  if (p.patches != nullptr && in_patch_box(p, p.patch_origins, j, at, offset)) {
+    p.out[idx] = patch_value(p, j, c, offset);
+    return;
   }
   const std::int64_t map_volume = p.map[0] * p.map[1] * p.map[2];
   const std::int64_t map = load_readonly(p.map_index + j);
@@ -100,17 +115,9 @@ FASTOCCLUSION_HD void splice_element(const WindowParams<T>& p, std::int64_t idx)
   rest -= c * map_volume;
   const std::int64_t at[kMaxMapAxes] = {rest / (p.map[1] * p.map[2]), rest / p.map[2] % p.map[1],
                                         rest % p.map[2]};
-  bool in_patch = true;
   std::int64_t offset = 0;
-  FASTOCCLUSION_UNROLL
-  for (int a = 0; a < kMaxMapAxes; ++a) {
-    const std::int64_t d = at[a] - padded_origin(p.origins, p.axes, j, a);
-    in_patch = in_patch && d >= 0 && d < p.patch[a];
-    offset = offset * p.patch[a] + d;
-  }
-  if (in_patch) {
-    const std::int64_t patch_volume = p.patch[0] * p.patch[1] * p.patch[2];
-    p.out[idx] = load_readonly(p.patches + (j * p.channels + c) * patch_volume + offset);
+  if (in_patch_box(p, p.origins, j, at, offset)) {
+    p.out[idx] = patch_value(p, j, c, offset);
     return;
   }
   const std::int64_t map = load_readonly(p.map_index + j);

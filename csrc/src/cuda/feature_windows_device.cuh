@@ -70,18 +70,28 @@ FASTOCCLUSION_HD T patch_value(const WindowParams<T>& p, std::int64_t j, std::in
   return load_readonly(p.patches + (j * p.channels + c) * patch_volume + offset);
 }
 
+/// Output element idx of a slot-major (count, channels, *lengths) array: its slot j,
+/// channel c and position `at` (padded axes).
+FASTOCCLUSION_HD void unravel_element(std::int64_t idx, std::int64_t channels,
+                                      const std::int64_t (&lengths)[kMaxMapAxes],
+                                      std::int64_t& j, std::int64_t& c,
+                                      std::int64_t (&at)[kMaxMapAxes]) {
+  const std::int64_t volume = lengths[0] * lengths[1] * lengths[2];
+  const std::int64_t per_slot = channels * volume;
+  j = idx / per_slot;
+  std::int64_t rest = idx - j * per_slot;
+  c = rest / volume;
+  rest -= c * volume;
+  at[0] = rest / (lengths[1] * lengths[2]);
+  at[1] = rest / lengths[2] % lengths[1];
+  at[2] = rest % lengths[2];
+}
+
 /// Output element idx < count * channels * prod(window) of gather_windows.
 template <typename T>
 FASTOCCLUSION_HD void gather_element(const WindowParams<T>& p, std::int64_t idx) {
-  const std::int64_t volume = p.window[0] * p.window[1] * p.window[2];
-  const std::int64_t per_slot = p.channels * volume;
-  const std::int64_t j = idx / per_slot;
-  std::int64_t rest = idx - j * per_slot;
-  const std::int64_t c = rest / volume;
-  rest -= c * volume;
-  const std::int64_t q[kMaxMapAxes] = {rest / (p.window[1] * p.window[2]),
-                                       rest / p.window[2] % p.window[1], rest % p.window[2]};
-  std::int64_t at[kMaxMapAxes];
+  std::int64_t j, c, q[kMaxMapAxes], at[kMaxMapAxes];
+  unravel_element(idx, p.channels, p.window, j, c, q);
   bool inside = true;
   FASTOCCLUSION_UNROLL
   for (int a = 0; a < kMaxMapAxes; ++a) {
@@ -107,21 +117,16 @@ FASTOCCLUSION_HD void gather_element(const WindowParams<T>& p, std::int64_t idx)
 /// map with its patch over its box (p.origins: the patch boxes).
 template <typename T>
 FASTOCCLUSION_HD void splice_element(const WindowParams<T>& p, std::int64_t idx) {
-  const std::int64_t map_volume = p.map[0] * p.map[1] * p.map[2];
-  const std::int64_t per_slot = p.channels * map_volume;
-  const std::int64_t j = idx / per_slot;
-  std::int64_t rest = idx - j * per_slot;
-  const std::int64_t c = rest / map_volume;
-  rest -= c * map_volume;
-  const std::int64_t at[kMaxMapAxes] = {rest / (p.map[1] * p.map[2]), rest / p.map[2] % p.map[1],
-                                        rest % p.map[2]};
+  std::int64_t j, c, at[kMaxMapAxes];
+  unravel_element(idx, p.channels, p.map, j, c, at);
   std::int64_t offset = 0;
   if (in_patch_box(p, p.origins, j, at, offset)) {
     p.out[idx] = patch_value(p, j, c, offset);
     return;
   }
+  const std::int64_t per_slot = p.channels * p.map[0] * p.map[1] * p.map[2];
   const std::int64_t map = load_readonly(p.map_index + j);
-  p.out[idx] = load_readonly(p.maps + map * per_slot + c * map_volume + rest);
+  p.out[idx] = load_readonly(p.maps + map * per_slot + (idx - j * per_slot));
 }
 
 }  // namespace fastocclusion::cuda::detail

@@ -32,6 +32,26 @@ inline void require_device_copies(std::int64_t count, std::initializer_list<cons
   }
 }
 
+/// The parameters both kernels share: the maps, the slots' map indices and origins (device
+/// copies), the patches and out.
+template <typename T>
+WindowParams<T> window_params(const T* maps, const MapShape& shape, const DeviceIndices& map_index,
+                              const DeviceIndices& origins, const T* patches,
+                              const AxisSizes& patch_size, std::int64_t count, T* out) {
+  WindowParams<T> p;
+  p.maps = maps;
+  p.map_index = map_index.device;
+  p.origins = origins.device;
+  p.patches = patches;
+  p.out = out;
+  p.axes = shape.axes;
+  p.channels = shape.channels;
+  p.count = count;
+  padded_lengths(shape.size, shape.axes, p.map);
+  if (patches != nullptr) padded_lengths(patch_size, shape.axes, p.patch);
+  return p;
+}
+
 /// gather_windows_async over a Launch policy.
 template <typename Launch, typename T>
 void run_gather(const T* maps, std::int64_t map_count, const MapShape& shape,
@@ -46,20 +66,11 @@ void run_gather(const T* maps, std::int64_t map_count, const MapShape& shape,
   require_device_copies(count, {map_index.device, window_origins.device});
   if (with_patches) require_device_copies(count, {patch_origins.device});
   if (count == 0) return;
-  WindowParams<T> p;
-  p.maps = maps;
-  p.map_index = map_index.device;
-  p.origins = window_origins.device;
-  p.patches = patches;
+  WindowParams<T> p =
+      window_params(maps, shape, map_index, window_origins, patches, patch_size, count, out);
   p.patch_origins = with_patches ? patch_origins.device : nullptr;
-  p.out = out;
   p.pad = pad_value;
-  p.axes = shape.axes;
-  p.channels = shape.channels;
-  p.count = count;
-  padded_lengths(shape.size, shape.axes, p.map);
   padded_lengths(window_size, shape.axes, p.window);
-  if (with_patches) padded_lengths(patch_size, shape.axes, p.patch);
   const std::int64_t total = count * shape.channels * p.window[0] * p.window[1] * p.window[2];
   Launch::gather(p, total, accumulate_blocks(total), stream);
 }
@@ -74,17 +85,8 @@ void run_splice(const T* maps, std::int64_t map_count, const MapShape& shape,
                          patches, SlotBoxes{box_origins.host, box_size}, count, out, capacity);
   require_device_copies(count, {map_index.device, box_origins.device});
   if (count == 0) return;
-  WindowParams<T> p;
-  p.maps = maps;
-  p.map_index = map_index.device;
-  p.origins = box_origins.device;
-  p.patches = patches;
-  p.out = out;
-  p.axes = shape.axes;
-  p.channels = shape.channels;
-  p.count = count;
-  padded_lengths(shape.size, shape.axes, p.map);
-  padded_lengths(box_size, shape.axes, p.patch);
+  const WindowParams<T> p =
+      window_params(maps, shape, map_index, box_origins, patches, box_size, count, out);
   const std::int64_t total = count * shape.channels * p.map[0] * p.map[1] * p.map[2];
   Launch::splice(p, total, accumulate_blocks(total), stream);
 }

@@ -72,10 +72,8 @@ def batch_dtype(x_dtype: torch.dtype, mode: Any) -> np.dtype:
 
 def batch_image(x: torch.Tensor, image: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """The image as the batches hold it: ``image`` (check_image's float32 copy) for float32,
-    else ``x``'s own values in ``dtype`` (float64, float16, or bfloat16's bits)."""
+    else ``x``'s own values (batch_dtype gives another dtype only as ``x``'s own: float64,
+    float16, or bfloat16's bits)."""
     if dtype == np.float32:
         return image
-    plain = x.detach().as_subclass(torch.Tensor)
-    if dtype == np.float64:
-        return np.ascontiguousarray(plain.to("cpu", torch.float64).numpy())
-    return host_bits(plain)
+    return host_bits(x.detach().as_subclass(torch.Tensor))

@@ -220,8 +220,7 @@ class OcclusionSensitivity:
         Gaussian mask is float32 values (MONAI's)."""
         if is_real(self.mode) or self.mode == "mean_img":
             value = self.mode if is_real(self.mode) else x.detach().mean().item()
-            exact = np.float64 if dtype == np.float64 else np.float32
-            return as_batch_dtype(np.asarray(value, exact), dtype), "auto", None
+            return as_batch_dtype(np.asarray(value), dtype), "auto", None
         if self.mode == "mean_patch":
             return None, "window_mean_scale", None
         occlusion = as_batch_dtype(gaussian_mask(channels, mask).numpy(), dtype)

@@ -1,5 +1,5 @@
-// NumPy array checks shared by the _core kernel bindings. Binding code: included only by
-// csrc/bindings/core_*.cpp.
+// NumPy array checks shared by the kernel bindings (the value arrays of _core, the host
+// index arrays of both modules). Binding code: included only by csrc/bindings/*.cpp.
 #pragma once
 
 #include <pybind11/numpy.h>

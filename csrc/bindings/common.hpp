@@ -18,24 +18,11 @@
 
 #include "fastocclusion/errors.hpp"
 #include "fastocclusion/geometry.hpp"
+#include "shape_string.hpp"
 
 namespace fastocclusion::bindings {
 
 namespace py = pybind11;
-
-/// "(2, 3)" / "(4,)" / "()".
-inline std::string shape_string(const std::int64_t* dims, std::size_t rank) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < rank; ++i) {
-    s += std::to_string(dims[i]);
-    if (rank == 1 || i + 1 < rank) s += rank == 1 ? "," : ", ";
-  }
-  return s + ")";
-}
-
-inline std::string shape_string(const std::vector<std::int64_t>& shape) {
-  return shape_string(shape.data(), shape.size());
-}
 
 /// The sample shape of a grid.
 inline std::vector<std::int64_t> grid_shape(const WindowGrid& grid) {

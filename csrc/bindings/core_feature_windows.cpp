@@ -15,6 +15,7 @@
 #include "array_checks.hpp"
 #include "common.hpp"
 #include "core_module.hpp"
+#include "feature_window_args.hpp"
 #include "fastocclusion/errors.hpp"
 #include "fastocclusion/feature_windows.hpp"
 
@@ -26,74 +27,13 @@ namespace {
 
 using LockedSplice = LockedState<fo::SpliceState>;
 
-// (M, C, *size) maps over 1 to kMaxMapAxes axes: their shape and M.
-fo::MapShape map_shape_of(const py::array& maps, std::int64_t& map_count) {
-  const std::vector<std::int64_t> shape = array_shape(maps);
-  const auto rank = static_cast<std::int64_t>(shape.size());
-  FASTOCCLUSION_EXPECTS(rank >= 3 && rank <= 2 + fo::kMaxMapAxes && shape[0] >= 1,
-                        "maps: shape " << shape_string(shape)
-                                       << " is invalid, expected (M, C, *size) with M >= 1 and 1 "
-                                       << "to " << fo::kMaxMapAxes << " axes in size");
-  map_count = shape[0];
-  fo::MapShape out{shape[1], static_cast<int>(rank - 2), {}};
-  for (int a = 0; a < out.axes; ++a) out.size[a] = shape[2 + a];
-  return out;
-}
-
-// A (count,) int64 index array; returns count.
-std::int64_t index_count(const py::array& index) {
-  require_array<std::int64_t>(index, "map_index", false);
-  FASTOCCLUSION_EXPECTS(index.ndim() == 1, "map_index: shape " << shape_string(array_shape(index))
-                                                               << " is invalid, expected (count,)");
-  return index.shape(0);
-}
-
-// (count, axes) int64 origins, checked.
-const std::int64_t* origins_of(const py::array& origins, std::int64_t count, int axes,
-                               const char* name) {
-  require_array<std::int64_t>(origins, name, false);
-  const std::vector<std::int64_t> shape = array_shape(origins);
-  FASTOCCLUSION_EXPECTS(shape == (std::vector<std::int64_t>{count, axes}),
-                        name << ": shape " << shape_string(shape) << " is invalid, expected ("
-                             << count << ", " << axes << "): one origin per slot over the map's "
-                             << axes << " axes");
-  return static_cast<const std::int64_t*>(origins.data());
-}
-
-// (count, C, *size) patches of the maps' dtype; returns their size.
-template <typename T>
-fo::AxisSizes patch_size_of(const py::array& patches, std::int64_t count,
-                            const fo::MapShape& shape) {
-  require_array<T>(patches, "patches", false);
-  const std::vector<std::int64_t> s = array_shape(patches);
-  FASTOCCLUSION_EXPECTS(static_cast<int>(s.size()) == 2 + shape.axes && s[0] == count &&
-                            s[1] == shape.channels,
-                        "patches: shape " << shape_string(s) << " is invalid, expected (" << count
-                                          << ", " << shape.channels << ") followed by "
-                                          << shape.axes << " box sizes");
-  fo::AxisSizes size{};
-  for (int a = 0; a < shape.axes; ++a) size[a] = s[2 + a];
-  return size;
-}
-
-// The window size: one length >= 1 per axis of the maps.
-fo::AxisSizes window_size_of(const std::vector<std::int64_t>& size, const fo::MapShape& shape) {
-  bool valid = static_cast<int>(size.size()) == shape.axes;
-  for (std::int64_t length : size) valid = valid && length >= 1;
-  FASTOCCLUSION_EXPECTS(valid, "size: " << shape_string(size) << " is invalid, expected "
-                                        << shape.axes << " lengths >= 1 (one per map axis)");
-  fo::AxisSizes out{};
-  std::copy(size.begin(), size.end(), out.begin());
-  return out;
-}
-
 template <typename T>
 py::array gather_typed(const py::array& maps, const py::array& map_index, const py::array& origins,
                        const std::vector<std::int64_t>& size, std::optional<py::array> out,
                        const std::optional<py::array>& patches,
                        const std::optional<py::array>& patch_origins, double pad_value) {
   std::int64_t map_count = 0;
-  const fo::MapShape shape = map_shape_of(maps, map_count);
+  const fo::MapShape shape = map_shape_of(array_shape(maps), map_count);
   const std::int64_t count = index_count(map_index);
   const fo::SlotBoxes windows{origins_of(origins, count, shape.axes, "origins"),
                               window_size_of(size, shape)};
@@ -102,17 +42,15 @@ py::array gather_typed(const py::array& maps, const py::array& map_index, const 
   fo::SlotBoxes patch_boxes{};
   const T* patch_values = nullptr;
   if (patches) {
+    require_array<T>(*patches, "patches", false);
     patch_boxes = {origins_of(*patch_origins, count, shape.axes, "patch_origins"),
-                   patch_size_of<T>(*patches, count, shape)};
+                   patch_size_of(array_shape(*patches), count, shape)};
     patch_values = static_cast<const T*>(patches->data());
   }
-  std::vector<std::int64_t> out_shape{count, shape.channels};
-  out_shape.insert(out_shape.end(), size.begin(), size.end());
+  const std::vector<std::int64_t> out_shape = gather_out_shape(count, shape, size);
   py::array result = out ? *out : py::array_t<T>(std::vector<py::ssize_t>(out_shape.begin(), out_shape.end()));
   require_array<T>(result, "out", true);
-  FASTOCCLUSION_EXPECTS(array_shape(result) == out_shape,
-                        "out: shape " << shape_string(array_shape(result)) << " is invalid, expected "
-                                      << shape_string(out_shape));
+  check_gather_out(array_shape(result), out_shape);
   FASTOCCLUSION_EXPECTS(!overlaps(result, maps) && !(patches && overlaps(result, *patches)),
                         "out: must not share memory with maps or patches");
   const auto* m = static_cast<const T*>(maps.data());
@@ -143,20 +81,14 @@ template <typename T>
 void splice_typed(const py::array& maps, const py::array& map_index, const py::array& patches,
                   const py::array& origins, py::array out, LockedSplice* state) {
   std::int64_t map_count = 0;
-  const fo::MapShape shape = map_shape_of(maps, map_count);
+  const fo::MapShape shape = map_shape_of(array_shape(maps), map_count);
   const std::int64_t count = index_count(map_index);
+  require_array<T>(patches, "patches", false);
   const fo::SlotBoxes boxes{origins_of(origins, count, shape.axes, "origins"),
-                            patch_size_of<T>(patches, count, shape)};
+                            patch_size_of(array_shape(patches), count, shape)};
   require_array<T>(out, "out", true);
   const std::vector<std::int64_t> s = array_shape(out);
-  std::vector<std::int64_t> expected(array_shape(maps));
-  bool valid = s.size() == expected.size() && s[0] >= std::max<std::int64_t>(count, 1);
-  for (std::size_t a = 1; valid && a < s.size(); ++a) valid = s[a] == expected[a];
-  expected[0] = std::max<std::int64_t>(count, 1);
-  FASTOCCLUSION_EXPECTS(valid, "out: shape " << shape_string(s) << " is invalid, expected "
-                                             << shape_string(expected)
-                                             << " with the first length B >= max(1, count="
-                                             << count << ")");
+  check_splice_out(s, array_shape(maps), count);
   FASTOCCLUSION_EXPECTS(!overlaps(out, maps) && !overlaps(out, patches),
                         "out: must not share memory with maps or patches");
   const auto* m = static_cast<const T*>(maps.data());

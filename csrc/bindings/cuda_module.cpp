@@ -63,4 +63,5 @@ PYBIND11_MODULE(_cuda, m) {
 
   fob::register_device_buffer(m);
   fob::register_cuda_kernels(m);
+  fob::register_cuda_feature_windows(m);
 }

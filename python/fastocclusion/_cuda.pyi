@@ -6,7 +6,7 @@ import collections.abc
 import fastocclusion._core
 import numpy
 import typing
-__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'StreamPairs', 'accumulate_window_deltas', 'blend_window_values', 'device_count', 'driver_version', 'fill_occluded_batch', 'is_available', 'runtime_version', 'synchronize', 'window_means']
+__all__: list[str] = ['CudaError', 'CudaOutOfMemoryError', 'DeviceBuffer', 'IncrementalFillState', 'StreamPairs', 'accumulate_window_deltas', 'blend_window_values', 'device_count', 'driver_version', 'fill_occluded_batch', 'gather_windows', 'is_available', 'runtime_version', 'splice_windows', 'synchronize', 'window_means']
 class CudaError(RuntimeError):
     pass
 class CudaOutOfMemoryError(CudaError):
@@ -124,6 +124,19 @@ def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGr
     IncrementalFillState for incremental fills; stream: see the module doc; pairs: a
     StreamPairs, whose pairs replace the grid's stream (slot j gets pair start + j*stride).
     """
+def gather_windows(maps: typing.Any, map_index: numpy.ndarray, origins: numpy.ndarray, size: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], out: typing.Any, patches: typing.Any = None, patch_origins: numpy.ndarray | None = None, *, pad_value: typing.SupportsFloat | typing.SupportsIndex = 0.0, stream: typing.Any = None) -> None:
+    """
+    _core.gather_windows on a CUDA device, bit for bit: out[j] (C, *size) is map
+    maps[map_index[j]] read from origins[j] (pad_value outside the map) with patches[j]
+    in place of the map inside slot j's box at patch_origins[j]. maps (M, C, *map) over
+    1 to 3 axes, patches (count, C, *box) and out (count, C, *size): C-contiguous
+    float32 or float64 CUDA arrays of one dtype and device, read through DLPack (a
+    torch.Tensor, a CuPy array, a DeviceBuffer); map_index (count,), origins and
+    patch_origins (count, axes): host int64 NumPy arrays. Enqueued on `stream` (None:
+    the legacy default stream); returns without waiting.
+    
+    >>> _cuda.gather_windows(maps, index, origins, (4, 4), out, stream=torch_stream)
+    """
 def is_available() -> bool:
     """
     True when a CUDA driver and at least one device are usable; never raises.
@@ -131,6 +144,18 @@ def is_available() -> bool:
 def runtime_version() -> int:
     """
     CUDA runtime version this module was built with, e.g. 13000.
+    """
+def splice_windows(maps: typing.Any, map_index: numpy.ndarray, patches: typing.Any, origins: numpy.ndarray, out: typing.Any, *, stream: typing.Any = None) -> None:
+    """
+    _core.splice_windows on a CUDA device with no state, bit for bit: out[j] =
+    maps[map_index[j]] with patches[j] (C, *box) written at origins[j] (a box inside the
+    map), every element of slot j written, for j < count (later slots keep their
+    content). maps (M, C, *map), patches (count, C, *box), out (B, C, *map) with
+    B >= count: C-contiguous float32 or float64 CUDA arrays of one dtype and device
+    (DLPack); map_index (count,), origins (count, axes): host int64 NumPy arrays.
+    Enqueued on `stream`; returns without waiting.
+    
+    >>> _cuda.splice_windows(maps, index, patches, origins, out, stream=torch_stream)
     """
 def synchronize(stream: typing.Any = None, device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """

@@ -9,6 +9,7 @@ import torch
 
 from fastocclusion import Occlusion, _core
 from fastocclusion.backends.torch import TorchBackend
+from fastocclusion.backends.torch.incremental import device as incremental_device
 from fastocclusion.engine import fillers
 
 
@@ -50,7 +51,12 @@ class FakeCuda:
     IncrementalFillState = _core.IncrementalFillState
     StreamPairs = FakeStreamPairs
 
+    @staticmethod
+    def is_available():
+        return True
+
     def __init__(self):
+        self.gathers = self.splices = 0  # feature-map window kernels (incremental inference)
         self.fills = []
         self.batch_dtypes = set()  # of the batches filled
         self.pair_fills = 0  # fills of a stream of explicit pairs (a drill-down's)
@@ -95,6 +101,27 @@ class FakeCuda:
             stride=stride,
             baseline_kind=baseline_kind,
             pairs=None if pairs is None else pairs.array,
+        )
+
+    def gather_windows(
+        self, maps, map_index, origins, size, out, patches=None, patch_origins=None, *,
+        pad_value=0.0, stream=None,
+    ):  # fmt: skip
+        self.gathers += 1
+        for tensor in (maps, out) + (() if patches is None else (patches,)):
+            assert isinstance(tensor, torch.Tensor) and tensor.is_contiguous()
+        _core.gather_windows(
+            maps.numpy(), map_index, origins, size, out.numpy(),
+            None if patches is None else patches.numpy(), patch_origins, pad_value=pad_value,
+        )  # fmt: skip
+
+    def splice_windows(self, maps, map_index, patches, origins, out, *, stream=None):
+        self.splices += 1
+        for tensor in (maps, patches, out):
+            assert isinstance(tensor, torch.Tensor) and tensor.is_contiguous()
+        # _cuda's splice has no state: every slot written in full, as a fresh state does
+        _core.splice_windows(
+            maps.numpy(), map_index, patches.numpy(), origins, out.numpy(), _core.SpliceState()
         )
 
     def window_means(self, inputs, grid, *, stream=None):
@@ -142,6 +169,7 @@ def explain_with_fake_device(model, inputs, targets, **options):
     fake = FakeCuda()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fillers, "load_cuda_module", lambda: fake)
+        patch.setattr(incremental_device, "load_cuda_module", lambda: fake)
         patch.setattr(TorchBackend, "device_arrays", property(lambda self: FakeDeviceArrays()))
         explainer = Occlusion(model, **options)
         explainer._backend._on_gpu = True  # the CPU model as if it were on a CUDA device

@@ -90,7 +90,7 @@ def build_sweep(
     else:
         filler = HostFiller(inputs, grid, baseline, batch, buffer, baseline_kind)
     filler.pairs = pairs
-    scorer, note = _incremental_scorer(backend, incremental, grid, n, batch, arrays is not None)
+    scorer, note = _incremental_scorer(backend, incremental, grid, n, batch)
     return Sweep(backend, filler, n, grid.num_windows, batch, progress, scorer, note, pairs)
 
 
@@ -100,7 +100,6 @@ def _incremental_scorer(
     grid: WindowGrid,
     n: int,
     batch: int,
-    on_device: bool,
 ) -> tuple[WindowScorer | None, str]:
     """The sweep's incremental scorer and its note, or (None, why not); ValueError for
     mode True where it cannot run (before any model call)."""
@@ -110,8 +109,6 @@ def _incremental_scorer(
     if options.map_axes is None:
         reason = f"inputs: exact incremental inference needs feature maps, not {options.family}"
         return no_scorer(reason, required)
-    if on_device:
-        return no_scorer("device: the incremental kernels run on the CPU", required)
     request = IncrementalRequest(
         window_regions(grid, options.map_axes), n, batch, options.threshold, required,
         options.channels_last, options.truncation,

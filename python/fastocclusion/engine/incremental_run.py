@@ -4,11 +4,12 @@
 The base pass runs the graph in full on the unoccluded inputs, keeping the maps the plan
 stores (one (N, ...) array per stored node); the scorer (incremental_scorer.py) checks the
 graph's outputs against the model's own. A batch of occluded samples then runs the
-plan: a region node stacks its slots' boxes (gathered by ``_core.gather_windows`` from the
-kept maps with the slots' own boxes spliced in, or read as they are) and calls its layer
-once on the stack; a full node runs as the model would, on dense maps: a region node it
-reads is spliced into per-slot copies of its kept map by ``_core.splice_windows`` over a
-persistent buffer (only the previous and the new box of a slot are rewritten).
+plan: a region node stacks its slots' boxes (gathered from the kept maps with the slots' own
+boxes spliced in, or read as they are) and calls its layer once on the stack; a full node
+runs as the model would, on dense maps: a region node it reads is spliced into per-slot
+copies of its kept map over a persistent buffer. The gathers and splices are the
+framework's ``WindowKernels`` (engine.window_kernels): on the host (only the previous and
+the new box of a slot are rewritten) or on the model's device (the kept maps stay there).
 
 Maps are channels first (N, C, *axes) or channels last (N, *axes, C) over one to three
 map axes (time; rows, columns; depth, rows, columns); the kernels see a channels-last map
@@ -24,7 +25,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fastocclusion import _core
 from fastocclusion.engine.incremental_plan import GraphNode, Plan, Source, build_plan
 from fastocclusion.engine.regions import (
     IncrementalRequest,
@@ -32,6 +32,7 @@ from fastocclusion.engine.regions import (
     auto_declines,
     auto_measures,
 )
+from fastocclusion.engine.window_kernels import WindowKernels
 
 __all__ = [
     "IncrementalRunner",
@@ -40,10 +41,13 @@ __all__ = [
 
 
 class TensorOps(Protocol):
-    """A framework's host tensors, as the runner needs them."""
+    """A framework's tensors, as the runner needs them. "Array": what ``kernels`` read and
+    write (a NumPy array of a host tensor's memory, or a device tensor itself)."""
 
     #: True for (N, *axes, C) maps, False for (N, C, *axes).
     channels_last: bool
+    #: The gathers and splices over this framework's arrays.
+    kernels: WindowKernels
     #: incremental="auto" keeps the normal sweep below this many multiply-adds per full
     #: model call: the framework's own cost per layer call, measured (engine.regions).
     auto_min_call_macs: float
@@ -55,15 +59,19 @@ class TensorOps(Protocol):
     def shape(self, value: Any) -> tuple[int, ...] | None:
         """A tensor's shape, None for anything else."""
 
-    def array(self, tensor: Any) -> np.ndarray:
-        """A C-contiguous NumPy array of a host tensor's values (its memory where it can)."""
+    def array(self, tensor: Any) -> Any:
+        """A C-contiguous array of a tensor's values (its memory where it can)."""
 
-    def tensor(self, array: np.ndarray) -> Any:
-        """A tensor of a NumPy array's values (its memory where it can: the array is not
+    def tensor(self, array: Any) -> Any:
+        """A tensor of an array's values (its memory where it can: the array is not
         written again while the tensor is in use)."""
 
-    def buffer(self, shape: tuple[int, ...], like: Any) -> tuple[Any, np.ndarray]:
-        """A persistent tensor of ``like``'s dtype and the NumPy view of its memory."""
+    def buffer(self, shape: tuple[int, ...], like: Any) -> tuple[Any, Any]:
+        """A persistent tensor of ``like``'s dtype and device, and the array of its
+        memory."""
+
+    def host(self, values: Any) -> np.ndarray:
+        """A NumPy array of model outputs' values (a host copy of device values)."""
 
     def rows(self, tensor: Any, count: int) -> Any:
         """The first ``count`` rows of a tensor (a view)."""
@@ -108,8 +116,9 @@ class IncrementalRunner:
         self.note = "not planned yet (the base pass plans)"
         self.saved_share = 0.0
         self._shapes: dict[GraphNode, Any] = {}
-        self._stored: dict[GraphNode, np.ndarray] = {}
-        self._spliced: dict[GraphNode, tuple[Any, np.ndarray, Any]] = {}
+        self.kernels = tensors.kernels
+        self._stored: dict[GraphNode, Any] = {}
+        self._spliced: dict[GraphNode, tuple[Any, Any, Any]] = {}
         index = {node: i for i, node in enumerate(nodes)}
         last_use: dict[GraphNode, int] = {}
         for node in nodes:
@@ -212,7 +221,7 @@ class IncrementalRunner:
             _, self._stored[node] = self.tensors.buffer((self.n,) + shapes[node], sample)
         for node in plan.materialized:
             tensor, array = self.tensors.buffer((self.batch,) + shapes[node], sample)
-            self._spliced[node] = (tensor, array, _core.SpliceState())
+            self._spliced[node] = (tensor, array, self.kernels.splice_state())
         return plan
 
     def base(self, x: Any, start: int) -> Any:
@@ -287,7 +296,7 @@ class IncrementalRunner:
         """Values per map column in the kernels' view: C for channels last, else 1."""
         return int(shape[-1]) if self.tensors.channels_last else 1
 
-    def _kernel_view(self, array: np.ndarray) -> np.ndarray:
+    def _kernel_view(self, array: Any) -> Any:
         """(M, C, *axes) as it is; (M, *axes, C) as (M, 1, *axes[:-1], W * C)."""
         if not self.tensors.channels_last:
             return array
@@ -322,10 +331,10 @@ class IncrementalRunner:
             inputs = np.arange(rows, dtype=np.int64)
         columns = self._columns(maps.shape)
         size = windows.size[:-1] + (windows.size[-1] * columns,)
-        out = _core.gather_windows(
-            self._kernel_view(maps), inputs, self._scaled(origins, columns), size, None,
-            patches, None if patch_origins is None else self._scaled(patch_origins, columns),
-            pad_value=source.pad_value,
+        out = self.kernels.gather(
+            self._kernel_view(maps), inputs, self._scaled(origins, columns), size, patches,
+            None if patch_origins is None else self._scaled(patch_origins, columns),
+            source.pad_value,
         )  # fmt: skip
         if self.tensors.channels_last:
             out = out.reshape(rows, *windows.size, maps.shape[-1])
@@ -337,7 +346,7 @@ class IncrementalRunner:
         maps = self._stored[node]
         columns = self._columns(maps.shape)
         patches = self._kernel_view(self.tensors.array(value.data))
-        _core.splice_windows(
+        self.kernels.splice(
             self._kernel_view(maps), inputs, patches, self._scaled(value.origins, columns),
             self._kernel_view(array), state,
         )  # fmt: skip

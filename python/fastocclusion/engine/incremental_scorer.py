@@ -87,7 +87,8 @@ class IncrementalScorer:
             cause = f"{type(error).__name__}: {error}"
             runner.step_aside(f"model: its graph failed on the unoccluded inputs ({cause})")
             return model_outputs
-        difference = outputs_difference(graph_outputs[:count], model_outputs)
+        host = runner.tensors.host  # device outputs are compared on the host
+        difference = outputs_difference(host(graph_outputs[:count]), host(model_outputs))
         if difference is None:
             return graph_outputs[:count]
         runner.step_aside(

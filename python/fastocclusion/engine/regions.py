@@ -49,6 +49,9 @@ AUTO_MIN_CALL_MACS = 2e7
 #: quarter of its widths), 1.9x at 3.1e10 (at 112x112, half its widths), 5.8x at 5e11
 #: (VGG-16 at 224x224).
 AUTO_MIN_CALL_MACS_KERAS = 1e10
+#: On a GPU the per-layer costs are not measured here: no floor decides, "auto" measures
+#: the sweep's calls (see AUTO_MEASURE_RANGE) wherever the multiply-adds saved suffice.
+AUTO_MIN_CALL_MACS_UNMEASURED = math.inf
 #: ... or when the kept activations (N x the stored maps) and the spliced buffers (batch x
 #: the materialised maps) would take more bytes than this.
 AUTO_MAX_KEPT_BYTES = 2 << 30
@@ -239,11 +242,13 @@ def auto_measures(
 ) -> bool:  # fmt: skip
     """Whether "auto" should measure rather than decline (see ``auto_declines``): the only
     reason to decline is the floor per call, and the call is within AUTO_MEASURE_RANGE of
-    it."""
+    it or the floor is AUTO_MIN_CALL_MACS_UNMEASURED."""
     if kept_bytes > AUTO_MAX_KEPT_BYTES or full_macs <= 0:
         return False
     if 1.0 - incremental_macs / full_macs < AUTO_MIN_SAVED_SHARE:
         return False
+    if math.isinf(min_call_macs):  # AUTO_MIN_CALL_MACS_UNMEASURED
+        return True
     return min_call_macs / AUTO_MEASURE_RANGE <= full_macs * batch < min_call_macs
 
 

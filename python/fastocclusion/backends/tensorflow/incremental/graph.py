@@ -21,6 +21,7 @@ from fastocclusion.backends.tensorflow.incremental.layers import (
 )
 from fastocclusion.engine.incremental_plan import GraphNode
 from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS_KERAS
+from fastocclusion.engine.window_kernels import HostWindowKernels
 
 __all__ = ["KerasOps", "graph_nodes"]
 
@@ -81,6 +82,7 @@ class KerasOps:
     auto_min_call_macs = AUTO_MIN_CALL_MACS_KERAS
 
     def __init__(self, nodes: list[GraphNode]) -> None:
+        self.kernels = HostWindowKernels()
         self._producer_of: dict[int, GraphNode] = {}  # id(keras tensor) -> node
         self._index_of: dict[int, int] = {}  # id(keras tensor) -> its output index
         for node in nodes:
@@ -121,6 +123,9 @@ class KerasOps:
 
     def tensor(self, array: np.ndarray) -> Any:
         return tf.convert_to_tensor(array)
+
+    def host(self, values: Any) -> np.ndarray:
+        return np.asarray(values)
 
     def buffer(self, shape: tuple[int, ...], like: Any) -> tuple[Any, np.ndarray]:
         """A 64-byte-aligned host buffer seen by TensorFlow through DLPack (no copy: the

@@ -2,7 +2,8 @@
 
 - ``layers``: which fx nodes are local layers and how each runs on stacked boxes;
 - ``graph``: the trace as the engine's graph (engine.incremental_plan) and the tensor
-  operations the engine's runner needs (engine.incremental_run), for CPU torch tensors.
+  operations the engine's runner needs (engine.incremental_run), for CPU torch tensors;
+- ``device``: the same on a CUDA device (the maps stay there; _cuda's kernels).
 
 The plan (which nodes run on boxes) and the run (gathers, splices) are the engine's.
 
@@ -29,6 +30,7 @@ from torch.nn.modules import module as module_globals
 
 from fastocclusion.backends.torch.callable import TorchCallable
 from fastocclusion.backends.torch.device import is_compiled
+from fastocclusion.backends.torch.incremental.device import TorchDeviceOps, device_kernels
 from fastocclusion.backends.torch.incremental.graph import TorchOps, graph_nodes
 from fastocclusion.backends.torch.incremental.layers import mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
@@ -116,21 +118,29 @@ def make_scorer(
 
     ``backend``: engine.incremental_run.ModelCalls whose model calls are ``model(batch)``
     alone (no custom operator calling the model: the caller checks that), with the
-    ``device`` and ``dtype`` of its batches and its ``device_arrays``.
+    ``device`` and ``dtype`` of its batches and its ``device_arrays`` (a model on a CUDA
+    device, or a GPU sweep: the runner works on device tensors).
 
     >>> scorer, note = make_scorer(backend, backend.model, request)  # doctest: +SKIP
     """
     reason: str | None = None
     if is_compiled(model):
         reason = "model: a compiled or TorchScript model cannot be traced by torch.fx"
-    elif backend.device.type != "cpu" or backend.device_arrays is not None:
-        reason = "device: the gather and splice kernels run on the CPU (the model is not there)"
+    elif backend.device.type not in ("cpu", "cuda"):
+        reason = (
+            f"device: the gather and splice kernels run on the CPU or CUDA, not {backend.device}"
+        )
     elif backend.dtype not in (torch.float32, torch.float64):
         reason = f"model: {backend.dtype} parameters (the kernels take float32 or float64)"
     elif isinstance(model, TorchCallable):
         reason = "model: a TorchCallable's function is called as it is, never traced"
     elif (hooks := _hooks(model)) is not None:
         reason = f"model: {hooks}"
+    kernels: Any = None
+    if reason is None and (backend.device.type == "cuda" or backend.device_arrays is not None):
+        kernels = device_kernels(backend.device)  # the maps stay on the model's device
+        if isinstance(kernels, str):
+            reason, kernels = kernels, None
     traced: Any = None
     if reason is None:
         traced = _trace(model)
@@ -146,5 +156,6 @@ def make_scorer(
         reason = f"model: {reason}" if reason else None
     if reason is not None:
         return no_scorer(reason, request.required)
-    runner = IncrementalRunner(nodes, TorchOps(traced, of), request)
+    ops = TorchOps(traced, of) if kernels is None else TorchDeviceOps(traced, of, kernels)
+    runner = IncrementalRunner(nodes, ops, request)
     return IncrementalScorer(backend, runner), runner.note

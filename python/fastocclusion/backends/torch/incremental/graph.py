@@ -1,6 +1,7 @@
 """A torch.fx trace as the engine's graph of exact incremental inference (design §8):
 ``GraphNode``s for engine.incremental_plan, and ``TorchOps`` (engine.incremental_run.
-TensorOps) that runs them as fx.Interpreter does, on host tensors, channels first."""
+TensorOps) that runs them as fx.Interpreter does, on host tensors, channels first (device
+tensors: incremental/device.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from torch import fx, nn
 from fastocclusion.backends.torch.incremental.layers import classify, mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
 from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS
+from fastocclusion.engine.window_kernels import HostWindowKernels
 
 __all__ = ["TorchOps", "graph_nodes"]
 
@@ -81,7 +83,8 @@ def _classified(node: fx.Node, traced: fx.GraphModule, modules: dict[str, nn.Mod
 
 
 class TorchOps:
-    """engine.incremental_run.TensorOps for CPU torch tensors, channels first."""
+    """engine.incremental_run.TensorOps for CPU torch tensors, channels first: arrays are
+    NumPy views of their memory, the kernels _core's."""
 
     channels_last = False
     auto_min_call_macs = AUTO_MIN_CALL_MACS
@@ -89,6 +92,7 @@ class TorchOps:
     def __init__(self, traced: fx.GraphModule, of: dict[fx.Node, GraphNode]) -> None:
         self.traced = traced
         self.of = of
+        self.kernels: Any = HostWindowKernels()
 
     def run(self, node: GraphNode, value_of: Callable[[GraphNode], Any]) -> Any:
         fx_node: fx.Node = node.payload
@@ -124,6 +128,11 @@ class TorchOps:
         tensor = torch.empty(shape, dtype=like.dtype)
         return tensor, tensor.numpy()
 
+    def host(self, values: Any) -> np.ndarray:
+        if isinstance(values, torch.Tensor):
+            return values.detach().to("cpu").numpy()
+        return np.asarray(values)
+
     def rows(self, tensor: Any, count: int) -> Any:
         return tensor[:count]
 
@@ -139,7 +148,7 @@ class TorchOps:
         """The query run on a data-free (meta) tensor of the full map's shape."""
         stand_in = torch.empty(shape, dtype=like.dtype, device="meta")
         result = self.run(node, lambda _: stand_in)
-        return torch.device("cpu") if isinstance(result, torch.device) else result
+        return like.device if isinstance(result, torch.device) else result
 
 
 def _attribute(root: nn.Module, target: str) -> Any:

@@ -22,7 +22,10 @@ Stages (each in its own try/except: a failure is reported and the next stage sti
              incremental fills in the chunked sweep order against full fills; the maps;
  5. e2e    - fastocclusion.Occlusion(device="gpu") on a small PyTorch CNN against the same
              number of model calls alone (target overhead ratio <= 1.05), if available;
- 6. pytest - tests/python/test_cuda.py.
+    incremental - Occlusion(device="gpu", incremental=True) against incremental=False on a
+             VGG-16 layout (and torchvision's ResNet-18 when installed): times, layers on
+             boxes, the largest map difference;
+ 6. pytest - the GPU test files (PYTEST_FILES).
 The results are printed as Markdown and written to $OUT/device_check.md when OUT is set (the
 build log to $OUT/device_build.log).
 """
@@ -49,6 +52,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TOTAL_BUDGET_S = 7.5 * 60  # stages are skipped once this is spent
+#: The GPU tests (and the fake-device tests beside them, quick), stage 6.
+PYTEST_FILES = (
+    "tests/python/test_cuda.py",
+    "tests/python/test_incremental_device.py",
+    "tests/python/test_torch_devices.py",
+)
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -818,6 +827,86 @@ def end_to_end(report: Report, quick: bool) -> None:
     )
 
 
+# ---- 5b. incremental inference on the device --------------------------------------------------
+
+
+def _vgg_like(torch: Any, width: int) -> Any:
+    """VGG-16's convolutional layout (13 3x3 convolutions, 5 max pools) at ``width`` times its
+    channel counts, with a global-pooled head: the incremental path's best case."""
+    layers: list[Any] = []
+    channels = 3
+    for count, out in ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)):
+        for _ in range(count):
+            layers += [torch.nn.Conv2d(channels, int(out * width), 3, padding=1), torch.nn.ReLU()]
+            channels = int(out * width)
+        layers.append(torch.nn.MaxPool2d(2))
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(channels, 10)]
+    return torch.nn.Sequential(*layers)
+
+
+def incremental_end_to_end(report: Report, quick: bool) -> None:
+    """Occlusion(device="gpu") with incremental=True against incremental=False on the same
+    GPU: the time of each, the layers run on boxes and the largest map difference."""
+    try:
+        import torch
+
+        import fastocclusion
+    except Exception as error:  # noqa: BLE001
+        raise SkipStage(f"PyTorch or fastocclusion not importable: {error}") from None
+    if not torch.cuda.is_available():
+        raise SkipStage("PyTorch sees no CUDA device")
+    torch.backends.cudnn.allow_tf32 = False  # full float32 for the map comparison
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.manual_seed(0)
+    size = 64 if quick else 224
+    models = [("VGG-16 layout, half width", _vgg_like(torch, 0.5))]
+    try:
+        import torchvision
+
+        models.append(
+            ("torchvision resnet18 (random)", torchvision.models.resnet18(num_classes=10))
+        )
+    except Exception:  # noqa: BLE001 - torchvision is optional here
+        pass
+    rng = np.random.default_rng(2)
+    inputs = rng.random((2, 3, size, size), dtype=np.float32)
+    rows = []
+    for name, model in models:
+        model = model.cuda().eval()
+        options = dict(
+            data_format="channels_first", patch_size=16, patch_stride=8, batch_size=64,
+            device="gpu",
+        )  # fmt: skip
+        times: dict[Any, list[float]] = {True: [], False: []}
+        maps: dict[Any, Any] = {}
+        stats = None
+        for _ in range(2 if quick else 3):  # interleaved; the first round warms up
+            for mode in (True, False):
+                explainer = fastocclusion.Occlusion(model, incremental=mode, **options)
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                maps[mode] = explainer.explain(inputs).cpu().numpy()
+                torch.cuda.synchronize()
+                times[mode].append(time.perf_counter() - t0)
+                if mode is True:
+                    stats = explainer.last_stats
+        inc, full = min(times[True][1:]), min(times[False][1:])
+        scale = max(float(np.abs(maps[False]).max()), 1e-30)
+        difference = float(np.abs(maps[True] - maps[False]).max()) / scale
+        layers = len(stats.incremental_layers) if stats is not None else 0
+        rows.append([
+            name, f"{size}x{size}", f"{inc * 1e3:.0f}", f"{full * 1e3:.0f}", f"{full / inc:.2f}",
+            layers, f"{difference:.2e}",
+        ])  # fmt: skip
+    report.table(
+        "Incremental inference on the GPU: incremental=True vs False (both device='gpu')",
+        ["model", "input", "incremental ms", "normal ms", "speed-up", "box layers", "max rel diff"],
+        rows,
+        "N=2, patch 16 stride 8, batch 64, float32 without TF32; best of the timed rounds "
+        "after a warm-up round. 'max rel diff' should be <= 1e-4.",
+    )
+
+
 # ---- 6. pytest --------------------------------------------------------------------------------
 
 
@@ -827,8 +916,9 @@ def run_pytest(package_root: Path, report: Report, timeout: float) -> None:
         "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__"
         " and 'skbc' not in type(f).__module__]\n"
         f"sys.path.insert(0, {str(package_root)!r})\n"
+        "sys.path.insert(1, 'tests/python')\n"  # the tests' helper modules (no conftest)
         "import pytest\n"
-        "sys.exit(pytest.main(['tests/python/test_cuda.py', '-q', '-rs', '--noconftest',"
+        f"sys.exit(pytest.main([*{list(PYTEST_FILES)!r}, '-q', '-rs', '--noconftest',"
         " '-p', 'no:cacheprovider']))\n"
     )
     t0 = time.monotonic()
@@ -844,7 +934,7 @@ def run_pytest(package_root: Path, report: Report, timeout: float) -> None:
     print("\n".join(lines[-40:]), flush=True)
     summary = lines[-1] if lines else "(no output)"
     report.table(
-        "pytest tests/python/test_cuda.py",
+        "pytest " + " ".join(PYTEST_FILES),
         ["exit code", "summary", "seconds"],
         [[proc.returncode, summary, f"{time.monotonic() - t0:.0f}"]],
     )
@@ -908,7 +998,10 @@ def main() -> int:
     parser.add_argument("--configs", type=int, default=40, help="random correctness configurations")
     parser.add_argument("--quick", action="store_true", help="small timing sizes (smoke test)")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["checks", "timing", "e2e", "pytest"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["checks", "timing", "e2e", "incremental", "pytest"],
     )
     args = parser.parse_args()
 
@@ -959,6 +1052,7 @@ def main() -> int:
         gpu_stage("checks", 20, lambda: correctness_checks(core, cuda, report, args.configs))
         gpu_stage("timing", 20, lambda: timing(core, cuda, report, args.quick))
         gpu_stage("e2e", 30, lambda: end_to_end(report, args.quick))
+        gpu_stage("incremental", 40, lambda: incremental_end_to_end(report, args.quick))
         gpu_stage(
             "pytest",
             60,

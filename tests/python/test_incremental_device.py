@@ -241,3 +241,33 @@ def test_device_auto_measures_instead_of_trusting_the_cpu_floor():
     assert "measured" in stats.incremental_note, stats.incremental_note
     normal = Occlusion(model, incremental=False, **options).explain(x).numpy()
     assert _relative(maps.numpy(), normal) <= 1e-4
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "mean_patch", 0.5])
+def test_monai_front_end_runs_incrementally_on_the_device(mode, monkeypatch):
+    """MONAI's front-end on a GPU sweep (fake device) runs incrementally on the device and
+    gives the host sweep's maps."""
+    pytest.importorskip("monai", reason="needs MONAI: pip install monai")
+    from fake_cuda import FakeCuda, FakeDeviceArrays
+
+    from fastocclusion.backends.torch import outputs as outputs_backend
+    from fastocclusion.monai import OcclusionSensitivity
+
+    model = random_cnn(11, (2, 14, 12), layers=4)
+    x = torch.rand(1, 2, 14, 12, generator=torch.Generator().manual_seed(12))
+    explain = OcclusionSensitivity(
+        model, mask_size=4, n_batch=6, verbose=False, mode=mode, incremental=True,
+        incremental_threshold=1.0,
+    )  # fmt: skip
+    host = explain(x, b_box=[0, 11, 1, 12])
+    fake = FakeCuda()
+    monkeypatch.setattr(fillers, "load_cuda_module", lambda: fake)
+    monkeypatch.setattr(incremental_device, "load_cuda_module", lambda: fake)
+    monkeypatch.setattr(outputs_backend, "uses_gpu_sweep", lambda device, where: True)
+    monkeypatch.setattr(
+        outputs_backend.OutputsBackend, "device_arrays", property(lambda self: FakeDeviceArrays())
+    )
+    device = explain(x, b_box=[0, 11, 1, 12])
+    assert fake.fills and fake.gathers
+    torch.testing.assert_close(device[0], host[0], rtol=1e-5, atol=1e-6)
+    assert torch.equal(device[1], host[1])

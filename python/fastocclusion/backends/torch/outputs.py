@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastocclusion.backends.torch.device import BatchView, TorchDeviceArrays, uses_gpu_sweep
+from fastocclusion.backends.torch.device import (
+    BatchView,
+    TorchDeviceArrays,
+    is_compiled,
+    uses_gpu_sweep,
+)
 from fastocclusion.backends.torch.operators import model_output
 from fastocclusion.engine.objective import OutputValues
 from fastocclusion.engine.regions import IncrementalRequest, no_scorer
@@ -80,6 +85,8 @@ class OutputsBackend:
         self.kwargs = dict(kwargs)
         self._on_gpu = uses_gpu_sweep("auto", device)
         self._batch = BatchView(self.device, self.dtype)
+        #: A compiled module gets every call at the full batch (a new size compiles again).
+        self._full_batches = isinstance(module, torch.nn.Module) and is_compiled(module)
 
     @property
     def device_arrays(self) -> TorchDeviceArrays | None:
@@ -104,21 +111,22 @@ class OutputsBackend:
         return outputs
 
     def outputs(self, buffer: BatchBuffer, rows: int | None = None) -> Any:
-        """MODEL CALL: the activated (B, classes) outputs, float64, a copy (of the full batch:
-        ``rows`` ignored, so every call has MONAI's batch)."""
+        """MODEL CALL: the activated (B, classes) outputs of the first ``rows`` slots (None:
+        all), float64, a copy. The padding is not computed: no call holds more than MONAI's
+        ``n_batch`` images, and the base pass of one image is a call of one image (a
+        compiled module gets the full batch every time)."""
         return self.outputs_of(None, buffer, rows)
 
     def outputs_of(self, model: Any, buffer: BatchBuffer, rows: int | None) -> Any:
         """As ``outputs``, computed by ``model(batch)`` (an incremental scorer's evaluation
-        of the module; None: the module) and activated, with the same checks. A stand-in
-        computes the first ``rows`` slots only (the module is not called: MONAI's batch
-        size does not apply)."""
+        of the module; None: the module) and activated, with the same checks."""
         view = self._batch(buffer)
         version = None if view.is_inference() else view._version
+        full = rows is None or rows >= len(view) or (model is None and self._full_batches)
+        batch = view if full else view[:rows]
         if model is None:
-            batch, raw = view, self.module(view, **self.kwargs)
+            raw = self.module(batch, **self.kwargs)
         else:
-            batch = view if rows is None or rows >= len(view) else view[:rows]
             raw = model(batch)
         outputs = self._activate(model_output(raw, self.module))
         if version is not None and view._version != version:

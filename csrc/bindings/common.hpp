@@ -10,6 +10,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -23,6 +24,20 @@
 namespace fastocclusion::bindings {
 
 namespace py = pybind11;
+
+/// Calls f(T{}) with the fill's element type (fill.hpp, "Element types") of a dtype:
+/// float32 -> float, float64 -> double, any other dtype (integers, bool, float16, bfloat16
+/// as its int16 or uint16 bits) -> the unsigned integer of its width `item_size` (1, 2, 4
+/// or 8 bytes; the caller checks it), copied bit for bit.
+template <typename F>
+void with_fill_type(bool float32, bool float64, std::size_t item_size, F&& f) {
+  if (float32) return f(float{});
+  if (float64) return f(double{});
+  if (item_size == 1) return f(std::uint8_t{});
+  if (item_size == 2) return f(std::uint16_t{});
+  if (item_size == 4) return f(std::uint32_t{});
+  return f(std::uint64_t{});
+}
 
 /// The sample shape of a grid.
 inline std::vector<std::int64_t> grid_shape(const WindowGrid& grid) {

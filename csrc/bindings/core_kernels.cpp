@@ -27,25 +27,19 @@ namespace {
 
 using CpuFillState = LockedState<fo::IncrementalFillState>;
 
-// Calls f(T{}) with the fill's element type for `inputs`' dtype (fill.hpp, "Element types"):
-// float32 -> float, float64 -> double, any other dtype of 1, 2, 4 or 8 bytes (integers,
-// bool, float16, bfloat16 as uint16) -> the unsigned integer of its width, copied bit for
-// bit. ValueError naming `inputs` for any other dtype.
+// Calls f(T{}) with the fill's element type for `inputs`' dtype (common.hpp's
+// with_fill_type). ValueError naming `inputs` for a dtype other than numbers of 1, 2, 4 or 8
+// bytes.
 template <typename F>
-void with_fill_type(const py::array& inputs, F&& f) {
+void with_inputs_type(const py::array& inputs, F&& f) {
   const py::dtype dtype = inputs.dtype();
   const char kind = dtype.kind();
-  const auto size = dtype.itemsize();
-  if (kind == 'f' && size == 4) return f(float{});
-  if (kind == 'f' && size == 8) return f(double{});
+  const auto size = static_cast<std::size_t>(dtype.itemsize());
   const bool plain = kind == 'b' || kind == 'i' || kind == 'u' || kind == 'f' || kind == 'V';
   FASTOCCLUSION_EXPECTS(plain && (size == 1 || size == 2 || size == 4 || size == 8),
                         "inputs: dtype " << std::string(py::str(dtype))
                                          << " is invalid, expected numbers of 1, 2, 4 or 8 bytes");
-  if (size == 1) return f(std::uint8_t{});
-  if (size == 2) return f(std::uint16_t{});
-  if (size == 4) return f(std::uint32_t{});
-  return f(std::uint64_t{});
+  with_fill_type(kind == 'f' && size == 4, kind == 'f' && size == 8, size, f);
 }
 
 // Checks that `a` is a C-contiguous, aligned array of `inputs`' dtype (writable if asked);
@@ -114,7 +108,7 @@ void fill_binding(const py::array& inputs, const fo::WindowGrid& grid, const py:
                   const std::optional<py::array>& pairs) {
   const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
   const fo::StreamPairs stream = stream_pairs(pairs);
-  with_fill_type(inputs, [&](auto zero) {
+  with_inputs_type(inputs, [&](auto zero) {
     using T = decltype(zero);
     require_like(inputs, inputs, "inputs", false);
     const std::int64_t n = leading_count(array_shape(inputs), grid_shape(grid), "inputs",
@@ -254,7 +248,7 @@ void register_cpu_kernels(py::module_& m) {
         "grid's stream (index s: input s // K, window s % K) or of pairs ((P, 2) int64:\n"
         "index s is (input, window) pairs[s]).\n"
         "inputs (N, *grid.shape): float32, float64, or any dtype of 1, 2, 4 or 8 bytes (integers,\n"
-        "bool, float16, bfloat16 viewed as uint16), whose values are copied bit for bit; baseline\n"
+        "bool, float16, bfloat16 as its int16 or uint16 bits), whose values are copied bit for bit; baseline\n"
         "and out of the inputs' dtype. baseline by baseline_kind: 'auto': (),\n"
         "grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input\n"
         "and window (e.g. window_means); 'per_window_scale': the same shape, the box gets the\n"

@@ -177,7 +177,7 @@ void register_device_buffer(py::module_& m) {
       m, "DeviceBuffer",
       "A zeroed buffer in device memory (256-byte aligned, row-major) of one of NumPy's\n"
       "number dtypes: float32, float64, float16, int8..int64, uint8..uint64 or bool\n"
-      "(bfloat16 as uint16, its bits). PyTorch, CuPy and JAX view it without a copy\n"
+      "(bfloat16 as its bits: int16 or uint16). PyTorch, CuPy and JAX view it without a copy\n"
       "through DLPack.")
       .def(py::init([](const std::vector<std::int64_t>& shape, const StrArg& dtype, int device) {
              return make_buffer(shape, fc::parse_dtype(dtype.value), device);

@@ -46,25 +46,6 @@ std::int64_t input_count(const PyDeviceBuffer& inputs, const fo::WindowGrid& gri
                        "the grid's sample shape");
 }
 
-// Calls f(T{}) with the fill's element type for `dtype` (fill.hpp, "Element types"):
-// float32 -> float, float64 -> double, any other dtype -> the unsigned integer of its width,
-// copied bit for bit (float16, bfloat16 held as uint16, integers, bool).
-template <typename F>
-void with_fill_type(fc::DType dtype, F&& f) {
-  if (dtype == fc::DType::float32) return f(float{});
-  if (dtype == fc::DType::float64) return f(double{});
-  switch (fc::dtype_size(dtype)) {
-    case 1:
-      return f(std::uint8_t{});
-    case 2:
-      return f(std::uint16_t{});
-    case 4:
-      return f(std::uint32_t{});
-    default:
-      return f(std::uint64_t{});
-  }
-}
-
 // The explicit (input, window) pairs of a sweep of some windows only: a host copy (checked
 // and planned on the host) and a device copy (read by the kernels), made once per sweep.
 struct PyStreamPairs {
@@ -181,7 +162,8 @@ void fill_binding(PyDeviceBuffer& inputs, const fo::WindowGrid& grid, const py::
   const BaselineChoice choice = parse_baseline_kind(baseline_kind.value);
   const std::int64_t n = input_count(inputs, grid);
   const fc::DType dtype = inputs.buffer->dtype();
-  with_fill_type(dtype, [&](auto zero) {
+  with_fill_type(dtype == fc::DType::float32, dtype == fc::DType::float64,
+                 fc::dtype_size(dtype), [&](auto zero) {
     using T = decltype(zero);
     const BaselineArg<T> base = baseline_view<T>(baseline, n, grid, choice, dtype);
     require_dtype(out, dtype, "out");
@@ -418,7 +400,7 @@ void register_cuda_kernels(py::module_& m) {
         "(asynchronous): slot j\n"
         "gets stream index start + j*stride (stride 1: the slice [start, start+count)).\n"
         "inputs: a DeviceBuffer (N, *grid.shape) of any dtype, whose values are copied bit\n"
-        "for bit (bfloat16 held as uint16); grid: a fastocclusion._core.WindowGrid;\n"
+        "for bit (bfloat16 as its bits: int16 or uint16); grid: a _core.WindowGrid;\n"
         "baseline, of the inputs' dtype: a scalar (a number for float32/float64 inputs, else a\n"
         "0-d host array of that dtype) or a DeviceBuffer of grid.shape or (N, *grid.shape)\n"
         "(baseline_kind 'auto'), of (N, *grid.counts) ('per_window', 'per_window_scale') or\n"

@@ -130,7 +130,7 @@ def fill_occluded_batch(inputs: numpy.ndarray, grid: WindowGrid, baseline: numpy
     grid's stream (index s: input s // K, window s % K) or of pairs ((P, 2) int64:
     index s is (input, window) pairs[s]).
     inputs (N, *grid.shape): float32, float64, or any dtype of 1, 2, 4 or 8 bytes (integers,
-    bool, float16, bfloat16 viewed as uint16), whose values are copied bit for bit; baseline
+    bool, float16, bfloat16 as its int16 or uint16 bits), whose values are copied bit for bit; baseline
     and out of the inputs' dtype. baseline by baseline_kind: 'auto': (),
     grid.shape or (N, *grid.shape); 'per_window': (N, *grid.counts), one value per input
     and window (e.g. window_means); 'per_window_scale': the same shape, the box gets the

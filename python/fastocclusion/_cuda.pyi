@@ -15,7 +15,7 @@ class DeviceBuffer:
     """
     A zeroed buffer in device memory (256-byte aligned, row-major) of one of NumPy's
     number dtypes: float32, float64, float16, int8..int64, uint8..uint64 or bool
-    (bfloat16 as uint16, its bits). PyTorch, CuPy and JAX view it without a copy
+    (bfloat16 as its bits: int16 or uint16). PyTorch, CuPy and JAX view it without a copy
     through DLPack.
     """
     @staticmethod
@@ -114,7 +114,7 @@ def fill_occluded_batch(inputs: DeviceBuffer, grid: fastocclusion._core.WindowGr
     Enqueue occluded samples of the (input, window) stream into out[:count] (asynchronous): slot j
     gets stream index start + j*stride (stride 1: the slice [start, start+count)).
     inputs: a DeviceBuffer (N, *grid.shape) of any dtype, whose values are copied bit
-    for bit (bfloat16 held as uint16); grid: a fastocclusion._core.WindowGrid;
+    for bit (bfloat16 as its bits: int16 or uint16); grid: a _core.WindowGrid;
     baseline, of the inputs' dtype: a scalar (a number for float32/float64 inputs, else a
     0-d host array of that dtype) or a DeviceBuffer of grid.shape or (N, *grid.shape)
     (baseline_kind 'auto'), of (N, *grid.counts) ('per_window', 'per_window_scale') or

@@ -73,6 +73,12 @@ class TensorOps(Protocol):
     def host(self, values: Any) -> np.ndarray:
         """A NumPy array of model outputs' values (a host copy of device values)."""
 
+    def window_buffer(self, key: Any, shape: tuple[int, ...], like: Any) -> tuple[Any, Any] | None:
+        """A persistent tensor of ``shape`` and ``like``'s dtype for the windows gathered
+        for ``key`` (one source of one layer), and the array of its memory, the same for
+        every call of the sweep (a gather writes the array, the layer reads the tensor: no
+        allocation, no copy); None where the kernels' new arrays serve as well."""
+
     def rows(self, tensor: Any, count: int) -> Any:
         """The first ``count`` rows of a tensor (a view)."""
 
@@ -331,14 +337,19 @@ class IncrementalRunner:
             inputs = np.arange(rows, dtype=np.int64)
         columns = self._columns(maps.shape)
         size = windows.size[:-1] + (windows.size[-1] * columns,)
+        if tensors.channels_last:
+            shape = (rows, *windows.size, maps.shape[-1])
+        else:
+            shape = (rows, maps.shape[1], *windows.size)
+        target = tensors.window_buffer(source, shape, maps)
         out = self.kernels.gather(
             self._kernel_view(maps), inputs, self._scaled(origins, columns), size, patches,
             None if patch_origins is None else self._scaled(patch_origins, columns),
-            source.pad_value,
+            source.pad_value, None if target is None else self._kernel_view(target[1]),
         )  # fmt: skip
-        if self.tensors.channels_last:
-            out = out.reshape(rows, *windows.size, maps.shape[-1])
-        return tensors.tensor(out)
+        if target is not None:
+            return target[0]
+        return tensors.tensor(out.reshape(shape))
 
     def _splice(self, node: GraphNode, value: _Boxes, inputs: np.ndarray) -> Any:
         """Dense maps of a region node: its kept maps with the slots' boxes in."""

@@ -31,10 +31,11 @@ class WindowKernels(Protocol):
         patches: Any,
         patch_origins: np.ndarray | None,
         pad_value: float,
+        out: Any = None,
     ) -> Any:
-        """A new (count, C, *size) array: slot j's window of maps[map_index[j]] from
-        origins[j], ``pad_value`` outside the map, patches[j] over its box at
-        patch_origins[j] (no patches: None for both)."""
+        """``out`` (a new array when None), (count, C, *size): slot j's window of
+        maps[map_index[j]] from origins[j], ``pad_value`` outside the map, patches[j] over
+        its box at patch_origins[j] (no patches: None for both)."""
 
     def splice(
         self,
@@ -72,9 +73,10 @@ class HostWindowKernels:
         patches: np.ndarray | None,
         patch_origins: np.ndarray | None,
         pad_value: float,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         return _core.gather_windows(
-            maps, map_index, origins, size, None, patches, patch_origins, pad_value=pad_value
+            maps, map_index, origins, size, out, patches, patch_origins, pad_value=pad_value
         )
 
     def splice(

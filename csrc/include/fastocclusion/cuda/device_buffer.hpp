@@ -11,7 +11,7 @@
 namespace fastocclusion::cuda {
 
 /// Element types a DeviceBuffer can hold: NumPy's numbers (bfloat16, which NumPy lacks,
-/// travels as uint16, its bits).
+/// travels as its bits in int16 or uint16).
 enum class DType {
   float32, float64, float16,
   int8, int16, int32, int64,

@@ -94,6 +94,7 @@ class KerasOps:
                     self._producer_of[id(tensor)] = node
                     self._index_of[id(tensor)] = index if len(node.payload.outputs) > 1 else -1
         self._buffers: list[Any] = []  # the host buffers behind persistent tensors
+        self._windows: dict[Any, tuple[Any, np.ndarray]] = {}  # window_buffer
         self._calls = {
             id(node.payload): inference_call(node.payload.operation)
             for node in nodes
@@ -126,6 +127,21 @@ class KerasOps:
 
     def host(self, values: Any) -> np.ndarray:
         return np.asarray(values)
+
+    def window_buffer(
+        self, key: Any, shape: tuple[int, ...], like: Any
+    ) -> tuple[Any, np.ndarray] | None:
+        """float32: a 64-byte-aligned host buffer seen by TensorFlow through DLPack, kept
+        per (key, shape) for the sweep (no copy into a tensor, no new pages per call)."""
+        if like.dtype != np.float32:
+            return None
+        entry = self._windows.get((key, shape))
+        if entry is None:
+            host = _core.HostBuffer(shape)
+            self._buffers.append(host)
+            tensor = tf.experimental.dlpack.from_dlpack(host.__dlpack__())
+            entry = self._windows[(key, shape)] = (tensor, np.asarray(host))
+        return entry
 
     def buffer(self, shape: tuple[int, ...], like: Any) -> tuple[Any, np.ndarray]:
         """A 64-byte-aligned host buffer seen by TensorFlow through DLPack (no copy: the

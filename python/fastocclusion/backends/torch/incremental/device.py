@@ -44,10 +44,12 @@ class CudaWindowKernels:
         patches: torch.Tensor | None,
         patch_origins: np.ndarray | None,
         pad_value: float,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = torch.empty(
-            (len(map_index), maps.shape[1], *size), dtype=maps.dtype, device=maps.device
-        )
+        if out is None:
+            out = torch.empty(
+                (len(map_index), maps.shape[1], *size), dtype=maps.dtype, device=maps.device
+            )
         self.cuda.gather_windows(
             maps, map_index, origins, size, out, patches, patch_origins,
             pad_value=pad_value, stream=self.stream,

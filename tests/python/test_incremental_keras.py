@@ -54,6 +54,22 @@ def test_random_keras_cnns_give_the_normal_sweeps_maps():
     assert ran >= 9
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+def test_a_float64_or_float16_input_runs_incrementally_as_its_layers_autocast(dtype):
+    """A Keras model declaring a float64 or float16 input (float32 layers) gets batches in
+    that dtype; the incremental graph casts them to float32 as the layers' autocast does
+    (before, the first layer failed on them and "auto" kept the normal sweep)."""
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((14, 13, 2), dtype=dtype)
+    hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    hidden = keras.layers.MaxPooling2D(2)(keras.layers.Conv2D(5, 3)(hidden))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(hidden)))
+    x = np.random.default_rng(8).normal(size=(2, 14, 13, 2))
+    maps, stats, reference = explain_both(model, x, patch_size=3, patch_stride=2, batch_size=9)
+    assert len(stats.incremental_layers) == 3, stats.incremental_note
+    assert np.abs(maps - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
 def test_a_sequential_model_and_what_ran():
     keras.utils.set_random_seed(1)
     model = keras.Sequential([

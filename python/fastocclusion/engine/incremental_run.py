@@ -70,6 +70,10 @@ class TensorOps(Protocol):
         """A persistent tensor of ``like``'s dtype and device, and the array of its
         memory."""
 
+    def model_input(self, batch: Any) -> Any:
+        """The swept batch as the graph's layers read it (Keras: cast to the float32 its
+        layers compute in, as their autocast does; PyTorch: the batch itself)."""
+
     def host(self, values: Any) -> np.ndarray:
         """A NumPy array of model outputs' values (a host copy of device values)."""
 
@@ -195,6 +199,7 @@ class IncrementalRunner:
         """The plan, from the node shapes of one sample's full run (its outputs appended to
         ``outputs``)."""
         shapes = self._shapes
+        sample = self.tensors.model_input(sample)
 
         def record(node: GraphNode, value: Any) -> None:
             shape = self.tensors.shape(value)
@@ -245,6 +250,7 @@ class IncrementalRunner:
         return self._run_full(x, keep)
 
     def _run_full(self, x: Any, visit: Callable[[GraphNode, Any], None]) -> Any:
+        x = self.tensors.model_input(x)
         env: dict[GraphNode, Any] = {}
         for at, node in enumerate(self.nodes):
             value = x if node.kind == "input" else self.tensors.run(node, env.__getitem__)
@@ -263,6 +269,7 @@ class IncrementalRunner:
         window windows[j], computed by the plan."""
         assert self.plan is not None, "the base pass plans"
         tensors = self.tensors
+        x = tensors.model_input(x)
         rows = tensors.shape(x)[0]  # type: ignore[index]
         ids = np.asarray(windows[:rows], dtype=np.int64)
         inputs = np.ascontiguousarray(slots[:rows], dtype=np.int64)

@@ -125,6 +125,14 @@ class KerasOps:
     def tensor(self, array: np.ndarray) -> Any:
         return tf.convert_to_tensor(array)
 
+    def model_input(self, batch: Any) -> Any:
+        """float32 (make_scorer takes float32 policies only): a float64 or float16 Input's
+        batch is cast as the first layers' autocast casts it (the base pass checks that
+        the model agrees)."""
+        if batch.dtype.is_floating and batch.dtype != tf.float32:
+            return tf.cast(batch, tf.float32)
+        return batch
+
     def host(self, values: Any) -> np.ndarray:
         return np.asarray(values)
 

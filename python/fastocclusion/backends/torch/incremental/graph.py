@@ -133,6 +133,9 @@ class TorchOps:
         measured no faster: VGG-16, bench_incremental's vgg16/32)."""
         return None
 
+    def model_input(self, batch: Any) -> Any:
+        return batch  # the backends give batches in the model's own dtype
+
     def host(self, values: Any) -> np.ndarray:
         if isinstance(values, torch.Tensor):
             return values.detach().to("cpu").numpy()

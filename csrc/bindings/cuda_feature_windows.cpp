@@ -137,17 +137,40 @@ void require_like(const ImportedArray& maps, const ImportedArray& other, const c
                              << " is invalid, expected the maps' device " << maps.device_id);
 }
 
+// The maps of a gather or splice and what they decide: their shape and count, the float
+// width every value array must have, and the slot count of the host map_index.
+struct MapsArg {
+  DeviceArray maps;
+  fo::MapShape shape{};
+  std::int64_t map_count = 0;
+  int bits = 32;
+  std::int64_t count = 0;
+};
+
+MapsArg read_maps(const py::object& maps_arg, const py::array& map_index, cudaStream_t s) {
+  MapsArg out{import_device_array(maps_arg, s, "maps")};
+  out.shape = map_shape_of(out.maps.view.shape, out.map_count);
+  out.bits = float_bits(out.maps.view);
+  out.count = index_count(map_index);
+  return out;
+}
+
+// map_index as DeviceIndices: its host values, and their device copy at `device`.
+fc::DeviceIndices map_indices(const py::array& map_index, const std::int64_t* device) {
+  return {map_index.size() ? static_cast<const std::int64_t*>(map_index.data()) : nullptr,
+          device};
+}
+
 void gather_binding(const py::object& maps_arg, const py::array& map_index,
                     const py::array& origins, const std::vector<std::int64_t>& size,
                     const py::object& out_arg, const py::object& patches_arg,
                     const std::optional<py::array>& patch_origins, double pad_value,
                     const py::object& stream) {
   const cudaStream_t s = stream_from(stream);
-  const DeviceArray maps = import_device_array(maps_arg, s, "maps");
-  std::int64_t map_count = 0;
-  const fo::MapShape shape = map_shape_of(maps.view.shape, map_count);
-  const int bits = float_bits(maps.view);
-  const std::int64_t count = index_count(map_index);
+  const MapsArg arg = read_maps(maps_arg, map_index, s);
+  const DeviceArray& maps = arg.maps;
+  const fo::MapShape& shape = arg.shape;
+  const std::int64_t count = arg.count;
   const std::int64_t* window_origins = origins_of(origins, count, shape.axes, "origins");
   const fo::AxisSizes window_size = window_size_of(size, shape);
   FASTOCCLUSION_EXPECTS(patches_arg.is_none() == !patch_origins.has_value(),
@@ -174,20 +197,18 @@ void gather_binding(const py::object& maps_arg, const py::array& map_index,
   py::gil_scoped_release release;
   const StreamIndices device(values, s);
   const auto offset = static_cast<std::size_t>(count);
-  const fc::DeviceIndices index{map_index.size() ? static_cast<const std::int64_t*>(map_index.data())
-                                                 : nullptr,
-                                device.at(0)};
+  const fc::DeviceIndices index = map_indices(map_index, device.at(0));
   const fc::DeviceIndices window{window_origins, device.at(offset)};
   const fc::DeviceIndices patch{patch_host, patches ? device.at(offset * (1 + shape.axes))
                                                     : nullptr};
   auto launch = [&](auto zero) {
     using T = decltype(zero);
     fc::gather_windows_async<T>(
-        static_cast<const T*>(maps.view.data), map_count, shape, index, window, window_size,
+        static_cast<const T*>(maps.view.data), arg.map_count, shape, index, window, window_size,
         patches ? static_cast<const T*>(patches->view.data) : nullptr, patch, patch_size,
         static_cast<T>(pad_value), count, static_cast<T*>(out.view.data), s);
   };
-  if (bits == 64) launch(double{});
+  if (arg.bits == 64) launch(double{});
   else launch(float{});
 }
 
@@ -195,11 +216,10 @@ void splice_binding(const py::object& maps_arg, const py::array& map_index,
                     const py::object& patches_arg, const py::array& origins,
                     const py::object& out_arg, const py::object& stream) {
   const cudaStream_t s = stream_from(stream);
-  const DeviceArray maps = import_device_array(maps_arg, s, "maps");
-  std::int64_t map_count = 0;
-  const fo::MapShape shape = map_shape_of(maps.view.shape, map_count);
-  const int bits = float_bits(maps.view);
-  const std::int64_t count = index_count(map_index);
+  const MapsArg arg = read_maps(maps_arg, map_index, s);
+  const DeviceArray& maps = arg.maps;
+  const fo::MapShape& shape = arg.shape;
+  const std::int64_t count = arg.count;
   const DeviceArray patches = import_device_array(patches_arg, s, "patches");
   require_like(maps.view, patches.view, "patches");
   const fo::AxisSizes box_size = patch_size_of(patches.view.shape, count, shape);
@@ -213,17 +233,15 @@ void splice_binding(const py::object& maps_arg, const py::array& map_index,
   fc::DeviceGuard guard(maps.view.device_id);
   py::gil_scoped_release release;
   const StreamIndices device(values, s);
-  const fc::DeviceIndices index{map_index.size() ? static_cast<const std::int64_t*>(map_index.data())
-                                                 : nullptr,
-                                device.at(0)};
+  const fc::DeviceIndices index = map_indices(map_index, device.at(0));
   const fc::DeviceIndices boxes{box_origins, device.at(static_cast<std::size_t>(count))};
   auto launch = [&](auto zero) {
     using T = decltype(zero);
-    fc::splice_windows_async<T>(static_cast<const T*>(maps.view.data), map_count, shape, index,
+    fc::splice_windows_async<T>(static_cast<const T*>(maps.view.data), arg.map_count, shape, index,
                                 static_cast<const T*>(patches.view.data), boxes, box_size, count,
                                 static_cast<T*>(out.view.data), out.view.shape[0], s);
   };
-  if (bits == 64) launch(double{});
+  if (arg.bits == 64) launch(double{});
   else launch(float{});
 }
 

@@ -40,10 +40,10 @@ class Occlusion:
     ``incremental`` (keyword only, beyond Captum's signature): exact incremental inference
     (design §8) when ``forward_func`` is a ``torch.nn.Module`` and ``attribute`` gets one
     float32 or float64 (N, C, *axes) tensor of one to three map axes (signals, images,
-    volumes) on the CPU and no ``additional_forward_args``: only the boxes of the feature
-    maps a window can change are recomputed, from the unoccluded images' activations, up
-    to the layer where they grow past ``incremental_threshold`` of the map
-    (windows over all channels or one channel alike). "auto" (default): where the module
+    volumes) on the CPU or a CUDA device and no ``additional_forward_args``: only the
+    boxes of the feature maps a window can change are recomputed, from the unoccluded
+    images' activations, up to the layer where they grow past ``incremental_threshold``
+    of the map (windows over all channels or one channel alike). "auto" (default): where the module
     and the sweep allow it and it saves work, else the normal sweep; True: always
     (ValueError naming ``incremental`` and the first unsupported layer, input or argument,
     before any model call); False: the normal sweep. The attributions are the same either

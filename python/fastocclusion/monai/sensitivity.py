@@ -39,9 +39,9 @@ class OcclusionSensitivity:
 
     ``incremental`` (keyword only, beyond MONAI's signature): exact incremental inference
     (design §8) when ``nn_module`` is a ``torch.nn.Module``, ``x`` a 1-D, 2-D or 3-D image
-    on the CPU and no keyword arguments go to the module: only the boxes of the feature
-    maps a window can change are recomputed, from the unoccluded image's activations
-    (every mode qualifies: each changes only the window's box; Conv1d/2d/3d and their
+    on the CPU or a CUDA device and no keyword arguments go to the module: only the boxes
+    of the feature maps a window can change are recomputed, from the unoccluded image's
+    activations (every mode qualifies: each changes only the window's box; Conv1d/2d/3d and their
     pools, batch norms, activations, residual sums and concatenations run on boxes).
     "auto" (default): where the module and the sweep allow it and it saves work, else the
     normal sweep; True: always (ValueError naming ``incremental`` and the first

@@ -9,8 +9,9 @@ in host memory (the host filler) and are handed to the function by DLPack, copie
 inputs' device when that is not the CPU.
 
 Exact incremental inference (design §8) where the function is a ``torch.nn.Module`` called
-on one input tensor of (N, C, H, W) images and nothing else, on the CPU: the module is
-traced and the sweep recomputes only what the windows change (backends.torch.incremental).
+on one input tensor of (N, C, *axes) maps and nothing else, on the CPU or a CUDA device:
+the module is traced and the sweep recomputes only what the windows change
+(backends.torch.incremental).
 """
 
 from __future__ import annotations

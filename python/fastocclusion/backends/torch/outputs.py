@@ -9,9 +9,9 @@ the input is on a CUDA device and fastocclusion's CUDA module is usable, in devi
 filled by the CUDA kernels (the device filler), with the bookkeeping as torch tensors there.
 
 Exact incremental inference (design §8) where ``module`` is a ``torch.nn.Module`` called
-without keyword arguments on a 2-D image on the CPU: the module is traced (in eval mode) and
-the sweep recomputes only what the windows change (backends.torch.incremental); the
-activation runs on its outputs as on the module's.
+without keyword arguments on a 1-D to 3-D image on the CPU or a CUDA device: the module
+is traced (in eval mode) and the sweep recomputes only what the windows change
+(backends.torch.incremental); the activation runs on its outputs as on the module's.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ of its input over the window's box (computed once by the kernels, ``baseline`` u
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -98,8 +100,8 @@ class HostFiller:
         return np.concatenate(arrays)
 
     def deltas(self, planes: int = 1) -> np.ndarray:
-        pairs = len(self.inputs) * self.grid.num_windows if self.pairs is None else len(self.pairs)
-        self._deltas = np.empty(pairs * planes, np.float64)
+        shape = delta_shape(len(self.inputs), self.grid, self.pairs, planes)
+        self._deltas = np.empty(math.prod(shape), np.float64)
         return self._deltas
 
     def maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> np.ndarray:
@@ -111,6 +113,19 @@ class HostFiller:
         assert self._deltas is not None, "deltas() first"
         values = self._deltas.reshape((-1,) + tuple(self.grid.counts))
         return _core.blend_window_values(values, self.grid, importance, collapsed_axes)
+
+
+def delta_shape(n: int, grid: Any, pairs: Any, planes: int) -> tuple[int, ...]:
+    """The shape of a sweep's window deltas (Filler.deltas, flattened there in stream
+    order): (n * planes, *grid.counts) for every window of ``n`` inputs, (P * planes,) for
+    a sweep of P (input, window) ``pairs``.
+
+    >>> delta_shape(2, _core.WindowGrid((4, 4), (2, 2), (2, 2)), None, 1)
+    (2, 2, 2)
+    """
+    if pairs is None:
+        return (n * planes,) + tuple(grid.counts)
+    return (len(pairs) * planes,)
 
 
 def aligned_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -225,11 +240,7 @@ class DeviceFiller:
         return self.arrays.concatenate(arrays)
 
     def deltas(self, planes: int = 1) -> Any:
-        shape = (
-            (self.n * planes,) + tuple(self.grid.counts)
-            if self.pairs is None
-            else (len(self.pairs) * planes,)
-        )
+        shape = delta_shape(self.n, self.grid, self.pairs, planes)
         self._deltas = self._cuda.DeviceBuffer(shape, "float64", self.arrays.device_index)
         return self.arrays.view(self._deltas).reshape(-1)
 

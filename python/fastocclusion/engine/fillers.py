@@ -14,7 +14,6 @@ of its input over the window's box (computed once by the kernels, ``baseline`` u
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import numpy as np

@@ -1,9 +1,11 @@
 // fastocclusion._cuda's feature-map window kernels (exact incremental inference on a GPU):
 // gather_windows and splice_windows over device arrays that another library owns (a
 // torch.Tensor on a CUDA device, a CuPy array, a DeviceBuffer), read through DLPack with no
-// copy. The per-slot indices and origins are host int64 NumPy arrays: checked there by the
-// CPU kernels' own checks, then copied to a stream-ordered device allocation
+// copy. The per-slot indices and origins are host int64 NumPy arrays, copied once (a
+// snapshot, so another thread cannot change them between check and use): the snapshot is
+// checked by the CPU kernels' own checks and copied to a stream-ordered device allocation
 // (cudaMallocAsync) that the kernels read and that is freed in stream order after them.
+// The maps' device is made current before any export.
 //
 // Streams: every value array is exported with __dlpack__(stream=s) for the launch stream s
 // (the producer orders s after its own pending work, DLPack's stream protocol); the
@@ -52,10 +54,9 @@ py::int_ dlpack_stream_argument(cudaStream_t s) {
   return py::int_(reinterpret_cast<std::uintptr_t>(s));
 }
 
-// `array` (anything exporting DLPack on a CUDA device) for work on stream `s`. ValueError
-// naming `name` for anything else: no __dlpack__, another device type, a non-contiguous
-// array (dlpack_import.hpp).
-DeviceArray import_device_array(const py::object& array, cudaStream_t s, const char* name) {
+// The CUDA device of `array` (anything exporting DLPack), asked by __dlpack_device__ without
+// exporting it. ValueError naming `name` for anything else: no DLPack, another device type.
+int cuda_device_of(const py::object& array, const char* name) {
   FASTOCCLUSION_EXPECTS(py::hasattr(array, "__dlpack__") && py::hasattr(array, "__dlpack_device__"),
                         name << ": " << std::string(py::str(py::type::of(array)))
                              << " is invalid, expected a CUDA device array exporting DLPack "
@@ -65,6 +66,14 @@ DeviceArray import_device_array(const py::object& array, cudaStream_t s, const c
                         name << ": an array on DLPack device type " << where.first
                              << " is invalid, expected a CUDA device array (type "
                              << int(dl::kDLCUDA) << ")");
+  return where.second;
+}
+
+// `array` (anything exporting DLPack on a CUDA device) for work on stream `s` of the current
+// device (the producer orders `s` after its pending work there). ValueError naming `name`
+// for anything else: see cuda_device_of, and a non-contiguous array (dlpack_import.hpp).
+DeviceArray import_device_array(const py::object& array, cudaStream_t s, const char* name) {
+  (void)cuda_device_of(array, name);
   DeviceArray out;
   out.capsule = array.attr("__dlpack__")(py::arg("stream") = dlpack_stream_argument(s));
   PyObject* capsule = out.capsule.ptr();
@@ -155,10 +164,12 @@ MapsArg read_maps(const py::object& maps_arg, const py::array& map_index, cudaSt
   return out;
 }
 
-// map_index as DeviceIndices: its host values, and their device copy at `device`.
-fc::DeviceIndices map_indices(const py::array& map_index, const std::int64_t* device) {
-  return {map_index.size() ? static_cast<const std::int64_t*>(map_index.data()) : nullptr,
-          device};
+// The indices at `offset` of the host snapshot `values` (what the checks read) and of its
+// device copy (what the kernels read): one snapshot, so they cannot differ.
+fc::DeviceIndices indices_at(const std::vector<std::int64_t>& values, const StreamIndices& device,
+                             std::size_t offset) {
+  if (values.empty()) return {};
+  return {values.data() + offset, device.at(offset)};
 }
 
 void gather_binding(const py::object& maps_arg, const py::array& map_index,
@@ -167,22 +178,23 @@ void gather_binding(const py::object& maps_arg, const py::array& map_index,
                     const std::optional<py::array>& patch_origins, double pad_value,
                     const py::object& stream) {
   const cudaStream_t s = stream_from(stream);
+  // The maps' device is current before any export (a producer orders `s` on it).
+  const fc::DeviceGuard guard(cuda_device_of(maps_arg, "maps"));
   const MapsArg arg = read_maps(maps_arg, map_index, s);
   const DeviceArray& maps = arg.maps;
   const fo::MapShape& shape = arg.shape;
   const std::int64_t count = arg.count;
-  const std::int64_t* window_origins = origins_of(origins, count, shape.axes, "origins");
+  (void)origins_of(origins, count, shape.axes, "origins");
   const fo::AxisSizes window_size = window_size_of(size, shape);
   FASTOCCLUSION_EXPECTS(patches_arg.is_none() == !patch_origins.has_value(),
                         "patches and patch_origins: give both or neither");
   std::optional<DeviceArray> patches;
   fo::AxisSizes patch_size{};
-  const std::int64_t* patch_host = nullptr;
   if (!patches_arg.is_none()) {
     patches = import_device_array(patches_arg, s, "patches");
     require_like(maps.view, patches->view, "patches");
     patch_size = patch_size_of(patches->view.shape, count, shape);
-    patch_host = origins_of(*patch_origins, count, shape.axes, "patch_origins");
+    (void)origins_of(*patch_origins, count, shape.axes, "patch_origins");
   }
   const DeviceArray out = import_device_array(out_arg, s, "out");
   require_like(maps.view, out.view, "out");
@@ -193,14 +205,14 @@ void gather_binding(const py::object& maps_arg, const py::array& map_index,
   std::vector<const py::array*> host{&map_index, &origins};
   if (patches) host.push_back(&*patch_origins);
   const std::vector<std::int64_t> values = concatenated(host);
-  fc::DeviceGuard guard(maps.view.device_id);
   py::gil_scoped_release release;
   const StreamIndices device(values, s);
   const auto offset = static_cast<std::size_t>(count);
-  const fc::DeviceIndices index = map_indices(map_index, device.at(0));
-  const fc::DeviceIndices window{window_origins, device.at(offset)};
-  const fc::DeviceIndices patch{patch_host, patches ? device.at(offset * (1 + shape.axes))
-                                                    : nullptr};
+  const fc::DeviceIndices index = indices_at(values, device, 0);
+  const fc::DeviceIndices window = indices_at(values, device, offset);
+  const fc::DeviceIndices patch =
+      patches ? indices_at(values, device, offset * static_cast<std::size_t>(1 + shape.axes))
+              : fc::DeviceIndices{};
   auto launch = [&](auto zero) {
     using T = decltype(zero);
     fc::gather_windows_async<T>(
@@ -216,6 +228,7 @@ void splice_binding(const py::object& maps_arg, const py::array& map_index,
                     const py::object& patches_arg, const py::array& origins,
                     const py::object& out_arg, const py::object& stream) {
   const cudaStream_t s = stream_from(stream);
+  const fc::DeviceGuard guard(cuda_device_of(maps_arg, "maps"));  // as in gather_binding
   const MapsArg arg = read_maps(maps_arg, map_index, s);
   const DeviceArray& maps = arg.maps;
   const fo::MapShape& shape = arg.shape;
@@ -223,18 +236,17 @@ void splice_binding(const py::object& maps_arg, const py::array& map_index,
   const DeviceArray patches = import_device_array(patches_arg, s, "patches");
   require_like(maps.view, patches.view, "patches");
   const fo::AxisSizes box_size = patch_size_of(patches.view.shape, count, shape);
-  const std::int64_t* box_origins = origins_of(origins, count, shape.axes, "origins");
+  (void)origins_of(origins, count, shape.axes, "origins");
   const DeviceArray out = import_device_array(out_arg, s, "out");
   require_like(maps.view, out.view, "out");
   check_splice_out(out.view.shape, maps.view.shape, count);
   FASTOCCLUSION_EXPECTS(!overlaps(out.view, maps.view) && !overlaps(out.view, patches.view),
                         "out: must not share memory with maps or patches");
   const std::vector<std::int64_t> values = concatenated({&map_index, &origins});
-  fc::DeviceGuard guard(maps.view.device_id);
   py::gil_scoped_release release;
   const StreamIndices device(values, s);
-  const fc::DeviceIndices index = map_indices(map_index, device.at(0));
-  const fc::DeviceIndices boxes{box_origins, device.at(static_cast<std::size_t>(count))};
+  const fc::DeviceIndices index = indices_at(values, device, 0);
+  const fc::DeviceIndices boxes = indices_at(values, device, static_cast<std::size_t>(count));
   auto launch = [&](auto zero) {
     using T = decltype(zero);
     fc::splice_windows_async<T>(static_cast<const T*>(maps.view.data), arg.map_count, shape, index,

@@ -32,7 +32,7 @@ inline bool is_float(const dlpack::DLDataType& dtype, int bits) {
 
 /// `tensor` as an ImportedArray. Throws user_error naming `name` unless it lives on a device
 /// of type `device` (CUDA also accepts CUDA managed memory), has one lane of whole bytes,
-/// a rank in [0, 32], non-negative lengths, strides of a compact row-major array (any
+/// a rank in [0, 32] with its shape, non-negative lengths, strides of a compact row-major array (any
 /// stride on a length-1 axis; nullptr means compact), a non-null data pointer when it holds
 /// elements, and a size in bytes within int64.
 inline ImportedArray read_dltensor(const dlpack::DLTensor& tensor, dlpack::DLDeviceType device,
@@ -50,6 +50,8 @@ inline ImportedArray read_dltensor(const dlpack::DLTensor& tensor, dlpack::DLDev
                         name << ": a DLPack dtype of " << int(tensor.dtype.bits) << " bits x "
                              << tensor.dtype.lanes << " lanes is invalid, expected one lane "
                              << "of whole bytes");
+  FASTOCCLUSION_EXPECTS(tensor.ndim == 0 || tensor.shape != nullptr,
+                        name << ": a null shape is invalid for rank " << tensor.ndim);
   ImportedArray out;
   out.dtype = tensor.dtype;
   out.device_id = tensor.device.device_id;

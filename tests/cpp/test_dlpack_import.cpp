@@ -122,6 +122,9 @@ TEST(DLPackImport, RefusesLanesPartialBytesBadShapesAndNullData) {
   dl::DLTensor& rank = t.make();
   rank.ndim = -1;
   EXPECT_NE(refusal(rank).find("rank -1"), std::string::npos);
+  dl::DLTensor& shapeless = t.make();
+  shapeless.shape = nullptr;
+  EXPECT_NE(refusal(shapeless).find("a null shape is invalid for rank 3"), std::string::npos);
 }
 
 TEST(DLPackImport, OverlapsComparesByteRanges) {

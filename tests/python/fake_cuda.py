@@ -108,6 +108,7 @@ class FakeCuda:
         pad_value=0.0, stream=None,
     ):  # fmt: skip
         self.gathers += 1
+        assert stream is None or hasattr(stream, "cuda_stream")  # as _cuda's stream_from
         for tensor in (maps, out) + (() if patches is None else (patches,)):
             assert isinstance(tensor, torch.Tensor) and tensor.is_contiguous()
         _core.gather_windows(
@@ -117,6 +118,7 @@ class FakeCuda:
 
     def splice_windows(self, maps, map_index, patches, origins, out, *, stream=None):
         self.splices += 1
+        assert stream is None or hasattr(stream, "cuda_stream")
         for tensor in (maps, patches, out):
             assert isinstance(tensor, torch.Tensor) and tensor.is_contiguous()
         # _cuda's splice has no state: every slot written in full, as a fresh state does

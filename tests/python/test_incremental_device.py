@@ -241,6 +241,37 @@ def test_device_auto_measures_instead_of_trusting_the_cpu_floor():
     assert "measured" in stats.incremental_note, stats.incremental_note
     normal = Occlusion(model, incremental=False, **options).explain(x).numpy()
     assert _relative(maps.numpy(), normal) <= 1e-4
+    # Too few batches to time both kinds of call: on a device "auto" keeps the normal sweep.
+    (maps, fake), stats = _fake_run(model, x, incremental="auto", **{**options, "batch_size": 64})
+    assert not stats.incremental_layers and fake.gathers == 0
+    assert "too short to time its calls" in stats.incremental_note, stats.incremental_note
+    assert _relative(maps.numpy(), normal) <= 1e-4
+
+
+def test_device_auto_measures_the_output_maps_sweep_too(monkeypatch):
+    """MONAI's sweep of output maps (Sweep.run_values) times its calls like the score
+    sweep on a device: "auto" decides from a measurement there too."""
+    pytest.importorskip("monai", reason="needs MONAI: pip install monai")
+    from fake_cuda import FakeCuda, FakeDeviceArrays
+
+    from fastocclusion.backends.torch import outputs as outputs_backend
+    from fastocclusion.monai import OcclusionSensitivity
+
+    model = random_cnn(13, (2, 16, 16), layers=4)
+    x = torch.rand(1, 2, 16, 16, generator=torch.Generator().manual_seed(14))
+    explain = OcclusionSensitivity(model, mask_size=4, n_batch=8, verbose=False, overlap=0.5)
+    host = explain(x)
+    fake = FakeCuda()
+    monkeypatch.setattr(fillers, "load_cuda_module", lambda: fake)
+    monkeypatch.setattr(incremental_device, "load_cuda_module", lambda: fake)
+    monkeypatch.setattr(outputs_backend, "uses_gpu_sweep", lambda device, where: True)
+    monkeypatch.setattr(
+        outputs_backend.OutputsBackend, "device_arrays", property(lambda self: FakeDeviceArrays())
+    )
+    device = explain(x)
+    note = explain.last_stats.incremental_note
+    assert "measured" in note, note
+    torch.testing.assert_close(device[0], host[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["gaussian", "mean_patch", 0.5])

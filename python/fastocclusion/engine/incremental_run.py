@@ -70,6 +70,9 @@ class TensorOps(Protocol):
         """A persistent tensor of ``like``'s dtype and device, and the array of its
         memory."""
 
+    def synchronize(self) -> None:
+        """Waits for the work enqueued on the tensors' device (nothing on the host)."""
+
     def model_input(self, batch: Any) -> Any:
         """The swept batch as the graph's layers read it (Keras: cast to the float32 its
         layers compute in, as their autocast does; PyTorch: the batch itself)."""
@@ -166,6 +169,19 @@ class IncrementalRunner:
             return True
         self.step_aside(f"measured: {times}")
         return False
+
+    def unmeasured(self) -> bool:
+        """ "auto" left the choice to a measurement the sweep cannot make (fewer than three
+        batches): go on incrementally (True) where the framework's floor was measured on
+        this hardware (the call lies near it), else step aside (False): on a device with
+        no measured floor, a small model's incremental calls may well be slower."""
+        self.probing = False
+        if math.isinf(self.tensors.auto_min_call_macs):
+            self.step_aside(
+                "no floor is measured on this device and the sweep is too short to time its calls"
+            )
+            return False
+        return True
 
     def step_aside(self, reason: str) -> None:
         """The normal sweep from here on, ``reason`` ("the argument: why") in the note; a

@@ -64,6 +64,13 @@ class IncrementalScorer:
         """See IncrementalRunner.measured."""
         return self.runner.measured(incremental_seconds, full_seconds)
 
+    def unmeasured(self) -> bool:
+        """See IncrementalRunner.unmeasured."""
+        return self.runner.unmeasured()
+
+    def synchronize(self) -> None:
+        self.runner.tensors.synchronize()
+
     @property
     def saved_share(self) -> float:
         return self.runner.saved_share

@@ -170,6 +170,15 @@ class WindowScorer(Protocol):
         True to go on incrementally, False when the scorer stepped aside (the normal sweep
         from then on; ``note`` says why)."""
 
+    def unmeasured(self) -> bool:
+        """The sweep cannot measure (too few batches): True to go on incrementally (a
+        framework floor measured on this hardware puts the call near it), False when the
+        scorer stepped aside (no floor is known on its device)."""
+
+    def synchronize(self) -> None:
+        """Waits for the work enqueued on the model's device (nothing for the host): the
+        sweep times its calls between such waits."""
+
     def outputs(self, buffer: BatchBuffer, start: int, count: int) -> Bookkeeping:
         """MODEL CALL: as Backend.outputs for the unperturbed inputs [start, start + count)
         loaded in the first ``count`` slots; keeps their activations for the window calls."""

@@ -249,29 +249,19 @@ class Sweep:
         slot_table = self.filler.asarray(table)
         scores = self.filler.empty((chunk, self.batch), np.float64)
         backend, buffer = self.backend, self.filler.buffer
-        scorer = self.scorer if self.incremental else None
-        windows = self._window_table(chunk) if scorer is not None else None
 
-        # "auto" undecided (scorer.probing): batch 0 warms the incremental calls up, batch 1
-        # is scored both ways, timed, and the faster kind scores the rest.
-        probe = scorer is not None and scorer.probing and chunk >= 3
+        def full(b: int, rows: int) -> Any:
+            return backend.scores(buffer, slot_table[b], gather[b], rows)
 
-        def measure(b: int, rows: int) -> Any:
-            nonlocal scorer
-            if scorer is None:
-                return backend.scores(buffer, slot_table[b], gather[b], rows)
-            if not (probe and b == 1):
-                return scorer.scores(buffer, table[b], windows[b], gather[b], rows)
-            started = time.perf_counter()
-            scores = scorer.scores(buffer, table[b], windows[b], gather[b], rows)
-            middle = time.perf_counter()
-            full = backend.scores(buffer, slot_table[b], gather[b], rows)
-            self.model_calls += 1  # the second call of this batch
-            if scorer.measured(middle - started, time.perf_counter() - middle):
-                return scores
-            scorer = None
-            return full
-
+        measure = full
+        if self.incremental:
+            scorer, windows = self.scorer, self._window_table(chunk)
+            assert scorer is not None
+            measure = self._probed(
+                chunk,
+                lambda b, rows: scorer.scores(buffer, table[b], windows[b], gather[b], rows),
+                full,
+            )
         self._sweep(chunk, measure, self._rows_into(scores))
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
         deltas = self._values = self.filler.deltas()
@@ -323,11 +313,49 @@ class Sweep:
         Backend.outputs): the scorer's, from its slots' windows (``table``: the slot table),
         when the sweep is incremental, else the model's. A model call."""
         backend, buffer = self.backend, self.filler.buffer
+
+        def full(b: int, rows: int) -> Any:
+            return backend.outputs(buffer, rows)
+
         if not self.incremental:
-            return lambda b, rows: backend.outputs(buffer, rows)
+            return full
         scorer, windows = self.scorer, self._window_table(chunk)
         assert scorer is not None
-        return lambda b, rows: scorer.window_outputs(buffer, table[b], windows[b], rows)
+        return self._probed(
+            chunk, lambda b, rows: scorer.window_outputs(buffer, table[b], windows[b], rows), full
+        )
+
+    def _probed(self, chunk: int, incremental: Any, full: Any) -> Any:
+        """The model call of batch b, ``(b, rows) -> value``: ``incremental``'s while the
+        sweep runs incrementally, else ``full``'s. "auto" undecided (``scorer.probing``):
+        batch 0 warms the incremental calls up, batch 1 is computed both ways and timed (the
+        model's device synchronised around each), and the faster kind computes the rest; a
+        sweep of fewer than 3 batches cannot measure and the scorer decides unmeasured."""
+        scorer = self.scorer
+        assert scorer is not None
+        probe = scorer.probing and chunk >= 3
+        running = scorer.unmeasured() if scorer.probing and not probe else True
+
+        def call(b: int, rows: int) -> Any:
+            nonlocal running
+            if not running:
+                return full(b, rows)
+            if not (probe and b == 1):
+                return incremental(b, rows)
+            scorer.synchronize()
+            started = time.perf_counter()
+            value = incremental(b, rows)
+            scorer.synchronize()
+            middle = time.perf_counter()
+            other = full(b, rows)
+            scorer.synchronize()
+            self.model_calls += 1  # the second call of this batch
+            if scorer.measured(middle - started, time.perf_counter() - middle):
+                return value
+            running = False
+            return other
+
+        return call
 
     def _maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
         """The filler's maps of the deltas written; None for a sweep of some pairs only

@@ -125,6 +125,9 @@ class KerasOps:
     def tensor(self, array: np.ndarray) -> Any:
         return tf.convert_to_tensor(array)
 
+    def synchronize(self) -> None:
+        return None  # eager host tensors: every operation has finished when it returns
+
     def model_input(self, batch: Any) -> Any:
         """float32 (make_scorer takes float32 policies only): a float64 or float16 Input's
         batch is cast as the first layers' autocast casts it (the base pass checks that

@@ -92,6 +92,12 @@ class TorchDeviceOps(TorchOps):
         tensor = torch.empty(shape, dtype=like.dtype, device=like.device)
         return tensor, tensor
 
+    def synchronize(self) -> None:
+        """Waits for the kernels' stream (which the model's kernels use too)."""
+        stream = self.kernels.stream
+        if stream is not None:
+            stream.synchronize()
+
 
 def device_kernels(device: torch.device) -> CudaWindowKernels | str:
     """The kernels of a model's device that is not the CPU (a CUDA device, on PyTorch's

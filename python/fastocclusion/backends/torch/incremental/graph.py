@@ -136,6 +136,9 @@ class TorchOps:
     def model_input(self, batch: Any) -> Any:
         return batch  # the backends give batches in the model's own dtype
 
+    def synchronize(self) -> None:
+        return None  # host tensors: every operation has finished when it returns
+
     def host(self, values: Any) -> np.ndarray:
         if isinstance(values, torch.Tensor):
             return values.detach().to("cpu").numpy()

@@ -302,3 +302,35 @@ def test_monai_front_end_runs_incrementally_on_the_device(mode, monkeypatch):
     assert fake.fills and fake.gathers
     torch.testing.assert_close(device[0], host[0], rtol=1e-5, atol=1e-6)
     assert torch.equal(device[1], host[1])
+
+
+def test_a_failing_incremental_call_falls_back_under_auto_and_raises_under_true(monkeypatch):
+    """An incremental call that fails mid-sweep (e.g. a device that cannot allocate): with
+    "auto" that batch and the rest run in full (the maps are the normal sweep's, the note
+    names the error); with True the error propagates."""
+    from fastocclusion.backends.torch.incremental.graph import TorchOps
+    from fastocclusion.engine.incremental_run import IncrementalRunner
+
+    monkeypatch.setattr(TorchOps, "auto_min_call_macs", 0.0)  # "auto" runs incrementally
+    model, x, options, _ = _case(2, 2)
+    options["batch_size"] = 4
+    normal = Occlusion(model, incremental=False, **options).explain(x).numpy()
+    original, calls = IncrementalRunner.occluded, []
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the device is out of memory")
+        return original(self, *args)
+
+    monkeypatch.setattr(IncrementalRunner, "occluded", failing)
+    explainer = Occlusion(model, incremental="auto", **options)
+    maps = explainer.explain(x).numpy()
+    assert len(calls) == 2 and not explainer.last_stats.incremental_layers
+    assert "failed on an occluded batch (RuntimeError: the device is out of memory)" in (
+        explainer.last_stats.incremental_note
+    )
+    assert _relative(maps, normal) <= 1e-4
+    calls.clear()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        Occlusion(model, incremental=True, **options).explain(x)

@@ -71,6 +71,14 @@ class IncrementalScorer:
     def synchronize(self) -> None:
         self.runner.tensors.synchronize()
 
+    def failed(self, error: Exception) -> bool:
+        """See WindowScorer.failed: "auto" steps aside, naming the error."""
+        if self.runner.required:
+            return False
+        cause = f"{type(error).__name__}: {error}"
+        self.runner.step_aside(f"model: its graph failed on an occluded batch ({cause})")
+        return True
+
     @property
     def saved_share(self) -> float:
         return self.runner.saved_share

@@ -179,6 +179,11 @@ class WindowScorer(Protocol):
         """Waits for the work enqueued on the model's device (nothing for the host): the
         sweep times its calls between such waits."""
 
+    def failed(self, error: Exception) -> bool:
+        """An incremental call raised ``error``: True when the scorer stepped aside (the
+        normal sweep recomputes that batch and the rest; ``note`` says why), False when
+        incremental inference was required (the sweep re-raises)."""
+
     def outputs(self, buffer: BatchBuffer, start: int, count: int) -> Bookkeeping:
         """MODEL CALL: as Backend.outputs for the unperturbed inputs [start, start + count)
         loaded in the first ``count`` slots; keeps their activations for the window calls."""

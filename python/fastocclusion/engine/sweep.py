@@ -43,6 +43,7 @@ import numpy as np
 
 from fastocclusion.arrays import to_numpy
 from fastocclusion.engine.objective import BasePass
+from fastocclusion.engine.probe import probed_calls
 from fastocclusion.engine.progress import progress_bar
 from fastocclusion.engine.protocols import Backend, Filler, ScoringBackend, WindowScorer
 from fastocclusion.engine.stats import ExplainStats
@@ -257,10 +258,12 @@ class Sweep:
         if self.incremental:
             scorer, windows = self.scorer, self._window_table(chunk)
             assert scorer is not None
-            measure = self._probed(
+            measure = probed_calls(
+                scorer,
                 chunk,
                 lambda b, rows: scorer.scores(buffer, table[b], windows[b], gather[b], rows),
                 full,
+                self._count_call,
             )
         self._sweep(chunk, measure, self._rows_into(scores))
         # Back to stream order: index b + j * chunk is row j, column b of the transpose.
@@ -321,41 +324,17 @@ class Sweep:
             return full
         scorer, windows = self.scorer, self._window_table(chunk)
         assert scorer is not None
-        return self._probed(
-            chunk, lambda b, rows: scorer.window_outputs(buffer, table[b], windows[b], rows), full
+        return probed_calls(
+            scorer,
+            chunk,
+            lambda b, rows: scorer.window_outputs(buffer, table[b], windows[b], rows),
+            full,
+            self._count_call,
         )
 
-    def _probed(self, chunk: int, incremental: Any, full: Any) -> Any:
-        """The model call of batch b, ``(b, rows) -> value``: ``incremental``'s while the
-        sweep runs incrementally, else ``full``'s. "auto" undecided (``scorer.probing``):
-        batch 0 warms the incremental calls up, batch 1 is computed both ways and timed (the
-        model's device synchronised around each), and the faster kind computes the rest; a
-        sweep of fewer than 3 batches cannot measure and the scorer decides unmeasured."""
-        scorer = self.scorer
-        assert scorer is not None
-        probe = scorer.probing and chunk >= 3
-        running = scorer.unmeasured() if scorer.probing and not probe else True
-
-        def call(b: int, rows: int) -> Any:
-            nonlocal running
-            if not running:
-                return full(b, rows)
-            if not (probe and b == 1):
-                return incremental(b, rows)
-            scorer.synchronize()
-            started = time.perf_counter()
-            value = incremental(b, rows)
-            scorer.synchronize()
-            middle = time.perf_counter()
-            other = full(b, rows)
-            scorer.synchronize()
-            self.model_calls += 1  # the second call of this batch
-            if scorer.measured(middle - started, time.perf_counter() - middle):
-                return value
-            running = False
-            return other
-
-        return call
+    def _count_call(self) -> None:
+        """One more model call than the batches (a probe's second call of a batch)."""
+        self.model_calls += 1
 
     def _maps(self, reduction: str, collapsed_axes: tuple[int, ...]) -> Any:
         """The filler's maps of the deltas written; None for a sweep of some pairs only

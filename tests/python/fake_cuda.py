@@ -176,3 +176,18 @@ def explain_with_fake_device(model, inputs, targets, **options):
         explainer = Occlusion(model, **options)
         explainer._backend._on_gpu = True  # the CPU model as if it were on a CUDA device
         return explainer.explain(inputs, targets), fake
+
+
+def fake_monai_device(monkeypatch):
+    """The MONAI front-end's GPU sweep (OutputsBackend) with the CUDA module and the device
+    replaced by host stand-ins, for the rest of the test; returns the fake module."""
+    from fastocclusion.backends.torch import outputs as outputs_backend
+
+    fake = FakeCuda()
+    monkeypatch.setattr(fillers, "load_cuda_module", lambda: fake)
+    monkeypatch.setattr(incremental_device, "load_cuda_module", lambda: fake)
+    monkeypatch.setattr(outputs_backend, "uses_gpu_sweep", lambda device, where: True)
+    monkeypatch.setattr(
+        outputs_backend.OutputsBackend, "device_arrays", property(lambda self: FakeDeviceArrays())
+    )
+    return fake

@@ -22,13 +22,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason='needs PyTorch: pip install ".[torch]"')
 pytest.importorskip("monai", reason="needs MONAI: pip install monai")
-from fake_cuda import FakeCuda, FakeDeviceArrays  # noqa: E402
+from fake_cuda import fake_monai_device  # noqa: E402
 from monai.data import MetaTensor  # noqa: E402
 from monai.data.utils import compute_importance_map  # noqa: E402
 from monai.visualize import OcclusionSensitivity as MonaiOcclusionSensitivity  # noqa: E402
 
-from fastocclusion.backends.torch import outputs as outputs_backend  # noqa: E402
-from fastocclusion.engine import fillers  # noqa: E402
 from fastocclusion.monai import MonaiModeError, OcclusionSensitivity  # noqa: E402
 from fastocclusion.monai.arguments import batch_dtype  # noqa: E402
 from fastocclusion.monai.windows import gaussian_importance, gaussian_mask  # noqa: E402
@@ -292,12 +290,7 @@ def test_the_device_sweep_logic_on_the_cpu_equals_the_host_sweep(mode, dtype, mo
     net, x = Net(3, 2, 4, 5).to(dtype), torch.rand(1, 3, 12, 10).to(dtype)
     explain = OcclusionSensitivity(net, mask_size=(5, 4), n_batch=6, verbose=False, mode=mode)
     host = explain(x, b_box=[1, 10, 2, 9])
-    fake = FakeCuda()
-    monkeypatch.setattr(fillers, "load_cuda_module", lambda: fake)
-    monkeypatch.setattr(outputs_backend, "uses_gpu_sweep", lambda device, where: True)
-    monkeypatch.setattr(
-        outputs_backend.OutputsBackend, "device_arrays", property(lambda self: FakeDeviceArrays())
-    )
+    fake = fake_monai_device(monkeypatch)
     device = explain(x, b_box=[1, 10, 2, 9])
     assert fake.fills  # the device filler filled every batch
     expected = batch_dtype(dtype, mode)

@@ -84,6 +84,36 @@ def test_a_sequential_model_and_what_ran():
     assert_close(maps, reference, model, x)
 
 
+def test_an_incremental_sweep_traces_nothing_and_computes_only_real_rows():
+    """The base pass calls the model itself on the real rows, eagerly (one image in a batch
+    of 8: one row), and nothing is traced (the traced model would run all 8 rows); with
+    targets given, no trace for the output shape either. A Lambda layer past the
+    switch-back records every batch it sees, and whether it ran eagerly."""
+    seen = []
+
+    def record(t):
+        seen.append((tf.executing_eagerly(), t.shape[0]))
+        return t
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((16, 16, 2)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.Lambda(record), layers.GlobalAveragePooling2D(), layers.Dense(3),
+    ])  # fmt: skip
+    x = np.random.default_rng(4).normal(size=(1, 16, 16, 2)).astype(np.float32)
+    targets = np.eye(3, dtype=np.float32)[[1]]
+    reference = Occlusion(model, incremental=False, batch_size=8, patch_size=4).explain(
+        x, targets
+    )  # fmt: skip
+    seen.clear()
+    method = Occlusion(model, incremental=True, batch_size=8, patch_size=4)
+    maps = method.explain(x, targets)
+    assert method.last_stats.incremental_layers
+    assert all(eager for eager, _ in seen), seen
+    assert seen[0] == (True, 1)  # the model's own outputs of the one real row
+    assert_close(maps.numpy(), reference.numpy(), model, x)
+
+
 @pytest.mark.parametrize(
     ("first", "options", "message"),
     [

@@ -161,7 +161,9 @@ class Sweep:
         kept as ``base`` (``BasePass``). ``targets``: an array, ``ClassIndices`` or None."""
         backend, objective = self.backend, self.backend.objective
         shape = None
-        if targets is not None and objective.from_outputs:
+        # An incremental sweep's base pass computes the outputs anyway (no trace for the
+        # shape: the traced model may never be called).
+        if targets is not None and objective.from_outputs and self.scorer is None:
             shape = backend.static_output_shape(self.filler.buffer)
         outputs = None
         if targets is None or (objective.from_outputs and shape is None) or self.scorer is not None:

@@ -52,16 +52,22 @@ class DemoResult:
 
 
 def make_dataset(
-    n: int, rng: np.random.Generator, size: int = SIZE
+    n: int, rng: np.random.Generator, size: int = SIZE, radii: tuple[int, int] = (4, 6)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images (n, size, size, 1) float32 in [0, 1], labels (n,) int64, masks (n, size, size)
-    bool): noise with one bright square (label 0) or disc (label 1); masks mark the shape."""
+    bool): noise with one bright square (label 0) or disc (label 1) of half side r drawn
+    from ``radii`` (inclusive); masks mark the shape.
+
+    >>> images, labels, masks = make_dataset(8, np.random.default_rng(0))
+    >>> images.shape, labels.shape, masks.shape
+    ((8, 32, 32, 1), (8,), (8, 32, 32))
+    """
     rows, cols = np.mgrid[:size, :size]
     images = rng.uniform(0.0, 0.4, (n, size, size)).astype(np.float32)
     labels = rng.integers(0, len(CLASS_NAMES), n).astype(np.int64)
     masks = np.zeros((n, size, size), dtype=bool)
     for i in range(n):
-        r = int(rng.integers(4, 7))
+        r = int(rng.integers(radii[0], radii[1] + 1))
         cy, cx = rng.integers(r + 1, size - r - 1, 2)
         dy, dx = np.abs(rows - cy), np.abs(cols - cx)
         if labels[i] == 0:

@@ -114,6 +114,29 @@ def test_an_incremental_sweep_traces_nothing_and_computes_only_real_rows():
     assert_close(maps.numpy(), reference.numpy(), model, x)
 
 
+def test_keras_switches_back_at_its_own_default_share():
+    """Keras's switch-back default is its own (engine.regions.DEFAULT_SWITCH_SHARE_KERAS,
+    80 %): seven 3x3 convolutions grow a 4x4 patch's box by 2 each, to 77 % of the 16x16
+    map at the sixth, which runs on boxes by default and in full under PyTorch's 70 %."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([
+        keras.Input((16, 16, 1)),
+        *(layers.Conv2D(2, 3, padding="same", activation="relu") for _ in range(7)),
+        layers.GlobalAveragePooling2D(), layers.Dense(2),
+    ])  # fmt: skip
+    x = np.random.default_rng(6).normal(size=(1, 16, 16, 1)).astype(np.float32)
+    notes = {}
+    for threshold in (None, 0.7):
+        method = Occlusion(model, incremental=True, patch_size=4, patch_stride=4,
+                           incremental_threshold=threshold)  # fmt: skip
+        method.explain(x)
+        notes[threshold] = method.last_stats.incremental_note
+    assert "6 layers run incrementally" in notes[None], notes
+    assert "covers 88% of the map, past the switch-back share 80%" in notes[None], notes
+    assert "5 layers run incrementally" in notes[0.7], notes
+    assert "covers 77% of the map, past the switch-back share 70%" in notes[0.7], notes
+
+
 @pytest.mark.parametrize(
     ("first", "options", "message"),
     [

@@ -19,7 +19,6 @@ from fastocclusion.engine.fillers import DeviceFiller, HostFiller
 from fastocclusion.engine.geometry import WindowGeometry
 from fastocclusion.engine.protocols import Backend, WindowScorer
 from fastocclusion.engine.regions import (
-    DEFAULT_SWITCH_SHARE,
     IncrementalRequest,
     no_scorer,
     window_regions,
@@ -35,19 +34,20 @@ class IncrementalOptions:
     """What a front-end asks of exact incremental inference (design §8).
 
     ``mode``: "auto", True or False (the user's ``incremental``); ``threshold``: the
-    switch-back share of a feature map; ``map_axes``: the map axes of one sample (one to
-    three: time; rows, columns; depth, rows, columns; the channels on the remaining axis)
-    when the inputs are feature maps a CNN reads, else None; ``channels_last``: samples are
-    (*axes, C) rather than (C, *axes); ``family``: what the inputs are, for the note when
-    they are not maps; ``truncation``: None (exact), or the projective-field share tau
-    (approximate, engine.projective_field; set by the drill-down's sweeps only).
+    switch-back share of a feature map (None: the framework's default); ``map_axes``: the
+    map axes of one sample (one to three: time; rows, columns; depth, rows, columns; the
+    channels on the remaining axis) when the inputs are feature maps a CNN reads, else
+    None; ``channels_last``: samples are (*axes, C) rather than (C, *axes); ``family``:
+    what the inputs are, for the note when they are not maps; ``truncation``: None
+    (exact), or the projective-field share tau (approximate, engine.projective_field; set
+    by the drill-down's sweeps only).
 
     >>> IncrementalOptions("auto", map_axes=(0, 1), channels_last=True).mode
     'auto'
     """
 
     mode: str | bool = False
-    threshold: float = DEFAULT_SWITCH_SHARE
+    threshold: float | None = None
     map_axes: tuple[int, ...] | None = None
     channels_last: bool = False
     family: str = "images"

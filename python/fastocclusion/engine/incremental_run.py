@@ -51,6 +51,9 @@ class TensorOps(Protocol):
     #: incremental="auto" keeps the normal sweep below this many multiply-adds per full
     #: model call: the framework's own cost per layer call, measured (engine.regions).
     auto_min_call_macs: float
+    #: The switch-back share where the request leaves it to the framework: past it a box
+    #: costs more than the full layer (engine.regions, measured).
+    switch_share: float
 
     def run(self, node: GraphNode, value_of: Callable[[GraphNode], Any]) -> Any:
         """The value of a "call", "size" or "output" node computed as the model computes
@@ -119,7 +122,10 @@ class IncrementalRunner:
     ) -> None:
         self.nodes, self.tensors, self.regions = nodes, tensors, request.regions
         self.n, self.batch = request.n, request.batch
-        self.switch_share, self.required = request.switch_share, request.required
+        self.switch_share = (
+            tensors.switch_share if request.switch_share is None else request.switch_share
+        )
+        self.required = request.required
         self.truncation = request.truncation
         self.plan: Plan | None = None
         self._aside = False  # stepped aside: the normal sweep from then on

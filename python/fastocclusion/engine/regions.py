@@ -33,6 +33,14 @@ import numpy as np
 #: costs more than the full layer; at 70 % the time per call was within 7 % of the best
 #: share on all four (the best lay at 60-80 %).
 DEFAULT_SWITCH_SHARE = 0.7
+#: Keras on TensorFlow: its convolutions over stacked boxes run at 88-100 % of the full
+#: layer's rate per multiply-add (oneDNN, 64 to 512 channels), so boxes pay further.
+#: Measured as above (seconds per call at 60/70/80/90/100 %): VGG-16 patch 16 0.587,
+#: 0.558, 0.542, 0.541, 0.542; patch 32 0.799, 0.791, 0.773, 0.776, 0.780; Keras's
+#: ResNet50 (random weights) patch 16 0.768, 0.774, 0.770, 0.756, 0.802; patch 32 0.979,
+#: 0.898, 0.912, 0.898, 1.060. A whole VGG-16 explain (patch 16 stride 8): 17.1 s at 80 %
+#: against 18.1 s at 70 %.
+DEFAULT_SWITCH_SHARE_KERAS = 0.8
 
 #: incremental="auto" keeps the normal sweep when the plan saves less than this share of
 #: the model's multiply-adds (the gathers, splices and per-layer calls would eat it) ...
@@ -97,16 +105,17 @@ class IncrementalRequest:
     """What a sweep asks of a backend's exact incremental inference: ``regions``, the
     windows' boxes over the map axes of its samples (one to three: time; rows, columns;
     depth, rows, columns), the channels last when ``channels_last`` ((H, W, C)), else first
-    ((C, H, W)); ``n`` inputs; ``batch`` samples per model call;
-    ``switch_share``: a layer whose changed box covers more than this share of its map runs
-    in full from there on; ``required`` (incremental=True): a ValueError naming the first
-    unsupported layer or option instead of (None, why); ``truncation``: None (exact), or the
-    projective-field share past which boxes are cut (``truncated_regions``: approximate)."""
+    ((C, H, W)); ``n`` inputs; ``batch`` samples per model call; ``switch_share``: a layer
+    whose changed box covers more than this share of its map runs in full from there on
+    (None: the framework's default, ``TensorOps.switch_share``); ``required``
+    (incremental=True): a ValueError naming the first unsupported layer or option instead
+    of (None, why); ``truncation``: None (exact), or the projective-field share past which
+    boxes are cut (``truncated_regions``: approximate)."""
 
     regions: Regions
     n: int
     batch: int
-    switch_share: float
+    switch_share: float | None
     required: bool
     channels_last: bool
     truncation: float | None = None

@@ -7,7 +7,6 @@ from typing import Any
 
 from fastocclusion import tasks
 from fastocclusion.engine.approximation import check_approximate
-from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.options import (
     DEVICES,
     EDGES,
@@ -60,9 +59,7 @@ def check_options(
     checked["progress"] = progress
     checked["device"] = check_choice(device, "device", DEVICES)
     checked["incremental"] = check_incremental(incremental)
-    checked["incremental_threshold"] = check_switch_share(
-        incremental_threshold, DEFAULT_SWITCH_SHARE
-    )
+    checked["incremental_threshold"] = check_switch_share(incremental_threshold, None)
     checked["operator"] = tasks.parse_operator(operator)
     checked["approximate"] = check_approximate(approximate)
     return checked

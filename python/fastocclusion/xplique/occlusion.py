@@ -95,7 +95,8 @@ class Occlusion:
         otherwise); False: the normal sweep.
         ``last_stats.incremental_layers`` / ``incremental_note`` say what ran.
     incremental_threshold : the switch-back share of a feature map, in (0, 1] (None: the
-        default measured on CPU, engine.regions.DEFAULT_SWITCH_SHARE).
+        framework's default measured on CPU, engine.regions: DEFAULT_SWITCH_SHARE for
+        PyTorch, DEFAULT_SWITCH_SHARE_KERAS for Keras).
     approximate : None (default: exact maps), "auto" (an estimated SSIM of at least 0.9 to
         the exact maps, for the least model work) or a dict: ``{"drill_down": r,
         "coarse_stride": s, "projective_field": tau}`` or ``{"target_ssim": 0.95}``

@@ -20,7 +20,7 @@ from fastocclusion.backends.tensorflow.incremental.layers import (
     macs_per_output,
 )
 from fastocclusion.engine.incremental_plan import GraphNode
-from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS_KERAS
+from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS_KERAS, DEFAULT_SWITCH_SHARE_KERAS
 from fastocclusion.engine.window_kernels import HostWindowKernels
 
 __all__ = ["KerasOps", "graph_nodes"]
@@ -80,6 +80,7 @@ class KerasOps:
 
     channels_last = True
     auto_min_call_macs = AUTO_MIN_CALL_MACS_KERAS
+    switch_share = DEFAULT_SWITCH_SHARE_KERAS
 
     def __init__(self, nodes: list[GraphNode]) -> None:
         self.kernels = HostWindowKernels()

@@ -16,7 +16,7 @@ from torch import fx, nn
 
 from fastocclusion.backends.torch.incremental.layers import classify, mutated_input, node_label
 from fastocclusion.engine.incremental_plan import GraphNode, LocalOp
-from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS
+from fastocclusion.engine.regions import AUTO_MIN_CALL_MACS, DEFAULT_SWITCH_SHARE
 from fastocclusion.engine.window_kernels import HostWindowKernels
 
 __all__ = ["TorchOps", "graph_nodes"]
@@ -88,6 +88,7 @@ class TorchOps:
 
     channels_last = False
     auto_min_call_macs = AUTO_MIN_CALL_MACS
+    switch_share = DEFAULT_SWITCH_SHARE
 
     def __init__(self, traced: fx.GraphModule, of: dict[fx.Node, GraphNode]) -> None:
         self.traced = traced

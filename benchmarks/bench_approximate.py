@@ -1,7 +1,7 @@
 """Adaptive drill-down (``Occlusion(approximate=...)``, engine.drill_down) against the exact
 maps, side by side in one process on the CPU.
 
-    python benchmarks/bench_approximate.py [--configs vgg16/4 resnet18/8 demo ...]
+    python benchmarks/bench_approximate.py [--configs vgg16/4 vgg16-trained/4 demo ...]
         [--modes 0.1 0.25 pf0.5 0.1+pf0.5 auto] [--calls 8]
 
 - vgg16/S, resnet18/S: bench_incremental's VGG-16 and bench_torch's ResNet-18 (random
@@ -13,6 +13,11 @@ maps, side by side in one process on the CPU.
   ``{"projective_field": tau}`` for pfTAU, both for r+pfTAU, or "auto"), with
   ``incremental="auto"`` as by default. Speed-ups are over the floor; SSIM
   and Spearman are against the exact maps (engine.similarity).
+- vgg16-trained/S, resnet18-trained/S: the same networks trained here on the demo's
+  synthetic shapes (benchmarks/trained_shapes.py: trained once, a few minutes each, then
+  cached), over one 224x224 scene of six squares and discs; the square detector's logit
+  is explained, and the pointing game column says whether each map's highest pixel lies
+  on a square (1.00) or not (0.00).
 - densenet3d/S: MONAI's DenseNet121 (spatial_dims=3, random weights) over one 64^3 volume,
   patch 16, stride S, batch 16 (the floor extrapolated from calls of 16 volumes).
 - demo: the demo's Keras CNN (``fastocclusion.demo``, trained here in a few seconds) over
@@ -34,6 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import trained_shapes  # noqa: E402
 from bench_incremental import vgg16  # noqa: E402
 from bench_torch import TorchConfig, call_rows, calls_alone, resnet18  # noqa: E402
 
@@ -72,9 +78,15 @@ def densenet3d_floor(model: Any, stride: int, calls: int) -> float:
     return seconds * total / calls
 
 
+def on_squares(heatmap: np.ndarray, squares: np.ndarray) -> float:
+    """The pointing game of one map: 1.0 when its highest pixel lies on a square."""
+    return float(squares.reshape(-1)[int(np.argmax(heatmap))])
+
+
 def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
     kind, stride = name.split("/")
     torch.manual_seed(0)
+    squares = None
     if kind == "densenet3d":  # MONAI's DenseNet121 over one 64^3 volume
         from monai.networks.nets import DenseNet121
 
@@ -84,13 +96,20 @@ def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
         batch = 16
         floor = densenet3d_floor(model, int(stride), max(1, calls // 4))
     else:
-        model = (vgg16() if kind == "vgg16" else resnet18()).eval()
-        x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
-        targets = np.eye(10, dtype=np.float32)[[0]]
+        trained = kind.endswith("-trained")
+        network = kind.removesuffix("-trained")
+        if trained:  # trained_shapes: a scene of shapes, the square detector's logit
+            model = trained_shapes.trained(network)
+            x, squares = trained_shapes.scene(np.random.default_rng([0, 3]))
+        else:
+            model = (vgg16() if network == "vgg16" else resnet18()).eval()
+            x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+        classes = 2 if trained else 10
+        targets = np.eye(classes, dtype=np.float32)[[0]]
         batch = 32
-        cfg = TorchConfig(name, kind, (3, 224, 224), 1, 16, int(stride))
+        cfg = TorchConfig(name, network, (3, 224, 224), 1, 16, int(stride))
         rows = call_rows(cfg)
-        part = calls_alone(model, cfg, rows[:calls])
+        part = calls_alone(model, cfg, rows[:calls], classes)
         part()  # warm-up
         seconds, _ = timed(part)
         floor = seconds * sum(rows) / sum(rows[:calls])
@@ -98,11 +117,12 @@ def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
                    data_format="channels_first")  # fmt: skip
     exact = Occlusion(model, incremental=True, **options)
     exact_seconds, reference = timed(lambda: exact.explain(x, targets).numpy()[0, 0])
+    pointing = {} if squares is None else {"pointing": on_squares(reference, squares)}
     results = [
         {"config": name, "mode": "model calls alone (exact normal sweep)", "seconds": floor,
          "share": 1.0, "ssim": 1.0, "spearman": 1.0, "estimated": 1.0},
         {"config": name, "mode": "exact, incremental", "seconds": exact_seconds, "share": 1.0,
-         "ssim": 1.0, "spearman": 1.0, "estimated": 1.0},
+         "ssim": 1.0, "spearman": 1.0, "estimated": 1.0, **pointing},
     ]  # fmt: skip
     for mode in modes:
         explainer = Occlusion(model, approximate=mode_option(mode), **options)
@@ -113,6 +133,7 @@ def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
             "share": stats.approximate_share, "ssim": ssim(maps, reference),
             "spearman": spearman(maps, reference), "estimated": stats.approximate_ssim,
             "note": stats.approximate_note,
+            **({} if squares is None else {"pointing": on_squares(maps, squares)}),
         })  # fmt: skip
     for row in results:
         row["speedup"] = floor / row["seconds"]

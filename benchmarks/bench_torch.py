@@ -161,10 +161,11 @@ def call_rows(cfg: TorchConfig) -> list[int]:
     return base + [-(-(total - b) // chunk) for b in range(chunk)]
 
 
-def calls_alone(model, cfg: TorchConfig, rows: list[int]):
-    """The same calls as our explain (``rows`` samples each) on one pre-built batch."""
+def calls_alone(model, cfg: TorchConfig, rows: list[int], classes: int = 10):
+    """The same calls as our explain (``rows`` samples each) on one pre-built batch, the
+    model having ``classes`` outputs."""
     batch = torch.rand((cfg.batch_size,) + cfg.shape)
-    targets = torch.eye(10)[torch.zeros(cfg.batch_size, dtype=torch.long)]
+    targets = torch.eye(classes)[torch.zeros(cfg.batch_size, dtype=torch.long)]
 
     def run():
         with torch.inference_mode():

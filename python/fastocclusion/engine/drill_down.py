@@ -31,8 +31,9 @@ sample of the windows left estimated (AUDIT_SHARE of the windows, at random, swe
 the blocks), the errors are fitted as a multiple of how far each estimate stands out (plus
 1 % of the largest value; the larger fit of the two), and every window left estimated is
 given such an error: the estimated SSIM is that of the map
-against the map with these errors added (one normal draw per block, shared by its
-windows, a fixed seed). "auto" sweeps blocks in
+against the map with these errors added (independent normal draws per window, a fixed
+seed; draws shared by a block's windows were measured far too pessimistic: 0.55 estimated
+for a true 0.89 on a trained VGG-16). "auto" sweeps blocks in
 rounds (5, 10, 20, 35, 50, 75, 100 % of the windows; one sweep per round, of the inputs
 still short) until that estimate reaches the target SSIM for every input.
 """
@@ -147,14 +148,13 @@ def _outstanding(estimate: np.ndarray) -> np.ndarray:
 
 
 def _estimated_ssim(
-    values: np.ndarray, swept: np.ndarray, spread: np.ndarray, blocks: _Blocks,
+    values: np.ndarray, swept: np.ndarray, spread: np.ndarray,
     assemble: Callable[[np.ndarray], Any],
 ) -> float:  # fmt: skip
     """The SSIM of the map of ``values`` ((planes, *counts) of one input) against that map
-    with errors added to the windows not ``swept`` (a flat mask): N(0, 1) draws, one per
-    block and plane (an interpolation's errors are alike within a coarse cell: independent
-    draws per window would cancel in the map), times each window's ``spread`` (the error
-    expected of its estimate)."""
+    with errors added to the windows not ``swept`` (a flat mask): independent N(0, 1)
+    draws per window and plane, times each window's ``spread`` (the error expected of its
+    estimate)."""
     if not spread.any() or swept.all():
         return 1.0
     draws = np.random.default_rng(0).normal(0.0, 1.0, (len(values), swept.size))
@@ -242,7 +242,7 @@ def drill_down(
             split = len(w) - len(audits[i])  # the blocks' windows, then the audit's
             ratio = max(_rms(errors[:split]), _rms(errors[split:]))
             one = values[i].reshape((planes,) + counts)
-            estimated[i] = _estimated_ssim(one, swept[i], ratio * level, blocks, assemble)
+            estimated[i] = _estimated_ssim(one, swept[i], ratio * level, assemble)
             estimated[i] *= truncation.ssim[i]
         if approximation.share is None:
             open_inputs = [i for i in open_inputs if estimated[i] < approximation.target_ssim]

@@ -1,0 +1,179 @@
+"""Drill-down estimates replayed from recorded window values: tune ``approximate="auto"``'s
+error estimate (engine.drill_down) without calling a model again.
+
+    python benchmarks/replay_drill_down.py record vgg16-trained/4 resnet18-trained/4 ...
+    python benchmarks/replay_drill_down.py replay vgg16-trained/4 ... [--variant MODULE]
+
+``record`` runs bench_approximate's config once with ``{"drill_down": 1.0}`` (the coarse
+pass, then every window swept exactly) and saves the coarse values and every window's exact
+value (``--out``, default ~/.cache/fastocclusion-bench/replay). ``replay`` runs
+``approximate="auto"`` on a stand-in model of the same input and output shapes, the
+sweeps answered from the recording (no model call, seconds), and prints what "auto" swept,
+its estimated SSIM and the true SSIM of its maps against the exact ones (the front-end's
+own map assembly). ``--variant MODULE``: an importable copy of engine/drill_down.py to
+replay instead (its ``drill_down``), to compare estimators on the same recordings.
+
+The recording patches ``fastocclusion.engine.approximate.drill_down`` (instrumentation,
+as bench_incremental's PhaseTimer patches the runner) while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import trained_shapes  # noqa: E402
+from bench_incremental import vgg16  # noqa: E402
+from bench_torch import resnet18  # noqa: E402
+
+import fastocclusion.engine.approximate as approximate_module  # noqa: E402
+from fastocclusion import Occlusion  # noqa: E402
+from fastocclusion.engine import drill_down as drill_down_module  # noqa: E402
+from fastocclusion.engine.similarity import ssim  # noqa: E402
+
+
+def config(name: str) -> tuple[Any, np.ndarray, np.ndarray | None, dict[str, Any], int]:
+    """(a maker of the model, the inputs, the targets, the Occlusion options, the number of
+    classes) of bench_approximate's config ``name``."""
+    kind, stride = name.split("/") if "/" in name else (name, "1")
+    if kind == "demo":
+        from fastocclusion import demo
+
+        images, _, _ = demo.make_dataset(200, np.random.default_rng([0, 2]))
+        options = dict(patch_size=demo.PATCH_SIZE, patch_stride=demo.PATCH_STRIDE, batch_size=256)
+        return demo.train_model, images, None, options, len(demo.CLASS_NAMES)
+    options = dict(patch_size=16, patch_stride=int(stride), data_format="channels_first")
+    if kind == "densenet3d":
+
+        def densenet() -> Any:
+            import torch
+            from monai.networks.nets import DenseNet121
+
+            torch.manual_seed(0)
+            return DenseNet121(spatial_dims=3, in_channels=1, out_channels=2).eval()
+
+        x = np.random.default_rng(0).uniform(0, 1, (1, 1, 64, 64, 64)).astype(np.float32)
+        return densenet, x, np.eye(2, dtype=np.float32)[[0]], dict(options, batch_size=16), 2
+    network = kind.removesuffix("-trained")
+    if kind.endswith("-trained"):
+        x, _ = trained_shapes.scene(np.random.default_rng([0, 3]))
+        return (lambda: trained_shapes.trained(network)), x, np.eye(2, dtype=np.float32)[[0]], (
+            dict(options, batch_size=32)
+        ), 2  # fmt: skip
+
+    def random_weights() -> Any:
+        import torch
+
+        torch.manual_seed(0)
+        return (vgg16() if network == "vgg16" else resnet18()).eval()
+
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    return random_weights, x, np.eye(10, dtype=np.float32)[[0]], dict(options, batch_size=32), 10
+
+
+class _Replayed(Exception):
+    """Ends a replayed explain once its drill-down is measured."""
+
+
+def _path(out: Path, name: str) -> Path:
+    return out / f"{name.replace('/', '_')}.npz"
+
+
+def record(name: str, out: Path) -> None:
+    """Saves the coarse values and every window's exact value of config ``name``."""
+    make, x, targets, options, _ = config(name)
+    original = approximate_module.drill_down
+    parts: dict[str, list[np.ndarray]] = {"pairs": [], "values": [], "coarse": []}
+
+    def recording(geometry: Any, approximation: Any, n: int, sweep_values: Any, assemble: Any):
+        def values(g: Any, pairs: np.ndarray | None, tau: float | None) -> np.ndarray:
+            result = sweep_values(g, pairs, tau)
+            if pairs is None:
+                parts["coarse"].append(result.copy())
+            else:
+                parts["pairs"].append(pairs.copy())
+                parts["values"].append(result.reshape(len(pairs), -1).copy())
+            return result
+
+        return original(geometry, approximation, n, values, assemble)
+
+    approximate_module.drill_down = recording
+    try:
+        Occlusion(make(), approximate={"drill_down": 1.0}, **options).explain(x, targets)
+    finally:
+        approximate_module.drill_down = original
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        _path(out, name), coarse=parts["coarse"][0], pairs=np.concatenate(parts["pairs"]),
+        values=np.concatenate(parts["values"]),
+    )  # fmt: skip
+    print(f"{name}: recorded {len(np.concatenate(parts['pairs']))} windows", flush=True)
+
+
+def replay(name: str, out: Path, variant: str | None) -> dict[str, float]:
+    """ "auto" on config ``name``'s recording: swept share, estimated and true SSIM (the
+    lowest and the mean over the inputs)."""
+    _, x, targets, options, classes = config(name)
+    data = np.load(_path(out, name))
+    coarse, pairs, recorded = data["coarse"], data["pairs"], data["values"]
+    module = importlib.import_module(variant) if variant else drill_down_module
+    n, planes = x.shape[0], recorded.shape[1]
+    found: dict[str, float] = {}
+    original = approximate_module.drill_down
+
+    def replayed(geometry: Any, approximation: Any, n_: int, sweep_values: Any, assemble: Any):
+        exact = np.zeros((n, planes, int(geometry.grid().num_windows)))
+        exact[pairs[:, 0], :, pairs[:, 1]] = recorded
+
+        def values(g: Any, chosen: np.ndarray | None, tau: float | None) -> np.ndarray:
+            return coarse if chosen is None else exact[chosen[:, 0], :, chosen[:, 1]]
+
+        result = module.drill_down(geometry, approximation, n, values, assemble)
+        counts = tuple(int(c) for c in geometry.grid().counts)
+        approximated = result.values.reshape((n, planes) + counts)
+        truth = exact.reshape((n, planes) + counts)
+        scores = [
+            ssim(np.asarray(assemble(approximated[i])), np.asarray(assemble(truth[i])))
+            for i in range(n)
+        ]
+        found.update(share=result.swept_share, estimated=result.estimated_ssim,
+                     lowest=float(np.min(scores)), mean=float(np.mean(scores)))  # fmt: skip
+        raise _Replayed  # no sweep ran: nothing for the explain to finish
+
+    def stand_in(batch: Any) -> np.ndarray:  # the sweeps are answered from the recording
+        return np.zeros((len(batch), classes), dtype=np.float32)
+
+    approximate_module.drill_down = replayed
+    try:
+        Occlusion(stand_in, approximate="auto", **options).explain(x, targets)
+    except _Replayed:
+        pass
+    finally:
+        approximate_module.drill_down = original
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("record", "replay"))
+    parser.add_argument("configs", nargs="+")
+    parser.add_argument("--out", type=Path, default=trained_shapes.CACHE / "replay")
+    parser.add_argument("--variant")
+    args = parser.parse_args()
+    for name in args.configs:
+        if args.action == "record":
+            record(name, args.out)
+            continue
+        r = replay(name, args.out, args.variant)
+        print(f"{name}: swept {r['share']:.0%}, estimated SSIM {r['estimated']:.3f}, true "
+              f"{r['lowest']:.3f} (lowest), {r['mean']:.3f} (mean)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -106,16 +106,16 @@ def check_incremental(value: Any) -> str | bool:
     raise ValueError(f"incremental: {value!r} is invalid, expected 'auto', True or False")
 
 
-def check_switch_share(value: Any, default: float | None) -> float | None:
-    """None (``default``) or a number in (0, 1]: the share of a feature map past which
-    incremental inference switches back to full layers; ValueError naming
-    ``incremental_threshold`` otherwise.
+def check_switch_share(value: Any) -> float | None:
+    """None (the framework's default, engine.incremental_run.TensorOps.switch_share) or a
+    number in (0, 1]: the share of a feature map past which incremental inference switches
+    back to full layers; ValueError naming ``incremental_threshold`` otherwise.
 
-    >>> check_switch_share(None, 0.7), check_switch_share(1, None)
-    (0.7, 1.0)
+    >>> check_switch_share(None), check_switch_share(1)
+    (None, 1.0)
     """
     if value is None:
-        return default
+        return None
     if (
         not isinstance(value, numbers.Real)
         or isinstance(value, bool)

@@ -26,7 +26,6 @@ from fastocclusion.captum.arguments import (
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
 from fastocclusion.engine.approximation import check_approximate, for_geometry
-from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.options import check_incremental, check_switch_share, is_int
 from fastocclusion.types import ArrayLike
 
@@ -48,7 +47,7 @@ class Occlusion:
     (ValueError naming ``incremental`` and the first unsupported layer, input or argument,
     before any model call); False: the normal sweep. The attributions are the same either
     way (float32 round-off). ``incremental_threshold``: the switch-back share of a feature
-    map, in (0, 1] (None: engine.regions.DEFAULT_SWITCH_SHARE).
+    map, in (0, 1] (None: PyTorch's default, engine.regions.DEFAULT_SWITCH_SHARE).
 
     ``approximate`` (keyword only): None (default, exact), "auto" or a dict, as
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
@@ -82,7 +81,7 @@ class Occlusion:
         self.approximate = approximate
         self.forward_func = forward_func
         self.incremental = check_incremental(incremental)
-        self.incremental_threshold = check_switch_share(incremental_threshold, DEFAULT_SWITCH_SHARE)
+        self.incremental_threshold = check_switch_share(incremental_threshold)
         #: ExplainStats of the last attribute call's last input tensor (None before).
         self.last_stats: ExplainStats | None = None
 

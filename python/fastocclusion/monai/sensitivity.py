@@ -16,7 +16,6 @@ from fastocclusion.backends.torch.outputs import OutputsBackend
 from fastocclusion.engine import ExplainStats, IncrementalOptions, WindowGeometry, build_sweep
 from fastocclusion.engine.approximate import explain_by_drill_down
 from fastocclusion.engine.approximation import check_approximate, for_geometry
-from fastocclusion.engine.regions import DEFAULT_SWITCH_SHARE
 from fastocclusion.frameworks import installed
 from fastocclusion.inputs import as_batch_dtype
 from fastocclusion.monai.arguments import batch_dtype, batch_image, check_image, per_axis
@@ -48,8 +47,9 @@ class OcclusionSensitivity:
     unsupported layer or argument, before any model call); False: the normal sweep, with
     MONAI's model calls. The maps are the same either way (float32 round-off).
     ``incremental_threshold``: the switch-back share of a feature map, in (0, 1] (None:
-    engine.regions.DEFAULT_SWITCH_SHARE). ``last_stats``: the ExplainStats of the last
-    call (``incremental_layers``, ``incremental_note``: what ran incrementally and why).
+    PyTorch's default, engine.regions.DEFAULT_SWITCH_SHARE). ``last_stats``: the
+    ExplainStats of the last call (``incremental_layers``, ``incremental_note``: what ran
+    incrementally and why).
     ``approximate`` (keyword only): None (default, exact), "auto" or a dict, as
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
     only where the coarse map stands out; ``coarse_stride`` one value or one per spatial
@@ -106,7 +106,7 @@ class OcclusionSensitivity:
         self.overlap = overlap
         self.activate = activate
         self.incremental = check_incremental(incremental)
-        self.incremental_threshold = check_switch_share(incremental_threshold, DEFAULT_SWITCH_SHARE)
+        self.incremental_threshold = check_switch_share(incremental_threshold)
         #: ExplainStats of the last call (None before the first).
         self.last_stats: ExplainStats | None = None
 

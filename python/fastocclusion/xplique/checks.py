@@ -59,7 +59,7 @@ def check_options(
     checked["progress"] = progress
     checked["device"] = check_choice(device, "device", DEVICES)
     checked["incremental"] = check_incremental(incremental)
-    checked["incremental_threshold"] = check_switch_share(incremental_threshold, None)
+    checked["incremental_threshold"] = check_switch_share(incremental_threshold)
     checked["operator"] = tasks.parse_operator(operator)
     checked["approximate"] = check_approximate(approximate)
     return checked

@@ -32,6 +32,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,46 +85,82 @@ def on_squares(heatmap: np.ndarray, squares: np.ndarray) -> float:
     return float(squares.reshape(-1)[int(np.argmax(heatmap))])
 
 
-def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
-    kind, stride = name.split("/")
-    torch.manual_seed(0)
-    squares = None
-    if kind == "densenet3d":  # MONAI's DenseNet121 over one 64^3 volume
-        from monai.networks.nets import DenseNet121
+@dataclass
+class Case:
+    """One config's model (made by ``make``), inputs, targets (None: the top class),
+    Occlusion options, number of outputs, its network's name (bench_torch's models), and
+    where the evidence lies (the scene's squares (H, W), the demo images' shapes (N, H, W);
+    None for noise)."""
 
-        model = DenseNet121(spatial_dims=3, in_channels=1, out_channels=2).eval()
+    make: Callable[[], Any]
+    x: np.ndarray
+    targets: np.ndarray | None
+    options: dict[str, Any]
+    classes: int
+    network: str = ""
+    evidence: np.ndarray | None = None
+
+
+def case(name: str) -> Case:
+    """The model, inputs and options of config ``name`` (see the module docstring)."""
+    if name == "demo":
+        from fastocclusion import demo
+
+        images, _, masks = demo.make_dataset(200, np.random.default_rng([0, 2]))
+        options = dict(patch_size=demo.PATCH_SIZE, patch_stride=demo.PATCH_STRIDE, batch_size=256)
+        return Case(demo.train_model, images, None, options, len(demo.CLASS_NAMES), "", masks)
+    kind, stride = name.split("/")
+    options = dict(patch_size=16, patch_stride=int(stride), data_format="channels_first")
+    if kind == "densenet3d":  # MONAI's DenseNet121 over one 64^3 volume
+
+        def densenet() -> Any:
+            from monai.networks.nets import DenseNet121
+
+            torch.manual_seed(0)
+            return DenseNet121(spatial_dims=3, in_channels=1, out_channels=2).eval()
+
         x = np.random.default_rng(0).uniform(0, 1, (1, 1, 64, 64, 64)).astype(np.float32)
         targets = np.eye(2, dtype=np.float32)[[0]]
-        batch = 16
-        floor = densenet3d_floor(model, int(stride), max(1, calls // 4))
+        return Case(densenet, x, targets, dict(options, batch_size=16), 2, kind)
+    network = kind.removesuffix("-trained")
+    options["batch_size"] = 32
+    if kind.endswith("-trained"):  # trained_shapes: a scene of shapes, the square logit
+        x, squares = trained_shapes.scene(np.random.default_rng([0, 3]))
+        targets = np.eye(2, dtype=np.float32)[[0]]
+        return Case(lambda: trained_shapes.trained(network), x, targets, options, 2, network,
+                    squares)  # fmt: skip
+
+    def random_weights() -> Any:
+        torch.manual_seed(0)
+        return (vgg16() if network == "vgg16" else resnet18()).eval()
+
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    return Case(random_weights, x, np.eye(10, dtype=np.float32)[[0]], options, 10, network)
+
+
+def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
+    c = case(name)
+    model, x, targets, options = c.make(), c.x, c.targets, c.options
+    if c.network == "densenet3d":
+        floor = densenet3d_floor(model, options["patch_stride"], max(1, calls // 4))
     else:
-        trained = kind.endswith("-trained")
-        network = kind.removesuffix("-trained")
-        if trained:  # trained_shapes: a scene of shapes, the square detector's logit
-            model = trained_shapes.trained(network)
-            x, squares = trained_shapes.scene(np.random.default_rng([0, 3]))
-        else:
-            model = (vgg16() if network == "vgg16" else resnet18()).eval()
-            x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
-        classes = 2 if trained else 10
-        targets = np.eye(classes, dtype=np.float32)[[0]]
-        batch = 32
-        cfg = TorchConfig(name, network, (3, 224, 224), 1, 16, int(stride))
+        cfg = TorchConfig(name, c.network, (3, 224, 224), 1, 16, options["patch_stride"])
         rows = call_rows(cfg)
-        part = calls_alone(model, cfg, rows[:calls], classes)
+        part = calls_alone(model, cfg, rows[:calls], c.classes)
         part()  # warm-up
         seconds, _ = timed(part)
         floor = seconds * sum(rows) / sum(rows[:calls])
-    options = dict(patch_size=16, patch_stride=int(stride), batch_size=batch,
-                   data_format="channels_first")  # fmt: skip
+
+    def pointing(heatmap: np.ndarray) -> dict[str, float]:
+        return {} if c.evidence is None else {"pointing": on_squares(heatmap, c.evidence)}
+
     exact = Occlusion(model, incremental=True, **options)
     exact_seconds, reference = timed(lambda: exact.explain(x, targets).numpy()[0, 0])
-    pointing = {} if squares is None else {"pointing": on_squares(reference, squares)}
     results = [
         {"config": name, "mode": "model calls alone (exact normal sweep)", "seconds": floor,
          "share": 1.0, "ssim": 1.0, "spearman": 1.0, "estimated": 1.0},
         {"config": name, "mode": "exact, incremental", "seconds": exact_seconds, "share": 1.0,
-         "ssim": 1.0, "spearman": 1.0, "estimated": 1.0, **pointing},
+         "ssim": 1.0, "spearman": 1.0, "estimated": 1.0, **pointing(reference)},
     ]  # fmt: skip
     for mode in modes:
         explainer = Occlusion(model, approximate=mode_option(mode), **options)
@@ -132,8 +170,7 @@ def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
             "config": name, "mode": f"approximate={mode_option(mode)!r}", "seconds": seconds,
             "share": stats.approximate_share, "ssim": ssim(maps, reference),
             "spearman": spearman(maps, reference), "estimated": stats.approximate_ssim,
-            "note": stats.approximate_note,
-            **({} if squares is None else {"pointing": on_squares(maps, squares)}),
+            "note": stats.approximate_note, **pointing(maps),
         })  # fmt: skip
     for row in results:
         row["speedup"] = floor / row["seconds"]
@@ -143,9 +180,8 @@ def torch_config(name: str, modes: list[str], calls: int) -> list[dict]:
 def demo_config(modes: list[str]) -> list[dict]:
     from fastocclusion import demo
 
-    model = demo.train_model()
-    images, _, masks = demo.make_dataset(200, np.random.default_rng([0, 2]))
-    options = dict(patch_size=demo.PATCH_SIZE, patch_stride=demo.PATCH_STRIDE, batch_size=256)
+    c = case("demo")
+    model, images, masks, options = c.make(), c.x, c.evidence, c.options
     exact = Occlusion(model, **options)
     exact.explain(images[:1])  # traces the model
     exact_seconds, reference = timed(lambda: exact.explain(images).numpy()[..., 0])

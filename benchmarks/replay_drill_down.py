@@ -29,52 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import trained_shapes  # noqa: E402
-from bench_incremental import vgg16  # noqa: E402
-from bench_torch import resnet18  # noqa: E402
+from bench_approximate import case  # noqa: E402
 
 import fastocclusion.engine.approximate as approximate_module  # noqa: E402
 from fastocclusion import Occlusion  # noqa: E402
 from fastocclusion.engine import drill_down as drill_down_module  # noqa: E402
 from fastocclusion.engine.similarity import ssim  # noqa: E402
-
-
-def config(name: str) -> tuple[Any, np.ndarray, np.ndarray | None, dict[str, Any], int]:
-    """(a maker of the model, the inputs, the targets, the Occlusion options, the number of
-    classes) of bench_approximate's config ``name``."""
-    kind, stride = name.split("/") if "/" in name else (name, "1")
-    if kind == "demo":
-        from fastocclusion import demo
-
-        images, _, _ = demo.make_dataset(200, np.random.default_rng([0, 2]))
-        options = dict(patch_size=demo.PATCH_SIZE, patch_stride=demo.PATCH_STRIDE, batch_size=256)
-        return demo.train_model, images, None, options, len(demo.CLASS_NAMES)
-    options = dict(patch_size=16, patch_stride=int(stride), data_format="channels_first")
-    if kind == "densenet3d":
-
-        def densenet() -> Any:
-            import torch
-            from monai.networks.nets import DenseNet121
-
-            torch.manual_seed(0)
-            return DenseNet121(spatial_dims=3, in_channels=1, out_channels=2).eval()
-
-        x = np.random.default_rng(0).uniform(0, 1, (1, 1, 64, 64, 64)).astype(np.float32)
-        return densenet, x, np.eye(2, dtype=np.float32)[[0]], dict(options, batch_size=16), 2
-    network = kind.removesuffix("-trained")
-    if kind.endswith("-trained"):
-        x, _ = trained_shapes.scene(np.random.default_rng([0, 3]))
-        return (lambda: trained_shapes.trained(network)), x, np.eye(2, dtype=np.float32)[[0]], (
-            dict(options, batch_size=32)
-        ), 2  # fmt: skip
-
-    def random_weights() -> Any:
-        import torch
-
-        torch.manual_seed(0)
-        return (vgg16() if network == "vgg16" else resnet18()).eval()
-
-    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
-    return random_weights, x, np.eye(10, dtype=np.float32)[[0]], dict(options, batch_size=32), 10
 
 
 class _Replayed(Exception):
@@ -87,7 +47,7 @@ def _path(out: Path, name: str) -> Path:
 
 def record(name: str, out: Path) -> None:
     """Saves the coarse values and every window's exact value of config ``name``."""
-    make, x, targets, options, _ = config(name)
+    c = case(name)
     original = approximate_module.drill_down
     parts: dict[str, list[np.ndarray]] = {"pairs": [], "values": [], "coarse": []}
 
@@ -105,7 +65,7 @@ def record(name: str, out: Path) -> None:
 
     approximate_module.drill_down = recording
     try:
-        Occlusion(make(), approximate={"drill_down": 1.0}, **options).explain(x, targets)
+        Occlusion(c.make(), approximate={"drill_down": 1.0}, **c.options).explain(c.x, c.targets)
     finally:
         approximate_module.drill_down = original
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +79,8 @@ def record(name: str, out: Path) -> None:
 def replay(name: str, out: Path, variant: str | None) -> dict[str, float]:
     """ "auto" on config ``name``'s recording: swept share, estimated and true SSIM (the
     lowest and the mean over the inputs)."""
-    _, x, targets, options, classes = config(name)
+    c = case(name)
+    x, classes = c.x, c.classes
     data = np.load(_path(out, name))
     coarse, pairs, recorded = data["coarse"], data["pairs"], data["values"]
     module = importlib.import_module(variant) if variant else drill_down_module
@@ -151,7 +112,7 @@ def replay(name: str, out: Path, variant: str | None) -> dict[str, float]:
 
     approximate_module.drill_down = replayed
     try:
-        Occlusion(stand_in, approximate="auto", **options).explain(x, targets)
+        Occlusion(stand_in, approximate="auto", **c.options).explain(x, c.targets)
     except _Replayed:
         pass
     finally:

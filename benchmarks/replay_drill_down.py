@@ -103,7 +103,7 @@ def replay(name: str, out: Path, variant: str | None) -> dict[str, float]:
             ssim(np.asarray(assemble(approximated[i])), np.asarray(assemble(truth[i])))
             for i in range(n)
         ]
-        found.update(share=result.swept_share, estimated=result.estimated_ssim,
+        found.update(share=result.exact_share, estimated=result.estimated_ssim,
                      lowest=float(np.min(scores)), mean=float(np.mean(scores)))  # fmt: skip
         raise _Replayed  # no sweep ran: nothing for the explain to finish
 

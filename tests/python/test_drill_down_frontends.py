@@ -204,7 +204,7 @@ def test_captum_and_monai_truncate_when_asked_and_say_so(tau):
 # -- models on a GPU: the drill-down's sweeps of chosen patches run on the device --------
 
 
-@pytest.mark.parametrize("approximate", [{"drill_down": 0.3}, "auto"])
+@pytest.mark.parametrize("approximate", [{"drill_down": 0.7}, "auto"])
 def test_a_drill_down_on_the_device_equals_the_host_drill_down(approximate, monkeypatch):
     """The GPU sweep's logic (fake_cuda's stand-in for _cuda): the coarse sweep and the
     sweeps of chosen (input, window) pairs fill their batches on the "device" (a StreamPairs

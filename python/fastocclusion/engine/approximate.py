@@ -48,8 +48,9 @@ def explain_by_drill_down(
     windows = int(geometry.grid().num_windows)
     note = (
         f"drill-down: a coarse sweep of {result.coarse_windows} patches per input, then "
-        f"{result.swept_share:.0%} of the {windows} patches swept exactly ({result.sweeps} "
-        f"sweeps in all); the estimates of the swept patches were off by "
+        f"{result.exact_share:.0%} of the {windows} patches computed exactly ({result.sweeps} "
+        f"sweeps in all, the coarse one included); the estimates of the swept patches were "
+        f"off by "
         f"{result.disagreement:.2g} (RMS, relative to the largest value); estimated SSIM "
         f"to the exact maps {result.estimated_ssim:.3f}"
     )
@@ -62,6 +63,6 @@ def explain_by_drill_down(
     now = time.perf_counter()
     parts = [sweep.stats(now) for sweep in sweeps]
     stats = combined_stats(
-        parts, started, n, windows, result.swept_share, result.estimated_ssim, note
+        parts, started, n, windows, result.exact_share, result.estimated_ssim, note
     )
     return maps, stats, sweeps[0]

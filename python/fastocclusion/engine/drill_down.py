@@ -6,36 +6,38 @@ outputs). With windows every ``stride``, neighbouring windows' values are close 
 model's response is smooth, so:
 
 1. the coarse pass sweeps the same windows every ``coarse_stride`` (a multiple of the
-   stride, by default at least the window: no overlap), one sweep of all inputs;
-2. every exact window's value is estimated from the coarse ones: linear interpolation
-   along each axis between the coarse windows' anchors (the nearest coarse value past
-   the last one);
-3. the exact windows are cut into blocks of one coarse cell each (coarse_stride / stride
-   windows per axis); per input, the blocks whose estimated values stand out most (the
-   largest |value - median| of a window in them) are swept exactly, whole blocks until a
-   share ``r`` of the windows is reached: one sweep of the chosen (input, window) pairs
-   of every input (a ``Sweep`` of ``pairs``: one base pass, full batches);
-4. the map accumulates every exact window's value: the swept ones, the estimates
+   stride, by default at least the window: no overlap), one sweep of all inputs; every
+   exact window's value is first estimated from the coarse ones (linear interpolation
+   along each axis between the coarse windows' anchors);
+2. chosen coarse cells are refined level by level (engine.refinement): a level sweeps the
+   windows of its lattice in the cells it chose (a cell of 4 x 4 windows first at its
+   2 x 2 lattice, then in full), and the windows not swept are interpolated from the
+   finest lattice around them. The first level chooses the cells whose estimated values
+   stand out most (the largest |value - median| of a window in them); a later one the
+   cells nearest to the largest errors measured so far (a swept window's exact value
+   against the estimate it had), the most outstanding first among equals. Each sweep is
+   one ``Sweep`` of the chosen (input, window) pairs of every input (one base pass, full
+   batches);
+3. the map accumulates every exact window's value: the swept ones, the estimates
    elsewhere (``_core.accumulate_window_deltas`` or ``blend_window_values``, as the exact
    sweep's own maps).
 
-With r = 1 every window is swept and the maps are the exact sweep's (the same values, up to
-the model's round-off in batches of other samples, through the same accumulation). Nothing
-here calls a model: the front-end passes ``sweep_values(geometry, pairs)``, which runs one
-sweep and returns its window values.
+``{"drill_down": r}`` sweeps a share r of the windows (whole cells, so a little more):
+every level before the last in full while r allows, the rest at the last level, one sweep
+per level. With r = 1 every window is swept and the maps are the exact sweep's (the same
+values, up to the model's round-off in batches of other samples, through the same
+accumulation). Nothing here calls a model: the front-end passes ``sweep_values(geometry,
+pairs)``, which runs one sweep and returns its window values.
 
-The measured error (``DrillDownResult``): the swept windows hold both their exact value and
-their estimate, so their disagreement is measured every time. Over the last blocks swept
-(the least outstanding ones, the nearest to those left estimated), and over an audit
-sample of the windows left estimated (AUDIT_SHARE of the windows, at random, swept beside
-the blocks), the errors are fitted as a multiple of how far each estimate stands out (plus
-1 % of the largest value; the larger fit of the two), and every window left estimated is
-given such an error: the estimated SSIM is that of the map
-against the map with these errors added (independent normal draws per window, a fixed
-seed; draws shared by a block's windows were measured far too pessimistic: 0.55 estimated
-for a true 0.89 on a trained VGG-16). "auto" sweeps blocks in
-rounds (5, 10, 20, 35, 50, 75, 100 % of the windows; one sweep per round, of the inputs
-still short) until that estimate reaches the target SSIM for every input.
+The measured error (``DrillDownResult``): every swept window holds both its exact value
+and the estimate it had, so the estimates' errors are measured every time, on the windows
+a sweep chose and on an audit sample of the windows it leaves estimated (AUDIT_SHARE of
+the windows, at random, swept beside them). engine.interpolation_error turns them into an
+estimated SSIM of the maps against the exact ones (errors simulated with the structure of
+an interpolation's, their size fitted to the measured ones, raised to a 95 % upper
+confidence bound). "auto" sweeps in rounds (a level before the last: 25, 50, 75, 100 % of
+its cells; the last level: 5, 10, 20, 35, 50, 75, 100 %; one sweep per round, of the
+inputs still short) until that estimate reaches the target SSIM for every input.
 """
 
 from __future__ import annotations
@@ -49,33 +51,38 @@ import numpy as np
 
 from fastocclusion.engine.approximation import Approximation, coarse_geometry
 from fastocclusion.engine.geometry import WindowGeometry
+from fastocclusion.engine.interpolation_error import ErrorModel, outstanding
 from fastocclusion.engine.projective_field import AUTO_SHARES, Truncation, measure_truncation
-from fastocclusion.engine.similarity import ssim
+from fastocclusion.engine.refinement import Refinement, dilated_max, interpolate
 
-__all__ = ["AUTO_ROUNDS", "DrillDownResult", "drill_down"]
+__all__ = ["AUTO_ROUNDS", "LEVEL_ROUNDS", "DrillDownResult", "drill_down"]
 
-#: Each round also sweeps a random sample of the windows it leaves estimated: this share
+#: Each sweep also sweeps a random sample of the windows it leaves estimated: this share
 #: of the windows, at least AUDIT_MIN (or a tenth of a small grid's windows); their
 #: errors enter the estimated SSIM.
-AUDIT_SHARE = 0.02
+AUDIT_SHARE = 0.01
 AUDIT_MIN = 8
-#: The cumulative shares of the windows "auto" sweeps exactly, round by round.
+#: The cumulative shares of a level's cells "auto" refines, round by round: at a level
+#: before the last, and at the last level (every window of its cells swept).
+LEVEL_ROUNDS = (0.25, 0.5, 0.75, 1.0)
 AUTO_ROUNDS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
 class DrillDownResult:
     """What a drill-down computed: ``values`` (N * planes, *counts) of the exact geometry's
-    windows (swept, or estimated), ``swept_share`` (of those windows, swept exactly),
+    windows (exact, or estimated), ``exact_share`` (of those windows, computed exactly:
+    swept, or coarse windows that are windows of the geometry too),
     ``coarse_windows`` (per input), ``estimated_ssim`` (of the maps against the exact ones,
-    the lowest over the inputs, see the module docstring; 1.0 when every window was swept),
-    ``disagreement`` (the root mean square of swept - estimated over the last blocks swept,
-    relative to the largest |value|; the largest over the inputs), ``sweeps`` and
-    ``truncation`` (the projective-field truncation used, and its measured SSIM)."""
+    the lowest over the inputs, see the module docstring; 1.0 when every window is
+    exact), ``disagreement`` (the root mean square of swept - estimated over the windows
+    the last sweep chose, relative to the largest |value|; the largest over the inputs),
+    ``sweeps`` and ``truncation`` (the projective-field truncation used, and its measured
+    SSIM)."""
 
     values: np.ndarray
     truncation: Truncation
-    swept_share: float
+    exact_share: float
     coarse_windows: int
     estimated_ssim: float
     disagreement: float
@@ -86,82 +93,92 @@ def _anchors(grid: Any, axis: int) -> np.ndarray:
     return np.asarray([anchor for anchor, _ in grid.spans(axis)], dtype=np.float64)
 
 
-def _interpolate(values: np.ndarray, coarse: Any, fine: Any) -> np.ndarray:
-    """Window values over ``coarse``'s windows ((rows, *coarse counts)) at ``fine``'s
-    anchors: linear along each axis, the nearest value past the ends."""
-    out = values
+def _coinciding(fine: Any, coarse: Any) -> np.ndarray:
+    """A mask (windows,) of the exact windows that are coarse windows too (the same anchor
+    and length on every axis): the coarse pass computed their values exactly."""
+    mask = np.ones((), dtype=bool)
     for axis in range(len(fine.counts)):
-        src, dst = _anchors(coarse, axis), _anchors(fine, axis)
-        if len(src) == 1:
-            out = np.repeat(out, len(dst), axis=axis + 1)
-            continue
-        right = np.clip(np.searchsorted(src, dst, side="right"), 1, len(src) - 1)
-        left = right - 1
-        t = np.clip((dst - src[left]) / (src[right] - src[left]), 0.0, 1.0)
-        shape = [1] * out.ndim
-        shape[axis + 1] = len(dst)
-        t = t.reshape(shape)
-        out = np.take(out, left, axis=axis + 1) * (1 - t) + np.take(out, right, axis=axis + 1) * t
-    return out
+        spans = {tuple(span) for span in coarse.spans(axis)}
+        on_axis = np.array([tuple(span) in spans for span in fine.spans(axis)])
+        mask = mask[..., None] & on_axis
+    return mask.reshape(-1)
 
 
-class _Blocks:
-    """The exact windows cut into blocks of ``size`` windows per axis."""
-
-    def __init__(self, counts: tuple[int, ...], size: tuple[int, ...]) -> None:
-        self.counts, self.size = counts, size
-        self.shape = tuple(-(-c // s) for c, s in zip(counts, size))
-        block_of = np.zeros(counts, dtype=np.int64)  # each window's block (flat index)
-        for axis, (c, s) in enumerate(zip(counts, size)):
-            index = np.arange(c) // s
-            shape = [1] * len(counts)
-            shape[axis] = c
-            block_of = block_of * self.shape[axis] + index.reshape(shape)
-        self.block_of = block_of.reshape(-1)
-
-    @property
-    def count(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """The number of windows of each block: (blocks,)."""
-        return np.bincount(self.block_of, minlength=self.count)
-
-    def priority(self, outstanding: np.ndarray) -> np.ndarray:
-        """The most outstanding window of each block: (blocks,) of (windows,)."""
-        best = np.full(self.count, -np.inf)
-        np.maximum.at(best, self.block_of, outstanding)
-        return best
-
-    def windows(self, chosen: np.ndarray) -> np.ndarray:
-        """The windows (flat indices, ascending) of the blocks ``chosen``."""
-        mask = np.zeros(self.count, dtype=bool)
-        mask[chosen] = True
-        return np.flatnonzero(mask[self.block_of])
+def _rms(values: np.ndarray) -> float:
+    """The root mean square of ``values`` (0.0 for none)."""
+    return float(np.sqrt(np.mean(values**2))) if values.size else 0.0
 
 
-def _outstanding(estimate: np.ndarray) -> np.ndarray:
-    """How far each window's estimate stands out: |value - median| summed over the planes,
-    (windows,) of one input's (planes, windows) estimates."""
-    return np.abs(estimate - np.median(estimate, axis=1, keepdims=True)).sum(axis=0)
+class _Input:
+    """One input's drill-down: its values (exact where known, estimated elsewhere), what
+    is known, the errors measured and the model of those left."""
+
+    def __init__(self, base: np.ndarray, known: np.ndarray, errors: ErrorModel) -> None:
+        self.base = base  # (planes, windows): the coarse interpolation
+        self.values = base.copy()
+        self.known = known.copy()  # swept, or a coarse window
+        self.errors = np.zeros(known.shape)  # |exact - estimate| of the swept windows
+        self.model = errors
+        self.order = np.zeros(0, dtype=np.int64)  # the cells of the level, in order
+        self.done = 0  # how many of them are refined
+        self.estimated = 1.0
+        self.disagreement = 0.0
+
+    def learn(
+        self, chosen: np.ndarray, audit: np.ndarray, exact: np.ndarray, refinement: Refinement
+    ) -> None:  # fmt: skip
+        """Takes the exact values ((planes, len(chosen) + len(audit))) of the windows
+        ``chosen`` and ``audit`` (flat indices): the errors of their estimates, then the
+        new estimates of the others."""
+        windows = np.concatenate([chosen, audit])
+        simulated = self.model.simulated(self.values, self.known)[:, windows]
+        residual = exact - self.values[:, windows]
+        self.model.fit(residual, simulated, np.arange(len(windows)) >= len(chosen))
+        scale = max(float(np.abs(self.values).max()), float(np.abs(exact).max()), 1e-300)
+        self.disagreement = _rms(residual[:, : len(chosen)]) / scale
+        self.errors[windows] = np.abs(residual).sum(axis=0)
+        self.values[:, windows] = exact
+        self.known[windows] = True
+        estimate = refinement.estimate(self.base, self.values, self.known)
+        self.values = np.where(self.known, self.values, estimate)
 
 
-def _estimated_ssim(
-    values: np.ndarray, swept: np.ndarray, spread: np.ndarray,
-    assemble: Callable[[np.ndarray], Any],
-) -> float:  # fmt: skip
-    """The SSIM of the map of ``values`` ((planes, *counts) of one input) against that map
-    with errors added to the windows not ``swept`` (a flat mask): independent N(0, 1)
-    draws per window and plane, times each window's ``spread`` (the error expected of its
-    estimate)."""
-    if not spread.any() or swept.all():
-        return 1.0
-    draws = np.random.default_rng(0).normal(0.0, 1.0, (len(values), swept.size))
-    noise = draws * (spread * ~swept)
-    return ssim(
-        np.asarray(assemble(values + noise.reshape(values.shape))), np.asarray(assemble(values))
-    )
+def _audit(known: np.ndarray, chosen: np.ndarray, seed: list[int]) -> np.ndarray:
+    """An audit sample of one input's windows left estimated after this sweep (neither
+    ``known`` nor ``chosen``): AUDIT_SHARE of the windows (at least AUDIT_MIN), uniformly
+    at random (a fixed ``seed`` per input and sweep), ascending. Their errors are measured
+    where the sweep did not point: its windows are the most outstanding, so their errors
+    alone can understate those of the windows left."""
+    windows = known.size
+    left = ~known
+    left[chosen] = False
+    candidates = np.flatnonzero(left)
+    least = min(AUDIT_MIN, math.ceil(0.1 * windows))  # small grids: a tenth at most
+    count = min(len(candidates), max(least, math.ceil(AUDIT_SHARE * windows)))
+    if count == 0:
+        return candidates
+    return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False))
+
+
+def _rounds(levels: int, share: float | None) -> list[tuple[int, float]]:
+    """The sweeps, as (level, cumulative share of its cells): "auto"'s rounds, or one per
+    level for a given share (its budget decides)."""
+    if share is not None:
+        return [(level, 1.0) for level in range(1, levels + 1)]
+    return [(level, s) for level in range(1, levels + 1)
+            for s in (LEVEL_ROUNDS if level < levels else AUTO_ROUNDS)]  # fmt: skip
+
+
+def _cell_order(one: _Input, refinement: Refinement, level: int) -> np.ndarray:
+    """The cells of ``level`` in the order they are refined: the first level by how far
+    their estimates stand out, a later one by the largest error measured within one of its
+    cells (then by how far they stand out)."""
+    cells = refinement.cells(level)
+    standing_out = cells.priority(outstanding(one.values))
+    if level == 1:
+        return np.argsort(-standing_out, kind="stable")
+    near = dilated_max(one.errors.reshape(refinement.counts), refinement.radius(level))
+    return np.lexsort((-standing_out, -cells.priority(near.reshape(-1))))
 
 
 def drill_down(
@@ -185,101 +202,83 @@ def drill_down(
     counts = tuple(int(c) for c in fine.counts)
     windows = int(fine.num_windows)
     coarse = coarse_geometry(geometry, approximation.coarse_stride)
+    coarse_grid = coarse.grid()
     coarse_values = sweep_values(coarse, None, None)
     truncation = _truncation(approximation, coarse, fine, n, coarse_values, sweep_values, assemble)
-    tau = truncation.share
-    estimate = _interpolate(coarse_values, coarse.grid(), fine)
-    planes = estimate.shape[0] // n
-    estimate = estimate.reshape(n, planes, windows)
-    values = estimate.copy()
+    anchors = [_anchors(fine, axis) for axis in range(len(counts))]
+    source = [_anchors(coarse_grid, axis) for axis in range(len(counts))]
+    base = interpolate(coarse_values, source, anchors)
+    planes = base.shape[0] // n
+    base = base.reshape(n, planes, windows)
     size = tuple(max(1, cs // s) if c > 1 else 1
                  for cs, s, c in zip(coarse.stride, geometry.stride, counts))  # fmt: skip
-    blocks = _Blocks(counts, size)
-    outstanding = [_outstanding(estimate[i]) for i in range(n)]
-    orders = [np.argsort(-blocks.priority(outstanding[i]), kind="stable") for i in range(n)]
-    swept = np.zeros((n, windows), dtype=bool)
-    done = np.zeros(n, dtype=np.int64)  # blocks swept per input
+    refinement = Refinement(counts, size, anchors)
+    # The coarse windows that are exact windows too are known, unless the sweeps truncate
+    # (their values would then differ from the others' in kind).
+    from_coarse = _coinciding(fine, coarse_grid) & (truncation.share is None)
+    width = tuple(max(1, round(w / s)) if c > 1 else 1
+                  for w, s, c in zip(geometry.window, geometry.stride, counts))  # fmt: skip
+    inputs = [_Input(base[i], from_coarse, ErrorModel(refinement, planes, width, i))
+              for i in range(n)]  # fmt: skip
+    budget = None if approximation.share is None else approximation.share * windows
     open_inputs = list(range(n))
-    estimated = np.ones(n)
-    disagreement = np.zeros(n)
-    rounds = (approximation.share,) if approximation.share is not None else AUTO_ROUNDS
     sweeps = 1 + truncation.sweeps
-    # Whole blocks in priority order until the share of windows is reached (edge blocks
-    # hold fewer windows).
-    reached = [np.cumsum(blocks.sizes[order]) for order in orders]
-    for share in rounds:
-        wanted = {
-            i: min(blocks.count, int(np.searchsorted(reached[i], share * windows - 1e-9)) + 1)
-            for i in open_inputs
-        }
-        blocks_of = {i: blocks.windows(orders[i][done[i] : wanted[i]]) for i in open_inputs}
-        blocks_of = {i: w[~swept[i][w]] for i, w in blocks_of.items()}  # audited before
-        audits = {i: _audit(swept[i], w, windows, i) for i, w in blocks_of.items()}
-        chosen = {i: np.concatenate([w, audits[i]]) for i, w in blocks_of.items()}
-        chosen = {i: w for i, w in chosen.items() if len(w)}
+    level_of = 0
+    for level, share in _rounds(refinement.levels, approximation.share):
+        lattice = refinement.lattice(level)
+        cells = refinement.cells(level)
+        chosen: dict[int, np.ndarray] = {}
+        for i in open_inputs:
+            one = inputs[i]
+            if level != level_of:
+                one.order, one.done = _cell_order(one, refinement, level), 0
+            wanted = max(one.done, min(cells.count, math.ceil(share * cells.count - 1e-9)))
+            picked = one.order[one.done : wanted]
+            if budget is not None:  # whole cells until the share of windows is reached
+                left = budget - one.known.sum()
+                new = cells.windows(picked) & lattice & ~one.known
+                per_cell = np.bincount(cells.cell_of[new], minlength=cells.count)[picked]
+                keep = int(np.searchsorted(np.cumsum(per_cell), left - 1e-9)) + 1
+                picked = picked[: keep if left > 0 else 0]
+            one.done += len(picked)
+            new = np.flatnonzero(cells.windows(picked) & lattice & ~one.known)
+            if len(new):
+                chosen[i] = new
+        level_of = level
         if not chosen:
             continue
-        pairs = np.concatenate(
-            [np.stack([np.full(len(w), i), w], axis=1) for i, w in chosen.items()]
-        ).astype(np.int64)
-        exact = sweep_values(geometry, pairs, tau).reshape(len(pairs), planes)
+        audits = {i: _audit(inputs[i].known, w, [i, sweeps]) for i, w in chosen.items()}
+        pairs = np.concatenate([
+            np.stack([np.full(len(w) + len(audits[i]), i), np.concatenate([w, audits[i]])], 1)
+            for i, w in chosen.items()
+        ]).astype(np.int64)  # fmt: skip
+        exact = sweep_values(geometry, pairs, truncation.share).reshape(len(pairs), planes)
         sweeps += 1
         at = 0
         for i, w in chosen.items():
-            part = exact[at : at + len(w)].T  # (planes, windows)
-            at += len(w)
-            residual = part - estimate[i][:, w]
-            values[i][:, w] = part
-            swept[i, w] = True
-            done[i] = wanted[i]
-            scale = max(float(np.abs(values[i]).max()), 1e-300)
-            disagreement[i] = _rms(residual) / scale
-            # The errors grow with how far an estimate stands out (a floor of 1 % of the
-            # largest value for the flat ones), fitted on the windows just swept: the
-            # blocks, and the audit sample of the windows left (the larger of the two).
-            level = outstanding[i] + 0.01 * scale
-            errors = np.abs(residual).sum(axis=0) / level[w]
-            split = len(w) - len(audits[i])  # the blocks' windows, then the audit's
-            ratio = max(_rms(errors[:split]), _rms(errors[split:]))
-            one = values[i].reshape((planes,) + counts)
-            estimated[i] = _estimated_ssim(one, swept[i], ratio * level, assemble)
-            estimated[i] *= truncation.ssim[i]
+            one = inputs[i]
+            count = len(w) + len(audits[i])
+            one.learn(w, audits[i], exact[at : at + count].T, refinement)
+            at += count
+            one.estimated = truncation.ssim[i] * one.model.estimated_ssim(
+                one.values, one.known, assemble, (planes,) + counts
+            )
         if approximation.share is None:
-            open_inputs = [i for i in open_inputs if estimated[i] < approximation.target_ssim]
+            open_inputs = [i for i in open_inputs
+                           if inputs[i].estimated < approximation.target_ssim]  # fmt: skip
             if not open_inputs:
                 break
+    known = np.stack([one.known for one in inputs])
+    values = np.stack([one.values for one in inputs])
     return DrillDownResult(
         values=values.reshape((n * planes,) + counts),
         truncation=truncation,
-        swept_share=float(swept.mean()),
-        coarse_windows=int(coarse.grid().num_windows),
-        estimated_ssim=float(estimated.min()),
-        disagreement=float(disagreement.max()),
+        exact_share=float(known.mean()),
+        coarse_windows=int(coarse_grid.num_windows),
+        estimated_ssim=1.0 if known.all() else float(min(one.estimated for one in inputs)),
+        disagreement=float(max(one.disagreement for one in inputs)),
         sweeps=sweeps,
     )
-
-
-def _rms(values: np.ndarray) -> float:
-    """The root mean square of ``values`` (0.0 for none)."""
-    return float(np.sqrt(np.mean(values**2))) if values.size else 0.0
-
-
-def _audit(swept: np.ndarray, chosen: np.ndarray, windows: int, seed: int) -> np.ndarray:
-    """An audit sample of one input's windows left estimated after this round (neither
-    ``swept`` nor ``chosen``): AUDIT_SHARE of the windows (at least AUDIT_MIN), uniformly
-    at random (a fixed seed per input and round), ascending. Their errors are measured
-    where the coarse map did not point: the blocks chosen are the most outstanding, so
-    their errors alone can understate those of the windows left."""
-    left = np.ones(windows, dtype=bool)
-    left[swept] = False
-    left[chosen] = False
-    candidates = np.flatnonzero(left)
-    least = min(AUDIT_MIN, math.ceil(0.1 * windows))  # small grids: a tenth at most
-    count = min(len(candidates), max(least, math.ceil(AUDIT_SHARE * windows)))
-    if count == 0:
-        return candidates
-    rng = np.random.default_rng([seed, int(swept.sum())])
-    return np.sort(rng.choice(candidates, size=count, replace=False))
 
 
 def _truncation(
@@ -300,9 +299,11 @@ def _truncation(
     else:
         return Truncation(None, np.ones(n), ())
     counts = tuple(int(c) for c in fine.counts)
+    source = [_anchors(coarse.grid(), axis) for axis in range(len(counts))]
+    target = [_anchors(fine, axis) for axis in range(len(counts))]
 
     def maps_of(values: np.ndarray) -> Any:
-        upsampled = _interpolate(values, coarse.grid(), fine)
+        upsampled = interpolate(values, source, target)
         return assemble(upsampled.reshape((len(values),) + counts))
 
     return measure_truncation(

@@ -1,8 +1,9 @@
 """Adaptive drill-down (engine.drill_down, ``Occlusion(approximate=...)``): the options and
 their errors (before any model call), the engine against an independent construction
 (swept windows hold their exact values, the others NumPy's linear interpolation of the
-coarse ones, refined level by level from the finer lattices), the sweep of chosen (input, window) pairs against the full sweep, every
-window swept giving the exact maps, and SSIM / Spearman against naive loops."""
+coarse ones, refined level by level from the finer lattices), the sweep of chosen (input,
+window) pairs against the full sweep, every window swept giving the exact maps, and SSIM /
+Spearman against naive loops."""
 
 from __future__ import annotations
 
@@ -366,6 +367,27 @@ def test_the_audit_sample_sees_errors_where_the_coarse_map_points_nowhere():
     assert true < 0.98  # the ripple is lost where it was not swept
     assert result.estimated_ssim < 0.98
     assert result.estimated_ssim <= true
+
+
+def test_errors_are_measured_even_when_the_coarse_pass_spends_the_share():
+    """Window 2, stride 1, coarse stride 2: the coarse windows are a quarter of the exact
+    ones, more than drill_down=0.1 asks; an audit sample is still swept, so the estimate
+    comes from measured errors, not a silent 1.0."""
+    geometry = WindowGeometry((30, 30, 1), (2, 2, 1), (1, 1, 1), "valid", (2,))
+    rows, cols = np.meshgrid(np.arange(29.0), np.arange(29.0), indexing="ij")
+    exact = (np.sin(rows * 1.3) * np.cos(cols * 0.9))[None, :, :, None]
+    calls = []
+
+    def sweep_values(g, pairs, tau):
+        calls.append(pairs)
+        if pairs is None:
+            return exact[:, :: g.stride[0], :: g.stride[1]]
+        return exact.reshape(1, -1)[:, pairs[:, 1]].T
+
+    result = drill_down(geometry, Approximation(0.1, None), 1, sweep_values, lambda v: v)
+    assert len(calls) == 2 and 0 < len(calls[1]) <= 0.1 * 29 * 29  # the audit sample only
+    true = ssim(result.values[0], exact[0])
+    assert true < 0.9 and result.estimated_ssim < 0.9
 
 
 def test_the_option_check_takes_a_drill_down_on_every_device():

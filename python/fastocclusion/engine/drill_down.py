@@ -73,10 +73,11 @@ class DrillDownResult:
     """What a drill-down computed: ``values`` (N * planes, *counts) of the exact geometry's
     windows (exact, or estimated), ``exact_share`` (of those windows, computed exactly:
     swept, or coarse windows that are windows of the geometry too),
-    ``coarse_windows`` (per input), ``estimated_ssim`` (of the maps against the exact ones,
-    the lowest over the inputs, see the module docstring; 1.0 when every window is
-    exact), ``disagreement`` (the root mean square of swept - estimated over the windows
-    the last sweep chose, relative to the largest |value|; the largest over the inputs),
+    ``coarse_windows`` (per input), ``estimated_ssims`` (of each input's maps against the
+    exact ones, see the module docstring; 1.0 where every window is exact) and
+    ``estimated_ssim`` (the lowest of them), ``disagreement`` (the root mean square of
+    swept - estimated over the windows the last sweep chose, relative to the largest
+    |value|; the largest over the inputs),
     ``sweeps`` and ``truncation`` (the projective-field truncation used, and its measured
     SSIM)."""
 
@@ -84,6 +85,7 @@ class DrillDownResult:
     truncation: Truncation
     exact_share: float
     coarse_windows: int
+    estimated_ssims: np.ndarray
     estimated_ssim: float
     disagreement: float
     sweeps: int
@@ -123,6 +125,7 @@ class _Input:
         self.done = 0  # how many of them are refined
         self.estimated = 1.0
         self.disagreement = 0.0
+        self.measured = False  # whether a sweep measured its estimates' errors
 
     def learn(
         self, chosen: np.ndarray, audit: np.ndarray, exact: np.ndarray, refinement: Refinement
@@ -131,6 +134,7 @@ class _Input:
         ``chosen`` and ``audit`` (flat indices): the errors of their estimates, then the
         new estimates of the others."""
         windows = np.concatenate([chosen, audit])
+        self.measured = True
         simulated = self.model.simulated(self.values, self.known)[:, windows]
         residual = exact - self.values[:, windows]
         self.model.fit(residual, simulated, np.arange(len(windows)) >= len(chosen))
@@ -242,8 +246,9 @@ def drill_down(
                 picked = picked[: keep if left > 0 else 0]
             one.done += len(picked)
             new = np.flatnonzero(cells.windows(picked) & lattice & ~one.known)
-            if len(new):
-                chosen[i] = new
+            last = level == refinement.levels and share == 1.0
+            if len(new) or (last and not one.measured and not one.known.all()):
+                chosen[i] = new  # (none: an input's errors are measured at least once)
         level_of = level
         if not chosen:
             continue
@@ -269,13 +274,15 @@ def drill_down(
             if not open_inputs:
                 break
     known = np.stack([one.known for one in inputs])
+    estimated = np.array([1.0 if one.known.all() else one.estimated for one in inputs])
     values = np.stack([one.values for one in inputs])
     return DrillDownResult(
         values=values.reshape((n * planes,) + counts),
         truncation=truncation,
         exact_share=float(known.mean()),
         coarse_windows=int(coarse_grid.num_windows),
-        estimated_ssim=1.0 if known.all() else float(min(one.estimated for one in inputs)),
+        estimated_ssims=estimated,
+        estimated_ssim=float(estimated.min()),
         disagreement=float(max(one.disagreement for one in inputs)),
         sweeps=sweeps,
     )

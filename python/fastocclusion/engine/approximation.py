@@ -27,7 +27,7 @@ _KEYS = ("drill_down", "coarse_stride", "target_ssim", "projective_field")
 
 @dataclass(frozen=True)
 class Approximation:
-    """Checked ``approximate`` options: ``share`` (the share r of windows swept exactly;
+    """Checked ``approximate`` options: ``share`` (the share r of windows computed exactly;
     None: chosen for ``target_ssim``), ``coarse_stride`` (as the user gave it: one value or
     one per patch axis of the front-end; per axis of the geometry after ``for_geometry``;
     None: at least the window, a multiple of the stride)."""

@@ -1,5 +1,5 @@
 """Adaptive drill-down: a coarse sweep first, the exact sweep only where it matters
-(design §9; Krypton, Nakandala et al., SIGMOD 2019), for every model and front-end.
+(design §10; Krypton, Nakandala et al., SIGMOD 2019), for every model and front-end.
 
 An occlusion map is an accumulation of one value per window (a score drop, or MONAI's
 outputs). With windows every ``stride``, neighbouring windows' values are close where the

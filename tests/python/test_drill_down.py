@@ -200,6 +200,21 @@ def test_swept_windows_are_exact_and_the_others_interpolated(stride, factor, edg
         np.testing.assert_allclose(values, exact, rtol=0, atol=1e-12)
 
 
+def grid_sweeps(exact, calls=None):
+    """``sweep_values`` for drill_down over one input's window values ``exact`` ((1, rows,
+    cols, 1)): the coarse sweep reads every coarse stride's value, a sweep of pairs reads
+    theirs; every sweep's pairs (None for the coarse one) are appended to ``calls``."""
+
+    def sweep_values(g, pairs, tau):
+        if calls is not None:
+            calls.append(pairs)
+        if pairs is None:
+            return exact[:, :: g.stride[0], :: g.stride[1]]
+        return exact.reshape(1, -1)[:, pairs[:, 1]].T
+
+    return sweep_values
+
+
 def test_a_cell_is_refined_level_by_level():
     """Coarse cells of 4 x 4 windows: the first sweep takes the 2 x 2 lattice of the cells
     it chooses (no window off it), a later one whole cells of 2 x 2 windows, and the
@@ -208,12 +223,7 @@ def test_a_cell_is_refined_level_by_level():
     rows, cols = np.meshgrid(np.arange(39.0), np.arange(39.0), indexing="ij")
     exact = (np.sin(rows / 2.0) * np.cos(cols / 3.0))[None, :, :, None]
     calls = []
-
-    def sweep_values(g, pairs, tau):
-        calls.append(pairs)
-        if pairs is None:
-            return exact[:, :: g.stride[0], :: g.stride[1]]
-        return exact.reshape(1, -1)[:, pairs[:, 1]].T
+    sweep_values = grid_sweeps(exact, calls)
 
     approximation = Approximation(None, (4, 4, 1), 0.999)
     result = drill_down(geometry, approximation, 1, sweep_values, lambda v: v)
@@ -356,13 +366,8 @@ def test_the_audit_sample_sees_errors_where_the_coarse_map_points_nowhere():
     ripple = 0.4 * np.sin(rows * np.pi / 2) * np.sin(cols * np.pi / 2) * (rows > 16)
     exact = (bump + ripple)[None, :, :, None]  # (planes, *counts), one input
 
-    def sweep_values(g, pairs, tau):
-        if pairs is None:
-            steps = g.stride[:2]
-            return exact[:, :: steps[0], :: steps[1]]  # the coarse windows' anchors
-        return exact.reshape(1, -1)[:, pairs[:, 1]].T
-
-    result = drill_down(geometry, Approximation(0.1, (4, 4, 1)), 1, sweep_values, lambda v: v)
+    approximation = Approximation(0.1, (4, 4, 1))
+    result = drill_down(geometry, approximation, 1, grid_sweeps(exact), lambda v: v)
     true = ssim(result.values[0], exact[0])
     assert true < 0.98  # the ripple is lost where it was not swept
     assert result.estimated_ssim < 0.98
@@ -377,12 +382,7 @@ def test_errors_are_measured_even_when_the_coarse_pass_spends_the_share():
     rows, cols = np.meshgrid(np.arange(29.0), np.arange(29.0), indexing="ij")
     exact = (np.sin(rows * 1.3) * np.cos(cols * 0.9))[None, :, :, None]
     calls = []
-
-    def sweep_values(g, pairs, tau):
-        calls.append(pairs)
-        if pairs is None:
-            return exact[:, :: g.stride[0], :: g.stride[1]]
-        return exact.reshape(1, -1)[:, pairs[:, 1]].T
+    sweep_values = grid_sweeps(exact, calls)
 
     result = drill_down(geometry, Approximation(0.1, None), 1, sweep_values, lambda v: v)
     assert len(calls) == 2 and 0 < len(calls[1]) <= 0.1 * 29 * 29  # the audit sample only

@@ -115,12 +115,12 @@ class _Input:
     """One input's drill-down: its values (exact where known, estimated elsewhere), what
     is known, the errors measured and the model of those left."""
 
-    def __init__(self, base: np.ndarray, known: np.ndarray, errors: ErrorModel) -> None:
+    def __init__(self, base: np.ndarray, known: np.ndarray, model: ErrorModel) -> None:
         self.base = base  # (planes, windows): the coarse interpolation
         self.values = base.copy()
         self.known = known.copy()  # swept, or a coarse window
         self.errors = np.zeros(known.shape)  # |exact - estimate| of the swept windows
-        self.model = errors
+        self.model = model
         self.order = np.zeros(0, dtype=np.int64)  # the cells of the level, in order
         self.done = 0  # how many of them are refined
         self.estimated = 1.0

@@ -52,8 +52,9 @@ class Occlusion:
     ``approximate`` (keyword only): None (default, exact), "auto" or a dict, as
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
     only where it stands out; ``coarse_stride`` one value or one per axis of an example),
-    per input tensor; ``last_stats.approximate_*`` report the share swept and the measured
-    error. Batches are filled in host memory (copied to a model on a GPU), as always here.
+    per input tensor; ``last_stats.approximate_*`` report the share computed exactly and the
+    measured error. Batches are filled in host memory (copied to a model on a GPU), as always
+    here.
 
     ``last_stats``: the ExplainStats of the last ``attribute`` call's sweep of its last
     input tensor (one sweep per tensor: its model calls and time, and

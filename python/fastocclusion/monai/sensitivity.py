@@ -54,8 +54,8 @@ class OcclusionSensitivity:
     ``fastocclusion.Occlusion``'s (engine.drill_down: a coarse sweep, then the exact windows
     only where the coarse map stands out; ``coarse_stride`` one value or one per spatial
     axis; ``last_stats.approximate_share`` / ``approximate_ssim`` / ``approximate_note``
-    report what was swept and the measured error); its batches are filled where exact
-    ones are (on the device of a module on a GPU).
+    report the share computed exactly and the estimated error); its batches are filled where
+    exact ones are (on the device of a module on a GPU).
 
     >>> occ_sens = OcclusionSensitivity(net, mask_size=12, n_batch=16)  # doctest: +SKIP
     >>> occ_map, most_probable_class = occ_sens(image)  # (1, C, H, W)  # doctest: +SKIP

@@ -103,8 +103,8 @@ class Occlusion:
         (engine.drill_down: a coarse sweep, then the exact windows only where its map stands
         out; engine.projective_field: incremental boxes cut to tau of a map); on the
         device of a model on a GPU, like exact sweeps; ``last_stats.approximate_share`` /
-        ``approximate_ssim`` / ``approximate_note`` say what was swept and the measured
-        error.
+        ``approximate_ssim`` / ``approximate_note`` say what was computed exactly and the
+        measured error.
 
     ``explain`` returns a float32 ``tf.Tensor``; for PyTorch models a float32
     ``torch.Tensor`` on the model's device (TensorFlow is then never imported); for a

@@ -50,8 +50,7 @@ def explain_by_drill_down(
         f"drill-down: a coarse sweep of {result.coarse_windows} patches per input, then "
         f"{result.exact_share:.0%} of the {windows} patches computed exactly ({result.sweeps} "
         f"sweeps in all, the coarse one included); the estimates of the swept patches were "
-        f"off by "
-        f"{result.disagreement:.2g} (RMS, relative to the largest value); estimated SSIM "
+        f"off by {result.disagreement:.2g} (RMS, relative to the largest value); estimated SSIM "
         f"to the exact maps {result.estimated_ssim:.3f}"
     )
     if result.truncation.tried:

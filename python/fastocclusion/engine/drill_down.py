@@ -181,7 +181,7 @@ def _cell_order(one: _Input, refinement: Refinement, level: int) -> np.ndarray:
     standing_out = cells.priority(outstanding(one.values))
     if level == 1:
         return np.argsort(-standing_out, kind="stable")
-    near = dilated_max(one.errors.reshape(refinement.counts), refinement.radius(level))
+    near = dilated_max(one.errors.reshape(refinement.counts), cells.size)
     return np.lexsort((-standing_out, -cells.priority(near.reshape(-1))))
 
 
@@ -208,9 +208,13 @@ def drill_down(
     coarse = coarse_geometry(geometry, approximation.coarse_stride)
     coarse_grid = coarse.grid()
     coarse_values = sweep_values(coarse, None, None)
-    truncation = _truncation(approximation, coarse, fine, n, coarse_values, sweep_values, assemble)
     anchors = [_anchors(fine, axis) for axis in range(len(counts))]
     source = [_anchors(coarse_grid, axis) for axis in range(len(counts))]
+
+    def coarse_maps(values: np.ndarray) -> Any:  # coarse values interpolated, assembled
+        return assemble(interpolate(values, source, anchors).reshape((len(values),) + counts))
+
+    truncation = _truncation(approximation, coarse, n, coarse_values, sweep_values, coarse_maps)
     base = interpolate(coarse_values, source, anchors)
     planes = base.shape[0] // n
     base = base.reshape(n, planes, windows)
@@ -238,14 +242,14 @@ def drill_down(
                 one.order, one.done = _cell_order(one, refinement, level), 0
             wanted = max(one.done, min(cells.count, math.ceil(share * cells.count - 1e-9)))
             picked = one.order[one.done : wanted]
+            fresh = lattice & ~one.known  # the windows a refined cell would sweep
             if budget is not None:  # whole cells until the share of windows is reached
                 left = budget - one.known.sum()
-                new = cells.windows(picked) & lattice & ~one.known
-                per_cell = np.bincount(cells.cell_of[new], minlength=cells.count)[picked]
+                per_cell = np.bincount(cells.cell_of[fresh], minlength=cells.count)[picked]
                 keep = int(np.searchsorted(np.cumsum(per_cell), left - 1e-9)) + 1
                 picked = picked[: keep if left > 0 else 0]
             one.done += len(picked)
-            new = np.flatnonzero(cells.windows(picked) & lattice & ~one.known)
+            new = np.flatnonzero(cells.windows(picked) & fresh)
             last = level == refinement.levels and share == 1.0
             if len(new) or (last and not one.measured and not one.known.all()):
                 chosen[i] = new  # (none: an input's errors are measured at least once)
@@ -289,15 +293,15 @@ def drill_down(
 
 
 def _truncation(
-    approximation: Approximation, coarse: WindowGeometry, fine: Any, n: int,
-    exact: np.ndarray, sweep_values: Callable[..., np.ndarray],
-    assemble: Callable[[np.ndarray], Any],
+    approximation: Approximation, coarse: WindowGeometry, n: int, exact: np.ndarray,
+    sweep_values: Callable[..., np.ndarray], maps_of: Callable[[np.ndarray], Any],
 ) -> Truncation:  # fmt: skip
     """The projective-field truncation of the swept windows (engine.projective_field): the
     given tau, measured; for "projective_field": "auto" the smallest of AUTO_SHARES, tried
     from the mildest, whose coarse-window maps keep half the SSIM budget (1 - (1 - target)
     / 2); none asked (approximate="auto" included: measured, truncation kept that SSIM on
-    no model of bench_approximate where it cut boxes): none."""
+    no model of bench_approximate where it cut boxes): none. ``maps_of(values)``: the maps
+    of coarse window values (rows, *coarse counts), interpolated to every window."""
     if approximation.projective_field is not None:
         shares: tuple[float, ...] = (approximation.projective_field,)
         goal = None
@@ -305,14 +309,6 @@ def _truncation(
         shares, goal = AUTO_SHARES, 1.0 - (1.0 - approximation.target_ssim) / 2
     else:
         return Truncation(None, np.ones(n), ())
-    counts = tuple(int(c) for c in fine.counts)
-    source = [_anchors(coarse.grid(), axis) for axis in range(len(counts))]
-    target = [_anchors(fine, axis) for axis in range(len(counts))]
-
-    def maps_of(values: np.ndarray) -> Any:
-        upsampled = interpolate(values, source, target)
-        return assemble(upsampled.reshape((len(values),) + counts))
-
     return measure_truncation(
         exact, n, shares, goal, lambda tau: sweep_values(coarse, None, tau), maps_of
     )

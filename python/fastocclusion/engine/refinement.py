@@ -155,36 +155,32 @@ class Refinement:
         """The cells level ``level`` refines: those of the previous level's lattice."""
         return Cells(self.counts, self.multipliers[level - 1])
 
-    def radius(self, level: int) -> tuple[int, ...]:
-        """How far (in windows per axis) the errors measured at the previous level speak
-        for a cell of level ``level``: one of its cells."""
-        return self.multipliers[level - 1]
-
     def lattice(self, level: int) -> np.ndarray:
         """A mask (windows,) of the windows on level ``level``'s lattice."""
         mask = np.zeros(self.counts, dtype=bool)
         mask[np.ix_(*self._indices[level])] = True
         return mask.reshape(-1)
 
+    def _from_lattice(self, values: np.ndarray, level: int) -> np.ndarray:
+        """``values`` ((planes, windows)) on level ``level``'s lattice, interpolated to
+        every window: (planes, windows)."""
+        planes = len(values)
+        index = self._indices[level]
+        grid = values.reshape((planes,) + self.counts)
+        on_lattice = grid[(slice(None),) + np.ix_(*index)]
+        source = [a[i] for a, i in zip(self.anchors, index)]
+        return interpolate(on_lattice, source, self.anchors).reshape(planes, -1)
+
     def sampled(self, field: np.ndarray) -> np.ndarray:
         """``field`` ((planes, windows)) on the coarsest lattice, interpolated to every
         window (as the coarse pass's values are)."""
-        planes = len(field)
-        index = self._indices[0]
-        on_lattice = field.reshape((planes,) + self.counts)[(slice(None),) + np.ix_(*index)]
-        source = [a[i] for a, i in zip(self.anchors, index)]
-        return interpolate(on_lattice, source, self.anchors).reshape(planes, -1)
+        return self._from_lattice(field, 0)
 
     def estimate(self, base: np.ndarray, values: np.ndarray, known: np.ndarray) -> np.ndarray:
         """The estimate of every window ((planes, windows)) from the coarse interpolation
         ``base`` and the ``values`` of the ``known`` windows (a (windows,) mask; the
         others' values are ignored), level by level (see the module docstring)."""
-        planes = len(base)
         estimate = base
         for level in range(1, self.levels):
-            current = np.where(known, values, estimate).reshape((planes,) + self.counts)
-            index = self._indices[level]
-            on_lattice = current[(slice(None),) + np.ix_(*index)]
-            source = [a[i] for a, i in zip(self.anchors, index)]
-            estimate = interpolate(on_lattice, source, self.anchors).reshape(planes, -1)
+            estimate = self._from_lattice(np.where(known, values, estimate), level)
         return estimate
